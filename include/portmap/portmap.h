@@ -1,0 +1,351 @@
+/*
+ * libportmap: get a working port forward from whatever the gateway speaks
+ * (PCP, RFC 6887; NAT-PMP, RFC 6886; UPnP-IGD).
+ *
+ * The public interface. Clean as C99 and as C++; no socket headers needed.
+ *
+ * Model: a client (portmap_client_t) owns sockets and one shared scheduler.
+ * Mappings (portmap_mapping_t) are created on a client and report every
+ * state change through their callback. The client is driven from the
+ * application's event loop (portmap_fds(), portmap_timeout_ms(),
+ * portmap_process()), from a thread of ours (portmap_thread_start()), or by
+ * the blocking convenience call portmap_map_sync().
+ *
+ * Callbacks run only from portmap_process() (and so from our thread in
+ * thread mode) and never while an internal lock is held.
+ */
+#ifndef PORTMAP_PORTMAP_H
+#define PORTMAP_PORTMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define PORTMAP_API
+#elif defined(__GNUC__)
+#define PORTMAP_API __attribute__((visibility("default")))
+#else
+#define PORTMAP_API
+#endif
+
+#define PORTMAP_VERSION_MAJOR 0
+#define PORTMAP_VERSION_MINOR 1
+#define PORTMAP_VERSION_PATCH 0
+
+/** Status of a library call. Numbers are stable and never reused. */
+typedef enum portmap_status {
+  PORTMAP_OK = 0,                 /**< success */
+  PORTMAP_ERR_INVALID = 1,        /**< invalid argument (NULL, bad string) */
+  PORTMAP_ERR_PORT = 2,           /**< port invalid for the protocol/opcode */
+  PORTMAP_ERR_LIFETIME = 3,       /**< lifetime out of range */
+  PORTMAP_ERR_OPTION = 4,         /**< option not allowed for this request */
+  PORTMAP_ERR_THIRD_PARTY = 5,    /**< THIRD_PARTY equals our own address */
+  PORTMAP_ERR_ADDRESS = 6,        /**< address unparsable or wrong family */
+  PORTMAP_ERR_NOMEM = 7,          /**< out of memory */
+  PORTMAP_ERR_SYSTEM = 8,         /**< a system call failed (see errno) */
+  PORTMAP_ERR_NO_GATEWAY = 9,     /**< no default gateway found */
+  PORTMAP_ERR_TIMEOUT = 10,       /**< nothing answered in time */
+  PORTMAP_ERR_REFUSED = 11,       /**< the gateway refused (see gateway_result) */
+  PORTMAP_ERR_UNSUPPORTED = 12,   /**< the backend cannot express this request */
+  PORTMAP_ERR_NATPMP_GATEWAY = 13, /**< PCP answered UNSUPP_VERSION: a NAT-PMP gateway */
+  PORTMAP_ERR_RECURSIVE = 14,     /**< call not allowed from inside a callback */
+  PORTMAP_ERR_STATE = 15,         /**< object in the wrong state for this call */
+  PORTMAP_ERR_NO_BACKEND = 16,    /**< no enabled backend is usable */
+  PORTMAP_ERR_CANCELLED = 17,     /**< the client was destroyed */
+  PORTMAP_ERR_UNREACHABLE = 18    /**< the gateway port is closed (ICMP unreachable) */
+} portmap_status_t;
+
+/** Backends. Values are bits so a set of them fits in a mask. */
+typedef enum portmap_backend {
+  PORTMAP_BACKEND_NONE = 0,
+  PORTMAP_BACKEND_PCP = 1,
+  PORTMAP_BACKEND_NATPMP = 2,
+  PORTMAP_BACKEND_UPNP = 4
+} portmap_backend_t;
+
+/** Mask of every backend. */
+#define PORTMAP_BACKEND_ALL 7u
+
+/** Named IANA protocol numbers; any other number 1-255 is accepted by PCP. */
+#define PORTMAP_PROTO_ALL 0 /**< PCP only: every protocol, internal port 0 */
+#define PORTMAP_PROTO_TCP 6
+#define PORTMAP_PROTO_UDP 17
+
+/** Events delivered to a mapping's callback. */
+typedef enum portmap_event {
+  PORTMAP_EVENT_MAPPED = 1,  /**< first success */
+  PORTMAP_EVENT_RENEWED = 2, /**< a renewal succeeded, nothing changed */
+  PORTMAP_EVENT_CHANGED = 3, /**< external address, port or backend changed */
+  PORTMAP_EVENT_LOST = 4,    /**< the mapping was lost; we keep retrying */
+  PORTMAP_EVENT_FAILED = 5,  /**< final: gave up; info.status says why */
+  PORTMAP_EVENT_DELETED = 6  /**< final: deleted (revoked or client destroyed) */
+} portmap_event_t;
+
+/** Log levels, most severe first. */
+typedef enum portmap_log_level {
+  PORTMAP_LOG_ERROR = 0,
+  PORTMAP_LOG_WARN = 1,
+  PORTMAP_LOG_INFO = 2,
+  PORTMAP_LOG_DEBUG = 3
+} portmap_log_level_t;
+
+/** An IP address in 16 octets; IPv4 is IPv4-mapped (::ffff:a.b.c.d). */
+typedef struct portmap_addr {
+  uint8_t bytes[16];
+} portmap_addr_t;
+
+/** Text form of an address: large enough for any IPv6 address. */
+#define PORTMAP_ADDRSTRLEN 46
+
+/** PCP FILTER option (RFC 6887 section 13.3). */
+typedef struct portmap_filter {
+  const char *remote_address; /**< NULL or "" = any (with prefix_length 0) */
+  uint8_t prefix_length;      /**< bits of the address (IPv4: 0-32, IPv6: 0-128) */
+  uint16_t remote_port;       /**< 0 = all ports */
+} portmap_filter_t;
+
+/** Request flags. */
+#define PORTMAP_FLAG_ONCE 1u           /**< map once, do not renew */
+#define PORTMAP_FLAG_PREFER_FAILURE 2u /**< PCP PREFER_FAILURE (MAP only) */
+/** Treat DESCRIPTION as mandatory: do not retry without it (see Q26). */
+#define PORTMAP_FLAG_DESCRIPTION_REQUIRED 4u
+
+/** Maximum number of FILTER options in one request. */
+#define PORTMAP_MAX_FILTERS 8
+/** Maximum length in octets of a description. */
+#define PORTMAP_MAX_DESCRIPTION 128
+
+/** What to map. Initialise with portmap_request_init(). Strings are copied. */
+typedef struct portmap_request {
+  int protocol;                /**< IANA number 0-255; PORTMAP_PROTO_TCP/UDP */
+  uint16_t internal_port;      /**< required unless protocol is 0 */
+  uint16_t external_port;      /**< suggested external port, 0 = none */
+  const char *external_address; /**< suggested external address, NULL = none */
+  uint32_t lifetime;           /**< requested lifetime in seconds (1-86400); 0 = default 7200 */
+  unsigned flags;              /**< PORTMAP_FLAG_* */
+  const char *description;     /**< NULL = none; UTF-8, at most PORTMAP_MAX_DESCRIPTION */
+  /* PCP extras */
+  const char *peer_address;    /**< non-NULL makes this a PEER request */
+  uint16_t peer_port;          /**< required with peer_address */
+  const char *third_party;     /**< THIRD_PARTY internal address, NULL = none */
+  const portmap_filter_t *filters; /**< FILTER options */
+  size_t n_filters;
+  const uint8_t *nonce;        /**< 12 octets to reuse (delete after a restart), NULL = fresh */
+  int ipv6;                    /**< 1 = map an IPv6 internal address, 0 = IPv4 */
+} portmap_request_t;
+
+/** State of a mapping, as passed to callbacks and by portmap_mapping_info(). */
+typedef struct portmap_info {
+  portmap_backend_t backend;     /**< backend serving it (NONE before the first answer) */
+  int protocol;
+  uint16_t internal_port;
+  portmap_addr_t internal_address;
+  portmap_addr_t external_address; /**< all zeros when not known */
+  char external_address_str[PORTMAP_ADDRSTRLEN];
+  uint16_t external_port;
+  uint32_t lifetime;             /**< granted lifetime in seconds */
+  uint32_t expires_in_ms;        /**< time left before the mapping expires */
+  int external_is_private;       /**< 1 when the external address is private / CGN (Q17) */
+  int gateway_result;            /**< last result code from the gateway, -1 none */
+  portmap_status_t status;       /**< with FAILED/LOST: why */
+  uint8_t nonce[12];             /**< PCP mapping nonce */
+  int is_peer;                   /**< 1 for a PCP PEER mapping */
+} portmap_info_t;
+
+/** Counters of what the client dropped (all network input is hostile). */
+typedef struct portmap_stats {
+  uint64_t received;       /**< datagrams read */
+  uint64_t malformed;      /**< dropped: failed to parse */
+  uint64_t spoofed;        /**< dropped: wrong source address or port */
+  uint64_t unmatched;      /**< dropped: matched no outstanding request or mapping */
+  uint64_t sent;           /**< datagrams sent */
+  uint64_t retransmissions;
+  uint64_t epoch_invalid;  /**< responses that showed the server lost state */
+} portmap_stats_t;
+
+typedef struct portmap_client portmap_client_t;
+typedef struct portmap_mapping portmap_mapping_t;
+
+/** Monotonic clock in milliseconds (injectable for tests). */
+typedef uint64_t (*portmap_clock_cb)(void *user);
+/** Fill buf with len random octets from a CSPRNG; return 0 on success. */
+typedef int (*portmap_random_cb)(void *buf, size_t len, void *user);
+/** Log sink. msg is valid only during the call. */
+typedef void (*portmap_log_cb)(portmap_log_level_t level, const char *msg, void *user);
+/**
+ * Packet trace sink: every datagram sent (sent=1) or received (sent=0),
+ * with its peer address as text and port.
+ */
+typedef void (*portmap_trace_cb)(int sent, const char *peer, uint16_t port, const uint8_t *data,
+                                 size_t len, void *user);
+/**
+ * Mapping callback: every state change, and exactly one final
+ * event (FAILED or DELETED), after which the handle is freed. info is
+ * valid only during the call. Calling portmap_mapping_revoke() from here is
+ * allowed; portmap_client_free() is not.
+ */
+typedef void (*portmap_mapping_cb)(portmap_mapping_t *mapping, portmap_event_t event,
+                                   const portmap_info_t *info, void *user);
+
+/** Client configuration. Initialise with portmap_config_init(). Strings are copied. */
+typedef struct portmap_config {
+  const char *gateway;        /**< gateway address; NULL = default router */
+  const char *local_address;  /**< local address; NULL = learnt by connect() */
+  unsigned backends;          /**< mask of PORTMAP_BACKEND_*; 0 = all */
+  uint32_t pcp_irt_ms;        /**< PCP initial retransmission time (3000) */
+  uint32_t pcp_mrt_ms;        /**< PCP maximum retransmission time (1024000) */
+  uint32_t pcp_mrc;           /**< PCP maximum retransmission count, 0 = none */
+  uint32_t pcp_mrd_ms;        /**< PCP maximum retransmission duration, 0 = none */
+  uint32_t request_timeout_ms; /**< give up on a new mapping after this, 0 = never */
+  uint32_t destroy_timeout_ms; /**< bound on the wait for deletes in portmap_client_free (2000) */
+  uint32_t probe_timeout_ms;  /**< probe budget (500) */
+  uint16_t server_port;       /**< PCP/NAT-PMP server port (5351); for tests */
+  int announce_port;          /**< listener port for unsolicited messages: 0 = 5350, -1 = off */
+  portmap_log_cb log_cb;      /**< NULL = silent */
+  void *log_user;
+  portmap_log_level_t log_level; /**< most verbose level passed to log_cb */
+  portmap_trace_cb trace_cb;  /**< NULL = none */
+  void *trace_user;
+  portmap_clock_cb clock_cb;  /**< NULL = CLOCK_MONOTONIC */
+  void *clock_user;
+  portmap_random_cb random_cb; /**< NULL = getrandom() */
+  void *random_user;
+} portmap_config_t;
+
+/** Fill cfg with defaults. */
+PORTMAP_API void portmap_config_init(portmap_config_t *cfg);
+
+/** Fill req with defaults (TCP, no port, default lifetime, renewed until revoked). */
+PORTMAP_API void portmap_request_init(portmap_request_t *req);
+
+/**
+ * Create a client.
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL out or bad config),
+ * PORTMAP_ERR_ADDRESS (gateway/local address unparsable), PORTMAP_ERR_NOMEM,
+ * PORTMAP_ERR_SYSTEM (socket setup failed).
+ * A missing default gateway is not an error here: mappings then fail with
+ * PORTMAP_ERR_NO_GATEWAY.
+ */
+PORTMAP_API portmap_status_t portmap_client_new(const portmap_config_t *cfg,
+                                                portmap_client_t **out);
+
+/**
+ * Destroy a client: stop the thread if running, delete every mapping on the
+ * gateway (waiting at most destroy_timeout_ms for confirmations), deliver
+ * each mapping's final event, free everything. Accepts NULL.
+ * @return PORTMAP_OK; PORTMAP_ERR_RECURSIVE when called from a callback
+ * (nothing is freed then); PORTMAP_ERR_TIMEOUT when some delete was not
+ * confirmed in time (everything is freed anyway).
+ */
+PORTMAP_API portmap_status_t portmap_client_free(portmap_client_t *client);
+
+/**
+ * Start a mapping. Returns at once; the callback reports the outcome.
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID, PORTMAP_ERR_PORT,
+ * PORTMAP_ERR_LIFETIME, PORTMAP_ERR_OPTION, PORTMAP_ERR_THIRD_PARTY,
+ * PORTMAP_ERR_ADDRESS (bad argument); PORTMAP_ERR_NOMEM;
+ * PORTMAP_ERR_NO_GATEWAY; PORTMAP_ERR_NO_BACKEND; PORTMAP_ERR_SYSTEM.
+ */
+PORTMAP_API portmap_status_t portmap_map(portmap_client_t *client, const portmap_request_t *req,
+                                         portmap_mapping_cb cb, void *user,
+                                         portmap_mapping_t **out);
+
+/**
+ * Delete a mapping on the gateway. The DELETED (or, if the gateway never
+ * confirms, FAILED) event follows from portmap_process(); the handle is
+ * freed after it.
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL); PORTMAP_ERR_STATE (already revoked).
+ */
+PORTMAP_API portmap_status_t portmap_mapping_revoke(portmap_mapping_t *mapping);
+
+/**
+ * Copy a mapping's current state.
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL argument).
+ */
+PORTMAP_API portmap_status_t portmap_mapping_info(portmap_mapping_t *mapping,
+                                                  portmap_info_t *info);
+
+/**
+ * File descriptors the client wants watched for reading. Writes at most cap
+ * fds and returns how many there are in all (call again with a bigger array
+ * if that is more than cap).
+ */
+PORTMAP_API size_t portmap_fds(portmap_client_t *client, int *fds, size_t cap);
+
+/** Milliseconds until portmap_process() must be called: -1 none pending, 0 now. */
+PORTMAP_API int portmap_timeout_ms(portmap_client_t *client);
+
+/**
+ * Read whatever arrived on the client's fds (never blocks), run every due
+ * timer, and deliver callbacks.
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL); PORTMAP_ERR_RECURSIVE (from a callback).
+ */
+PORTMAP_API portmap_status_t portmap_process(portmap_client_t *client);
+
+/**
+ * Run the client on a thread of ours (built on the calls above plus a
+ * wake pipe). Every other call stays safe to make from any thread.
+ * @return PORTMAP_OK; PORTMAP_ERR_STATE (already running); PORTMAP_ERR_SYSTEM.
+ */
+PORTMAP_API portmap_status_t portmap_thread_start(portmap_client_t *client);
+
+/**
+ * Stop the thread started by portmap_thread_start() and join it.
+ * @return PORTMAP_OK; PORTMAP_ERR_STATE (not running); PORTMAP_ERR_RECURSIVE (from a callback).
+ */
+PORTMAP_API portmap_status_t portmap_thread_stop(portmap_client_t *client);
+
+/**
+ * Blocking convenience: create a mapping and wait at most timeout_ms for
+ * its first outcome. On success *info holds the mapping and, if out is not
+ * NULL, *out the handle (kept alive and renewed as the request says; NULL out
+ * means the mapping is kept until the client is freed). Not allowed in
+ * thread mode or from a callback.
+ * @return PORTMAP_OK; the statuses of portmap_map(); PORTMAP_ERR_TIMEOUT;
+ * PORTMAP_ERR_REFUSED (info->gateway_result says why); PORTMAP_ERR_STATE;
+ * PORTMAP_ERR_NATPMP_GATEWAY; PORTMAP_ERR_UNREACHABLE.
+ */
+PORTMAP_API portmap_status_t portmap_map_sync(portmap_client_t *client,
+                                              const portmap_request_t *req, int timeout_ms,
+                                              portmap_info_t *info, portmap_mapping_t **out);
+
+/**
+ * Copy the drop and traffic counters.
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID.
+ */
+PORTMAP_API portmap_status_t portmap_client_stats(portmap_client_t *client,
+                                                  portmap_stats_t *stats);
+
+/**
+ * The gateway in use as text ("" if none known).
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID; PORTMAP_ERR_NO_GATEWAY.
+ */
+PORTMAP_API portmap_status_t portmap_client_gateway(portmap_client_t *client, char *buf,
+                                                    size_t len);
+
+/** A message for a status; never NULL. */
+PORTMAP_API const char *portmap_strerror(portmap_status_t status);
+/** Name of a PCP result code (RFC 6887 section 7.4), "UNKNOWN" for others. */
+PORTMAP_API const char *portmap_pcp_result_name(int result);
+/** "pcp", "natpmp", "upnp" or "none". */
+PORTMAP_API const char *portmap_backend_name(portmap_backend_t backend);
+/** "mapped", "renewed", "changed", "lost", "failed", "deleted". */
+PORTMAP_API const char *portmap_event_name(portmap_event_t event);
+
+/**
+ * Parse an IPv4 or IPv6 address into 16 octets (IPv4-mapped for IPv4).
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID; PORTMAP_ERR_ADDRESS.
+ */
+PORTMAP_API portmap_status_t portmap_addr_parse(const char *text, portmap_addr_t *out);
+/** Write the text form of an address (IPv4-mapped as dotted quad) into buf; returns buf. */
+PORTMAP_API const char *portmap_addr_format(const portmap_addr_t *addr, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PORTMAP_PORTMAP_H */
