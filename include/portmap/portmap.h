@@ -113,6 +113,12 @@ typedef struct portmap_filter {
 #define PORTMAP_FLAG_PREFER_FAILURE 2u /**< PCP PREFER_FAILURE (MAP only) */
 /** Treat DESCRIPTION as mandatory: do not retry without it (see Q26). */
 #define PORTMAP_FLAG_DESCRIPTION_REQUIRED 4u
+/**
+ * Send a delete for this mapping (PCP: lifetime 0 with the nonce from
+ * req.nonce) and report DELETED or FAILED. Used to remove a mapping made
+ * by an earlier process.
+ */
+#define PORTMAP_FLAG_DELETE 8u
 
 /** Maximum number of FILTER options in one request. */
 #define PORTMAP_MAX_FILTERS 8
@@ -261,6 +267,15 @@ PORTMAP_API portmap_status_t portmap_map(portmap_client_t *client, const portmap
  * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL); PORTMAP_ERR_STATE (already revoked).
  */
 PORTMAP_API portmap_status_t portmap_mapping_revoke(portmap_mapping_t *mapping);
+
+/**
+ * Forget a mapping without deleting it on the gateway: it is no longer
+ * renewed, no more events are delivered, and the handle is freed now. For
+ * tools that create a mapping and exit (its nonce lets a later process
+ * delete it).
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL).
+ */
+PORTMAP_API portmap_status_t portmap_mapping_detach(portmap_mapping_t *mapping);
 
 /**
  * Copy a mapping's current state.

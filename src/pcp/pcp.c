@@ -1,2 +1,856 @@
-/* placeholder: being written */
-typedef int portmap_placeholder_t;
+/*
+ * The PCP session engine (RFC 6887): one server per address family,
+ * retransmission, nonces and response matching, epoch validation and
+ * recovery, result-code classes and error lifetimes, the renewal schedule,
+ * delete with retransmission, NAT-PMP detection, and the listener for
+ * unsolicited ANNOUNCE and mapping updates. The wire format lives in
+ * wire.c and the timing rules in timing.c; this file only decides.
+ *
+ * Per mapping, one phase at a time:
+ *   REQUEST  creating or re-creating, retransmitted per section 8.1.1
+ *   RENEW    mapped; the timer is the next renewal attempt (H5)
+ *   BACKOFF  an error lifetime is running (G1)
+ *   DEFER    no new mappings to this server yet (G2)
+ *   DELETE   lifetime-0 request, retransmitted (H6)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "netutil.h"
+#include "pcp/timing.h"
+#include "pcp/wire.h"
+
+#define PCP_DELETE_MRC 4       /* delete sends when MRC is unlimited */
+#define PCP_SHORT_ERROR_MS 30000u /* G1 recommended short error lifetime */
+#define PCP_RECOVERY_SPREAD_MS 5000u /* K2: random 0-5 s */
+#define PCP_MAX_READS 64 /* datagrams per fd per process call */
+
+enum pcp_phase { PH_REQUEST, PH_RENEW, PH_BACKOFF, PH_DEFER, PH_DELETE };
+
+typedef struct pcp_state pcp_state_t;
+
+typedef struct pcp_server {
+  pcp_state_t *st;
+  int open;
+  int ipv6;
+  uint8_t addr[16];
+  unsigned scope;
+  uint16_t port;
+  uint8_t local[16]; /* our source address: the client IP field (A4) */
+  int fd;
+  pcp_epoch_t epoch;
+  int answered;        /* any well-formed response seen */
+  int natpmp;          /* answered with the NAT-PMP UNSUPP_VERSION (F2) */
+  uint64_t no_new_until; /* G2 */
+  int no_description;  /* Q26: the server refuses our DESCRIPTION */
+  int refusal_logged;  /* G4: log once */
+  portmap_timer_t recovery; /* K2 */
+} pcp_server_t;
+
+struct pcp_state {
+  portmap_client_t *c;
+  pcp_server_t srv[2]; /* [0] IPv4, [1] IPv6 */
+  int listen_fd[2];
+};
+
+typedef struct pcp_map {
+  portmap_mapping_t *m;
+  pcp_server_t *srv;
+  enum pcp_phase phase;
+  pcp_retx_t retx;
+  uint8_t pkt[PCP_MAX_PACKET];
+  size_t pkt_len;
+  int outstanding;  /* a response to pkt is expected */
+  int sent_description;
+  int omit_description;
+  unsigned renew_attempt;
+  uint64_t granted_at;
+  uint32_t granted_lifetime;
+  int have_assigned; /* H2: suggest what we were given */
+  uint8_t assigned_addr[16];
+  uint16_t assigned_port;
+  uint64_t request_started;
+  portmap_timer_t timer;
+  portmap_timer_t expiry;
+} pcp_map_t;
+
+static portmap_client_t *client_of(pcp_map_t *pm) {
+  return pm->srv->st->c;
+}
+
+static pcp_map_t *pm_of(portmap_mapping_t *m) {
+  return m->be == &portmap_pcp_backend ? m->be_data : NULL;
+}
+
+/* ---------- sockets ---------- */
+
+static int udp_socket(int ipv6) {
+  int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  int one = 1;
+  /* ICMP port unreachable reaches an unconnected socket only with RECVERR (Q21) */
+  if (ipv6)
+    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one, sizeof one);
+  else
+    (void)setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one);
+  return fd;
+}
+
+static portmap_status_t server_open(pcp_state_t *st, int ipv6) {
+  portmap_client_t *c = st->c;
+  pcp_server_t *s = &st->srv[ipv6];
+  if (s->open)
+    return PORTMAP_OK;
+  if (ipv6 ? !c->have_gateway6 : !c->have_gateway4)
+    return PORTMAP_ERR_NO_GATEWAY;
+  memcpy(s->addr, ipv6 ? c->gateway6 : c->gateway4, 16);
+  s->scope = ipv6 ? c->gateway6_scope : 0;
+  s->port = c->cfg.server_port;
+  s->ipv6 = ipv6;
+  /* A4: learn the source address the kernel uses towards the server */
+  if (c->have_local && portmap_net_is_v4(c->local_addr) == !ipv6)
+    memcpy(s->local, c->local_addr, 16);
+  else if (portmap_net_local_address(s->addr, s->scope, s->local) != 0)
+    return PORTMAP_ERR_SYSTEM;
+  s->fd = udp_socket(ipv6);
+  if (s->fd < 0)
+    return PORTMAP_ERR_SYSTEM;
+  /* A5: a random source port, never 5350/5351 */
+  struct sockaddr_storage ss;
+  socklen_t sl = portmap_net_to_sockaddr(s->local, 0, s->scope, &ss);
+  if (bind(s->fd, (struct sockaddr *)&ss, sl) != 0) {
+    close(s->fd);
+    s->fd = -1;
+    return PORTMAP_ERR_SYSTEM;
+  }
+  s->open = 1;
+  return PORTMAP_OK;
+}
+
+static void server_send(pcp_server_t *s, const uint8_t *pkt, size_t len) {
+  portmap_client_t *c = s->st->c;
+  struct sockaddr_storage ss;
+  socklen_t sl = portmap_net_to_sockaddr(s->addr, s->port, s->scope, &ss);
+  portmap_trace(c, 1, s->addr, s->port, pkt, len);
+  if (sendto(s->fd, pkt, len, 0, (struct sockaddr *)&ss, sl) < 0)
+    portmap_log(c, PORTMAP_LOG_DEBUG, "pcp: sendto failed: %s", strerror(errno));
+  else
+    c->stats.sent++;
+}
+
+/* B5: listen on 5350 for ANNOUNCE (224.0.0.1 / ff02::1) and mapping updates,
+ * shared with other clients on this host. */
+static int listener_open(pcp_state_t *st, int ipv6, uint16_t port) {
+  int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  int one = 1;
+  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (ipv6)
+    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  uint8_t any[16];
+  memset(any, 0, sizeof any);
+  if (!ipv6)
+    any[10] = any[11] = 0xff;
+  struct sockaddr_storage ss;
+  socklen_t sl = portmap_net_to_sockaddr(any, port, 0, &ss);
+  if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
+    portmap_log(st->c, PORTMAP_LOG_INFO, "pcp: cannot listen on port %u: %s", port,
+                strerror(errno));
+    close(fd);
+    return -1;
+  }
+  if (ipv6) {
+    struct ipv6_mreq mr;
+    memset(&mr, 0, sizeof mr);
+    mr.ipv6mr_multiaddr.s6_addr[0] = 0xff;
+    mr.ipv6mr_multiaddr.s6_addr[1] = 0x02;
+    mr.ipv6mr_multiaddr.s6_addr[15] = 0x01;
+    mr.ipv6mr_interface = st->c->gateway6_scope;
+    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mr, sizeof mr);
+  } else {
+    struct ip_mreq mr;
+    memset(&mr, 0, sizeof mr);
+    mr.imr_multiaddr.s_addr = htonl(0xE0000001u); /* 224.0.0.1 */
+    mr.imr_interface.s_addr = htonl(INADDR_ANY);
+    (void)setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr);
+  }
+  return fd;
+}
+
+/* ---------- mapping helpers ---------- */
+
+static void pm_free(pcp_map_t *pm) {
+  portmap_client_t *c = client_of(pm);
+  portmap_sched_cancel(&c->sched, &pm->timer);
+  portmap_sched_cancel(&c->sched, &pm->expiry);
+  pm->m->be_data = NULL;
+  free(pm);
+}
+
+/* End the mapping: free our state first, then queue the final event. */
+static void pm_finish(pcp_map_t *pm, portmap_event_t ev, portmap_status_t status) {
+  portmap_mapping_t *m = pm->m;
+  m->info.status = status;
+  if (ev == PORTMAP_EVENT_DELETED) {
+    m->info.lifetime = 0;
+    m->expiry_ms = 0;
+  }
+  pm_free(pm);
+  portmap_mapping_emit(m, ev);
+}
+
+static void arm(pcp_map_t *pm, uint64_t deadline) {
+  if (portmap_sched_push(&client_of(pm)->sched, &pm->timer, deadline) != 0)
+    portmap_log(client_of(pm), PORTMAP_LOG_ERROR, "pcp: out of memory for a timer");
+}
+
+/* Build the request for the mapping with the given lifetime into pm->pkt. */
+static portmap_status_t build_request(pcp_map_t *pm, uint32_t lifetime) {
+  portmap_mapping_t *m = pm->m;
+  pcp_server_t *s = pm->srv;
+  pcp_msg_t msg;
+  pcp_msg_init(&msg);
+  msg.opcode = m->is_peer ? PCP_OP_PEER : PCP_OP_MAP;
+  msg.lifetime = lifetime;
+  memcpy(msg.client_addr, s->local, 16); /* A4 */
+  memcpy(msg.nonce, m->nonce, PCP_NONCE_LEN); /* D2: one nonce for life */
+  msg.protocol = (uint8_t)m->protocol;
+  msg.internal_port = m->internal_port;
+  if (pm->have_assigned) {
+    /* H2, I2: suggest what the server gave us before */
+    msg.external_port = pm->assigned_port;
+    memcpy(msg.external_addr, pm->assigned_addr, 16);
+  } else {
+    msg.external_port = m->suggested_port;
+    /* Q19: all-zeros unless the application insists (A7) */
+    if (m->has_suggested_addr)
+      memcpy(msg.external_addr, m->suggested_addr, 16);
+    else
+      pcp_addr_any(msg.external_addr, m->ipv6);
+  }
+  if (m->is_peer) {
+    msg.peer_port = m->peer_port;
+    memcpy(msg.peer_addr, m->peer_addr, 16);
+  }
+  /* J1: THIRD_PARTY on every request of the mapping, delete included */
+  if (m->has_third_party) {
+    msg.has_third_party = 1;
+    memcpy(msg.third_party, m->third_party, 16);
+  }
+  if (lifetime > 0) {
+    /* H8: PREFER_FAILURE is MAP-only (I1 rejected it on PEER already) */
+    msg.prefer_failure = !m->is_peer && (m->flags & PORTMAP_FLAG_PREFER_FAILURE);
+    /* J2: filters are re-sent with every renewal */
+    msg.n_filters = m->n_filters;
+    for (size_t i = 0; i < m->n_filters; i++) {
+      msg.filters[i].prefix_len = m->filters[i].prefix_len;
+      msg.filters[i].port = m->filters[i].port;
+      memcpy(msg.filters[i].addr, m->filters[i].addr, 16);
+    }
+    /* J3, Q26: DESCRIPTION unless this server refused it */
+    int required = (m->flags & PORTMAP_FLAG_DESCRIPTION_REQUIRED) != 0;
+    if (m->description_len > 0 && (required || (!pm->omit_description && !s->no_description))) {
+      memcpy(msg.description, m->description, m->description_len);
+      msg.description_len = m->description_len;
+    }
+  }
+  pm->sent_description = msg.description_len > 0;
+  size_t len = 0;
+  if (pcp_encode_request(&msg, pm->pkt, sizeof pm->pkt, &len) != PCP_WIRE_OK)
+    return PORTMAP_ERR_INVALID;
+  pm->pkt_len = len;
+  return PORTMAP_OK;
+}
+
+static void retx_init_for(pcp_map_t *pm, int deleting) {
+  const portmap_config_t *cfg = &client_of(pm)->cfg;
+  uint32_t mrc = cfg->pcp_mrc;
+  if (deleting && (mrc == 0 || mrc > PCP_DELETE_MRC))
+    mrc = PCP_DELETE_MRC; /* a delete is bounded even when creates are not */
+  pcp_retx_init(&pm->retx, cfg->pcp_irt_ms, cfg->pcp_mrt_ms, mrc, cfg->pcp_mrd_ms);
+}
+
+/* One step of the retransmission state machine (C2-C4): send pm->pkt now
+ * (identical bytes every time) and arm the next timeout, or give up. */
+static void retx_step(pcp_map_t *pm, uint64_t now);
+
+static void start_cycle(pcp_map_t *pm, enum pcp_phase phase, uint64_t now) {
+  uint32_t lifetime = phase == PH_DELETE ? 0 : pm->m->lifetime;
+  pm->phase = phase;
+  if (build_request(pm, lifetime) != PORTMAP_OK) {
+    pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_INVALID);
+    return;
+  }
+  retx_init_for(pm, phase == PH_DELETE);
+  pm->request_started = now;
+  retx_step(pm, now);
+}
+
+static void give_up(pcp_map_t *pm) {
+  portmap_mapping_t *m = pm->m;
+  portmap_log(client_of(pm), PORTMAP_LOG_INFO, "pcp: no answer from the server, giving up");
+  m->info.gateway_result = -1;
+  pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_TIMEOUT);
+}
+
+static void retx_step(pcp_map_t *pm, uint64_t now) {
+  portmap_client_t *c = client_of(pm);
+  uint32_t timeout = c->cfg.request_timeout_ms;
+  if (pm->phase == PH_REQUEST && !pm->m->ever_mapped && timeout > 0 &&
+      now - pm->request_started >= timeout) {
+    give_up(pm);
+    return;
+  }
+  int first = pm->retx.sends == 0;
+  uint32_t wait = pcp_retx_next(&pm->retx, now, portmap_client_random32(c));
+  if (wait == 0) {
+    give_up(pm); /* C3 */
+    return;
+  }
+  if (!first)
+    c->stats.retransmissions++;
+  pm->outstanding = 1;
+  server_send(pm->srv, pm->pkt, pm->pkt_len);
+  if (pm->phase == PH_REQUEST && !pm->m->ever_mapped && timeout > 0 &&
+      now + wait > pm->request_started + timeout)
+    wait = (uint32_t)(pm->request_started + timeout - now);
+  arm(pm, now + wait);
+}
+
+static void schedule_renewal(pcp_map_t *pm, uint64_t now) {
+  portmap_client_t *c = client_of(pm);
+  uint32_t d =
+      pcp_renew_delay(pm->granted_lifetime, pm->renew_attempt, now - pm->granted_at,
+                      portmap_client_random32(c));
+  pm->phase = PH_RENEW;
+  if (d == 0)
+    portmap_sched_cancel(&c->sched, &pm->timer); /* only the expiry is left */
+  else
+    arm(pm, now + d);
+}
+
+static void on_timer(portmap_timer_t *t, uint64_t now) {
+  pcp_map_t *pm = t->ctx;
+  switch (pm->phase) {
+  case PH_REQUEST:
+  case PH_DELETE:
+    retx_step(pm, now);
+    break;
+  case PH_RENEW:
+    /* H5: one renewal per attempt point; the next point is the retry */
+    if (build_request(pm, pm->m->lifetime) != PORTMAP_OK) {
+      pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_INVALID);
+      return;
+    }
+    pm->outstanding = 1;
+    server_send(pm->srv, pm->pkt, pm->pkt_len);
+    pm->renew_attempt++;
+    schedule_renewal(pm, now);
+    break;
+  case PH_BACKOFF:
+  case PH_DEFER:
+    start_cycle(pm, PH_REQUEST, now);
+    break;
+  }
+}
+
+/* The granted lifetime ran out without a successful renewal. */
+static void on_expiry(portmap_timer_t *t, uint64_t now) {
+  pcp_map_t *pm = t->ctx;
+  portmap_mapping_t *m = pm->m;
+  m->info.lifetime = 0;
+  m->expiry_ms = 0;
+  if (m->flags & PORTMAP_FLAG_ONCE) {
+    pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
+    return;
+  }
+  m->info.status = PORTMAP_ERR_TIMEOUT;
+  portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
+  if (pm->phase == PH_RENEW)
+    start_cycle(pm, PH_REQUEST, now); /* re-create, suggesting the old (H2) */
+}
+
+/* E5: the server lost its state; re-create every mapping there. */
+static void recover_server(pcp_server_t *s, pcp_map_t *except, uint64_t now) {
+  portmap_client_t *c = s->st->c;
+  for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next) {
+    pcp_map_t *pm = pm_of(m);
+    if (pm == NULL || pm == except || pm->srv != s)
+      continue;
+    if (pm->phase == PH_RENEW || pm->phase == PH_BACKOFF) {
+      pm->renew_attempt = 0;
+      start_cycle(pm, PH_REQUEST, now);
+    }
+  }
+}
+
+static void on_recovery(portmap_timer_t *t, uint64_t now) {
+  recover_server(t->ctx, NULL, now);
+}
+
+/* ---------- responses ---------- */
+
+static int map_matches(const pcp_map_t *pm, const pcp_msg_t *r) {
+  const portmap_mapping_t *m = pm->m;
+  /* D3: protocol, internal port, nonce; PEER also the remote peer */
+  if (r->opcode != (m->is_peer ? PCP_OP_PEER : PCP_OP_MAP))
+    return 0;
+  if (memcmp(r->nonce, m->nonce, PCP_NONCE_LEN) != 0 || r->protocol != m->protocol ||
+      r->internal_port != m->internal_port)
+    return 0;
+  if (m->is_peer &&
+      (r->peer_port != m->peer_port || memcmp(r->peer_addr, m->peer_addr, 16) != 0))
+    return 0;
+  if (r->has_third_party &&
+      (!m->has_third_party || memcmp(r->third_party, m->third_party, 16) != 0))
+    return 0;
+  return 1;
+}
+
+static void backoff(pcp_map_t *pm, uint32_t lifetime_s, uint32_t default_ms, uint64_t now) {
+  uint64_t ms = lifetime_s > 0 ? (uint64_t)lifetime_s * 1000u : default_ms;
+  pm->phase = PH_BACKOFF;
+  pm->outstanding = 0;
+  arm(pm, now + ms);
+}
+
+static void on_success(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
+  portmap_client_t *c = client_of(pm);
+  portmap_mapping_t *m = pm->m;
+  uint32_t lifetime = r->lifetime > PCP_MAX_LIFETIME ? PCP_MAX_LIFETIME : r->lifetime; /* H4 */
+  if (lifetime == 0) {
+    /* a create answered with lifetime 0: the server would not keep it */
+    m->info.status = PORTMAP_ERR_REFUSED;
+    portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
+    backoff(pm, 0, PCP_SHORT_ERROR_MS, now);
+    return;
+  }
+  int changed = pm->have_assigned && (pm->assigned_port != r->external_port ||
+                                      memcmp(pm->assigned_addr, r->external_addr, 16) != 0);
+  int first = !m->ever_mapped;
+  pm->have_assigned = 1; /* H3: report what was assigned */
+  pm->assigned_port = r->external_port;
+  memcpy(pm->assigned_addr, r->external_addr, 16);
+  pm->granted_at = now;
+  pm->granted_lifetime = lifetime;
+  pm->renew_attempt = 0;
+  pm->outstanding = 0;
+  m->info.backend = PORTMAP_BACKEND_PCP;
+  m->info.status = PORTMAP_OK;
+  m->info.lifetime = lifetime;
+  m->info.external_port = r->external_port;
+  memcpy(m->info.external_address.bytes, r->external_addr, 16);
+  m->expiry_ms = now + (uint64_t)lifetime * 1000u;
+  portmap_sched_push(&c->sched, &pm->expiry, m->expiry_ms);
+  if (m->flags & PORTMAP_FLAG_ONCE) {
+    pm->phase = PH_RENEW;
+    portmap_sched_cancel(&c->sched, &pm->timer);
+  } else {
+    schedule_renewal(pm, now); /* H4: from the GRANTED lifetime */
+  }
+  portmap_mapping_emit(m, first ? PORTMAP_EVENT_MAPPED
+                                : changed ? PORTMAP_EVENT_CHANGED : PORTMAP_EVENT_RENEWED);
+}
+
+static void on_error(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
+  portmap_client_t *c = client_of(pm);
+  portmap_mapping_t *m = pm->m;
+  pcp_server_t *s = pm->srv;
+  int result = r->result;
+  /* G3: the external fields of an error are copies of ours: ignore them */
+  pm->outstanding = 0;
+  if ((result == PCP_UNSUPP_OPTION || result == PCP_MALFORMED_OPTION) && pm->sent_description &&
+      !(m->flags & PORTMAP_FLAG_DESCRIPTION_REQUIRED)) {
+    /* Q26: never lose a mapping over an optional option */
+    portmap_log(c, PORTMAP_LOG_INFO, "pcp: server refused DESCRIPTION (%s); retrying without",
+                pcp_result_name(result));
+    pm->omit_description = 1;
+    s->no_description = 1;
+    start_cycle(pm, PH_REQUEST, now);
+    return;
+  }
+  if (result == PCP_NOT_AUTHORIZED || result == PCP_ADDRESS_MISMATCH) {
+    /* G4, Q16: PCP is not usable here; log once per server */
+    if (!s->refusal_logged)
+      portmap_log(c, PORTMAP_LOG_WARN, "pcp: server answered %s: PCP not usable here",
+                  pcp_result_name(result));
+    s->refusal_logged = 1;
+    pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_REFUSED);
+    return;
+  }
+  if (result == PCP_UNSUPP_OPTION && m->has_third_party) {
+    /* Q27: do not retry blindly */
+    portmap_log(c, PORTMAP_LOG_WARN, "pcp: THIRD_PARTY not permitted by this gateway");
+    pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_REFUSED);
+    return;
+  }
+  if (result == PCP_CANNOT_PROVIDE_EXTERNAL && (m->flags & PORTMAP_FLAG_PREFER_FAILURE)) {
+    pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_REFUSED); /* H8 */
+    return;
+  }
+  if (pcp_result_is_short(result) || result == PCP_CANNOT_PROVIDE_EXTERNAL) {
+    /* G1: honour the error lifetime before repeating the request */
+    if (result == PCP_NO_RESOURCES || result == PCP_USER_EX_QUOTA) {
+      /* G2: no new mappings to this server meanwhile */
+      uint64_t until = now + (r->lifetime ? (uint64_t)r->lifetime * 1000u : PCP_SHORT_ERROR_MS);
+      if (until > s->no_new_until)
+        s->no_new_until = until;
+    }
+    if (m->flags & PORTMAP_FLAG_ONCE) {
+      pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_REFUSED);
+      return;
+    }
+    if (!m->ever_mapped || m->expiry_ms <= now) {
+      m->info.status = PORTMAP_ERR_REFUSED;
+      portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
+    }
+    backoff(pm, r->lifetime, PCP_SHORT_ERROR_MS, now);
+    return;
+  }
+  /* Long errors (1-6, 9, 12, 13) and unknown codes (A12): give up. */
+  pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_REFUSED);
+}
+
+static void on_map_response(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
+  portmap_client_t *c = client_of(pm);
+  portmap_mapping_t *m = pm->m;
+  m->info.gateway_result = r->result;
+  if (pm->phase == PH_DELETE) {
+    /* H6: SUCCESS with lifetime 0 confirms; a late answer to the create
+     * (lifetime > 0) is not a confirmation (B4) */
+    if (r->result == PCP_SUCCESS && r->lifetime == 0)
+      pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
+    else if (r->result != PCP_SUCCESS)
+      pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_REFUSED);
+    return;
+  }
+  if (!pm->outstanding) {
+    /* H7: an unsolicited mapping update (section 14.2) */
+    if (r->result != PCP_SUCCESS || !m->ever_mapped) {
+      c->stats.unmatched++;
+      return;
+    }
+    int same = pm->assigned_port == r->external_port &&
+               memcmp(pm->assigned_addr, r->external_addr, 16) == 0;
+    if (same && r->lifetime != 0) {
+      c->stats.unmatched++; /* a duplicate (B4), not news */
+      return;
+    }
+    if (r->lifetime == 0) {
+      m->info.lifetime = 0;
+      m->expiry_ms = 0;
+      m->info.status = PORTMAP_ERR_REFUSED;
+      portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
+      start_cycle(pm, PH_REQUEST, now);
+      return;
+    }
+    on_success(pm, r, now);
+    return;
+  }
+  portmap_sched_cancel(&c->sched, &pm->timer);
+  if (r->result == PCP_SUCCESS)
+    on_success(pm, r, now);
+  else
+    on_error(pm, r, now);
+}
+
+static void on_natpmp(pcp_server_t *s) {
+  portmap_client_t *c = s->st->c;
+  int any = 0;
+  portmap_mapping_t *next;
+  for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
+    next = m->next;
+    pcp_map_t *pm = pm_of(m);
+    if (pm == NULL || pm->srv != s || !pm->outstanding)
+      continue;
+    any = 1;
+    m->info.gateway_result = PCP_UNSUPP_VERSION;
+    pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_NATPMP_GATEWAY);
+  }
+  if (!any) {
+    c->stats.unmatched++;
+    return;
+  }
+  s->natpmp = 1; /* F2: a NAT-PMP gateway */
+  portmap_log(c, PORTMAP_LOG_INFO, "pcp: the gateway speaks NAT-PMP only (UNSUPP_VERSION)");
+}
+
+static void on_unreachable(pcp_server_t *s) {
+  portmap_client_t *c = s->st->c;
+  portmap_mapping_t *next;
+  for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
+    next = m->next;
+    pcp_map_t *pm = pm_of(m);
+    if (pm == NULL || pm->srv != s || !pm->outstanding)
+      continue;
+    /* Q21: a closed port is an immediate "no PCP here". Nothing is mapped
+     * there, so a pending delete is done. */
+    if (pm->phase == PH_DELETE)
+      pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
+    else if (!m->ever_mapped)
+      pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_UNREACHABLE);
+  }
+}
+
+/* Every datagram from the network passes here; unsolicited says it came to
+ * the 5350 listener. */
+static void on_datagram(pcp_state_t *st, const uint8_t *from, uint16_t from_port,
+                        const uint8_t *data, size_t len, uint64_t now) {
+  portmap_client_t *c = st->c;
+  c->stats.received++;
+  portmap_trace(c, 0, from, from_port, data, len);
+  /* B3, B5: only the server's address and port */
+  pcp_server_t *s = NULL;
+  for (int i = 0; i < 2; i++)
+    if (st->srv[i].open && memcmp(st->srv[i].addr, from, 16) == 0 &&
+        st->srv[i].port == from_port)
+      s = &st->srv[i];
+  if (s == NULL) {
+    c->stats.spoofed++;
+    return;
+  }
+  pcp_msg_t r;
+  int w = pcp_decode_response(data, len, &r);
+  if (w == PCP_WIRE_NATPMP) {
+    on_natpmp(s);
+    return;
+  }
+  if (w != PCP_WIRE_OK) {
+    c->stats.malformed++;
+    return;
+  }
+  /* E4: record the epoch of every response, valid or not */
+  int valid = pcp_epoch_check(&s->epoch, r.epoch, now);
+  s->answered = 1;
+  pcp_map_t *match = NULL;
+  if (r.opcode == PCP_OP_MAP || r.opcode == PCP_OP_PEER) {
+    for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next) {
+      pcp_map_t *pm = pm_of(m);
+      if (pm != NULL && pm->srv == s && map_matches(pm, &r)) {
+        match = pm;
+        break;
+      }
+    }
+    if (match == NULL)
+      c->stats.unmatched++;
+  }
+  if (!valid) {
+    c->stats.epoch_invalid++;
+    portmap_log(c, PORTMAP_LOG_INFO, "pcp: server epoch invalid: it lost its mappings");
+    if (r.opcode == PCP_OP_ANNOUNCE) {
+      /* K2: after a random 0-5 s, once however many announcements come */
+      if (!portmap_timer_pending(&s->recovery))
+        portmap_sched_push(&c->sched, &s->recovery,
+                           now + portmap_client_random32(c) % (PCP_RECOVERY_SPREAD_MS + 1));
+    } else {
+      recover_server(s, match, now); /* E5 */
+    }
+  }
+  if (match != NULL)
+    on_map_response(match, &r, now);
+}
+
+static void drain_errqueue(pcp_state_t *st, pcp_server_t *s) {
+  for (int i = 0; i < PCP_MAX_READS; i++) {
+    uint8_t data[64];
+    char ctrl[512];
+    struct sockaddr_storage ss;
+    struct iovec iov = {data, sizeof data};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_name = &ss;
+    mh.msg_namelen = sizeof ss;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctrl;
+    mh.msg_controllen = sizeof ctrl;
+    if (recvmsg(s->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+      return;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
+      if (!((cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_RECVERR) ||
+            (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_RECVERR)))
+        continue;
+      struct sock_extended_err ee;
+      memcpy(&ee, CMSG_DATA(cm), sizeof ee);
+      if (ee.ee_errno == ECONNREFUSED) {
+        portmap_log(st->c, PORTMAP_LOG_INFO, "pcp: port %u closed on the gateway", s->port);
+        on_unreachable(s);
+      }
+    }
+  }
+}
+
+static void read_fd(pcp_state_t *st, int fd, pcp_server_t *srv, uint64_t now) {
+  for (int i = 0; i < PCP_MAX_READS; i++) {
+    uint8_t buf[PCP_MAX_PACKET + 4]; /* one more word: longer is malformed (A9) */
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    ssize_t n = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&ss,
+                         &sl);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == ECONNREFUSED && srv != NULL) {
+        drain_errqueue(st, srv);
+        continue;
+      }
+      break;
+    }
+    uint8_t from[16];
+    uint16_t port = 0;
+    if (portmap_net_from_sockaddr((struct sockaddr *)&ss, sl, from, &port) != 0) {
+      st->c->stats.malformed++;
+      continue;
+    }
+    size_t len = (size_t)n > sizeof buf ? sizeof buf : (size_t)n;
+    on_datagram(st, from, port, buf, len, now);
+  }
+  if (srv != NULL)
+    drain_errqueue(st, srv);
+}
+
+/* ---------- vtable ---------- */
+
+static portmap_status_t pcp_create(portmap_client_t *c, void **state) {
+  pcp_state_t *st = calloc(1, sizeof *st);
+  if (st == NULL)
+    return PORTMAP_ERR_NOMEM;
+  st->c = c;
+  for (int i = 0; i < 2; i++) {
+    st->srv[i].st = st;
+    st->srv[i].fd = -1;
+    portmap_timer_init(&st->srv[i].recovery, on_recovery, &st->srv[i]);
+    st->listen_fd[i] = -1;
+  }
+  if (c->cfg.announce_port >= 0) {
+    uint16_t port = c->cfg.announce_port == 0 ? PCP_ANNOUNCE_PORT : (uint16_t)c->cfg.announce_port;
+    st->listen_fd[0] = listener_open(st, 0, port);
+    if (c->have_gateway6)
+      st->listen_fd[1] = listener_open(st, 1, port);
+  }
+  *state = st;
+  return PORTMAP_OK;
+}
+
+static void pcp_destroy(void *state) {
+  pcp_state_t *st = state;
+  if (st == NULL)
+    return;
+  for (int i = 0; i < 2; i++) {
+    portmap_sched_cancel(&st->c->sched, &st->srv[i].recovery);
+    if (st->srv[i].fd >= 0)
+      close(st->srv[i].fd);
+    if (st->listen_fd[i] >= 0)
+      close(st->listen_fd[i]);
+  }
+  free(st);
+}
+
+static portmap_status_t pcp_check(void *state, const portmap_mapping_t *m) {
+  (void)state;
+  (void)m;
+  return PORTMAP_OK; /* PCP expresses every request the API takes */
+}
+
+static portmap_status_t pcp_start(void *state, portmap_mapping_t *m, uint64_t now) {
+  pcp_state_t *st = state;
+  portmap_status_t rc = server_open(st, m->ipv6);
+  if (rc != PORTMAP_OK)
+    return rc;
+  pcp_server_t *s = &st->srv[m->ipv6];
+  /* J1: THIRD_PARTY must differ from the packet's source address */
+  if (m->has_third_party && memcmp(m->third_party, s->local, 16) == 0)
+    return PORTMAP_ERR_THIRD_PARTY;
+  pcp_map_t *pm = calloc(1, sizeof *pm);
+  if (pm == NULL)
+    return PORTMAP_ERR_NOMEM;
+  pm->m = m;
+  pm->srv = s;
+  portmap_timer_init(&pm->timer, on_timer, pm);
+  portmap_timer_init(&pm->expiry, on_expiry, pm);
+  m->be_data = pm;
+  memcpy(m->info.internal_address.bytes, m->has_third_party ? m->third_party : s->local, 16);
+  if (m->flags & PORTMAP_FLAG_DELETE) {
+    start_cycle(pm, PH_DELETE, now);
+  } else if (now < s->no_new_until) {
+    pm->phase = PH_DEFER; /* G2 */
+    arm(pm, s->no_new_until);
+  } else {
+    start_cycle(pm, PH_REQUEST, now);
+  }
+  return PORTMAP_OK;
+}
+
+static void pcp_revoke(void *state, portmap_mapping_t *m, uint64_t now) {
+  (void)state;
+  pcp_map_t *pm = m->be_data;
+  if (pm == NULL)
+    return;
+  if (pm->phase == PH_DELETE)
+    return;
+  if (m->is_peer) {
+    /* I1: PEER cannot delete; it lapses at its lifetime */
+    pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
+    return;
+  }
+  int sent = pm->have_assigned || pm->retx.sends > 0 || pm->outstanding;
+  if (!sent) {
+    pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
+    return;
+  }
+  if (!pm->srv->answered) {
+    /* This server never answered anything: one best-effort delete, no
+     * wait for a confirmation that would not come. */
+    if (build_request(pm, 0) == PORTMAP_OK)
+      server_send(pm->srv, pm->pkt, pm->pkt_len);
+    pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
+    return;
+  }
+  portmap_sched_cancel(&client_of(pm)->sched, &pm->expiry);
+  start_cycle(pm, PH_DELETE, now); /* H6 */
+}
+
+static void pcp_detach(void *state, portmap_mapping_t *m) {
+  (void)state;
+  if (m->be_data != NULL)
+    pm_free(m->be_data);
+}
+
+static size_t pcp_fds(void *state, int *fds, size_t cap) {
+  pcp_state_t *st = state;
+  size_t n = 0;
+  int all[4] = {st->srv[0].fd, st->srv[1].fd, st->listen_fd[0], st->listen_fd[1]};
+  for (size_t i = 0; i < 4; i++) {
+    if (all[i] < 0)
+      continue;
+    if (n < cap)
+      fds[n] = all[i];
+    n++;
+  }
+  return n;
+}
+
+static void pcp_readable(void *state, uint64_t now) {
+  pcp_state_t *st = state;
+  for (int i = 0; i < 2; i++) {
+    if (st->srv[i].fd >= 0)
+      read_fd(st, st->srv[i].fd, &st->srv[i], now);
+    if (st->listen_fd[i] >= 0)
+      read_fd(st, st->listen_fd[i], NULL, now);
+  }
+}
+
+const portmap_backend_ops_t portmap_pcp_backend = {
+    PORTMAP_BACKEND_PCP, "pcp",      pcp_create, pcp_destroy, pcp_check, pcp_start,
+    pcp_revoke,          pcp_detach, pcp_fds,    pcp_readable,
+};

@@ -1,0 +1,118 @@
+/*
+ * Internal shared definitions: the client and mapping objects as the core
+ * and the backends see them. Not installed.
+ */
+#ifndef PORTMAP_INTERNAL_H
+#define PORTMAP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <portmap/portmap.h>
+
+#include "backends/backend.h"
+#include "sched.h"
+
+#define PORTMAP_MAX_BACKENDS 3
+
+typedef struct portmap_mfilter {
+  uint8_t addr[16];
+  uint8_t prefix_len; /* bits of the 128-bit field (IPv4: 96 + n), J2 */
+  uint16_t port;
+} portmap_mfilter_t;
+
+/* A queued callback invocation, delivered outside the lock. */
+typedef struct portmap_event_rec {
+  struct portmap_event_rec *next;
+  struct portmap_mapping *mapping;
+  portmap_event_t event;
+  portmap_info_t info;
+} portmap_event_rec_t;
+
+struct portmap_mapping {
+  portmap_client_t *client;
+  struct portmap_mapping *prev, *next; /* client's list */
+  /* the request, validated and copied */
+  int protocol;
+  uint16_t internal_port;
+  uint16_t suggested_port;
+  int has_suggested_addr;
+  uint8_t suggested_addr[16];
+  uint32_t lifetime; /* requested, seconds */
+  unsigned flags;
+  size_t description_len;
+  char description[PORTMAP_MAX_DESCRIPTION + 1];
+  int is_peer;
+  uint8_t peer_addr[16];
+  uint16_t peer_port;
+  int has_third_party;
+  uint8_t third_party[16];
+  size_t n_filters;
+  portmap_mfilter_t filters[PORTMAP_MAX_FILTERS];
+  uint8_t nonce[12];
+  int ipv6;
+  portmap_mapping_cb cb;
+  void *user;
+  /* state */
+  portmap_info_t info; /* what the application sees */
+  uint64_t expiry_ms;  /* absolute; 0 = not mapped */
+  int revoked;         /* revoke requested */
+  int final_queued;    /* a final event is queued: no more events */
+  int detached;        /* forgotten: free when no event refers to it */
+  unsigned queued;     /* events in the queue that point here */
+  int ever_mapped;
+  const portmap_backend_ops_t *be;
+  void *be_state;
+  void *be_data; /* the backend's per-mapping state */
+};
+
+struct portmap_client {
+  pthread_mutex_t mu;
+  /* config (strings copied) */
+  portmap_config_t cfg;
+  char *gateway_str;
+  char *local_str;
+  int have_gateway4, have_gateway6;
+  uint8_t gateway4[16], gateway6[16];
+  unsigned gateway6_scope;
+  int have_local;
+  uint8_t local_addr[16];
+  /* the one scheduler */
+  portmap_sched_t sched;
+  /* backends */
+  const portmap_backend_ops_t *be_ops[PORTMAP_MAX_BACKENDS];
+  void *be_state[PORTMAP_MAX_BACKENDS];
+  size_t n_backends;
+  /* mappings and events */
+  struct portmap_mapping *mappings;
+  size_t n_mappings;
+  portmap_event_rec_t *ev_head, *ev_tail;
+  /* callback bookkeeping (recursive-call detection) */
+  int in_callback;
+  pthread_t cb_thread;
+  /* thread mode */
+  int thread_running;
+  int thread_stop;
+  pthread_t thread;
+  int wake_pipe[2];
+  portmap_stats_t stats;
+};
+
+/* clock, randomness, logging */
+uint64_t portmap_client_now(portmap_client_t *c);
+int portmap_client_random(portmap_client_t *c, void *buf, size_t len);
+uint32_t portmap_client_random32(portmap_client_t *c);
+void portmap_log(portmap_client_t *c, portmap_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void portmap_trace(portmap_client_t *c, int sent, const uint8_t addr[16], uint16_t port,
+                   const uint8_t *data, size_t len);
+/* wake the thread (if any) so it recomputes fds and deadline */
+void portmap_client_wake(portmap_client_t *c);
+
+/* Queue an event with the mapping's current info. Final events (FAILED,
+ * DELETED) end the mapping: the backend must not touch it afterwards. */
+void portmap_mapping_emit(struct portmap_mapping *m, portmap_event_t ev);
+
+#endif
