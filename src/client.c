@@ -723,8 +723,7 @@ static uint64_t real_ms(void) {
 }
 
 portmap_status_t portmap_map_sync(portmap_client_t *client, const portmap_request_t *req,
-                                  int timeout_ms, portmap_info_t *info,
-                                  portmap_mapping_t **out) {
+                                  int timeout_ms, portmap_info_t *info, portmap_mapping_t **out) {
   if (out != NULL)
     *out = NULL;
   if (client == NULL || req == NULL || info == NULL || timeout_ms < 0)

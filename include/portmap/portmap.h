@@ -38,25 +38,25 @@ extern "C" {
 
 /** Status of a library call. Numbers are stable and never reused. */
 typedef enum portmap_status {
-  PORTMAP_OK = 0,                 /**< success */
-  PORTMAP_ERR_INVALID = 1,        /**< invalid argument (NULL, bad string) */
-  PORTMAP_ERR_PORT = 2,           /**< port invalid for the protocol/opcode */
-  PORTMAP_ERR_LIFETIME = 3,       /**< lifetime out of range */
-  PORTMAP_ERR_OPTION = 4,         /**< option not allowed for this request */
-  PORTMAP_ERR_THIRD_PARTY = 5,    /**< THIRD_PARTY equals our own address */
-  PORTMAP_ERR_ADDRESS = 6,        /**< address unparsable or wrong family */
-  PORTMAP_ERR_NOMEM = 7,          /**< out of memory */
-  PORTMAP_ERR_SYSTEM = 8,         /**< a system call failed (see errno) */
-  PORTMAP_ERR_NO_GATEWAY = 9,     /**< no default gateway found */
-  PORTMAP_ERR_TIMEOUT = 10,       /**< nothing answered in time */
-  PORTMAP_ERR_REFUSED = 11,       /**< the gateway refused (see gateway_result) */
-  PORTMAP_ERR_UNSUPPORTED = 12,   /**< the backend cannot express this request */
+  PORTMAP_OK = 0,                  /**< success */
+  PORTMAP_ERR_INVALID = 1,         /**< invalid argument (NULL, bad string) */
+  PORTMAP_ERR_PORT = 2,            /**< port invalid for the protocol/opcode */
+  PORTMAP_ERR_LIFETIME = 3,        /**< lifetime out of range */
+  PORTMAP_ERR_OPTION = 4,          /**< option not allowed for this request */
+  PORTMAP_ERR_THIRD_PARTY = 5,     /**< THIRD_PARTY equals our own address */
+  PORTMAP_ERR_ADDRESS = 6,         /**< address unparsable or wrong family */
+  PORTMAP_ERR_NOMEM = 7,           /**< out of memory */
+  PORTMAP_ERR_SYSTEM = 8,          /**< a system call failed (see errno) */
+  PORTMAP_ERR_NO_GATEWAY = 9,      /**< no default gateway found */
+  PORTMAP_ERR_TIMEOUT = 10,        /**< nothing answered in time */
+  PORTMAP_ERR_REFUSED = 11,        /**< the gateway refused (see gateway_result) */
+  PORTMAP_ERR_UNSUPPORTED = 12,    /**< the backend cannot express this request */
   PORTMAP_ERR_NATPMP_GATEWAY = 13, /**< PCP answered UNSUPP_VERSION: a NAT-PMP gateway */
-  PORTMAP_ERR_RECURSIVE = 14,     /**< call not allowed from inside a callback */
-  PORTMAP_ERR_STATE = 15,         /**< object in the wrong state for this call */
-  PORTMAP_ERR_NO_BACKEND = 16,    /**< no enabled backend is usable */
-  PORTMAP_ERR_CANCELLED = 17,     /**< the client was destroyed */
-  PORTMAP_ERR_UNREACHABLE = 18    /**< the gateway port is closed (ICMP unreachable) */
+  PORTMAP_ERR_RECURSIVE = 14,      /**< call not allowed from inside a callback */
+  PORTMAP_ERR_STATE = 15,          /**< object in the wrong state for this call */
+  PORTMAP_ERR_NO_BACKEND = 16,     /**< no enabled backend is usable */
+  PORTMAP_ERR_CANCELLED = 17,      /**< the client was destroyed */
+  PORTMAP_ERR_UNREACHABLE = 18     /**< the gateway port is closed (ICMP unreachable) */
 } portmap_status_t;
 
 /** Backends. Values are bits so a set of them fits in a mask. */
@@ -127,50 +127,50 @@ typedef struct portmap_filter {
 
 /** What to map. Initialise with portmap_request_init(). Strings are copied. */
 typedef struct portmap_request {
-  int protocol;                /**< IANA number 0-255; PORTMAP_PROTO_TCP/UDP */
-  uint16_t internal_port;      /**< required unless protocol is 0 */
-  uint16_t external_port;      /**< suggested external port, 0 = none */
+  int protocol;                 /**< IANA number 0-255; PORTMAP_PROTO_TCP/UDP */
+  uint16_t internal_port;       /**< required unless protocol is 0 */
+  uint16_t external_port;       /**< suggested external port, 0 = none */
   const char *external_address; /**< suggested external address, NULL = none */
-  uint32_t lifetime;           /**< requested lifetime in seconds (1-86400); 0 = default 7200 */
-  unsigned flags;              /**< PORTMAP_FLAG_* */
-  const char *description;     /**< NULL = none; UTF-8, at most PORTMAP_MAX_DESCRIPTION */
+  uint32_t lifetime;            /**< requested lifetime in seconds (1-86400); 0 = default 7200 */
+  unsigned flags;               /**< PORTMAP_FLAG_* */
+  const char *description;      /**< NULL = none; UTF-8, at most PORTMAP_MAX_DESCRIPTION */
   /* PCP extras */
-  const char *peer_address;    /**< non-NULL makes this a PEER request */
-  uint16_t peer_port;          /**< required with peer_address */
-  const char *third_party;     /**< THIRD_PARTY internal address, NULL = none */
+  const char *peer_address;        /**< non-NULL makes this a PEER request */
+  uint16_t peer_port;              /**< required with peer_address */
+  const char *third_party;         /**< THIRD_PARTY internal address, NULL = none */
   const portmap_filter_t *filters; /**< FILTER options */
   size_t n_filters;
-  const uint8_t *nonce;        /**< 12 octets to reuse (delete after a restart), NULL = fresh */
-  int ipv6;                    /**< 1 = map an IPv6 internal address, 0 = IPv4 */
+  const uint8_t *nonce; /**< 12 octets to reuse (delete after a restart), NULL = fresh */
+  int ipv6;             /**< 1 = map an IPv6 internal address, 0 = IPv4 */
 } portmap_request_t;
 
 /** State of a mapping, as passed to callbacks and by portmap_mapping_info(). */
 typedef struct portmap_info {
-  portmap_backend_t backend;     /**< backend serving it (NONE before the first answer) */
+  portmap_backend_t backend; /**< backend serving it (NONE before the first answer) */
   int protocol;
   uint16_t internal_port;
   portmap_addr_t internal_address;
   portmap_addr_t external_address; /**< all zeros when not known */
   char external_address_str[PORTMAP_ADDRSTRLEN];
   uint16_t external_port;
-  uint32_t lifetime;             /**< granted lifetime in seconds */
-  uint32_t expires_in_ms;        /**< time left before the mapping expires */
-  int external_is_private;       /**< 1 when the external address is private / CGN (Q17) */
-  int gateway_result;            /**< last result code from the gateway, -1 none */
-  portmap_status_t status;       /**< with FAILED/LOST: why */
-  uint8_t nonce[12];             /**< PCP mapping nonce */
-  int is_peer;                   /**< 1 for a PCP PEER mapping */
+  uint32_t lifetime;       /**< granted lifetime in seconds */
+  uint32_t expires_in_ms;  /**< time left before the mapping expires */
+  int external_is_private; /**< 1 when the external address is private / CGN (Q17) */
+  int gateway_result;      /**< last result code from the gateway, -1 none */
+  portmap_status_t status; /**< with FAILED/LOST: why */
+  uint8_t nonce[12];       /**< PCP mapping nonce */
+  int is_peer;             /**< 1 for a PCP PEER mapping */
 } portmap_info_t;
 
 /** Counters of what the client dropped (all network input is hostile). */
 typedef struct portmap_stats {
-  uint64_t received;       /**< datagrams read */
-  uint64_t malformed;      /**< dropped: failed to parse */
-  uint64_t spoofed;        /**< dropped: wrong source address or port */
-  uint64_t unmatched;      /**< dropped: matched no outstanding request or mapping */
-  uint64_t sent;           /**< datagrams sent */
+  uint64_t received;  /**< datagrams read */
+  uint64_t malformed; /**< dropped: failed to parse */
+  uint64_t spoofed;   /**< dropped: wrong source address or port */
+  uint64_t unmatched; /**< dropped: matched no outstanding request or mapping */
+  uint64_t sent;      /**< datagrams sent */
   uint64_t retransmissions;
-  uint64_t epoch_invalid;  /**< responses that showed the server lost state */
+  uint64_t epoch_invalid; /**< responses that showed the server lost state */
 } portmap_stats_t;
 
 typedef struct portmap_client portmap_client_t;
@@ -199,24 +199,24 @@ typedef void (*portmap_mapping_cb)(portmap_mapping_t *mapping, portmap_event_t e
 
 /** Client configuration. Initialise with portmap_config_init(). Strings are copied. */
 typedef struct portmap_config {
-  const char *gateway;        /**< gateway address; NULL = default router */
-  const char *local_address;  /**< local address; NULL = learnt by connect() */
-  unsigned backends;          /**< mask of PORTMAP_BACKEND_*; 0 = all */
-  uint32_t pcp_irt_ms;        /**< PCP initial retransmission time (3000) */
-  uint32_t pcp_mrt_ms;        /**< PCP maximum retransmission time (1024000) */
-  uint32_t pcp_mrc;           /**< PCP maximum retransmission count, 0 = none */
-  uint32_t pcp_mrd_ms;        /**< PCP maximum retransmission duration, 0 = none */
+  const char *gateway;         /**< gateway address; NULL = default router */
+  const char *local_address;   /**< local address; NULL = learnt by connect() */
+  unsigned backends;           /**< mask of PORTMAP_BACKEND_*; 0 = all */
+  uint32_t pcp_irt_ms;         /**< PCP initial retransmission time (3000) */
+  uint32_t pcp_mrt_ms;         /**< PCP maximum retransmission time (1024000) */
+  uint32_t pcp_mrc;            /**< PCP maximum retransmission count, 0 = none */
+  uint32_t pcp_mrd_ms;         /**< PCP maximum retransmission duration, 0 = none */
   uint32_t request_timeout_ms; /**< give up on a new mapping after this, 0 = never */
   uint32_t destroy_timeout_ms; /**< bound on the wait for deletes in portmap_client_free (2000) */
-  uint32_t probe_timeout_ms;  /**< probe budget (500) */
-  uint16_t server_port;       /**< PCP/NAT-PMP server port (5351); for tests */
-  int announce_port;          /**< listener port for unsolicited messages: 0 = 5350, -1 = off */
-  portmap_log_cb log_cb;      /**< NULL = silent */
+  uint32_t probe_timeout_ms;   /**< probe budget (500) */
+  uint16_t server_port;        /**< PCP/NAT-PMP server port (5351); for tests */
+  int announce_port;           /**< listener port for unsolicited messages: 0 = 5350, -1 = off */
+  portmap_log_cb log_cb;       /**< NULL = silent */
   void *log_user;
   portmap_log_level_t log_level; /**< most verbose level passed to log_cb */
-  portmap_trace_cb trace_cb;  /**< NULL = none */
+  portmap_trace_cb trace_cb;     /**< NULL = none */
   void *trace_user;
-  portmap_clock_cb clock_cb;  /**< NULL = CLOCK_MONOTONIC */
+  portmap_clock_cb clock_cb; /**< NULL = CLOCK_MONOTONIC */
   void *clock_user;
   portmap_random_cb random_cb; /**< NULL = getrandom() */
   void *random_user;
@@ -281,8 +281,7 @@ PORTMAP_API portmap_status_t portmap_mapping_detach(portmap_mapping_t *mapping);
  * Copy a mapping's current state.
  * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL argument).
  */
-PORTMAP_API portmap_status_t portmap_mapping_info(portmap_mapping_t *mapping,
-                                                  portmap_info_t *info);
+PORTMAP_API portmap_status_t portmap_mapping_info(portmap_mapping_t *mapping, portmap_info_t *info);
 
 /**
  * File descriptors the client wants watched for reading. Writes at most cap
@@ -332,8 +331,7 @@ PORTMAP_API portmap_status_t portmap_map_sync(portmap_client_t *client,
  * Copy the drop and traffic counters.
  * @return PORTMAP_OK; PORTMAP_ERR_INVALID.
  */
-PORTMAP_API portmap_status_t portmap_client_stats(portmap_client_t *client,
-                                                  portmap_stats_t *stats);
+PORTMAP_API portmap_status_t portmap_client_stats(portmap_client_t *client, portmap_stats_t *stats);
 
 /**
  * The gateway in use as text ("" if none known).

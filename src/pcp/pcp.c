@@ -27,10 +27,10 @@
 #include "pcp/timing.h"
 #include "pcp/wire.h"
 
-#define PCP_DELETE_MRC 4       /* delete sends when MRC is unlimited */
-#define PCP_SHORT_ERROR_MS 30000u /* G1 recommended short error lifetime */
+#define PCP_DELETE_MRC 4             /* delete sends when MRC is unlimited */
+#define PCP_SHORT_ERROR_MS 30000u    /* G1 recommended short error lifetime */
 #define PCP_RECOVERY_SPREAD_MS 5000u /* K2: random 0-5 s */
-#define PCP_MAX_READS 64 /* datagrams per fd per process call */
+#define PCP_MAX_READS 64             /* datagrams per fd per process call */
 
 enum pcp_phase { PH_REQUEST, PH_RENEW, PH_BACKOFF, PH_DEFER, PH_DELETE };
 
@@ -46,11 +46,11 @@ typedef struct pcp_server {
   uint8_t local[16]; /* our source address: the client IP field (A4) */
   int fd;
   pcp_epoch_t epoch;
-  int answered;        /* any well-formed response seen */
-  int natpmp;          /* answered with the NAT-PMP UNSUPP_VERSION (F2) */
-  uint64_t no_new_until; /* G2 */
-  int no_description;  /* Q26: the server refuses our DESCRIPTION */
-  int refusal_logged;  /* G4: log once */
+  int answered;             /* any well-formed response seen */
+  int natpmp;               /* answered with the NAT-PMP UNSUPP_VERSION (F2) */
+  uint64_t no_new_until;    /* G2 */
+  int no_description;       /* Q26: the server refuses our DESCRIPTION */
+  int refusal_logged;       /* G4: log once */
   portmap_timer_t recovery; /* K2 */
 } pcp_server_t;
 
@@ -67,7 +67,7 @@ typedef struct pcp_map {
   pcp_retx_t retx;
   uint8_t pkt[PCP_MAX_PACKET];
   size_t pkt_len;
-  int outstanding;  /* a response to pkt is expected */
+  int outstanding; /* a response to pkt is expected */
   int sent_description;
   int omit_description;
   unsigned renew_attempt;
@@ -222,7 +222,7 @@ static portmap_status_t build_request(pcp_map_t *pm, uint32_t lifetime) {
   pcp_msg_init(&msg);
   msg.opcode = m->is_peer ? PCP_OP_PEER : PCP_OP_MAP;
   msg.lifetime = lifetime;
-  memcpy(msg.client_addr, s->local, 16); /* A4 */
+  memcpy(msg.client_addr, s->local, 16);      /* A4 */
   memcpy(msg.nonce, m->nonce, PCP_NONCE_LEN); /* D2: one nonce for life */
   msg.protocol = (uint8_t)m->protocol;
   msg.internal_port = m->internal_port;
@@ -329,9 +329,8 @@ static void retx_step(pcp_map_t *pm, uint64_t now) {
 
 static void schedule_renewal(pcp_map_t *pm, uint64_t now) {
   portmap_client_t *c = client_of(pm);
-  uint32_t d =
-      pcp_renew_delay(pm->granted_lifetime, pm->renew_attempt, now - pm->granted_at,
-                      portmap_client_random32(c));
+  uint32_t d = pcp_renew_delay(pm->granted_lifetime, pm->renew_attempt, now - pm->granted_at,
+                               portmap_client_random32(c));
   pm->phase = PH_RENEW;
   if (d == 0)
     portmap_sched_cancel(&c->sched, &pm->timer); /* only the expiry is left */
@@ -408,8 +407,7 @@ static int map_matches(const pcp_map_t *pm, const pcp_msg_t *r) {
   if (memcmp(r->nonce, m->nonce, PCP_NONCE_LEN) != 0 || r->protocol != m->protocol ||
       r->internal_port != m->internal_port)
     return 0;
-  if (m->is_peer &&
-      (r->peer_port != m->peer_port || memcmp(r->peer_addr, m->peer_addr, 16) != 0))
+  if (m->is_peer && (r->peer_port != m->peer_port || memcmp(r->peer_addr, m->peer_addr, 16) != 0))
     return 0;
   if (r->has_third_party &&
       (!m->has_third_party || memcmp(r->third_party, m->third_party, 16) != 0))
@@ -458,8 +456,9 @@ static void on_success(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
   } else {
     schedule_renewal(pm, now); /* H4: from the GRANTED lifetime */
   }
-  portmap_mapping_emit(m, first ? PORTMAP_EVENT_MAPPED
-                                : changed ? PORTMAP_EVENT_CHANGED : PORTMAP_EVENT_RENEWED);
+  portmap_mapping_emit(m, first     ? PORTMAP_EVENT_MAPPED
+                          : changed ? PORTMAP_EVENT_CHANGED
+                                    : PORTMAP_EVENT_RENEWED);
 }
 
 static void on_error(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
@@ -612,8 +611,7 @@ static void on_datagram(pcp_state_t *st, const uint8_t *from, uint16_t from_port
   /* B3, B5: only the server's address and port */
   pcp_server_t *s = NULL;
   for (int i = 0; i < 2; i++)
-    if (st->srv[i].open && memcmp(st->srv[i].addr, from, 16) == 0 &&
-        st->srv[i].port == from_port)
+    if (st->srv[i].open && memcmp(st->srv[i].addr, from, 16) == 0 && st->srv[i].port == from_port)
       s = &st->srv[i];
   if (s == NULL) {
     c->stats.spoofed++;
@@ -695,8 +693,8 @@ static void read_fd(pcp_state_t *st, int fd, pcp_server_t *srv, uint64_t now) {
     uint8_t buf[PCP_MAX_PACKET + 4]; /* one more word: longer is malformed (A9) */
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    ssize_t n = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&ss,
-                         &sl);
+    ssize_t n =
+        recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&ss, &sl);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -851,6 +849,6 @@ static void pcp_readable(void *state, uint64_t now) {
 }
 
 const portmap_backend_ops_t portmap_pcp_backend = {
-    PORTMAP_BACKEND_PCP, "pcp",      pcp_create, pcp_destroy, pcp_check, pcp_start,
-    pcp_revoke,          pcp_detach, pcp_fds,    pcp_readable,
+    PORTMAP_BACKEND_PCP, "pcp",      pcp_create, pcp_destroy, pcp_check,
+    pcp_start,           pcp_revoke, pcp_detach, pcp_fds,     pcp_readable,
 };

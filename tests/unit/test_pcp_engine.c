@@ -1,0 +1,1106 @@
+/*
+ * The PCP engine end to end against the fake gateway on loopback, with the
+ * clock and the random source injected: no sleep, a 2-hour lifetime renews
+ * in microseconds. Test names carry the checklist IDs they prove.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <portmap/portmap.h>
+
+#include "fake_pcp.h"
+#include "pcp/wire.h"
+
+#define MAX_EVENTS 256
+
+typedef struct ev {
+  portmap_mapping_t *m;
+  portmap_event_t event;
+  portmap_info_t info;
+  uint64_t at;
+} ev_t;
+
+typedef struct h {
+  uint64_t now;
+  uint64_t rng;
+  fake_pcp_t *f;
+  portmap_client_t *c;
+  portmap_config_t cfg;
+  uint16_t announce_port;
+  ev_t ev[MAX_EVENTS];
+  size_t n_ev;
+  int revoke_in_cb;
+  portmap_status_t free_in_cb;
+} h_t;
+
+static uint64_t h_clock(void *u) {
+  return ((h_t *)u)->now;
+}
+
+/* Deterministic stand-in for the CSPRNG (splitmix64). */
+static int h_random(void *buf, size_t len, void *u) {
+  h_t *h = u;
+  uint8_t *p = buf;
+  for (size_t i = 0; i < len; i++) {
+    uint64_t z = (h->rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    p[i] = (uint8_t)(z ^ (z >> 31));
+  }
+  return 0;
+}
+
+static void h_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *info, void *u) {
+  h_t *h = u;
+  if (h->n_ev < MAX_EVENTS) {
+    h->ev[h->n_ev].m = m;
+    h->ev[h->n_ev].event = e;
+    h->ev[h->n_ev].info = *info;
+    h->ev[h->n_ev].at = h->now;
+    h->n_ev++;
+  }
+  if (h->revoke_in_cb && e == PORTMAP_EVENT_MAPPED)
+    assert_int_equal(portmap_mapping_revoke(m), PORTMAP_OK);
+  if (h->revoke_in_cb && e == PORTMAP_EVENT_MAPPED)
+    h->free_in_cb = portmap_client_free(h->c);
+}
+
+static uint16_t free_udp_port(void) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, (struct sockaddr *)&sa, sizeof sa);
+  socklen_t sl = sizeof sa;
+  getsockname(fd, (struct sockaddr *)&sa, &sl);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+static void client_up(h_t *h) {
+  assert_int_equal(portmap_client_new(&h->cfg, &h->c), PORTMAP_OK);
+}
+
+static int setup(void **state) {
+  h_t *h = calloc(1, sizeof *h);
+  h->now = 1000000;
+  h->rng = 42;
+  h->f = fake_pcp_new(0);
+  assert_non_null(h->f);
+  fake_pcp_set_time(h->f, h->now);
+  portmap_config_init(&h->cfg);
+  h->cfg.gateway = "127.0.0.1";
+  h->cfg.backends = PORTMAP_BACKEND_PCP;
+  h->cfg.server_port = fake_pcp_port(h->f);
+  h->announce_port = free_udp_port();
+  h->cfg.announce_port = h->announce_port;
+  h->cfg.clock_cb = h_clock;
+  h->cfg.clock_user = h;
+  h->cfg.random_cb = h_random;
+  h->cfg.random_user = h;
+  h->cfg.destroy_timeout_ms = 100;
+  h->free_in_cb = PORTMAP_OK;
+  *state = h;
+  return 0;
+}
+
+typedef struct fake_runner {
+  fake_pcp_t *f;
+  volatile int stop;
+} fake_runner_t;
+
+static void *run_fake(void *arg);
+
+static int teardown(void **state) {
+  h_t *h = *state;
+  if (h->c != NULL) {
+    /* answer the deletes that free sends, so it need not wait them out */
+    fake_runner_t r = {h->f, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, run_fake, &r);
+    portmap_client_free(h->c);
+    r.stop = 1;
+    pthread_join(th, NULL);
+  }
+  fake_pcp_free(h->f);
+  free(h);
+  return 0;
+}
+
+/* Let datagrams cross loopback: client sends, fake answers, client reads. */
+static void pump(h_t *h) {
+  for (int i = 0; i < 8; i++) {
+    portmap_process(h->c);
+    struct pollfd p = {fake_pcp_fd(h->f), POLLIN, 0};
+    int busy = poll(&p, 1, 0) > 0;
+    fake_pcp_process_at(h->f, h->now);
+    int fds[8];
+    size_t n = portmap_fds(h->c, fds, 8);
+    struct pollfd cp[8];
+    for (size_t k = 0; k < n && k < 8; k++) {
+      cp[k].fd = fds[k];
+      cp[k].events = POLLIN;
+      cp[k].revents = 0;
+    }
+    int cbusy = poll(cp, (nfds_t)(n < 8 ? n : 8), 0) > 0;
+    if (!busy && !cbusy)
+      break;
+  }
+  portmap_process(h->c);
+}
+
+/* Run every timer due up to now + ms, pumping at each step. */
+static void advance(h_t *h, uint64_t ms) {
+  uint64_t target = h->now + ms;
+  for (int guard = 0; guard < 100000; guard++) {
+    pump(h);
+    int t = portmap_timeout_ms(h->c);
+    if (t < 0 || h->now + (uint64_t)t > target)
+      break;
+    h->now += (uint64_t)t;
+  }
+  h->now = target;
+  pump(h);
+}
+
+static size_t count_events(h_t *h, portmap_event_t e) {
+  size_t n = 0;
+  for (size_t i = 0; i < h->n_ev; i++)
+    if (h->ev[i].event == e)
+      n++;
+  return n;
+}
+
+static const ev_t *last_event(h_t *h) {
+  assert_true(h->n_ev > 0);
+  return &h->ev[h->n_ev - 1];
+}
+
+static portmap_mapping_t *map_tcp(h_t *h, uint16_t port, uint32_t lifetime) {
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = port;
+  req.lifetime = lifetime;
+  portmap_mapping_t *m = NULL;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, &m), PORTMAP_OK);
+  return m;
+}
+
+static unsigned map_requests(h_t *h) {
+  return fake_pcp_requests(h->f, PCP_OP_MAP);
+}
+
+/* ---- basic flow ---- */
+
+static void test_A4_A5_map_and_fields(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 1);
+  const ev_t *e = last_event(h);
+  assert_int_equal(e->info.backend, PORTMAP_BACKEND_PCP);
+  assert_int_equal(e->info.external_port, 8000);
+  assert_string_equal(e->info.external_address_str, "198.51.100.7");
+  assert_int_equal(e->info.lifetime, 3600);
+  assert_int_equal(e->info.gateway_result, 0);
+  assert_int_equal(e->info.external_is_private, 0);
+  pcp_msg_t req;
+  assert_int_equal(fake_pcp_last_request(h->f, &req), 0);
+  /* A4: the client IP field is the real source, IPv4-mapped */
+  const uint8_t lo[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+  assert_memory_equal(req.client_addr, lo, 16);
+  assert_int_equal(req.lifetime, 3600);
+  assert_int_equal(req.protocol, 6);
+  /* A5: a random source port, not 5350/5351 */
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  assert_int_equal(fake_pcp_last_source(h->f, &ss, &sl), 0);
+  uint16_t sport = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  assert_true(sport != 0 && sport != 5350 && sport != 5351);
+  /* D2: the nonce reported is the one on the wire */
+  assert_memory_equal(e->info.nonce, req.nonce, 12);
+}
+
+static void test_D1_nonce_from_injected_csprng(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  uint8_t expect[12];
+  uint64_t saved = h->rng;
+  h_random(expect, 12, h);
+  h->rng = saved;
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  pcp_msg_t req;
+  assert_int_equal(fake_pcp_last_request(h->f, &req), 0);
+  assert_memory_equal(req.nonce, expect, 12);
+}
+
+/* ---- retransmission ---- */
+
+static void test_C1_C2_C4_retransmission_schedule(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_drop_next(h->f, 4);
+  map_tcp(h, 8000, 3600);
+  advance(h, 60000);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 1);
+  assert_int_equal(fake_pcp_log_count(h->f), 5);
+  const fake_pcp_request_t *r0 = fake_pcp_log_get(h->f, 0);
+  uint64_t prev_gap = 0;
+  for (size_t i = 1; i < 5; i++) {
+    const fake_pcp_request_t *a = fake_pcp_log_get(h->f, i - 1);
+    const fake_pcp_request_t *b = fake_pcp_log_get(h->f, i);
+    uint64_t gap = b->time_ms - a->time_ms;
+    /* C2: RT1 = (1+RAND)*IRT, RTn = (1+RAND)*2*RTprev, RAND in [-0.1, 0.1] */
+    if (i == 1) {
+      assert_in_range(gap, 2700, 3300);
+    } else {
+      assert_in_range(gap, prev_gap * 2 * 9 / 10 - 1, prev_gap * 2 * 11 / 10 + 1);
+    }
+    prev_gap = gap;
+    /* C4: a retransmission is the identical request */
+    assert_int_equal(b->len, r0->len);
+    assert_memory_equal(b->data, r0->data, r0->len);
+  }
+  portmap_stats_t st;
+  portmap_client_stats(h->c, &st);
+  assert_int_equal(st.retransmissions, 4);
+}
+
+static void test_C3_mrc_gives_up(void **state) {
+  h_t *h = *state;
+  h->cfg.pcp_mrc = 3;
+  client_up(h);
+  fake_pcp_set_silent(h->f, 1);
+  map_tcp(h, 8000, 3600);
+  advance(h, 120000);
+  assert_int_equal(map_requests(h), 3);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_FAILED), 1);
+  assert_int_equal(last_event(h)->info.status, PORTMAP_ERR_TIMEOUT);
+}
+
+static void test_C3_mrd_gives_up(void **state) {
+  h_t *h = *state;
+  h->cfg.pcp_mrd_ms = 10000;
+  client_up(h);
+  fake_pcp_set_silent(h->f, 1);
+  map_tcp(h, 8000, 3600);
+  advance(h, 9000);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_FAILED), 0);
+  advance(h, 20000);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_FAILED), 1);
+  /* sends at about 0, 3, 9 s: none after MRD */
+  const fake_pcp_request_t *last = fake_pcp_log_get(h->f, fake_pcp_log_count(h->f) - 1);
+  assert_true(last->time_ms - fake_pcp_log_get(h->f, 0)->time_ms <= 10000);
+}
+
+/* ---- matching and hostile responses ---- */
+
+static void test_B3_spoofed_port_ignored(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_spoof_next(h->f, 1);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 0);
+  portmap_stats_t st;
+  portmap_client_stats(h->c, &st);
+  assert_int_equal(st.spoofed, 1);
+  advance(h, 4000); /* the retransmission is answered properly */
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 1);
+}
+
+static void test_B4_duplicate_responses_one_event(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_set_duplicates(h->f, 3);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  assert_int_equal(h->n_ev, 1);
+  assert_int_equal(h->ev[0].event, PORTMAP_EVENT_MAPPED);
+  portmap_stats_t st;
+  portmap_client_stats(h->c, &st);
+  assert_int_equal(st.unmatched, 2);
+}
+
+static void test_B4_reordered_responses(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_set_hold(h->f, 1);
+  map_tcp(h, 8000, 3600);
+  map_tcp(h, 8001, 3600);
+  pump(h);
+  assert_int_equal(fake_pcp_held(h->f), 2);
+  fake_pcp_set_hold(h->f, 0);
+  assert_int_equal(fake_pcp_release(h->f), 2);
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 2);
+  /* each mapping got its own answer: 8001 came first */
+  assert_int_equal(h->ev[0].info.internal_port, 8001);
+  assert_int_equal(h->ev[0].info.external_port, 8001);
+  assert_int_equal(h->ev[1].info.internal_port, 8000);
+  assert_int_equal(h->ev[1].info.external_port, 8000);
+}
+
+static void test_D3_wrong_nonce_ignored(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_wrong_nonce_next(h->f, 1);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  assert_int_equal(h->n_ev, 0);
+  portmap_stats_t st;
+  portmap_client_stats(h->c, &st);
+  assert_int_equal(st.unmatched, 1);
+}
+
+static void test_A9_garbage_and_truncated_dropped(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_garbage_next(h->f, 1);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  portmap_stats_t st;
+  portmap_client_stats(h->c, &st);
+  assert_int_equal(st.malformed, 1);
+  fake_pcp_truncate_next(h->f, 1, 20); /* the retransmission's answer */
+  advance(h, 4000);
+  assert_int_equal(h->n_ev, 0);
+  portmap_client_stats(h->c, &st);
+  assert_int_equal(st.malformed, 2);
+  advance(h, 8000);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 1);
+}
+
+/* ---- version negotiation ---- */
+
+static void test_F2_natpmp_gateway_detected(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_set_natpmp(h->f, FAKE_PCP_NATPMP_OP128);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_FAILED), 1);
+  assert_int_equal(last_event(h)->info.status, PORTMAP_ERR_NATPMP_GATEWAY);
+}
+
+static void test_F2_natpmp_opcode_zero(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_set_natpmp(h->f, FAKE_PCP_NATPMP_OP0);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  assert_int_equal(last_event(h)->info.status, PORTMAP_ERR_NATPMP_GATEWAY);
+}
+
+/* ---- result codes ---- */
+
+static void test_G4_not_authorized_fails(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_force_result(h->f, PCP_NOT_AUTHORIZED, 1);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_FAILED), 1);
+  assert_int_equal(last_event(h)->info.status, PORTMAP_ERR_REFUSED);
+  assert_int_equal(last_event(h)->info.gateway_result, PCP_NOT_AUTHORIZED);
+}
+
+static void test_G1_G3_short_error_honours_lifetime(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_force_result(h->f, PCP_NETWORK_FAILURE, 1);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_LOST), 1);
+  const ev_t *e = last_event(h);
+  assert_int_equal(e->info.gateway_result, PCP_NETWORK_FAILURE);
+  /* G3: nothing assigned is reported from an error */
+  assert_int_equal(e->info.external_port, 0);
+  assert_string_equal(e->info.external_address_str, "0.0.0.0");
+  advance(h, 29000);
+  assert_int_equal(map_requests(h), 1); /* G1: 30 s error lifetime */
+  advance(h, 2000);
+  assert_int_equal(map_requests(h), 2);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 1);
+}
+
+static void test_G2_no_new_mappings_after_no_resources(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_force_result(h->f, PCP_NO_RESOURCES, 1);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  advance(h, 5000);
+  map_tcp(h, 8001, 3600); /* must wait for the error lifetime */
+  pump(h);
+  assert_int_equal(map_requests(h), 1);
+  advance(h, 26000);
+  assert_int_equal(map_requests(h), 3);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 2);
+}
+
+static void test_A12_unknown_result_is_long_error(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_force_result(h->f, 77, 1);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_FAILED), 1);
+  assert_int_equal(last_event(h)->info.gateway_result, 77);
+}
+
+/* ---- MAP lifetimes and renewal ---- */
+
+static void test_H4_H5_renewal_schedule(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_set_fixed_lifetime(h->f, 200); /* asked 7200, granted 200 */
+  map_tcp(h, 8000, 7200);
+  pump(h);
+  uint64_t granted = h->now;
+  assert_int_equal(last_event(h)->info.lifetime, 200);
+  advance(h, 99000);
+  assert_int_equal(map_requests(h), 1);
+  advance(h, 26000); /* H5: renewal in [1/2, 5/8] of the GRANTED lifetime */
+  assert_int_equal(map_requests(h), 2);
+  uint64_t t = fake_pcp_log_get(h->f, 1)->time_ms - granted;
+  assert_in_range(t, 100000, 125000);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_RENEWED), 1);
+}
+
+static void test_H5_renewal_retries_and_spacing(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_set_lifetime_limits(h->f, 2, 86400);
+  map_tcp(h, 8000, 8);
+  pump(h);
+  uint64_t granted = h->now;
+  fake_pcp_drop_next(h->f, 1); /* lose the first renewal */
+  advance(h, 7900);
+  assert_int_equal(map_requests(h), 3);
+  uint64_t t1 = fake_pcp_log_get(h->f, 1)->time_ms - granted;
+  uint64_t t2 = fake_pcp_log_get(h->f, 2)->time_ms - granted;
+  assert_in_range(t1, 4000, 5000);            /* [1/2, 5/8] of 8 s */
+  assert_true(t2 - t1 >= 4000 || t2 >= 6000); /* [3/4, ...], >= 4 s apart if room */
+  assert_in_range(t2, 6000, 7500);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_RENEWED), 1);
+}
+
+static void test_H2_H3_renewal_suggests_assigned(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_reserve_port(h->f, 6, 8000); /* the suggestion cannot be had */
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.external_port = 8000;
+  req.lifetime = 200;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_OK);
+  pump(h);
+  uint16_t got = last_event(h)->info.external_port;
+  assert_true(got != 8000 && got != 0); /* H3: report what was assigned */
+  advance(h, 130000);
+  pcp_msg_t r;
+  fake_pcp_last_request(h->f, &r);
+  assert_int_equal(r.external_port, got); /* H2 */
+  assert_int_equal(count_events(h, PORTMAP_EVENT_RENEWED), 1);
+}
+
+static void test_H6_D2_delete_same_nonce(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  portmap_mapping_t *m = map_tcp(h, 8000, 3600);
+  pump(h);
+  assert_int_equal(fake_pcp_mapping_count(h->f), 1);
+  assert_int_equal(portmap_mapping_revoke(m), PORTMAP_OK);
+  assert_int_equal(portmap_mapping_revoke(m), PORTMAP_ERR_STATE);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_DELETED);
+  assert_int_equal(fake_pcp_mapping_count(h->f), 0);
+  pcp_msg_t r;
+  fake_pcp_last_request(h->f, &r);
+  assert_int_equal(r.lifetime, 0);
+  assert_memory_equal(r.nonce, h->ev[0].info.nonce, 12);
+}
+
+static void test_H6_delete_retransmitted(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  portmap_mapping_t *m = map_tcp(h, 8000, 3600);
+  pump(h);
+  fake_pcp_drop_next(h->f, 2);
+  portmap_mapping_revoke(m);
+  advance(h, 20000);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_DELETED);
+  assert_int_equal(map_requests(h), 4);
+  assert_int_equal(fake_pcp_mapping_count(h->f), 0);
+}
+
+static void test_Q18_delete_with_persisted_nonce(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  uint8_t nonce[12];
+  memcpy(nonce, h->ev[0].info.nonce, 12);
+  /* a later process deletes it with the nonce it printed */
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.flags = PORTMAP_FLAG_DELETE;
+  uint8_t wrong[12] = {1};
+  req.nonce = wrong;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_OK);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_FAILED);
+  assert_int_equal(last_event(h)->info.gateway_result, PCP_NOT_AUTHORIZED);
+  req.nonce = nonce;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_OK);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_DELETED);
+  assert_int_equal(fake_pcp_mapping_count(h->f), 0);
+}
+
+static void test_H8_prefer_failure(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_reserve_port(h->f, 6, 9000);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.external_port = 9000;
+  req.flags = PORTMAP_FLAG_PREFER_FAILURE;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_OK);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_FAILED);
+  assert_int_equal(last_event(h)->info.gateway_result, PCP_CANNOT_PROVIDE_EXTERNAL);
+  pcp_msg_t r;
+  fake_pcp_last_request(h->f, &r);
+  assert_true(r.prefer_failure);
+}
+
+static void test_H7_unsolicited_update_changes_address(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  const uint8_t ext[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, 99};
+  fake_pcp_set_external(h->f, ext);
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  to.sin_port = htons(h->announce_port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(fake_pcp_send_map_update(h->f, (struct sockaddr *)&to, sizeof to, 0), 0);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_CHANGED);
+  assert_string_equal(last_event(h)->info.external_address_str, "198.51.100.99");
+  /* the same update again is no news */
+  fake_pcp_send_map_update(h->f, (struct sockaddr *)&to, sizeof to, 0);
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_CHANGED), 1);
+}
+
+/* ---- epoch ---- */
+
+static void test_E5_reboot_seen_on_renewal_recreates_all(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  map_tcp(h, 8000, 200);
+  advance(h, 10000);
+  map_tcp(h, 8001, 7200);
+  pump(h);
+  assert_int_equal(fake_pcp_mapping_count(h->f), 2);
+  advance(h, 50000);
+  fake_pcp_reboot(h->f, h->now); /* the router forgets everything */
+  advance(h, 80000);             /* 8000 renews, sees epoch 0: invalid */
+  assert_int_equal(fake_pcp_mapping_count(h->f), 2);
+  portmap_stats_t st;
+  portmap_client_stats(h->c, &st);
+  assert_int_equal(st.epoch_invalid, 1);
+  /* E4: later responses are valid again: no storm */
+  unsigned before = map_requests(h);
+  advance(h, 30000);
+  assert_int_equal(map_requests(h), before);
+}
+
+static void test_K2_announce_recovery_once(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  map_tcp(h, 8000, 3600);
+  map_tcp(h, 8001, 3600);
+  advance(h, 60000);
+  fake_pcp_reboot(h->f, h->now);
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  to.sin_port = htons(h->announce_port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  unsigned before = map_requests(h);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(fake_pcp_send_announce(h->f, (struct sockaddr *)&to, sizeof to), 0);
+  pump(h);
+  assert_int_equal(map_requests(h), before); /* K2: not at once */
+  advance(h, 5100);
+  assert_int_equal(map_requests(h), before + 2); /* once per mapping */
+  assert_int_equal(fake_pcp_mapping_count(h->f), 2);
+}
+
+static void test_B5_announce_from_other_source_dropped(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  map_tcp(h, 8000, 3600);
+  advance(h, 1000);
+  uint8_t pkt[24];
+  memset(pkt, 0, sizeof pkt);
+  pkt[0] = 2;
+  pkt[1] = 0x80;
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  to.sin_port = htons(h->announce_port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(fake_pcp_send_raw(h->f, (struct sockaddr *)&to, sizeof to, pkt, 24, 1), 0);
+  pump(h);
+  portmap_stats_t st;
+  portmap_client_stats(h->c, &st);
+  assert_int_equal(st.spoofed, 1);
+  assert_int_equal(st.epoch_invalid, 0);
+}
+
+/* ---- options ---- */
+
+static void test_J3_Q26_description_retried_without(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_set_q26(h->f, 1);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.description = "hello";
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_OK);
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 1);
+  assert_int_equal(map_requests(h), 2);
+  assert_int_equal(fake_pcp_log_get(h->f, 0)->msg.description_len, 5);
+  assert_int_equal(fake_pcp_log_get(h->f, 1)->msg.description_len, 0);
+  /* remembered for the server */
+  req.internal_port = 8001;
+  portmap_map(h->c, &req, h_cb, h, NULL);
+  pump(h);
+  assert_int_equal(map_requests(h), 3);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 2);
+}
+
+static void test_J1_Q27_third_party_refused(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.third_party = "127.0.0.2";
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_OK);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_FAILED);
+  assert_int_equal(last_event(h)->info.gateway_result, PCP_UNSUPP_OPTION);
+  assert_int_equal(map_requests(h), 1); /* no blind retry */
+}
+
+static void test_J1_third_party_on_renew_and_delete(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_set_allow_third_party(h->f, 1);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.lifetime = 200;
+  req.third_party = "127.0.0.2";
+  portmap_mapping_t *m = NULL;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, &m), PORTMAP_OK);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_string_equal(fake_pcp_mapping_get(h->f, 0)->description, "");
+  advance(h, 130000);
+  pcp_msg_t r;
+  fake_pcp_last_request(h->f, &r);
+  assert_true(r.has_third_party);
+  portmap_mapping_revoke(m);
+  pump(h);
+  fake_pcp_last_request(h->f, &r);
+  assert_true(r.has_third_party);
+  assert_int_equal(r.lifetime, 0);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_DELETED);
+}
+
+static void test_J2_filters_resent_on_renewal(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  portmap_filter_t flt[2] = {{"192.0.2.0", 24, 0}, {"198.51.100.1", 32, 443}};
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.lifetime = 200;
+  req.filters = flt;
+  req.n_filters = 2;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_OK);
+  pump(h);
+  advance(h, 130000);
+  pcp_msg_t r;
+  fake_pcp_last_request(h->f, &r);
+  assert_int_equal(map_requests(h), 2);
+  assert_int_equal(r.n_filters, 2);
+  assert_int_equal(r.filters[0].prefix_len, 96 + 24);
+  assert_int_equal(r.filters[1].port, 443);
+}
+
+static void test_I1_peer_mapping(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.peer_address = "203.0.113.9";
+  req.peer_port = 5060;
+  portmap_mapping_t *m = NULL;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, &m), PORTMAP_OK);
+  pump(h);
+  assert_int_equal(fake_pcp_requests(h->f, PCP_OP_PEER), 1);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(last_event(h)->info.is_peer, 1);
+  /* I1: PEER cannot delete: revoking stops renewing, sends nothing */
+  portmap_mapping_revoke(m);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_DELETED);
+  assert_int_equal(fake_pcp_requests(h->f, PCP_OP_PEER), 1);
+}
+
+/* ---- bad API input ---- */
+
+static void test_H1_I1_J1_bad_requests_rejected(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  assert_int_equal(portmap_map(h->c, NULL, h_cb, h, NULL), PORTMAP_ERR_INVALID);
+  assert_int_equal(portmap_map(NULL, &req, h_cb, h, NULL), PORTMAP_ERR_INVALID);
+  req.internal_port = 0; /* TCP without a port */
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_ERR_PORT);
+  req.protocol = 0; /* H1: all protocols needs port 0 */
+  req.internal_port = 80;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_ERR_PORT);
+  req.protocol = 256;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_ERR_INVALID);
+  portmap_request_init(&req);
+  req.internal_port = 80;
+  req.lifetime = 86401;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_ERR_LIFETIME);
+  req.lifetime = UINT32_MAX;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_ERR_LIFETIME);
+  portmap_request_init(&req);
+  req.internal_port = 80;
+  req.peer_address = "203.0.113.9";
+  req.peer_port = 80;
+  req.flags = PORTMAP_FLAG_PREFER_FAILURE; /* I1 */
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_ERR_OPTION);
+  req.flags = 0;
+  req.peer_port = 0;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_ERR_PORT);
+  req.peer_port = 80;
+  req.peer_address = "not-an-address";
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_ERR_ADDRESS);
+  req.peer_address = "2001:db8::1"; /* wrong family for an IPv4 mapping */
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_ERR_ADDRESS);
+  portmap_request_init(&req);
+  req.internal_port = 80;
+  req.third_party = "127.0.0.1"; /* J1: our own address */
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_ERR_THIRD_PARTY);
+  req.third_party = NULL;
+  req.description = "\xff\xfe bad utf-8";
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_ERR_OPTION);
+  char longd[200];
+  memset(longd, 'a', sizeof longd - 1);
+  longd[sizeof longd - 1] = '\0';
+  req.description = longd;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_ERR_OPTION);
+  req.description = NULL;
+  portmap_filter_t bad = {"192.0.2.0", 33, 0};
+  req.filters = &bad;
+  req.n_filters = 1;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_ERR_OPTION);
+  req.n_filters = 9;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_ERR_OPTION);
+  pump(h);
+  assert_int_equal(fake_pcp_received(h->f), 0); /* nothing reached the wire */
+  assert_int_equal(h->n_ev, 0);
+}
+
+static void test_bad_config_rejected(void **state) {
+  (void)state;
+  portmap_config_t cfg;
+  portmap_config_init(&cfg);
+  portmap_client_t *c = NULL;
+  assert_int_equal(portmap_client_new(&cfg, NULL), PORTMAP_ERR_INVALID);
+  cfg.gateway = "999.1.1.1";
+  assert_int_equal(portmap_client_new(&cfg, &c), PORTMAP_ERR_ADDRESS);
+  assert_null(c);
+  portmap_config_init(&cfg);
+  cfg.backends = 64;
+  assert_int_equal(portmap_client_new(&cfg, &c), PORTMAP_ERR_INVALID);
+  assert_int_equal(portmap_client_free(NULL), PORTMAP_OK);
+  assert_int_equal(portmap_mapping_revoke(NULL), PORTMAP_ERR_INVALID);
+  assert_int_equal(portmap_mapping_info(NULL, NULL), PORTMAP_ERR_INVALID);
+  assert_int_equal(portmap_process(NULL), PORTMAP_ERR_INVALID);
+  assert_int_equal(portmap_timeout_ms(NULL), -1);
+}
+
+/* ---- callbacks and lifetime of handles ---- */
+
+static void test_revoke_and_free_from_callback(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  h->revoke_in_cb = 1;
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  assert_int_equal(h->free_in_cb, PORTMAP_ERR_RECURSIVE);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_DELETED);
+  assert_int_equal(fake_pcp_mapping_count(h->f), 0);
+}
+
+static void test_free_deletes_every_mapping(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  map_tcp(h, 8000, 3600);
+  map_tcp(h, 8001, 3600);
+  pump(h);
+  assert_int_equal(fake_pcp_mapping_count(h->f), 2);
+  /* Nothing answers during free (the fake runs on this thread): the deletes
+   * go out, the bounded wait ends, and the fake applies them afterwards. */
+  portmap_client_t *c = h->c;
+  h->c = NULL;
+  /* free sends the deletes, then waits at most destroy_timeout_ms */
+  portmap_client_free(c);
+  fake_pcp_process_at(h->f, h->now);
+  assert_int_equal(fake_pcp_mapping_count(h->f), 0);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_FAILED) + count_events(h, PORTMAP_EVENT_DELETED),
+                   2);
+}
+
+static void test_detach_keeps_mapping(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  portmap_mapping_t *m = map_tcp(h, 8000, 3600);
+  pump(h);
+  assert_int_equal(portmap_mapping_detach(m), PORTMAP_OK);
+  portmap_client_free(h->c);
+  h->c = NULL;
+  fake_pcp_process_at(h->f, h->now);
+  assert_int_equal(fake_pcp_mapping_count(h->f), 1);
+  assert_int_equal(map_requests(h), 1);
+}
+
+static void test_once_expires_without_renewal(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.lifetime = 200;
+  req.flags = PORTMAP_FLAG_ONCE;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_OK);
+  pump(h);
+  advance(h, 199000);
+  assert_int_equal(map_requests(h), 1);
+  advance(h, 2000);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_DELETED);
+}
+
+static void test_lost_then_recreated_after_expiry(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  map_tcp(h, 8000, 200);
+  pump(h);
+  fake_pcp_set_silent(h->f, 1);
+  advance(h, 201000);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_LOST), 1);
+  fake_pcp_set_silent(h->f, 0);
+  advance(h, 60000);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_RENEWED);
+  assert_int_equal(fake_pcp_mapping_count(h->f), 1);
+}
+
+/* ---- the real clock: own-thread mode and the blocking call ---- */
+
+static void *run_fake(void *arg) {
+  fake_runner_t *r = arg;
+  for (int i = 0; i < 200 && !r->stop; i++) { /* at most ~2 s */
+    struct pollfd p = {fake_pcp_fd(r->f), POLLIN, 0};
+    poll(&p, 1, 10);
+    fake_pcp_process(r->f);
+  }
+  return NULL;
+}
+
+typedef struct tw {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int mapped;
+} tw_t;
+
+static void tw_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *info, void *u) {
+  (void)m;
+  (void)info;
+  tw_t *w = u;
+  pthread_mutex_lock(&w->mu);
+  if (e == PORTMAP_EVENT_MAPPED)
+    w->mapped = 1;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+static void test_thread_mode_maps(void **state) {
+  h_t *h = *state;
+  h->cfg.clock_cb = NULL; /* real time */
+  client_up(h);
+  fake_runner_t r = {h->f, 0};
+  pthread_t th;
+  pthread_create(&th, NULL, run_fake, &r);
+  assert_int_equal(portmap_thread_start(h->c), PORTMAP_OK);
+  assert_int_equal(portmap_thread_start(h->c), PORTMAP_ERR_STATE);
+  tw_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  assert_int_equal(portmap_map(h->c, &req, tw_cb, &w, NULL), PORTMAP_OK);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 2;
+  pthread_mutex_lock(&w.mu);
+  while (!w.mapped)
+    if (pthread_cond_timedwait(&w.cv, &w.mu, &until) != 0)
+      break;
+  int mapped = w.mapped;
+  pthread_mutex_unlock(&w.mu);
+  assert_true(mapped);
+  assert_int_equal(portmap_thread_stop(h->c), PORTMAP_OK);
+  portmap_client_free(h->c); /* deletes; the runner still answers */
+  h->c = NULL;
+  r.stop = 1;
+  pthread_join(th, NULL);
+  assert_int_equal(fake_pcp_mapping_count(h->f), 0);
+}
+
+static void test_map_sync(void **state) {
+  h_t *h = *state;
+  h->cfg.clock_cb = NULL;
+  client_up(h);
+  fake_runner_t r = {h->f, 0};
+  pthread_t th;
+  pthread_create(&th, NULL, run_fake, &r);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  portmap_info_t info;
+  portmap_mapping_t *m = NULL;
+  assert_int_equal(portmap_map_sync(h->c, &req, 1000, &info, &m), PORTMAP_OK);
+  assert_non_null(m);
+  assert_int_equal(info.external_port, 8000);
+  req.internal_port = 8001;
+  fake_pcp_force_result(h->f, PCP_NOT_AUTHORIZED, 1);
+  assert_int_equal(portmap_map_sync(h->c, &req, 1000, &info, NULL), PORTMAP_ERR_REFUSED);
+  assert_int_equal(info.gateway_result, PCP_NOT_AUTHORIZED);
+  fake_pcp_set_silent(h->f, 1);
+  req.internal_port = 8002;
+  assert_int_equal(portmap_map_sync(h->c, &req, 100, &info, NULL), PORTMAP_ERR_TIMEOUT);
+  fake_pcp_set_silent(h->f, 0);
+  portmap_client_free(h->c);
+  h->c = NULL;
+  r.stop = 1;
+  pthread_join(th, NULL);
+  assert_int_equal(fake_pcp_mapping_count(h->f), 0);
+}
+
+static void test_Q21_closed_port_is_immediate(void **state) {
+  h_t *h = *state;
+  h->cfg.server_port = free_udp_port(); /* nothing listens there */
+  client_up(h);
+  map_tcp(h, 8000, 3600);
+  for (int i = 0; i < 20 && h->n_ev == 0; i++) {
+    struct pollfd p[4];
+    int fds[4];
+    size_t n = portmap_fds(h->c, fds, 4);
+    for (size_t k = 0; k < n; k++) {
+      p[k].fd = fds[k];
+      p[k].events = POLLIN;
+      p[k].revents = 0;
+    }
+    poll(p, (nfds_t)n, 20);
+    portmap_process(h->c);
+  }
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_FAILED);
+  assert_int_equal(last_event(h)->info.status, PORTMAP_ERR_UNREACHABLE);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      T(test_A4_A5_map_and_fields),
+      T(test_D1_nonce_from_injected_csprng),
+      T(test_C1_C2_C4_retransmission_schedule),
+      T(test_C3_mrc_gives_up),
+      T(test_C3_mrd_gives_up),
+      T(test_B3_spoofed_port_ignored),
+      T(test_B4_duplicate_responses_one_event),
+      T(test_B4_reordered_responses),
+      T(test_D3_wrong_nonce_ignored),
+      T(test_A9_garbage_and_truncated_dropped),
+      T(test_F2_natpmp_gateway_detected),
+      T(test_F2_natpmp_opcode_zero),
+      T(test_G4_not_authorized_fails),
+      T(test_G1_G3_short_error_honours_lifetime),
+      T(test_G2_no_new_mappings_after_no_resources),
+      T(test_A12_unknown_result_is_long_error),
+      T(test_H4_H5_renewal_schedule),
+      T(test_H5_renewal_retries_and_spacing),
+      T(test_H2_H3_renewal_suggests_assigned),
+      T(test_H6_D2_delete_same_nonce),
+      T(test_H6_delete_retransmitted),
+      T(test_Q18_delete_with_persisted_nonce),
+      T(test_H8_prefer_failure),
+      T(test_H7_unsolicited_update_changes_address),
+      T(test_E5_reboot_seen_on_renewal_recreates_all),
+      T(test_K2_announce_recovery_once),
+      T(test_B5_announce_from_other_source_dropped),
+      T(test_J3_Q26_description_retried_without),
+      T(test_J1_Q27_third_party_refused),
+      T(test_J1_third_party_on_renew_and_delete),
+      T(test_J2_filters_resent_on_renewal),
+      T(test_I1_peer_mapping),
+      T(test_H1_I1_J1_bad_requests_rejected),
+      T(test_bad_config_rejected),
+      T(test_revoke_and_free_from_callback),
+      T(test_free_deletes_every_mapping),
+      T(test_detach_keeps_mapping),
+      T(test_once_expires_without_renewal),
+      T(test_lost_then_recreated_after_expiry),
+      T(test_thread_mode_maps),
+      T(test_map_sync),
+      T(test_Q21_closed_port_is_immediate),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
