@@ -29,6 +29,10 @@ typedef struct portmap_sched {
   size_t len;
   size_t cap;
   uint64_t next_seq;
+  /* During portmap_sched_run only: timers re-armed for a time <= now wait
+   * in heap[cap - ndeferred .. cap) until the run ends. */
+  size_t ndeferred;
+  int running;
 } portmap_sched_t;
 
 void portmap_sched_init(portmap_sched_t *s);

@@ -146,7 +146,7 @@ typedef struct portmap_request {
 
 /** State of a mapping, as passed to callbacks and by portmap_mapping_info(). */
 typedef struct portmap_info {
-  portmap_backend_t backend; /**< backend serving it (NONE before the first answer) */
+  portmap_backend_t backend; /**< backend serving (or trying) it */
   int protocol;
   uint16_t internal_port;
   portmap_addr_t internal_address;

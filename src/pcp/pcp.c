@@ -777,6 +777,7 @@ static portmap_status_t pcp_start(void *state, portmap_mapping_t *m, uint64_t no
   portmap_timer_init(&pm->timer, on_timer, pm);
   portmap_timer_init(&pm->expiry, on_expiry, pm);
   m->be_data = pm;
+  m->info.backend = PORTMAP_BACKEND_PCP;
   memcpy(m->info.internal_address.bytes, m->has_third_party ? m->third_party : s->local, 16);
   if (m->flags & PORTMAP_FLAG_DELETE) {
     start_cycle(pm, PH_DELETE, now);

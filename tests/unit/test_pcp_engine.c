@@ -1055,6 +1055,38 @@ static void test_Q21_closed_port_is_immediate(void **state) {
   assert_int_equal(last_event(h)->info.status, PORTMAP_ERR_UNREACHABLE);
 }
 
+static void test_B1_A4_ipv6_mapping(void **state) {
+  h_t *h = *state;
+  fake_pcp_free(h->f);
+  h->f = fake_pcp_new(1);
+  assert_non_null(h->f);
+  fake_pcp_set_time(h->f, h->now);
+  const uint8_t ext6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x77};
+  fake_pcp_set_external(h->f, ext6);
+  h->cfg.gateway = "::1";
+  h->cfg.server_port = fake_pcp_port(h->f);
+  client_up(h);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.ipv6 = 1;
+  portmap_mapping_t *m = NULL;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, &m), PORTMAP_OK);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_string_equal(last_event(h)->info.external_address_str, "2001:db8::77");
+  pcp_msg_t r;
+  fake_pcp_last_request(h->f, &r);
+  const uint8_t lo6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  assert_memory_equal(r.client_addr, lo6, 16); /* A4: ::1, not mapped */
+  const uint8_t any6[16] = {0};
+  assert_memory_equal(r.external_addr, any6, 16); /* A7: :: for IPv6 */
+  portmap_mapping_revoke(m);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_DELETED);
+  assert_int_equal(fake_pcp_mapping_count(h->f), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -1101,6 +1133,7 @@ int main(void) {
       T(test_thread_mode_maps),
       T(test_map_sync),
       T(test_Q21_closed_port_is_immediate),
+      T(test_B1_A4_ipv6_mapping),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Usage tests for the portmap tool: bad invocations must exit 2 with exactly
+# two lines on stderr ("portmap: <what is wrong>" and "usage: ..."), nothing on
+# stdout; --help and --version must exit 0. No network traffic at all: every
+# case is rejected before a client is created.
+#
+#   test_cli_usage.sh PORTMAP_BINARY usage|help
+set -u
+
+bin=${1:?usage: test_cli_usage.sh PORTMAP_BINARY usage|help}
+mode=${2:-usage}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+count=0
+
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+
+# bad NAME ARGS...: expect exit 2, empty stdout, "portmap: ..." then "usage: ...".
+bad() {
+  local name=$1
+  shift
+  count=$((count + 1))
+  "$bin" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+  local rc=$?
+  local lines
+  lines=$(wc -l <"$tmp/err")
+  if [ "$rc" -ne 2 ]; then
+    fail "$name: exit status $rc, want 2 (args: $*)"
+  elif [ -s "$tmp/out" ]; then
+    fail "$name: wrote to stdout: $(head -c 200 "$tmp/out")"
+  elif [ "$lines" -ne 2 ]; then
+    fail "$name: $lines lines on stderr, want 2: $(head -c 400 "$tmp/err")"
+  elif ! sed -n 1p "$tmp/err" | grep -Eq '^portmap: [^ ].{8,}$'; then
+    fail "$name: first stderr line is not 'portmap: <message>': $(sed -n 1p "$tmp/err")"
+  elif ! sed -n 2p "$tmp/err" | grep -Eq '^usage: portmap '; then
+    fail "$name: second stderr line is not a usage line: $(sed -n 2p "$tmp/err")"
+  else
+    echo "ok: $name: $(sed -n 1p "$tmp/err")"
+  fi
+}
+
+# good NAME PATTERN ARGS...: expect exit 0, empty stderr, PATTERN (ERE) on stdout.
+good() {
+  local name=$1 pattern=$2
+  shift 2
+  count=$((count + 1))
+  "$bin" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+  local rc=$?
+  if [ "$rc" -ne 0 ]; then
+    fail "$name: exit status $rc, want 0 (args: $*)"
+  elif [ -s "$tmp/err" ]; then
+    fail "$name: wrote to stderr: $(head -c 200 "$tmp/err")"
+  elif ! grep -Eq -- "$pattern" "$tmp/out"; then
+    fail "$name: stdout does not match /$pattern/"
+  else
+    echo "ok: $name"
+  fi
+}
+
+long_description=$(printf 'x%.0s' $(seq 1 129))
+max_description=$(printf 'y%.0s' $(seq 1 128))
+nonce=0123456789abcdef01234567
+
+case $mode in
+usage)
+  bad "missing command"
+  bad "unknown command" frob 8000
+  bad "missing port" add
+  bad "port 0" add 0
+  bad "port 65536" add 65536
+  bad "port 80x" add 80x
+  bad "empty port" add ""
+  bad "negative port" add -1
+  bad "port with sign" add +80
+  bad "port with blank" add " 80"
+  bad "bad protocol /sctp" add 80/sctp
+  bad "empty protocol" add 80/
+  bad "protocol without port" add /udp
+  bad "lifetime 0" add 80 --lifetime 0
+  bad "lifetime 86401" add 80 --lifetime 86401
+  bad "lifetime abc" add 80 --lifetime abc
+  bad "lifetime =form" add 80 --lifetime=-5
+  bad "nonce too short" delete 80 --nonce 0123456789abcdef
+  bad "nonce too long" delete 80 --nonce "${nonce}00"
+  bad "nonce not hex" delete 80 --nonce 0123456789abcdef0123456g
+  bad "gateway not an address" add 80 --gateway not-an-address
+  bad "gateway empty" add 80 --gateway ""
+  bad "gateway with port" add 80 --gateway 192.168.1.1:5351
+  bad "external 0" add 80 --external 0
+  bad "external 70000" add 80 --external 70000
+  bad "description too long" add 80 --description "$long_description"
+  bad "description not UTF-8" add 80 --description $'\xff\xfe'
+  bad "unknown long option" add 80 --frobnicate
+  bad "unknown short option" add 80 -x
+  bad "missing option value" add 80 --lifetime
+  bad "value for a flag" add 80 --json=yes
+  bad "bad backend" add 80 --backend carrier-pigeon
+  bad "server port 0" add 80 --port 0
+  bad "timeout abc" add 80 --timeout abc
+  bad "timeout 0 for add" add 80 --timeout 0
+  bad "two ports for add" add 80 81
+  bad "two ports for delete" delete 80 81/udp
+  bad "missing port for keep" keep --json
+  bad "same port twice" keep 80/tcp 80/TCP
+  bad "external with several ports" keep 80 81 --external 90
+  bad "lifetime with delete" delete 80 --lifetime 60
+  bad "description with delete" delete 80 --description x
+  bad "nonce with keep" keep 80 --nonce "$nonce"
+  # Valid except for one thing: the rest must not hide the error.
+  bad "valid description, bad port" add 0 --description "$max_description" --lifetime 60
+  ;;
+help)
+  good "--help" '^SYNOPSIS$' --help
+  good "-h" '^EXIT STATUS$' -h
+  good "help after a command" 'portmap delete PORT' delete --help
+  good "help wins over errors" '^OPTIONS$' add 0 --help
+  good "--version" '^portmap \(libportmap\) [0-9]+\.[0-9]+\.[0-9]+$' --version
+  ;;
+*)
+  echo "unknown mode $mode" >&2
+  exit 2
+  ;;
+esac
+
+echo "$((count - failures))/$count passed"
+[ "$failures" -eq 0 ]
