@@ -111,6 +111,14 @@ void portmap_trace(portmap_client_t *c, int sent, const uint8_t addr[16], uint16
 /* wake the thread (if any) so it recomputes fds and deadline */
 void portmap_client_wake(portmap_client_t *c);
 
+/* A backend's probe outcome (final for this probe round). */
+void portmap_probe_report(portmap_client_t *c, portmap_backend_t backend,
+                          const portmap_probe_backend_t *result);
+
+/* The outcome of a backend's list(): entries valid only during the call. */
+void portmap_list_report(portmap_client_t *c, portmap_status_t status,
+                         const portmap_list_entry_t *entries, size_t n);
+
 /* Queue an event with the mapping's current info. Final events (FAILED,
  * DELETED) end the mapping: the backend must not touch it afterwards. */
 void portmap_mapping_emit(struct portmap_mapping *m, portmap_event_t ev);

@@ -111,6 +111,11 @@ PORTMAP_API void portmap_config_init(portmap_config_t *cfg) {
   cfg->probe_timeout_ms = 500;
   cfg->server_port = 5351;
   cfg->announce_port = 0;
+  cfg->natpmp_irt_ms = 250;
+  cfg->natpmp_max_tries = 9;
+  cfg->ssdp_port = 1900;
+  cfg->ssdp_multicast = 1;
+  cfg->upnp_timeout_ms = 2000;
   cfg->log_cb = NULL;
   cfg->log_user = NULL;
   cfg->log_level = PORTMAP_LOG_WARN;

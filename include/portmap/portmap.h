@@ -211,6 +211,11 @@ typedef struct portmap_config {
   uint32_t probe_timeout_ms;   /**< probe budget (500) */
   uint16_t server_port;        /**< PCP/NAT-PMP server port (5351); for tests */
   int announce_port;           /**< listener port for unsolicited messages: 0 = 5350, -1 = off */
+  uint32_t natpmp_irt_ms;      /**< NAT-PMP first retransmission time (250), doubling */
+  uint32_t natpmp_max_tries;   /**< NAT-PMP sends per request (9) */
+  uint16_t ssdp_port;          /**< SSDP port of the gateway (1900); for tests */
+  int ssdp_multicast;          /**< also multicast M-SEARCH (1); never to a loopback gateway */
+  uint32_t upnp_timeout_ms;    /**< bound on each UPnP HTTP/SOAP exchange (2000) */
   portmap_log_cb log_cb;       /**< NULL = silent */
   void *log_user;
   portmap_log_level_t log_level; /**< most verbose level passed to log_cb */
@@ -221,6 +226,33 @@ typedef struct portmap_config {
   portmap_random_cb random_cb; /**< NULL = getrandom() */
   void *random_user;
 } portmap_config_t;
+
+/** What a probe learnt about one protocol. */
+typedef struct portmap_probe_backend {
+  int available;                 /**< 1 it answered and works, 0 not */
+  portmap_status_t error;        /**< why not: TIMEOUT, UNREACHABLE, REFUSED, NATPMP_GATEWAY... */
+  int gateway_result;            /**< the gateway's result code, -1 none */
+  uint32_t rtt_ms;               /**< first answer's round-trip time */
+  char external_address[PORTMAP_ADDRSTRLEN]; /**< "" when not known */
+  int external_is_private;       /**< 1 private / CGN (Q17) */
+  uint32_t epoch;                /**< PCP / NAT-PMP seconds since start of epoch */
+  /* UPnP only */
+  char location[256];            /**< root description URL */
+  char device_name[128];         /**< friendlyName */
+  char service_type[128];        /**< WAN connection service in use */
+  int igd_version;               /**< 1 or 2 */
+  char connection_status[32];    /**< GetStatusInfo: Connected, ... */
+  char control_url[256];
+} portmap_probe_backend_t;
+
+/** The outcome of a probe of the gateway for all three protocols at once. */
+typedef struct portmap_probe_result {
+  char gateway[PORTMAP_ADDRSTRLEN];
+  char local_address[PORTMAP_ADDRSTRLEN];
+  portmap_probe_backend_t pcp, natpmp, upnp;
+  portmap_backend_t selected;    /**< the backend new mappings use, NONE if none works */
+  uint32_t elapsed_ms;
+} portmap_probe_result_t;
 
 /** Fill cfg with defaults. */
 PORTMAP_API void portmap_config_init(portmap_config_t *cfg);
@@ -326,6 +358,41 @@ PORTMAP_API portmap_status_t portmap_thread_stop(portmap_client_t *client);
 PORTMAP_API portmap_status_t portmap_map_sync(portmap_client_t *client,
                                               const portmap_request_t *req, int timeout_ms,
                                               portmap_info_t *info, portmap_mapping_t **out);
+
+/**
+ * Probe the gateway for PCP, NAT-PMP and UPnP at once and wait at most
+ * timeout_ms (0 = the configured probe budget) for the verdict. Blocking
+ * convenience for diagnostics; mappings probe by themselves. Not allowed in
+ * thread mode or from a callback.
+ * @return PORTMAP_OK (see out->selected); PORTMAP_ERR_INVALID;
+ * PORTMAP_ERR_NO_GATEWAY; PORTMAP_ERR_STATE; PORTMAP_ERR_RECURSIVE.
+ */
+PORTMAP_API portmap_status_t portmap_probe_sync(portmap_client_t *client, int timeout_ms,
+                                                portmap_probe_result_t *out);
+
+/** One row of a gateway's port-mapping table (UPnP only). */
+typedef struct portmap_list_entry {
+  int protocol;                  /**< PORTMAP_PROTO_TCP or PORTMAP_PROTO_UDP */
+  uint16_t external_port;
+  char internal_client[PORTMAP_ADDRSTRLEN];
+  uint16_t internal_port;
+  char remote_host[PORTMAP_ADDRSTRLEN]; /**< "" = any */
+  char description[PORTMAP_MAX_DESCRIPTION + 1];
+  uint32_t lease;                /**< seconds left, 0 = permanent */
+  int enabled;
+} portmap_list_entry_t;
+
+/**
+ * Read the gateway's port-mapping table (UPnP GetGenericPortMappingEntry).
+ * Writes at most cap entries and the total in *count. PCP and NAT-PMP
+ * cannot list: PORTMAP_ERR_UNSUPPORTED when UPnP is not available.
+ * Not allowed in thread mode or from a callback.
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID; PORTMAP_ERR_UNSUPPORTED;
+ * PORTMAP_ERR_TIMEOUT; PORTMAP_ERR_REFUSED; PORTMAP_ERR_STATE; PORTMAP_ERR_RECURSIVE.
+ */
+PORTMAP_API portmap_status_t portmap_list_sync(portmap_client_t *client, int timeout_ms,
+                                               portmap_list_entry_t *entries, size_t cap,
+                                               size_t *count);
 
 /**
  * Copy the drop and traffic counters.

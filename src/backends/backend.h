@@ -34,8 +34,21 @@ typedef struct portmap_backend_ops {
   size_t (*fds)(void *state, int *fds, size_t cap);
   /* Read everything pending on the backend's fds (non-blocking). */
   void (*readable)(void *state, uint64_t now);
+  /* Start probing the gateway (PCP ANNOUNCE, NAT-PMP public address,
+   * SSDP M-SEARCH). Returns at once; the outcome goes to
+   * portmap_probe_report(). */
+  void (*probe)(void *state, uint64_t now);
+  /* A datagram that reached the shared 5350 listener (checklist B5, N6);
+   * the backend checks the source itself. */
+  void (*unsolicited)(void *state, const uint8_t from[16], uint16_t from_port,
+                      const uint8_t *data, size_t len, uint64_t now);
+  /* Start reading the gateway's mapping table; the outcome goes to
+   * portmap_list_report(). NULL when the protocol cannot list. */
+  portmap_status_t (*list)(void *state, uint64_t now);
 } portmap_backend_ops_t;
 
 extern const portmap_backend_ops_t portmap_pcp_backend;
+extern const portmap_backend_ops_t portmap_natpmp_backend;
+extern const portmap_backend_ops_t portmap_upnp_backend;
 
 #endif

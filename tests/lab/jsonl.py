@@ -6,11 +6,13 @@ Lines that are not JSON objects are errors (stdout of --json must be pure JSON l
 
   jsonl.py validate FILE            check every line; print a summary; exit 1 on errors
   jsonl.py get FILE EVENT KEY       print KEY of the first EVENT line (exit 1 if none)
+  jsonl.py fields FILE EVENT KEY...  print j_KEY=VALUE (shell-quoted) from the first EVENT
   jsonl.py count FILE EVENT         print how many EVENT lines there are
   jsonl.py times FILE EVENT...      print "TIME EVENT" for each line of those events
 """
 import json
 import re
+import shlex
 import sys
 
 EVENTS = {"mapped", "renewed", "changed", "lost", "failed", "deleted"}
@@ -89,6 +91,15 @@ def main(argv):
                 if v is None:
                     return 1
                 print(v if not isinstance(v, bool) else str(v).lower())
+                return 0
+        return 1
+    if cmd == "fields" and len(argv) >= 5:
+        for _, obj, _ in rows:
+            if obj and obj.get("event") == argv[3]:
+                for k in argv[4:]:
+                    v = obj.get(k)
+                    v = "" if v is None else (str(v).lower() if isinstance(v, bool) else str(v))
+                    print("j_%s=%s" % (re.sub(r"\W", "_", k), shlex.quote(v)))
                 return 0
         return 1
     if cmd == "count" and len(argv) == 4:

@@ -5,12 +5,14 @@
 #   bash tests/lab/test_pcp_add_delete.sh PATH/TO/portmap      (as root)
 # Personality full: PCP + NAT-PMP + UPnP; PCP must win (it is the primary backend).
 set -u -o pipefail
-# shellcheck source=tests/lab/testlib.sh
+# shellcheck source-path=SCRIPTDIR source=testlib.sh
 . "$(dirname "$0")/testlib.sh"
 tl_enter_lab full "$@"
 
 PORTMAP=${1:-}
-[ -n "$PORTMAP" ] && [ -x "$PORTMAP" ] || tl_fail "usage: $0 PATH/TO/portmap (got '${PORTMAP}')"
+if [ -z "$PORTMAP" ] || [ ! -x "$PORTMAP" ]; then
+  tl_fail "usage: $0 PATH/TO/portmap (got '${PORTMAP}')"
+fi
 
 out=$TL_TMP/add.out err=$TL_TMP/add.err
 
@@ -24,15 +26,13 @@ tl_show "$out" "$err"
 [ $rc -eq 0 ] || tl_fail "portmap add exited $rc, expected 0"
 tl_jsonl validate "$out" >&2 || tl_fail "portmap add --json output is not valid JSON lines"
 
-field() { tl_jsonl get "$out" mapped "$1"; }
 [ "$(tl_jsonl count "$out" mapped)" -ge 1 ] || tl_fail "no \"mapped\" event in the output"
-backend=$(field backend) || tl_fail "mapped line has no backend"
-proto=$(field protocol) || tl_fail "mapped line has no protocol"
-iport=$(field internal_port) || tl_fail "mapped line has no internal_port"
-eaddr=$(field external_address) || tl_fail "mapped line has no external_address"
-eport=$(field external_port) || tl_fail "mapped line has no external_port"
-lifetime=$(field lifetime) || tl_fail "mapped line has no lifetime"
-nonce=$(field nonce) || tl_fail "mapped line has no nonce"
+fields=$(tl_jsonl fields "$out" mapped backend protocol internal_port external_address \
+  external_port lifetime nonce) || tl_fail "cannot read the mapped line"
+j_backend='' j_protocol='' j_internal_port='' j_external_address='' j_external_port='' j_lifetime='' j_nonce=''
+eval "$fields"
+backend=$j_backend proto=$j_protocol iport=$j_internal_port eaddr=$j_external_address
+eport=$j_external_port lifetime=$j_lifetime nonce=$j_nonce
 tl_log "mapped: backend=$backend protocol=$proto $eaddr:$eport -> :$iport lifetime=$lifetime nonce=$nonce"
 
 [ "${backend,,}" = pcp ] || tl_fail "backend is '$backend', expected pcp (the gateway speaks PCP)"
@@ -40,9 +40,12 @@ case ${proto,,} in tcp | 6) ;; *) tl_fail "protocol is '$proto', expected tcp" ;
 [ "$iport" = 8000 ] || tl_fail "internal_port is $iport, expected 8000"
 [ "$eaddr" = "$LAB_WAN_IP" ] || [ "$eaddr" = "::ffff:$LAB_WAN_IP" ] ||
   tl_fail "external_address is $eaddr, the router's WAN address is $LAB_WAN_IP"
-[[ $eport =~ ^[0-9]+$ ]] && [ "$eport" -ge 1 ] && [ "$eport" -le 65535 ] ||
+if ! [[ $eport =~ ^[0-9]+$ ]] || [ "$eport" -lt 1 ] || [ "$eport" -gt 65535 ]; then
   tl_fail "external_port '$eport' is not a port"
-[[ $lifetime =~ ^[0-9]+$ ]] && [ "$lifetime" -gt 0 ] || tl_fail "lifetime '$lifetime' is not > 0"
+fi
+if ! [[ $lifetime =~ ^[0-9]+$ ]] || [ "$lifetime" -eq 0 ]; then
+  tl_fail "lifetime '$lifetime' is not > 0"
+fi
 [[ $nonce =~ ^[0-9a-fA-F]{24}$ ]] || tl_fail "nonce '$nonce' is not 24 hex digits"
 
 # 2. the router really did it ---------------------------------------------------------
@@ -51,7 +54,7 @@ tl_wait_rule present tcp "$eport" 8000 2 ||
 tl_log "router rule: $(tl_rules | grep -F "dport $eport dnat")"
 
 # And it forwards: a TCP connection from the internet side reaches the client.
-tl_client 10 python3 -c '
+tl_client 10 "$TL_PY" -c '
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", 8000)); s.listen(1); s.settimeout(8)
@@ -61,7 +64,7 @@ listener=$!
 tl_track "$listener"
 got=
 for ((i = 0; i < 30; i++)); do
-  got=$(tl_net 3 python3 -c '
+  got=$(tl_net 3 "$TL_PY" -c '
 import socket, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 1); print(s.recv(16).decode().strip())
 ' "$LAB_WAN_IP" "$eport" 2>/dev/null) && [ "$got" = lab-ok ] && break

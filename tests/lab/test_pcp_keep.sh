@@ -8,12 +8,14 @@
 # within [1/2, 5/8] of the lifetime (checklist H5). Then SIGTERM: exit 0 within 2 s,
 # a "deleted" event, the rule gone within 2 s.
 set -u -o pipefail
-# shellcheck source=tests/lab/testlib.sh
+# shellcheck source-path=SCRIPTDIR source=testlib.sh
 . "$(dirname "$0")/testlib.sh"
 tl_enter_lab short "$@"
 
 PORTMAP=${1:-}
-[ -n "$PORTMAP" ] && [ -x "$PORTMAP" ] || tl_fail "usage: $0 PATH/TO/portmap (got '${PORTMAP}')"
+if [ -z "$PORTMAP" ] || [ ! -x "$PORTMAP" ]; then
+  tl_fail "usage: $0 PATH/TO/portmap (got '${PORTMAP}')"
+fi
 
 DURATION=${KEEP_SECONDS:-30}
 LIFETIME=8
@@ -89,7 +91,7 @@ tl_show "$out" "$err"
 tl_jsonl validate "$out" >&2 || tl_fail "portmap keep --json output is not valid JSON lines"
 
 # Judge the timeline.
-python3 - "$out" "$samples" "$t0" "$LIFETIME" "$TL_JSONL" <<'EOF' || tl_fail "timeline checks failed (see above)"
+"$TL_PY" - "$out" "$samples" "$t0" "$LIFETIME" "$TL_JSONL" <<'EOF' || tl_fail "timeline checks failed (see above)"
 import importlib.util, sys
 out, samples, t0, lifetime, jsonl_path = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 spec = importlib.util.spec_from_file_location("jsonl", jsonl_path)

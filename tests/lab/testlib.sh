@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # testlib.sh: helpers for tests/lab/test_*.sh (source it; bash).
 #
 # A test script starts with:
@@ -13,6 +14,9 @@ TL_LAB_SH=$TL_DIR/lab.sh
 TL_JSONL=$TL_DIR/jsonl.py
 TL_NAME=$(basename "$0" .sh)
 TL_PIDS=()
+# The distribution's python starts in 0.05 s; a pyenv shim can take 0.3 s.
+TL_PY=python3
+[ -x /usr/bin/python3 ] && TL_PY=/usr/bin/python3
 TL_TMP=
 
 tl_log() { printf '[%s %s] %s\n' "$TL_NAME" "$(date +%T.%3N)" "$*" >&2; }
@@ -104,7 +108,7 @@ tl_wait_rule() {
   return 1
 }
 
-tl_jsonl() { python3 "$TL_JSONL" "$@"; }
+tl_jsonl() { "$TL_PY" "$TL_JSONL" "$@"; }
 
 tl_show() {
   local f
