@@ -157,7 +157,10 @@ if ! cmake --build "$BUILD_DIR" -j2 >"$BUILD_DIR/demo-build.log" 2>&1; then
   bad "build failed (full log: $BUILD_DIR/demo-build.log)"
   exit 2
 fi
-PORTMAP=$ROOT/$BUILD_DIR/tools/portmap
+case $BUILD_DIR in
+  /*) PORTMAP=$BUILD_DIR/tools/portmap ;;
+  *) PORTMAP=$ROOT/$BUILD_DIR/tools/portmap ;;
+esac
 [ -x "$PORTMAP" ] || { bad "no $PORTMAP after the build"; exit 2; }
 ok "built $PORTMAP"
 

@@ -850,6 +850,17 @@ static void pcp_readable(void *state, uint64_t now) {
 }
 
 const portmap_backend_ops_t portmap_pcp_backend = {
-    PORTMAP_BACKEND_PCP, "pcp",      pcp_create, pcp_destroy, pcp_check,
-    pcp_start,           pcp_revoke, pcp_detach, pcp_fds,     pcp_readable,
+    .id = PORTMAP_BACKEND_PCP,
+    .name = "pcp",
+    .create = pcp_create,
+    .destroy = pcp_destroy,
+    .check = pcp_check,
+    .start = pcp_start,
+    .revoke = pcp_revoke,
+    .detach = pcp_detach,
+    .fds = pcp_fds,
+    .readable = pcp_readable,
+    .probe = NULL,
+    .unsolicited = NULL,
+    .list = NULL,
 };
