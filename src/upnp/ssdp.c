@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int portmap_placeholder_t;
