@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +115,12 @@ void portmap_mapping_emit(portmap_mapping_t *m, portmap_event_t ev) {
   portmap_client_t *c = m->client;
   if (m->final_queued || m->detached)
     return;
+  if (ev == PORTMAP_EVENT_FAILED && portmap_probe_failover(m))
+    return; /* moved to the next backend */
+  if (m->moved && (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED)) {
+    ev = PORTMAP_EVENT_CHANGED; /* the backend changed */
+    m->moved = 0;
+  }
   portmap_event_rec_t *rec = calloc(1, sizeof *rec);
   int final = ev == PORTMAP_EVENT_FAILED || ev == PORTMAP_EVENT_DELETED;
   if (final)
@@ -138,6 +146,7 @@ void portmap_mapping_emit(portmap_mapping_t *m, portmap_event_t ev) {
 }
 
 static void mapping_unlink_free(portmap_client_t *c, portmap_mapping_t *m) {
+  portmap_sched_cancel(&c->sched, &m->core_timer);
   if (m->prev)
     m->prev->next = m->next;
   else
@@ -177,6 +186,82 @@ static void dispatch_events(portmap_client_t *c) {
       m->detached = 1; /* ended: the handle is gone after its final event */
     free(rec);
     mapping_maybe_free(c, m);
+  }
+}
+
+/* The family's all-zeros address (checklist A7). */
+static void addr_any(uint8_t out[16], int ipv6) {
+  memset(out, 0, 16);
+  if (!ipv6)
+    out[10] = out[11] = 0xff;
+}
+
+/* ---------- the shared 5350 listener ---------- */
+
+/* B5: listen on 5350 for PCP ANNOUNCE and mapping updates and NAT-PMP
+ * announcements (224.0.0.1 / ff02::1), shared with other clients on this
+ * host (SO_REUSEADDR/SO_REUSEPORT). */
+static int listener_open(portmap_client_t *c, int ipv6, uint16_t port) {
+  int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  int one = 1;
+  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (ipv6)
+    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  uint8_t any[16];
+  addr_any(any, ipv6);
+  struct sockaddr_storage ss;
+  socklen_t sl = portmap_net_to_sockaddr(any, port, 0, &ss);
+  if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
+    portmap_log(c, PORTMAP_LOG_INFO, "cannot listen for announcements on port %u: %s", port,
+                strerror(errno));
+    close(fd);
+    return -1;
+  }
+  if (ipv6) {
+    struct ipv6_mreq mr;
+    memset(&mr, 0, sizeof mr);
+    mr.ipv6mr_multiaddr.s6_addr[0] = 0xff;
+    mr.ipv6mr_multiaddr.s6_addr[1] = 0x02;
+    mr.ipv6mr_multiaddr.s6_addr[15] = 0x01;
+    mr.ipv6mr_interface = c->gateway6_scope;
+    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mr, sizeof mr);
+  } else {
+    struct ip_mreq mr;
+    memset(&mr, 0, sizeof mr);
+    mr.imr_multiaddr.s_addr = htonl(0xE0000001u); /* 224.0.0.1 */
+    mr.imr_interface.s_addr = htonl(INADDR_ANY);
+    (void)setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr);
+  }
+  return fd;
+}
+
+/* Hand each datagram to the backend its version octet names: 2 is PCP,
+ * 0 is NAT-PMP (RFC 6887 section 9). */
+static void listener_read(portmap_client_t *c, int fd, uint64_t now) {
+  for (int n = 0; n < 64; n++) {
+    uint8_t buf[1104];
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    ssize_t got = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *)&ss, &sl);
+    if (got < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    uint8_t from[16];
+    uint16_t port = 0;
+    int idx = got < 1 ? -1 : buf[0] == 2 ? 0 : buf[0] == 0 ? 1 : -1;
+    if (portmap_net_from_sockaddr((struct sockaddr *)&ss, sl, from, &port) != 0 || idx < 0 ||
+        c->be_ops[idx] == NULL || c->be_ops[idx]->unsolicited == NULL) {
+      c->stats.received++;
+      portmap_trace(c, 0, from, port, buf, (size_t)(got < 0 ? 0 : got));
+      c->stats.malformed++;
+      continue;
+    }
+    c->be_ops[idx]->unsolicited(c->be_state[idx], from, port, buf, (size_t)got, now);
   }
 }
 
@@ -240,6 +325,7 @@ portmap_status_t portmap_client_new(const portmap_config_t *cfg, portmap_client_
   if (c == NULL)
     return PORTMAP_ERR_NOMEM;
   c->wake_pipe[0] = c->wake_pipe[1] = -1;
+  c->listen_fd[0] = c->listen_fd[1] = -1;
   c->cfg = *cfg;
   if (c->cfg.backends == 0)
     c->cfg.backends = PORTMAP_BACKEND_ALL;
@@ -265,29 +351,52 @@ portmap_status_t portmap_client_new(const portmap_config_t *cfg, portmap_client_
     memcpy(c->local_addr, tmp.bytes, 16);
     c->have_local = 1;
   }
+  portmap_sched_init(&c->sched);
   if (pthread_mutex_init(&c->mu, NULL) != 0) {
     st = PORTMAP_ERR_SYSTEM;
     goto done;
   }
-  portmap_sched_init(&c->sched);
   client_discover(c);
 
-  /* Only PCP exists so far; NAT-PMP and UPnP plug in here. */
-  if (c->cfg.backends & PORTMAP_BACKEND_PCP) {
+  portmap_probe_init(c);
+  static const portmap_backend_ops_t *const all[PORTMAP_MAX_BACKENDS] = {
+      &portmap_pcp_backend, &portmap_natpmp_backend, &portmap_upnp_backend};
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
+    if (!(c->cfg.backends & (unsigned)all[i]->id))
+      continue;
     void *state = NULL;
-    st = portmap_pcp_backend.create(c, &state);
+    st = all[i]->create(c, &state);
+    if (st == PORTMAP_ERR_UNSUPPORTED) {
+      /* not built in, or cannot work on this host */
+      portmap_log(c, PORTMAP_LOG_INFO, "backend %s unavailable", all[i]->name);
+      st = PORTMAP_OK;
+      continue;
+    }
     if (st != PORTMAP_OK)
       goto done;
-    c->be_ops[c->n_backends] = &portmap_pcp_backend;
-    c->be_state[c->n_backends] = state;
-    c->n_backends++;
+    c->be_ops[i] = all[i];
+    c->be_state[i] = state;
   }
+  if (c->cfg.announce_port >= 0) {
+    uint16_t port = c->cfg.announce_port == 0 ? 5350 : (uint16_t)c->cfg.announce_port;
+    c->listen_fd[0] = listener_open(c, 0, port);
+    if (c->have_gateway6)
+      c->listen_fd[1] = listener_open(c, 1, port);
+  }
+  /* probe all protocols at once as the client starts */
+  if (!portmap_probe_single(c) && (c->have_gateway4 || c->have_gateway6))
+    portmap_probe_start(c, portmap_client_now(c));
   *out = c;
   c = NULL;
 done:
   if (c != NULL) {
-    for (size_t i = 0; i < c->n_backends; i++)
-      c->be_ops[i]->destroy(c->be_state[i]);
+    for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)
+      if (c->be_ops[i] != NULL)
+        c->be_ops[i]->destroy(c->be_state[i]);
+    for (int i = 0; i < 2; i++)
+      if (c->listen_fd[i] >= 0)
+        close(c->listen_fd[i]);
+    portmap_sched_fini(&c->sched);
     free(c->gateway_str);
     free(c->local_str);
     free(c);
@@ -333,13 +442,6 @@ static int utf8_valid(const char *text, size_t len) {
     i += extra + 1;
   }
   return 1;
-}
-
-/* The family's all-zeros address (checklist A7). */
-static void addr_any(uint8_t out[16], int ipv6) {
-  memset(out, 0, 16);
-  if (!ipv6)
-    out[10] = out[11] = 0xff;
 }
 
 static portmap_status_t parse_family(const char *text, int ipv6, uint8_t out[16]) {
@@ -425,7 +527,8 @@ static portmap_status_t request_copy(portmap_client_t *c, const portmap_request_
     if ((st = parse_family(req->third_party, m->ipv6, m->third_party)) != PORTMAP_OK)
       return st;
     /* checklist J1: THIRD_PARTY must not be our own address */
-    if (c->have_local && memcmp(c->local_addr, m->third_party, 16) == 0)
+    if ((c->have_local && memcmp(c->local_addr, m->third_party, 16) == 0) ||
+        (c->probe.have_local && memcmp(c->probe.local, m->third_party, 16) == 0))
       return PORTMAP_ERR_THIRD_PARTY;
     m->has_third_party = 1;
   }
@@ -458,30 +561,43 @@ portmap_status_t portmap_map(portmap_client_t *client, const portmap_request_t *
   m->info.is_peer = m->is_peer;
   memcpy(m->info.nonce, m->nonce, 12);
   addr_any(m->info.external_address.bytes, m->ipv6);
+  /* Options a backend cannot express fail clearly, never silently. */
   st = PORTMAP_ERR_NO_BACKEND;
-  for (size_t i = 0; i < client->n_backends; i++) {
+  int able = -1;
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
+    if (client->be_ops[i] == NULL)
+      continue;
     portmap_status_t cst = client->be_ops[i]->check(client->be_state[i], m);
     if (cst != PORTMAP_OK) {
       st = cst;
       continue;
     }
-    m->be = client->be_ops[i];
-    m->be_state = client->be_state[i];
-    break;
+    if (able < 0)
+      able = i;
   }
-  if (m->be == NULL)
+  if (able < 0)
     goto done;
+  portmap_mapping_core_init(m);
   /* link first: the backend may emit from start() */
   m->next = client->mappings;
   if (client->mappings)
     client->mappings->prev = m;
   client->mappings = m;
   client->n_mappings++;
-  st = m->be->start(m->be_state, m, portmap_client_now(client));
-  if (st != PORTMAP_OK) {
-    mapping_unlink_free(client, m);
-    m = NULL;
-    goto done;
+  uint64_t now = portmap_client_now(client);
+  if (portmap_probe_single(client)) {
+    /* one backend: start now and report its refusal synchronously */
+    m->be = client->be_ops[able];
+    m->be_state = client->be_state[able];
+    st = m->be->start(m->be_state, m, now);
+    if (st != PORTMAP_OK) {
+      mapping_unlink_free(client, m);
+      m = NULL;
+      goto done;
+    }
+  } else {
+    st = PORTMAP_OK;
+    portmap_probe_begin(m, now);
   }
   if (out != NULL)
     *out = m;
@@ -491,6 +607,18 @@ done:
   pthread_mutex_unlock(&client->mu);
   free(m);
   return st;
+}
+
+/* Delete on the gateway, or at once when no backend runs it yet. */
+static void mapping_revoke_locked(portmap_mapping_t *m, uint64_t now) {
+  if (m->be_data != NULL) {
+    m->be->revoke(m->be_state, m, now);
+    return;
+  }
+  portmap_sched_cancel(&m->client->sched, &m->core_timer);
+  m->waiting = 0;
+  m->info.status = PORTMAP_OK;
+  portmap_mapping_emit(m, PORTMAP_EVENT_DELETED);
 }
 
 portmap_status_t portmap_mapping_revoke(portmap_mapping_t *m) {
@@ -503,7 +631,7 @@ portmap_status_t portmap_mapping_revoke(portmap_mapping_t *m) {
     st = PORTMAP_ERR_STATE;
   } else {
     m->revoked = 1;
-    m->be->revoke(m->be_state, m, portmap_client_now(c));
+    mapping_revoke_locked(m, portmap_client_now(c));
     portmap_client_wake(c);
   }
   pthread_mutex_unlock(&c->mu);
@@ -517,6 +645,7 @@ portmap_status_t portmap_mapping_detach(portmap_mapping_t *m) {
   pthread_mutex_lock(&c->mu);
   if (m->be_data != NULL)
     m->be->detach(m->be_state, m);
+  portmap_sched_cancel(&c->sched, &m->core_timer);
   m->detached = 1;
   mapping_maybe_free(c, m);
   pthread_mutex_unlock(&c->mu);
@@ -538,7 +667,16 @@ portmap_status_t portmap_mapping_info(portmap_mapping_t *m, portmap_info_t *info
 
 static size_t fds_locked(portmap_client_t *c, int *fds, size_t cap) {
   size_t total = 0;
-  for (size_t i = 0; i < c->n_backends; i++) {
+  for (int i = 0; i < 2; i++) {
+    if (c->listen_fd[i] < 0)
+      continue;
+    if (total < cap)
+      fds[total] = c->listen_fd[i];
+    total++;
+  }
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
+    if (c->be_ops[i] == NULL)
+      continue;
     int tmp[PORTMAP_MAX_FDS];
     size_t n = c->be_ops[i]->fds(c->be_state[i], tmp, PORTMAP_MAX_FDS);
     for (size_t k = 0; k < n && k < PORTMAP_MAX_FDS; k++) {
@@ -583,8 +721,12 @@ int portmap_timeout_ms(portmap_client_t *client) {
 
 static void process_locked(portmap_client_t *c) {
   uint64_t now = portmap_client_now(c);
-  for (size_t i = 0; i < c->n_backends; i++)
-    c->be_ops[i]->readable(c->be_state[i], now);
+  for (int i = 0; i < 2; i++)
+    if (c->listen_fd[i] >= 0)
+      listener_read(c, c->listen_fd[i], now);
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)
+    if (c->be_ops[i] != NULL)
+      c->be_ops[i]->readable(c->be_state[i], now);
   portmap_sched_run(&c->sched, portmap_client_now(c));
   dispatch_events(c);
 }
@@ -783,6 +925,133 @@ portmap_status_t portmap_map_sync(portmap_client_t *client, const portmap_reques
   return st;
 }
 
+/* ---------- probe and list ---------- */
+
+static void copy_probe(portmap_client_t *c, portmap_probe_result_t *out) {
+  portmap_probe_state_t *p = &c->probe;
+  memset(out, 0, sizeof *out);
+  portmap_addr_t a;
+  if (c->have_gateway4 || c->have_gateway6) {
+    memcpy(a.bytes, c->have_gateway4 ? c->gateway4 : c->gateway6, 16);
+    portmap_addr_format(&a, out->gateway, sizeof out->gateway);
+  }
+  if (p->have_local) {
+    memcpy(a.bytes, p->local, 16);
+    portmap_addr_format(&a, out->local_address, sizeof out->local_address);
+  }
+  portmap_probe_backend_t *dst[PORTMAP_MAX_BACKENDS] = {&out->pcp, &out->natpmp, &out->upnp};
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
+    if (c->be_ops[i] == NULL) {
+      dst[i]->error = PORTMAP_ERR_NO_BACKEND; /* not enabled */
+      dst[i]->gateway_result = -1;
+    } else if (!(p->have & (1u << i))) {
+      dst[i]->error = PORTMAP_ERR_TIMEOUT;
+      dst[i]->gateway_result = -1;
+    } else {
+      *dst[i] = p->res[i];
+    }
+  }
+  out->selected = p->decided ? p->selected : PORTMAP_BACKEND_NONE;
+}
+
+portmap_status_t portmap_probe_sync(portmap_client_t *client, int timeout_ms,
+                                    portmap_probe_result_t *out) {
+  if (client == NULL || out == NULL || timeout_ms < 0)
+    return PORTMAP_ERR_INVALID;
+  memset(out, 0, sizeof *out);
+  pthread_mutex_lock(&client->mu);
+  portmap_status_t st = PORTMAP_OK;
+  if (in_own_callback(client))
+    st = PORTMAP_ERR_RECURSIVE;
+  else if (client->thread_running)
+    st = PORTMAP_ERR_STATE;
+  else if (!client->have_gateway4 && !client->have_gateway6)
+    st = PORTMAP_ERR_NO_GATEWAY;
+  if (st == PORTMAP_OK) {
+    /* a fresh round unless one is under way */
+    portmap_probe_start(client, portmap_client_now(client));
+  }
+  pthread_mutex_unlock(&client->mu);
+  if (st != PORTMAP_OK)
+    return st;
+  uint64_t start = real_ms();
+  uint64_t budget = timeout_ms > 0 ? (uint64_t)timeout_ms : client->cfg.probe_timeout_ms + 100u;
+  for (;;) {
+    portmap_process(client);
+    pthread_mutex_lock(&client->mu);
+    int running = client->probe.running;
+    pthread_mutex_unlock(&client->mu);
+    uint64_t now = real_ms();
+    if (!running || now - start >= budget)
+      break;
+    wait_once(client, (int)(budget - (now - start)), -1);
+  }
+  pthread_mutex_lock(&client->mu);
+  copy_probe(client, out);
+  pthread_mutex_unlock(&client->mu);
+  out->elapsed_ms = (uint32_t)(real_ms() - start);
+  return PORTMAP_OK;
+}
+
+void portmap_list_report(portmap_client_t *c, portmap_status_t status,
+                         const portmap_list_entry_t *entries, size_t n) {
+  c->list_done = 1;
+  c->list_status = status;
+  c->list_count = n;
+  for (size_t i = 0; i < n && i < c->list_cap; i++)
+    c->list_out[i] = entries[i];
+}
+
+portmap_status_t portmap_list_sync(portmap_client_t *client, int timeout_ms,
+                                   portmap_list_entry_t *entries, size_t cap, size_t *count) {
+  if (client == NULL || count == NULL || (entries == NULL && cap > 0) || timeout_ms < 0)
+    return PORTMAP_ERR_INVALID;
+  *count = 0;
+  pthread_mutex_lock(&client->mu);
+  portmap_status_t st = PORTMAP_ERR_UNSUPPORTED;
+  if (in_own_callback(client)) {
+    st = PORTMAP_ERR_RECURSIVE;
+  } else if (client->thread_running) {
+    st = PORTMAP_ERR_STATE;
+  } else {
+    for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
+      if (client->be_ops[i] == NULL || client->be_ops[i]->list == NULL)
+        continue;
+      client->list_done = 0;
+      client->list_out = entries;
+      client->list_cap = cap;
+      client->list_count = 0;
+      st = client->be_ops[i]->list(client->be_state[i], portmap_client_now(client));
+      break;
+    }
+  }
+  pthread_mutex_unlock(&client->mu);
+  if (st != PORTMAP_OK)
+    return st;
+  uint64_t deadline = real_ms() + (uint64_t)timeout_ms;
+  for (;;) {
+    portmap_process(client);
+    pthread_mutex_lock(&client->mu);
+    int done = client->list_done;
+    pthread_mutex_unlock(&client->mu);
+    uint64_t now = real_ms();
+    if (done || now >= deadline)
+      break;
+    wait_once(client, (int)(deadline - now), -1);
+  }
+  pthread_mutex_lock(&client->mu);
+  if (!client->list_done) {
+    st = PORTMAP_ERR_TIMEOUT;
+  } else {
+    st = client->list_status;
+    *count = client->list_count;
+  }
+  client->list_out = NULL;
+  client->list_cap = 0;
+  pthread_mutex_unlock(&client->mu);
+  return st;
+}
+
 /* ---------- queries ---------- */
 
 portmap_status_t portmap_client_stats(portmap_client_t *client, portmap_stats_t *stats) {
@@ -833,7 +1102,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
   for (portmap_mapping_t *m = client->mappings; m != NULL; m = m->next) {
     if (!m->revoked && !m->final_queued && !m->detached) {
       m->revoked = 1;
-      m->be->revoke(m->be_state, m, now);
+      mapping_revoke_locked(m, now);
     }
   }
   pthread_mutex_unlock(&client->mu);
@@ -869,8 +1138,13 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
       m->be->detach(m->be_state, m);
     mapping_unlink_free(client, m);
   }
-  for (size_t i = 0; i < client->n_backends; i++)
-    client->be_ops[i]->destroy(client->be_state[i]);
+  portmap_sched_cancel(&client->sched, &client->probe.budget);
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)
+    if (client->be_ops[i] != NULL)
+      client->be_ops[i]->destroy(client->be_state[i]);
+  for (int i = 0; i < 2; i++)
+    if (client->listen_fd[i] >= 0)
+      close(client->listen_fd[i]);
   portmap_sched_fini(&client->sched);
   pthread_mutex_unlock(&client->mu);
   pthread_mutex_destroy(&client->mu);

@@ -66,7 +66,29 @@ struct portmap_mapping {
   const portmap_backend_ops_t *be;
   void *be_state;
   void *be_data; /* the backend's per-mapping state */
+  /* the core's own: waiting for the probe, or moving to another backend */
+  portmap_timer_t core_timer;
+  int waiting;    /* no backend runs it yet */
+  int moved;      /* it was mapped, then moved: the next success is CHANGED */
+  unsigned tried; /* mask of backends that failed it */
 };
+
+/* The probe: all enabled protocols at once, answers decide, a budget
+ * bounds the rest. Results are cached for the client's gateway. */
+typedef struct portmap_probe_state {
+  int running;
+  int decided;
+  int ever; /* a round has finished or decided */
+  uint64_t started_ms;
+  uint64_t decided_ms;
+  unsigned pending; /* backends not yet reported in this round */
+  unsigned have;    /* backends with a result */
+  portmap_probe_backend_t res[PORTMAP_MAX_BACKENDS];
+  portmap_backend_t selected;
+  portmap_timer_t budget;
+  uint8_t local[16];
+  int have_local;
+} portmap_probe_state_t;
 
 struct portmap_client {
   pthread_mutex_t mu;
@@ -81,10 +103,9 @@ struct portmap_client {
   uint8_t local_addr[16];
   /* the one scheduler */
   portmap_sched_t sched;
-  /* backends */
+  /* backends by portmap_backend_index(); NULL when not enabled */
   const portmap_backend_ops_t *be_ops[PORTMAP_MAX_BACKENDS];
   void *be_state[PORTMAP_MAX_BACKENDS];
-  size_t n_backends;
   /* mappings and events */
   struct portmap_mapping *mappings;
   size_t n_mappings;
@@ -98,7 +119,31 @@ struct portmap_client {
   pthread_t thread;
   int wake_pipe[2];
   portmap_stats_t stats;
+  /* the shared 5350 listener (checklist B5, N6) */
+  int listen_fd[2];
+  portmap_probe_state_t probe;
+  /* portmap_list_sync() */
+  int list_done;
+  portmap_status_t list_status;
+  portmap_list_entry_t *list_out;
+  size_t list_cap, list_count;
 };
+
+/* Index of a backend in the client's per-backend arrays (PCP 0, NAT-PMP 1, UPnP 2). */
+int portmap_backend_index(portmap_backend_t b);
+
+/* probe.c: choosing a backend */
+void portmap_probe_init(portmap_client_t *c);
+void portmap_probe_start(portmap_client_t *c, uint64_t now);
+/* Give a new mapping its backend: at once, or when the probe decides. */
+void portmap_probe_begin(struct portmap_mapping *m, uint64_t now);
+/* Exactly one backend is enabled: no probe, no fallback. */
+int portmap_probe_single(const portmap_client_t *c);
+void portmap_mapping_core_init(struct portmap_mapping *m);
+/* A backend failed m for a reason that says its protocol does not work
+ * here: move m to the next backend. Returns 1 when moved (swallow the
+ * FAILED event). */
+int portmap_probe_failover(struct portmap_mapping *m);
 
 /* clock, randomness, logging */
 uint64_t portmap_client_now(portmap_client_t *c);

@@ -229,19 +229,19 @@ typedef struct portmap_config {
 
 /** What a probe learnt about one protocol. */
 typedef struct portmap_probe_backend {
-  int available;                 /**< 1 it answered and works, 0 not */
-  portmap_status_t error;        /**< why not: TIMEOUT, UNREACHABLE, REFUSED, NATPMP_GATEWAY... */
-  int gateway_result;            /**< the gateway's result code, -1 none */
-  uint32_t rtt_ms;               /**< first answer's round-trip time */
+  int available;          /**< 1 it answered and works, 0 not */
+  portmap_status_t error; /**< why not: TIMEOUT, UNREACHABLE, REFUSED, NATPMP_GATEWAY... */
+  int gateway_result;     /**< the gateway's result code, -1 none */
+  uint32_t rtt_ms;        /**< first answer's round-trip time */
   char external_address[PORTMAP_ADDRSTRLEN]; /**< "" when not known */
-  int external_is_private;       /**< 1 private / CGN (Q17) */
-  uint32_t epoch;                /**< PCP / NAT-PMP seconds since start of epoch */
+  int external_is_private;                   /**< 1 private / CGN (Q17) */
+  uint32_t epoch;                            /**< PCP / NAT-PMP seconds since start of epoch */
   /* UPnP only */
-  char location[256];            /**< root description URL */
-  char device_name[128];         /**< friendlyName */
-  char service_type[128];        /**< WAN connection service in use */
-  int igd_version;               /**< 1 or 2 */
-  char connection_status[32];    /**< GetStatusInfo: Connected, ... */
+  char location[256];         /**< root description URL */
+  char device_name[128];      /**< friendlyName */
+  char service_type[128];     /**< WAN connection service in use */
+  int igd_version;            /**< 1 or 2 */
+  char connection_status[32]; /**< GetStatusInfo: Connected, ... */
   char control_url[256];
 } portmap_probe_backend_t;
 
@@ -250,7 +250,7 @@ typedef struct portmap_probe_result {
   char gateway[PORTMAP_ADDRSTRLEN];
   char local_address[PORTMAP_ADDRSTRLEN];
   portmap_probe_backend_t pcp, natpmp, upnp;
-  portmap_backend_t selected;    /**< the backend new mappings use, NONE if none works */
+  portmap_backend_t selected; /**< the backend new mappings use, NONE if none works */
   uint32_t elapsed_ms;
 } portmap_probe_result_t;
 
@@ -372,13 +372,13 @@ PORTMAP_API portmap_status_t portmap_probe_sync(portmap_client_t *client, int ti
 
 /** One row of a gateway's port-mapping table (UPnP only). */
 typedef struct portmap_list_entry {
-  int protocol;                  /**< PORTMAP_PROTO_TCP or PORTMAP_PROTO_UDP */
+  int protocol; /**< PORTMAP_PROTO_TCP or PORTMAP_PROTO_UDP */
   uint16_t external_port;
   char internal_client[PORTMAP_ADDRSTRLEN];
   uint16_t internal_port;
   char remote_host[PORTMAP_ADDRSTRLEN]; /**< "" = any */
   char description[PORTMAP_MAX_DESCRIPTION + 1];
-  uint32_t lease;                /**< seconds left, 0 = permanent */
+  uint32_t lease; /**< seconds left, 0 = permanent */
   int enabled;
 } portmap_list_entry_t;
 

@@ -40,8 +40,8 @@ typedef struct portmap_backend_ops {
   void (*probe)(void *state, uint64_t now);
   /* A datagram that reached the shared 5350 listener (checklist B5, N6);
    * the backend checks the source itself. */
-  void (*unsolicited)(void *state, const uint8_t from[16], uint16_t from_port,
-                      const uint8_t *data, size_t len, uint64_t now);
+  void (*unsolicited)(void *state, const uint8_t from[16], uint16_t from_port, const uint8_t *data,
+                      size_t len, uint64_t now);
   /* Start reading the gateway's mapping table; the outcome goes to
    * portmap_list_report(). NULL when the protocol cannot list. */
   portmap_status_t (*list)(void *state, uint64_t now);

@@ -52,12 +52,17 @@ typedef struct pcp_server {
   int no_description;       /* Q26: the server refuses our DESCRIPTION */
   int refusal_logged;       /* G4: log once */
   portmap_timer_t recovery; /* K2 */
+  /* the probe: a solicited ANNOUNCE (K1) */
+  int probe_outstanding;
+  uint64_t probe_sent_ms;
+  uint8_t probe_pkt[PCP_HEADER_LEN];
+  size_t probe_len;
+  portmap_timer_t probe_timer;
 } pcp_server_t;
 
 struct pcp_state {
   portmap_client_t *c;
   pcp_server_t srv[2]; /* [0] IPv4, [1] IPv6 */
-  int listen_fd[2];
 };
 
 typedef struct pcp_map {
@@ -144,47 +149,6 @@ static void server_send(pcp_server_t *s, const uint8_t *pkt, size_t len) {
     portmap_log(c, PORTMAP_LOG_DEBUG, "pcp: sendto failed: %s", strerror(errno));
   else
     c->stats.sent++;
-}
-
-/* B5: listen on 5350 for ANNOUNCE (224.0.0.1 / ff02::1) and mapping updates,
- * shared with other clients on this host. */
-static int listener_open(pcp_state_t *st, int ipv6, uint16_t port) {
-  int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -1;
-  int one = 1;
-  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  if (ipv6)
-    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  uint8_t any[16];
-  memset(any, 0, sizeof any);
-  if (!ipv6)
-    any[10] = any[11] = 0xff;
-  struct sockaddr_storage ss;
-  socklen_t sl = portmap_net_to_sockaddr(any, port, 0, &ss);
-  if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
-    portmap_log(st->c, PORTMAP_LOG_INFO, "pcp: cannot listen on port %u: %s", port,
-                strerror(errno));
-    close(fd);
-    return -1;
-  }
-  if (ipv6) {
-    struct ipv6_mreq mr;
-    memset(&mr, 0, sizeof mr);
-    mr.ipv6mr_multiaddr.s6_addr[0] = 0xff;
-    mr.ipv6mr_multiaddr.s6_addr[1] = 0x02;
-    mr.ipv6mr_multiaddr.s6_addr[15] = 0x01;
-    mr.ipv6mr_interface = st->c->gateway6_scope;
-    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mr, sizeof mr);
-  } else {
-    struct ip_mreq mr;
-    memset(&mr, 0, sizeof mr);
-    mr.imr_multiaddr.s_addr = htonl(0xE0000001u); /* 224.0.0.1 */
-    mr.imr_interface.s_addr = htonl(INADDR_ANY);
-    (void)setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr);
-  }
-  return fd;
 }
 
 /* ---------- mapping helpers ---------- */
@@ -563,9 +527,28 @@ static void on_map_response(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
     on_error(pm, r, now);
 }
 
-static void on_natpmp(pcp_server_t *s) {
+static void probe_report(pcp_server_t *s, int available, portmap_status_t error, int result,
+                         uint64_t now) {
+  portmap_client_t *c = s->st->c;
+  portmap_probe_backend_t r;
+  memset(&r, 0, sizeof r);
+  r.available = available;
+  r.error = error;
+  r.gateway_result = result;
+  r.rtt_ms = (uint32_t)(now - s->probe_sent_ms);
+  r.epoch = s->epoch.prev_server;
+  s->probe_outstanding = 0;
+  portmap_sched_cancel(&c->sched, &s->probe_timer);
+  portmap_probe_report(c, PORTMAP_BACKEND_PCP, &r);
+}
+
+static void on_natpmp(pcp_server_t *s, uint64_t now) {
   portmap_client_t *c = s->st->c;
   int any = 0;
+  if (s->probe_outstanding) {
+    any = 1;
+    probe_report(s, 0, PORTMAP_ERR_NATPMP_GATEWAY, PCP_UNSUPP_VERSION, now);
+  }
   portmap_mapping_t *next;
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
     next = m->next;
@@ -584,9 +567,11 @@ static void on_natpmp(pcp_server_t *s) {
   portmap_log(c, PORTMAP_LOG_INFO, "pcp: the gateway speaks NAT-PMP only (UNSUPP_VERSION)");
 }
 
-static void on_unreachable(pcp_server_t *s) {
+static void on_unreachable(pcp_server_t *s, uint64_t now) {
   portmap_client_t *c = s->st->c;
   portmap_mapping_t *next;
+  if (s->probe_outstanding)
+    probe_report(s, 0, PORTMAP_ERR_UNREACHABLE, -1, now);
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
     next = m->next;
     pcp_map_t *pm = pm_of(m);
@@ -620,7 +605,7 @@ static void on_datagram(pcp_state_t *st, const uint8_t *from, uint16_t from_port
   pcp_msg_t r;
   int w = pcp_decode_response(data, len, &r);
   if (w == PCP_WIRE_NATPMP) {
-    on_natpmp(s);
+    on_natpmp(s, now);
     return;
   }
   if (w != PCP_WIRE_OK) {
@@ -654,11 +639,18 @@ static void on_datagram(pcp_state_t *st, const uint8_t *from, uint16_t from_port
       recover_server(s, match, now); /* E5 */
     }
   }
+  if (r.opcode == PCP_OP_ANNOUNCE && s->probe_outstanding) {
+    /* K1: the answer to our ANNOUNCE: PCP works here, or says why not */
+    if (r.result == PCP_SUCCESS)
+      probe_report(s, 1, PORTMAP_OK, 0, now);
+    else
+      probe_report(s, 0, PORTMAP_ERR_REFUSED, r.result, now);
+  }
   if (match != NULL)
     on_map_response(match, &r, now);
 }
 
-static void drain_errqueue(pcp_state_t *st, pcp_server_t *s) {
+static void drain_errqueue(pcp_state_t *st, pcp_server_t *s, uint64_t now) {
   for (int i = 0; i < PCP_MAX_READS; i++) {
     uint8_t data[64];
     char ctrl[512];
@@ -682,7 +674,7 @@ static void drain_errqueue(pcp_state_t *st, pcp_server_t *s) {
       memcpy(&ee, CMSG_DATA(cm), sizeof ee);
       if (ee.ee_errno == ECONNREFUSED) {
         portmap_log(st->c, PORTMAP_LOG_INFO, "pcp: port %u closed on the gateway", s->port);
-        on_unreachable(s);
+        on_unreachable(s, now);
       }
     }
   }
@@ -699,7 +691,7 @@ static void read_fd(pcp_state_t *st, int fd, pcp_server_t *srv, uint64_t now) {
       if (errno == EINTR)
         continue;
       if (errno == ECONNREFUSED && srv != NULL) {
-        drain_errqueue(st, srv);
+        drain_errqueue(st, srv, now);
         continue;
       }
       break;
@@ -714,10 +706,50 @@ static void read_fd(pcp_state_t *st, int fd, pcp_server_t *srv, uint64_t now) {
     on_datagram(st, from, port, buf, len, now);
   }
   if (srv != NULL)
-    drain_errqueue(st, srv);
+    drain_errqueue(st, srv, now);
 }
 
 /* ---------- vtable ---------- */
+
+/* The probe's ANNOUNCE is sent twice within the budget (C1 allows a LAN
+ * probe a shorter schedule); the core's budget ends it. */
+static void on_probe_timer(portmap_timer_t *t, uint64_t now) {
+  pcp_server_t *s = t->ctx;
+  (void)now;
+  if (s->probe_outstanding)
+    server_send(s, s->probe_pkt, s->probe_len); /* C4: identical */
+}
+
+static void pcp_probe(void *state, uint64_t now) {
+  pcp_state_t *st = state;
+  portmap_client_t *c = st->c;
+  int ipv6 = !c->have_gateway4 && c->have_gateway6;
+  pcp_server_t *s = &st->srv[ipv6];
+  portmap_status_t rc = server_open(st, ipv6);
+  if (rc != PORTMAP_OK) {
+    s->probe_sent_ms = now;
+    s->probe_outstanding = 1;
+    probe_report(s, 0, rc, -1, now);
+    return;
+  }
+  pcp_msg_t msg;
+  pcp_msg_init(&msg);
+  msg.opcode = PCP_OP_ANNOUNCE; /* K1: no payload, lifetime 0 */
+  memcpy(msg.client_addr, s->local, 16);
+  size_t len = 0;
+  if (pcp_encode_request(&msg, s->probe_pkt, sizeof s->probe_pkt, &len) != PCP_WIRE_OK)
+    return;
+  s->probe_len = len;
+  s->probe_outstanding = 1;
+  s->probe_sent_ms = now;
+  server_send(s, s->probe_pkt, s->probe_len);
+  portmap_sched_push(&c->sched, &s->probe_timer, now + c->cfg.probe_timeout_ms / 2 + 1);
+}
+
+static void pcp_unsolicited(void *state, const uint8_t from[16], uint16_t from_port,
+                            const uint8_t *data, size_t len, uint64_t now) {
+  on_datagram(state, from, from_port, data, len, now); /* B5 checks the source */
+}
 
 static portmap_status_t pcp_create(portmap_client_t *c, void **state) {
   pcp_state_t *st = calloc(1, sizeof *st);
@@ -728,13 +760,7 @@ static portmap_status_t pcp_create(portmap_client_t *c, void **state) {
     st->srv[i].st = st;
     st->srv[i].fd = -1;
     portmap_timer_init(&st->srv[i].recovery, on_recovery, &st->srv[i]);
-    st->listen_fd[i] = -1;
-  }
-  if (c->cfg.announce_port >= 0) {
-    uint16_t port = c->cfg.announce_port == 0 ? PCP_ANNOUNCE_PORT : (uint16_t)c->cfg.announce_port;
-    st->listen_fd[0] = listener_open(st, 0, port);
-    if (c->have_gateway6)
-      st->listen_fd[1] = listener_open(st, 1, port);
+    portmap_timer_init(&st->srv[i].probe_timer, on_probe_timer, &st->srv[i]);
   }
   *state = st;
   return PORTMAP_OK;
@@ -746,10 +772,9 @@ static void pcp_destroy(void *state) {
     return;
   for (int i = 0; i < 2; i++) {
     portmap_sched_cancel(&st->c->sched, &st->srv[i].recovery);
+    portmap_sched_cancel(&st->c->sched, &st->srv[i].probe_timer);
     if (st->srv[i].fd >= 0)
       close(st->srv[i].fd);
-    if (st->listen_fd[i] >= 0)
-      close(st->listen_fd[i]);
   }
   free(st);
 }
@@ -828,8 +853,8 @@ static void pcp_detach(void *state, portmap_mapping_t *m) {
 static size_t pcp_fds(void *state, int *fds, size_t cap) {
   pcp_state_t *st = state;
   size_t n = 0;
-  int all[4] = {st->srv[0].fd, st->srv[1].fd, st->listen_fd[0], st->listen_fd[1]};
-  for (size_t i = 0; i < 4; i++) {
+  int all[2] = {st->srv[0].fd, st->srv[1].fd};
+  for (size_t i = 0; i < 2; i++) {
     if (all[i] < 0)
       continue;
     if (n < cap)
@@ -844,8 +869,6 @@ static void pcp_readable(void *state, uint64_t now) {
   for (int i = 0; i < 2; i++) {
     if (st->srv[i].fd >= 0)
       read_fd(st, st->srv[i].fd, &st->srv[i], now);
-    if (st->listen_fd[i] >= 0)
-      read_fd(st, st->listen_fd[i], NULL, now);
   }
 }
 
@@ -860,7 +883,7 @@ const portmap_backend_ops_t portmap_pcp_backend = {
     .detach = pcp_detach,
     .fds = pcp_fds,
     .readable = pcp_readable,
-    .probe = NULL,
-    .unsolicited = NULL,
+    .probe = pcp_probe,
+    .unsolicited = pcp_unsolicited,
     .list = NULL,
 };

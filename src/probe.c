@@ -1,0 +1,320 @@
+/*
+ * Choosing a backend: the concurrent probe and the fallback between
+ * backends.
+ *
+ * A probe round asks every enabled protocol at once (PCP ANNOUNCE, NAT-PMP
+ * public address, SSDP M-SEARCH); answers decide as they come, and the
+ * probe budget bounds the rest. The order of preference is PCP, NAT-PMP,
+ * UPnP: a backend is chosen once every backend above it is known not to
+ * work. A backend whose external address is private (double NAT, CGN,
+ * ROUTER-QUIRKS Q17) gives way to a later one that offers a public address.
+ *
+ * A mapping that fails on its backend for a reason that says "this
+ * protocol does not work here" (no server, NAT-PMP-only gateway, PCP
+ * disabled: checklist G4, F2, Q16, Q21, Q22) moves to the next backend.
+ */
+#include <string.h>
+
+#include "internal.h"
+#include "netutil.h"
+
+#define PROBE_STALE_MS 30000u /* re-probe after a round that found nothing */
+
+int portmap_backend_index(portmap_backend_t b) {
+  switch (b) {
+  case PORTMAP_BACKEND_PCP:
+    return 0;
+  case PORTMAP_BACKEND_NATPMP:
+    return 1;
+  case PORTMAP_BACKEND_UPNP:
+    return 2;
+  case PORTMAP_BACKEND_NONE:
+    break;
+  }
+  return -1;
+}
+
+static portmap_backend_t backend_at(int i) {
+  return i == 0 ? PORTMAP_BACKEND_PCP : i == 1 ? PORTMAP_BACKEND_NATPMP : PORTMAP_BACKEND_UPNP;
+}
+
+static int known_private(const portmap_probe_backend_t *r) {
+  return r->external_address[0] != '\0' && r->external_is_private;
+}
+
+static int known_public(const portmap_probe_backend_t *r) {
+  return r->external_address[0] != '\0' && !r->external_is_private;
+}
+
+/* The backend to use for m (or for new mappings when m is NULL), skipping
+ * those in `exclude`. Returns -1 when undecided (a better backend may still
+ * answer), else the index, or PORTMAP_MAX_BACKENDS for "none works". */
+static int choose(portmap_client_t *c, const portmap_mapping_t *m, unsigned exclude, int final) {
+  portmap_probe_state_t *p = &c->probe;
+  int cand = -1;
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
+    if (c->be_ops[i] == NULL || (exclude & (1u << i)))
+      continue;
+    if (!(p->have & (1u << i))) {
+      if (!final)
+        return -1; /* a better backend has not answered yet */
+      continue;
+    }
+    if (!p->res[i].available)
+      continue;
+    if (m != NULL && c->be_ops[i]->check(c->be_state[i], m) != PORTMAP_OK)
+      continue;
+    cand = i;
+    break;
+  }
+  if (cand < 0)
+    return PORTMAP_MAX_BACKENDS;
+  if (known_private(&p->res[cand])) {
+    /* Q17: prefer a later backend with a public address */
+    for (int j = cand + 1; j < PORTMAP_MAX_BACKENDS; j++) {
+      if (c->be_ops[j] == NULL || (exclude & (1u << j)))
+        continue;
+      if (!(p->have & (1u << j))) {
+        if (!final)
+          return -1;
+        continue;
+      }
+      if (p->res[j].available && known_public(&p->res[j]) &&
+          (m == NULL || c->be_ops[j]->check(c->be_state[j], m) == PORTMAP_OK))
+        return j;
+    }
+  }
+  return cand;
+}
+
+/* The most telling reason when no backend works. */
+static portmap_status_t none_reason(portmap_client_t *c, int *gateway_result) {
+  portmap_probe_state_t *p = &c->probe;
+  portmap_status_t best = PORTMAP_ERR_NO_BACKEND;
+  int rank = 0;
+  *gateway_result = -1;
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
+    if (c->be_ops[i] == NULL || !(p->have & (1u << i)))
+      continue;
+    portmap_status_t e = p->res[i].error;
+    int r = e == PORTMAP_ERR_REFUSED       ? 4
+            : e == PORTMAP_ERR_TIMEOUT     ? 3
+            : e == PORTMAP_ERR_UNREACHABLE ? 2
+                                           : 1;
+    if (r > rank) {
+      rank = r;
+      best = e;
+      *gateway_result = p->res[i].gateway_result;
+    }
+  }
+  return best;
+}
+
+int portmap_probe_single(const portmap_client_t *c) {
+  int n = 0;
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)
+    n += c->be_ops[i] != NULL;
+  return n == 1;
+}
+
+static void begin_on(portmap_mapping_t *m, int idx, uint64_t now) {
+  portmap_client_t *c = m->client;
+  m->be = c->be_ops[idx];
+  m->be_state = c->be_state[idx];
+  m->info.backend = backend_at(idx);
+  m->waiting = 0;
+  portmap_status_t st = m->be->start(m->be_state, m, now);
+  if (st != PORTMAP_OK) {
+    m->info.status = st;
+    m->be_data = NULL;
+    portmap_mapping_emit(m, PORTMAP_EVENT_FAILED);
+  }
+}
+
+/* Start every mapping that waits, now that the probe decided. */
+static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
+  portmap_mapping_t *next;
+  for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
+    next = m->next;
+    if (!m->waiting || m->final_queued || m->detached || portmap_timer_pending(&m->core_timer))
+      continue;
+    int idx = choose(c, m, m->tried, final);
+    if (idx < 0)
+      continue;
+    if (idx == PORTMAP_MAX_BACKENDS) {
+      m->waiting = 0;
+      m->info.status = none_reason(c, &m->info.gateway_result);
+      portmap_mapping_emit(m, PORTMAP_EVENT_FAILED);
+      continue;
+    }
+    begin_on(m, idx, now);
+  }
+}
+
+static void evaluate(portmap_client_t *c, int final, uint64_t now) {
+  portmap_probe_state_t *p = &c->probe;
+  int idx = choose(c, NULL, 0, final);
+  if (idx >= 0 && !p->decided) {
+    p->decided = 1;
+    p->ever = 1;
+    p->decided_ms = now;
+    p->selected = idx == PORTMAP_MAX_BACKENDS ? PORTMAP_BACKEND_NONE : backend_at(idx);
+    portmap_log(c, PORTMAP_LOG_INFO, "probe: using %s after %llu ms",
+                portmap_backend_name(p->selected), (unsigned long long)(now - p->started_ms));
+  }
+  start_waiting(c, final, now);
+}
+
+static void on_budget(portmap_timer_t *t, uint64_t now) {
+  portmap_client_t *c = t->ctx;
+  portmap_probe_state_t *p = &c->probe;
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
+    if (!(p->pending & (1u << i)))
+      continue;
+    memset(&p->res[i], 0, sizeof p->res[i]);
+    p->res[i].error = PORTMAP_ERR_TIMEOUT;
+    p->res[i].gateway_result = -1;
+    p->have |= 1u << i;
+  }
+  p->pending = 0;
+  p->running = 0;
+  p->ever = 1;
+  evaluate(c, 1, now);
+}
+
+void portmap_probe_init(portmap_client_t *c) {
+  portmap_timer_init(&c->probe.budget, on_budget, c);
+}
+
+void portmap_probe_start(portmap_client_t *c, uint64_t now) {
+  portmap_probe_state_t *p = &c->probe;
+  if (p->running)
+    return;
+  p->running = 1;
+  p->decided = 0;
+  p->selected = PORTMAP_BACKEND_NONE;
+  p->started_ms = now;
+  p->have = 0;
+  p->pending = 0;
+  if (c->have_gateway4 && portmap_net_local_address(c->gateway4, 0, p->local) == 0)
+    p->have_local = 1;
+  else if (c->have_gateway6 &&
+           portmap_net_local_address(c->gateway6, c->gateway6_scope, p->local) == 0)
+    p->have_local = 1;
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)
+    if (c->be_ops[i] != NULL)
+      p->pending |= 1u << i;
+  portmap_sched_push(&c->sched, &p->budget, now + c->cfg.probe_timeout_ms);
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
+    if (c->be_ops[i] == NULL)
+      continue;
+    if (c->be_ops[i]->probe != NULL) {
+      c->be_ops[i]->probe(c->be_state[i], now);
+    } else {
+      /* no way to ask: assume it works and let a mapping find out */
+      portmap_probe_backend_t r;
+      memset(&r, 0, sizeof r);
+      r.available = 1;
+      r.gateway_result = -1;
+      portmap_probe_report(c, backend_at(i), &r);
+    }
+  }
+}
+
+void portmap_probe_report(portmap_client_t *c, portmap_backend_t backend,
+                          const portmap_probe_backend_t *result) {
+  portmap_probe_state_t *p = &c->probe;
+  int i = portmap_backend_index(backend);
+  if (i < 0 || c->be_ops[i] == NULL)
+    return;
+  p->res[i] = *result;
+  if (!result->available && result->error == PORTMAP_OK)
+    p->res[i].error = PORTMAP_ERR_NO_BACKEND;
+  p->have |= 1u << i;
+  p->pending &= ~(1u << i);
+  uint64_t now = portmap_client_now(c);
+  if (p->running && p->pending == 0) {
+    p->running = 0;
+    p->ever = 1;
+    portmap_sched_cancel(&c->sched, &p->budget);
+  }
+  evaluate(c, !p->running, now);
+}
+
+void portmap_probe_begin(portmap_mapping_t *m, uint64_t now) {
+  portmap_client_t *c = m->client;
+  portmap_probe_state_t *p = &c->probe;
+  m->waiting = 1;
+  if (!p->running &&
+      (!p->ever || (p->selected == PORTMAP_BACKEND_NONE && now - p->decided_ms >= PROBE_STALE_MS)))
+    portmap_probe_start(c, now); /* reports may decide at once */
+  else
+    start_waiting(c, !p->running, now);
+}
+
+static void on_core_timer(portmap_timer_t *t, uint64_t now) {
+  portmap_mapping_t *m = t->ctx;
+  if (m->final_queued || m->detached)
+    return;
+  start_waiting(m->client, !m->client->probe.running, now);
+}
+
+void portmap_mapping_core_init(portmap_mapping_t *m) {
+  portmap_timer_init(&m->core_timer, on_core_timer, m);
+}
+
+/* Does this failure say "the protocol does not work here"? */
+static int protocol_failure(const portmap_mapping_t *m) {
+  switch (m->info.status) {
+  case PORTMAP_ERR_NATPMP_GATEWAY: /* F2 */
+  case PORTMAP_ERR_UNREACHABLE:    /* Q21 */
+  case PORTMAP_ERR_NO_GATEWAY:
+    return 1;
+  case PORTMAP_ERR_TIMEOUT: /* Q22: silently dropped */
+    return !m->ever_mapped;
+  case PORTMAP_ERR_REFUSED:
+    /* G4, Q16: PCP NOT_AUTHORIZED / ADDRESS_MISMATCH, NAT-PMP refused */
+    if (m->info.backend == PORTMAP_BACKEND_PCP)
+      return m->info.gateway_result == 2 || m->info.gateway_result == 12;
+    if (m->info.backend == PORTMAP_BACKEND_NATPMP)
+      return m->info.gateway_result == 2;
+    return 0;
+  default:
+    return 0;
+  }
+}
+
+int portmap_probe_failover(portmap_mapping_t *m) {
+  portmap_client_t *c = m->client;
+  if (m->revoked || (m->flags & PORTMAP_FLAG_DELETE) || portmap_probe_single(c) ||
+      !protocol_failure(m))
+    return 0;
+  int i = portmap_backend_index(m->info.backend);
+  if (i < 0)
+    return 0;
+  /* the protocol is out for new mappings too */
+  portmap_probe_state_t *p = &c->probe;
+  p->res[i].available = 0;
+  p->res[i].error = m->info.status;
+  p->res[i].gateway_result = m->info.gateway_result;
+  p->have |= 1u << i;
+  if (p->selected == m->info.backend) {
+    int next = choose(c, NULL, 1u << i, 1);
+    p->selected = next >= PORTMAP_MAX_BACKENDS ? PORTMAP_BACKEND_NONE : backend_at(next);
+  }
+  m->tried |= 1u << i;
+  int next = choose(c, m, m->tried, 1);
+  if (next < 0 || next >= PORTMAP_MAX_BACKENDS)
+    return 0;
+  portmap_log(c, PORTMAP_LOG_INFO, "mapping moves from %s to %s (%s)",
+              portmap_backend_name(m->info.backend), portmap_backend_name(backend_at(next)),
+              portmap_strerror(m->info.status));
+  m->moved = m->ever_mapped;
+  m->waiting = 1;
+  m->be = NULL;
+  m->be_state = NULL;
+  m->info.status = PORTMAP_OK;
+  /* started from the scheduler, not from inside the failing backend */
+  portmap_sched_push(&c->sched, &m->core_timer, portmap_client_now(c));
+  return 1;
+}
