@@ -639,7 +639,7 @@ static void test_E5_reboot_seen_on_renewal_recreates_all(void **state) {
   assert_int_equal(map_requests(h), before);
 }
 
-static void test_K2_announce_recovery_once(void **state) {
+static void test_A1_K2_announce_recovery_once(void **state) {
   h_t *h = *state;
   client_up(h);
   map_tcp(h, 8000, 3600);
@@ -1087,6 +1087,101 @@ static void test_B1_A4_ipv6_mapping(void **state) {
   assert_int_equal(fake_pcp_mapping_count(h->f), 0);
 }
 
+static void test_F3_A10_version1_response_dropped(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_set_silent(h->f, 1);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  /* a reply shaped like the pre-RFC version 1 is not PCP to us */
+  pcp_msg_t req;
+  assert_int_equal(fake_pcp_last_request(h->f, &req), 0);
+  req.result = 0;
+  req.lifetime = 3600;
+  uint8_t pkt[PCP_MAX_PACKET];
+  size_t len = 0;
+  assert_int_equal(pcp_encode_response(&req, pkt, sizeof pkt, &len), PCP_WIRE_OK);
+  pkt[0] = 1;
+  struct sockaddr_storage to;
+  socklen_t tl;
+  assert_int_equal(fake_pcp_last_source(h->f, &to, &tl), 0);
+  assert_int_equal(fake_pcp_send_raw(h->f, (struct sockaddr *)&to, tl, pkt, len, 0), 0);
+  pump(h);
+  portmap_stats_t st;
+  portmap_client_stats(h->c, &st);
+  assert_int_equal(st.malformed, 1);
+  assert_int_equal(h->n_ev, 0);
+  pkt[0] = 2; /* the same datagram as version 2 is accepted */
+  assert_int_equal(fake_pcp_send_raw(h->f, (struct sockaddr *)&to, tl, pkt, len, 0), 0);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_MAPPED);
+}
+
+static void test_I2_B2_peer_renewal_suggests_previous(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_reserve_port(h->f, 6, 8000);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.lifetime = 200;
+  req.peer_address = "203.0.113.9";
+  req.peer_port = 5060;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_OK);
+  pump(h);
+  uint16_t got = last_event(h)->info.external_port;
+  assert_true(got != 0 && got != 8000);
+  fake_pcp_reboot(h->f, h->now); /* state lost: the renewal re-creates it */
+  advance(h, 130000);
+  pcp_msg_t r;
+  fake_pcp_last_request(h->f, &r);
+  assert_int_equal(r.opcode, PCP_OP_PEER);
+  assert_int_equal(r.external_port, got); /* I2 */
+  /* B2: every request of the mapping went to the one server */
+  assert_int_equal(fake_pcp_requests(h->f, PCP_OP_PEER), 2);
+  portmap_stats_t st;
+  portmap_client_stats(h->c, &st);
+  assert_int_equal(st.sent, 2);
+}
+
+static void test_K1_probe_sends_announce(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_runner_t r = {h->f, 0};
+  pthread_t th;
+  pthread_create(&th, NULL, run_fake, &r);
+  portmap_probe_result_t res;
+  assert_int_equal(portmap_probe_sync(h->c, 1000, &res), PORTMAP_OK);
+  r.stop = 1;
+  pthread_join(th, NULL);
+  assert_int_equal(fake_pcp_requests(h->f, PCP_OP_ANNOUNCE), 1);
+  pcp_msg_t req;
+  fake_pcp_last_request(h->f, &req);
+  assert_int_equal(req.opcode, PCP_OP_ANNOUNCE);
+  assert_int_equal(req.lifetime, 0); /* K1 */
+  assert_int_equal(res.pcp.available, 1);
+  assert_int_equal(res.selected, PORTMAP_BACKEND_PCP);
+  assert_string_equal(res.gateway, "127.0.0.1");
+  assert_string_equal(res.local_address, "127.0.0.1");
+}
+
+static void test_G4_probe_not_authorized(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_force_result(h->f, PCP_NOT_AUTHORIZED, 1);
+  fake_runner_t r = {h->f, 0};
+  pthread_t th;
+  pthread_create(&th, NULL, run_fake, &r);
+  portmap_probe_result_t res;
+  assert_int_equal(portmap_probe_sync(h->c, 1000, &res), PORTMAP_OK);
+  r.stop = 1;
+  pthread_join(th, NULL);
+  assert_int_equal(res.pcp.available, 0);
+  assert_int_equal(res.pcp.error, PORTMAP_ERR_REFUSED);
+  assert_int_equal(res.pcp.gateway_result, PCP_NOT_AUTHORIZED);
+  assert_int_equal(res.selected, PORTMAP_BACKEND_NONE);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -1116,7 +1211,7 @@ int main(void) {
       T(test_H8_prefer_failure),
       T(test_H7_unsolicited_update_changes_address),
       T(test_E5_reboot_seen_on_renewal_recreates_all),
-      T(test_K2_announce_recovery_once),
+      T(test_A1_K2_announce_recovery_once),
       T(test_B5_announce_from_other_source_dropped),
       T(test_J3_Q26_description_retried_without),
       T(test_J1_Q27_third_party_refused),
@@ -1134,6 +1229,10 @@ int main(void) {
       T(test_map_sync),
       T(test_Q21_closed_port_is_immediate),
       T(test_B1_A4_ipv6_mapping),
+      T(test_F3_A10_version1_response_dropped),
+      T(test_I2_B2_peer_renewal_suggests_previous),
+      T(test_K1_probe_sends_announce),
+      T(test_G4_probe_not_authorized),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
