@@ -579,10 +579,10 @@ static void on_unreachable(pcp_server_t *s, uint64_t now) {
       continue;
     /* Q21: a closed port is an immediate "no PCP here". Nothing is mapped
      * there, so a pending delete is done. */
-    if (pm->phase == PH_DELETE)
+    if (pm->phase == PH_DELETE && !(m->flags & PORTMAP_FLAG_DELETE))
       pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
     else if (!m->ever_mapped)
-      pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_UNREACHABLE);
+      pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_UNREACHABLE); /* incl. an explicit delete */
   }
 }
 

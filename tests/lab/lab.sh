@@ -447,39 +447,48 @@ lab_env() {
 # lab_run PERSONALITY -- CMD...: bring up a lab in a fresh state dir, run CMD in the host
 # namespace with the LAB_* variables exported (bounded by LAB_RUN_TIMEOUT seconds,
 # default 300), tear everything down on any exit or signal, return CMD's status.
-lab_run() {
-  local p=${1:-}
+# From a sourcing script it runs in a subshell (its state and traps die with it); the
+# caller must then pass SIGINT/SIGTERM on to that subshell itself. `lab.sh run` runs
+# the body in its own process, so signals sent to lab.sh reach the traps directly.
+lab_run() { (lab__run_body "$@"); }
+
+lab__run_body() {
+  local p=${1:-} rc
   shift || true
   [ "${1:-}" = -- ] && shift
-  [ $# -gt 0 ] || { lab__die "usage: lab.sh run PERSONALITY -- CMD..."; return 2; }
-  (
-    unset LAB_STATE
-    lab_preflight || exit
-    LAB__RUN_STATE=$(mktemp -d "${TMPDIR:-/tmp}/pm-lab.XXXXXX") || exit 2
-    export LAB_STATE=$LAB__RUN_STATE
-    LAB__RUN_CMD_PID=
-    trap lab__run_cleanup EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-    trap 'exit 129' HUP
-    lab_up "$p" || exit
-    lab__set LAB_RUNNER_PID "$BASHPID"
-    eval "$(lab_env)"
-    export LAB_INSIDE_RUN=1
-    timeout --kill-after=5 "${LAB_RUN_TIMEOUT:-300}" "$@" &
-    LAB__RUN_CMD_PID=$!
-    wait "$LAB__RUN_CMD_PID"
-    rc=$?
-    LAB__RUN_CMD_PID=
-    if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
-      [ $rc -eq 124 ] && lab__say "command timed out after ${LAB_RUN_TIMEOUT:-300} s"
-      if [ -s "$LAB_STATE/miniupnpd.log" ]; then
-        lab__say "command failed ($rc); last lines of miniupnpd's log:"
-        tail -n 40 "$LAB_STATE/miniupnpd.log" | sed 's/^/  miniupnpd| /' >&2
-      fi
+  [ $# -gt 0 ] || { lab__die "usage: lab.sh run PERSONALITY -- CMD..."; exit 2; }
+  unset LAB_STATE
+  LAB__RUN_STATE=
+  LAB__RUN_CMD_PID=
+  trap lab__run_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
+  lab_preflight || exit
+  LAB__RUN_STATE=$(mktemp -d "${TMPDIR:-/tmp}/pm-lab.XXXXXX") || exit 2
+  export LAB_STATE=$LAB__RUN_STATE
+  lab_up "$p" || exit
+  lab__set LAB_RUNNER_PID "$BASHPID"
+  eval "$(lab_env)"
+  export LAB_INSIDE_RUN=1
+  # CMD runs in the background so that a signal to us is handled at once (a foreground
+  # child would delay the traps until it ends); timeout bounds it and gives it its own
+  # process group, so CMD's children are reached too.
+  timeout --kill-after=5 "${LAB_RUN_TIMEOUT:-300}" "$@" &
+  LAB__RUN_CMD_PID=$!
+  wait "$LAB__RUN_CMD_PID"
+  rc=$?
+  LAB__RUN_CMD_PID=
+  if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+    [ $rc -eq 124 ] && lab__say "command timed out after ${LAB_RUN_TIMEOUT:-300} s"
+    if [ -s "$LAB_STATE/miniupnpd.log" ]; then
+      lab__say "command failed ($rc); last lines of miniupnpd's log:"
+      # (minus its IPv6 SSDP NOTIFY complaints, which repeat and mean nothing here)
+      grep -v 'udp_notify.*Network is unreachable' "$LAB_STATE/miniupnpd.log" | tail -n 40 |
+        sed 's/^/  miniupnpd| /' >&2
     fi
-    exit $rc
-  )
+  fi
+  exit $rc
 }
 
 # EXIT trap of lab_run's subshell: stop the command (by its PID), then the lab.
@@ -495,6 +504,7 @@ lab__run_cleanup() {
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
   fi
+  [ -n "${LAB__RUN_STATE:-}" ] || return 0
   [ -f "$LAB__RUN_STATE/env" ] && lab_down >/dev/null 2>&1
   rm -rf -- "$LAB__RUN_STATE"
 }
@@ -520,7 +530,7 @@ lab_main() {
     wan-address) lab_wan_address "$@" ;;
     env) lab_env ;;
     log) lab_load && cat "$LAB_STATE/miniupnpd.log" ;;
-    run) lab_run "$@" ;;
+    run) lab__run_body "$@" ;;
     personalities) echo "$LAB_PERSONALITIES" ;;
     -h | --help | help | "") lab_usage; [ -n "$cmd" ] ;;
     *) lab__die "unknown command '$cmd'"; lab_usage; return 2 ;;

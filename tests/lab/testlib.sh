@@ -118,3 +118,67 @@ tl_show() {
     sed 's/^/  | /' "$f" >&2
   done
 }
+
+# tl_add_expect SPEC BACKEND [PORTMAP ARGS...]: `portmap add SPEC --json ARGS` in the
+# client namespace must exit 0 with a valid "mapped" line (BACKEND, if not empty), and
+# the router must then have the DNAT rule. Sets TL_EPORT TL_NONCE TL_BACKEND TL_LIFETIME.
+tl_add_expect() {
+  local spec=$1 want=$2 port proto out err rc start
+  shift 2
+  port=${spec%%/*}
+  proto=${spec#*/}
+  [ "$proto" = "$spec" ] && proto=tcp
+  out=$TL_TMP/add-$port.out err=$TL_TMP/add-$port.err
+  tl_log "portmap add $spec --json $*"
+  start=$EPOCHREALTIME
+  tl_client 60 "$PORTMAP" add "$spec" --json "$@" >"$out" 2>"$err"
+  rc=$?
+  tl_log "add exited $rc after $(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }') s"
+  tl_show "$out" "$err"
+  [ $rc -eq 0 ] || tl_fail "portmap add $spec exited $rc, expected 0"
+  tl_jsonl validate "$out" >&2 || tl_fail "portmap add --json output is not valid JSON lines"
+  local fields j_backend='' j_protocol='' j_internal_port='' j_external_address='' \
+    j_external_port='' j_lifetime='' j_nonce=''
+  fields=$(tl_jsonl fields "$out" mapped backend protocol internal_port external_address \
+    external_port lifetime nonce) || tl_fail "no \"mapped\" event in the output"
+  eval "$fields"
+  if [ -n "$want" ] && [ "${j_backend,,}" != "${want,,}" ]; then
+    tl_fail "backend is '$j_backend', expected $want"
+  fi
+  case ${j_protocol,,} in "$proto" | 6 | 17) ;; *) tl_fail "protocol is '$j_protocol', expected $proto" ;; esac
+  [ "$j_internal_port" = "$port" ] || tl_fail "internal_port is $j_internal_port, expected $port"
+  [ "$j_external_address" = "$LAB_WAN_IP" ] || [ "$j_external_address" = "::ffff:$LAB_WAN_IP" ] ||
+    tl_fail "external_address is '$j_external_address', the router's WAN address is $LAB_WAN_IP"
+  [[ $j_external_port =~ ^[0-9]+$ ]] || tl_fail "external_port '$j_external_port' is not a port"
+  tl_wait_rule present "$proto" "$j_external_port" "$port" 2 ||
+    { bash "$TL_LAB_SH" rules --all >&2; tl_fail "no DNAT rule $j_external_port -> $LAB_CLIENT_IP:$port on the router"; }
+  tl_log "router rule: $(tl_rules | grep -F "dport $j_external_port dnat")"
+  # shellcheck disable=SC2034  # read by the test scripts
+  TL_EPORT=$j_external_port TL_NONCE=$j_nonce TL_BACKEND=$j_backend TL_LIFETIME=$j_lifetime
+}
+
+# tl_delete_expect SPEC EXTERNAL_PORT [PORTMAP ARGS...]: `portmap delete` exits 0 and
+# the router's rule is gone within 2 s.
+tl_delete_expect() {
+  local spec=$1 eport=$2 port proto rc
+  shift 2
+  port=${spec%%/*}
+  proto=${spec#*/}
+  [ "$proto" = "$spec" ] && proto=tcp
+  tl_log "portmap delete $spec $*"
+  tl_client 60 "$PORTMAP" delete "$spec" "$@" >"$TL_TMP/del-$port.out" 2>"$TL_TMP/del-$port.err"
+  rc=$?
+  tl_show "$TL_TMP/del-$port.out" "$TL_TMP/del-$port.err"
+  [ $rc -eq 0 ] || tl_fail "portmap delete $spec exited $rc, expected 0"
+  tl_wait_rule absent "$proto" "$eport" "$port" 2 ||
+    { tl_rules >&2; tl_fail "the DNAT rule for port $eport is still there 2 s after delete"; }
+  tl_log "rule gone"
+}
+
+# tl_require_portmap: the first script argument must be an executable.
+tl_require_portmap() {
+  PORTMAP=${1:-}
+  if [ -z "$PORTMAP" ] || [ ! -x "$PORTMAP" ]; then
+    tl_fail "usage: $0 PATH/TO/portmap (got '${PORTMAP}')"
+  fi
+}
