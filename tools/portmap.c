@@ -4,10 +4,12 @@
  *   portmap add PORT[/tcp|/udp] [options]      map once, print, leave it on the gateway
  *   portmap keep PORT[/PROTO]... [options]     map and renew until SIGINT/SIGTERM
  *   portmap delete PORT[/PROTO] [options]      delete a mapping made earlier
+ *   portmap list [options]                     show the gateway's mappings (UPnP only)
  *
  * Built on the public API only (include/portmap/portmap.h), driven by the
- * event-loop calls (portmap_fds, portmap_timeout_ms, portmap_process) and
- * portmap_map_sync; never the thread mode, never src/ internals.
+ * event-loop calls (portmap_fds, portmap_timeout_ms, portmap_process),
+ * portmap_map_sync and portmap_list_sync; never the thread mode, never src/
+ * internals.
  *
  * Exit status: 0 success; 1 the gateway refused or nothing answered;
  * 2 usage or system error. Every failure is one line on stderr.
@@ -44,9 +46,18 @@
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
 
-typedef enum command { CMD_NONE = 0, CMD_ADD = 1, CMD_KEEP = 2, CMD_DELETE = 4 } command_t;
+typedef enum command {
+  CMD_NONE = 0,
+  CMD_ADD = 1,
+  CMD_KEEP = 2,
+  CMD_DELETE = 4,
+  CMD_LIST = 8
+} command_t;
 
-#define CMD_ALL (CMD_ADD | CMD_KEEP | CMD_DELETE)
+#define CMD_ALL (CMD_ADD | CMD_KEEP | CMD_DELETE | CMD_LIST)
+
+/* list: how many entries of the gateway's table are read at most. */
+#define LIST_CAP 256u
 
 typedef struct target {
   int protocol;
@@ -88,6 +99,7 @@ static const char help_text[] =
     "    portmap keep PORT[/tcp|/udp]... [--external PORT] [--lifetime SECONDS]\n"
     "                [--description TEXT] [common options]\n"
     "    portmap delete PORT[/tcp|/udp] [--nonce HEX] [common options]\n"
+    "    portmap list [common options]\n"
     "    portmap --help | --version\n"
     "\n"
     "DESCRIPTION\n"
@@ -98,6 +110,10 @@ static const char help_text[] =
     "            printing one line per event; then delete them (waiting at most 2 s\n"
     "            for the gateway) and exit.\n"
     "    delete  Delete a mapping (PCP: MAP with lifetime 0 and the mapping's nonce).\n"
+    "    list    Show the gateway's port-mapping table (at most 256 entries):\n"
+    "            protocol, external port, internal client and port, description,\n"
+    "            lease and whether it is enabled. Only UPnP-IGD can list mappings;\n"
+    "            PCP and NAT-PMP cannot (list then exits 1 saying so).\n"
     "\n"
     "    PORT is the internal port, 1-65535, optionally followed by /tcp or /udp\n"
     "    (case-insensitive; default tcp).\n"
@@ -117,7 +133,7 @@ static const char help_text[] =
     "    --backend LIST        auto, or a comma-separated list of pcp, natpmp, upnp\n"
     "                          (default auto: every backend)\n"
     "    --port N              PCP/NAT-PMP server port (default 5351; for test servers)\n"
-    "    --timeout MS          add, delete: how long to wait for the answer (default\n"
+    "    --timeout MS          add, delete, list: how long to wait for the answer (default\n"
     "                          5000). keep: give up on a mapping that got no first\n"
     "                          answer within MS (default 0: keep retrying)\n"
     "    --json                print one JSON object per line instead of text\n"
@@ -134,6 +150,11 @@ static const char help_text[] =
     "    external_address, external_port, external_is_private, lifetime, nonce,\n"
     "    description, gateway; on failed and lost also error, gateway_result and\n"
     "    gateway_result_name. Failures are also explained in one line on stderr.\n"
+    "    list prints a table, or with --json one object per mapping with the keys\n"
+    "    event (\"entry\"), backend, protocol, external_port, internal_client,\n"
+    "    internal_port, remote_host, description, lease (seconds left, 0 =\n"
+    "    permanent), enabled, gateway; then one object with event \"end\", count\n"
+    "    and total.\n"
     "\n"
     "EXIT STATUS\n"
     "    0  success\n"
@@ -143,7 +164,8 @@ static const char help_text[] =
     "EXAMPLES\n"
     "    portmap add 8000/tcp --lifetime 3600 --description \"my server\"\n"
     "    portmap delete 8000/tcp --nonce 0123456789abcdef01234567\n"
-    "    portmap keep 8000/tcp 8000/udp --json\n";
+    "    portmap keep 8000/tcp 8000/udp --json\n"
+    "    portmap list --gateway 192.168.1.1\n";
 
 static const char *usage_line(command_t cmd) {
   switch (cmd) {
@@ -156,10 +178,13 @@ static const char *usage_line(command_t cmd) {
   case CMD_DELETE:
     return "usage: portmap delete PORT[/tcp|/udp] [--nonce HEX] [--gateway ADDR] [--json] "
            "(see portmap --help)";
+  case CMD_LIST:
+    return "usage: portmap list [--gateway ADDR] [--backend LIST] [--json] (see portmap --help)";
   case CMD_NONE:
     break;
   }
-  return "usage: portmap {add|keep|delete} PORT[/tcp|/udp]... [options] (see portmap --help)";
+  return "usage: portmap {add|keep|delete} PORT[/tcp|/udp]... [options] | portmap list "
+         "[options] (see portmap --help)";
 }
 
 /* ---------------------------------------------------------------------- */
@@ -512,6 +537,9 @@ static command_t parse_command(const char *s) {
   if (strcmp(s, "delete") == 0) {
     return CMD_DELETE;
   }
+  if (strcmp(s, "list") == 0) {
+    return CMD_LIST;
+  }
   return CMD_NONE;
 }
 
@@ -588,13 +616,13 @@ static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) 
   }
 
   if (n_pos == 0) {
-    set_error(err, "missing command: use add, keep or delete");
+    set_error(err, "missing command: use add, keep, delete or list");
     goto done;
   }
   o->cmd_name = positional[0];
   o->cmd = parse_command(positional[0]);
   if (o->cmd == CMD_NONE) {
-    set_error(err, "unknown command '%s': use add, keep or delete", positional[0]);
+    set_error(err, "unknown command '%s': use add, keep, delete or list", positional[0]);
     goto done;
   }
   for (j = 0; j < N_OPTION_DEFS; j++) {
@@ -602,6 +630,14 @@ static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) 
     if ((seen & (1u << def->id)) != 0 && (def->commands & (unsigned)o->cmd) == 0) {
       set_error(err, "option --%s does not apply to %s", seen_name[def->id], o->cmd_name);
     }
+  }
+  if (o->cmd == CMD_LIST) {
+    if (n_pos > 1) {
+      set_error(err, "list takes no PORT (got '%s')", positional[1]);
+    } else if (o->have_timeout && o->timeout_ms == 0) {
+      set_error(err, "--timeout 0 is only valid with keep: use 1-%u milliseconds", MAX_TIMEOUT_MS);
+    }
+    goto done;
   }
   if (n_pos == 1) {
     set_error(err, "%s needs a PORT[/tcp|/udp]", o->cmd_name);
@@ -892,7 +928,12 @@ static void print_event_json(cli_t *cli, portmap_event_t event, const portmap_in
   fputs(info->external_is_private ? "true" : "false", f);
   json_num(f, &first, "lifetime", info->lifetime);
   nonce_hex(info->nonce, nonce);
-  json_str_or_null(f, &first, "nonce", nonce_is_set(info->nonce) ? nonce : NULL);
+  /* The nonce is PCP's; NONE is a request that got no backend yet (a delete's given nonce). */
+  json_str_or_null(f, &first, "nonce",
+                   nonce_is_set(info->nonce) && (info->backend == PORTMAP_BACKEND_PCP ||
+                                                 info->backend == PORTMAP_BACKEND_NONE)
+                       ? nonce
+                       : NULL);
   json_str_or_null(f, &first, "description", description);
   json_str_or_null(f, &first, "gateway", gateway_text(cli, gw, sizeof gw));
   if (event == PORTMAP_EVENT_FAILED || event == PORTMAP_EVENT_LOST) {
@@ -1037,15 +1078,27 @@ static void report_failure(cli_t *cli, const char *prefix, portmap_status_t stat
   }
   switch (status) {
   case PORTMAP_ERR_TIMEOUT:
-    fprintf(stderr, "no answer from %s on port %u", gw_or, server_port(cli));
+    if (info != NULL && info->backend == PORTMAP_BACKEND_UPNP) {
+      fprintf(stderr, "no answer from the UPnP-IGD of %s", gw_or);
+    } else if (info != NULL && info->backend == PORTMAP_BACKEND_NATPMP) {
+      /* NAT-PMP (libnatpmp) always uses port 5351, whatever --port says */
+      fprintf(stderr, "no NAT-PMP answer from %s", gw_or);
+    } else {
+      fprintf(stderr, "no answer from %s on port %u", gw_or, server_port(cli));
+    }
     if (cli->opt->timeout_ms > 0) {
       fprintf(stderr, " within %lu ms", (unsigned long)cli->opt->timeout_ms);
     }
     fprintf(stderr, "; %s\n", no_answer_hint(cli));
     return;
   case PORTMAP_ERR_UNREACHABLE:
-    fprintf(stderr, "nothing listens on %s UDP port %u (ICMP port unreachable); %s\n", gw_or,
-            server_port(cli), no_answer_hint(cli));
+    if (info != NULL && info->backend == PORTMAP_BACKEND_NATPMP) {
+      fprintf(stderr, "nothing listens on the NAT-PMP port of %s (ICMP port unreachable); %s\n",
+              gw_or, no_answer_hint(cli));
+    } else {
+      fprintf(stderr, "nothing listens on %s UDP port %u (ICMP port unreachable); %s\n", gw_or,
+              server_port(cli), no_answer_hint(cli));
+    }
     return;
   case PORTMAP_ERR_REFUSED: {
     int result = info != NULL ? info->gateway_result : -1;
@@ -1436,6 +1489,10 @@ static int cmd_add(cli_t *cli) {
       print_event_text(cli, PORTMAP_EVENT_MAPPED, &info);
     }
   } else {
+    if (info.protocol == 0 && info.internal_port == 0) {
+      /* portmap_map refused the request before any backend saw it: describe the request */
+      info_from_request(&req, &info);
+    }
     info.status = st;
     if (o->json) {
       print_event_json(cli, PORTMAP_EVENT_FAILED, &info, o->description);
@@ -1610,6 +1667,192 @@ done:
   return rc;
 }
 
+/* Network text printed raw could drive the terminal: control characters become '?'. */
+static void put_sanitized(FILE *f, const char *s, size_t size) {
+  size_t i;
+  for (i = 0; i < size && s[i] != '\0'; i++) {
+    unsigned char c = (unsigned char)s[i];
+    fputc(c < 0x20 || c == 0x7f ? '?' : c, f);
+  }
+}
+
+/* A fixed-size string from the library, or "" when it is not terminated. */
+static const char *entry_text(const char *s, size_t size) {
+  return memchr(s, '\0', size) != NULL ? s : "";
+}
+
+#define ENTRY_TEXT(s) entry_text((s), sizeof(s))
+
+static void print_entry_json(cli_t *cli, const portmap_list_entry_t *e) {
+  char gw[PORTMAP_ADDRSTRLEN];
+  const char *remote = ENTRY_TEXT(e->remote_host);
+  const char *client_addr = ENTRY_TEXT(e->internal_client);
+  int first = 1;
+  FILE *f = stdout;
+
+  json_str_or_null(f, &first, "event", "entry");
+  /* Only UPnP-IGD lists mappings. */
+  json_str_or_null(f, &first, "backend", portmap_backend_name(PORTMAP_BACKEND_UPNP));
+  if (e->protocol == PORTMAP_PROTO_TCP || e->protocol == PORTMAP_PROTO_UDP) {
+    json_str_or_null(f, &first, "protocol", e->protocol == PORTMAP_PROTO_TCP ? "tcp" : "udp");
+  } else {
+    json_num(f, &first, "protocol", e->protocol);
+  }
+  json_num(f, &first, "external_port", e->external_port);
+  json_str_or_null(f, &first, "internal_client", client_addr[0] != '\0' ? client_addr : NULL);
+  json_num(f, &first, "internal_port", e->internal_port);
+  json_str_or_null(f, &first, "remote_host", remote[0] != '\0' ? remote : NULL);
+  json_str_or_null(f, &first, "description", ENTRY_TEXT(e->description));
+  json_num(f, &first, "lease", e->lease);
+  json_key(f, &first, "enabled");
+  fputs(e->enabled ? "true" : "false", f);
+  json_str_or_null(f, &first, "gateway", gateway_text(cli, gw, sizeof gw));
+  fputs("}\n", f);
+  check_output(cli);
+}
+
+static void print_entries_text(cli_t *cli, const portmap_list_entry_t *entries, size_t n,
+                               size_t total) {
+  char gw[PORTMAP_ADDRSTRLEN];
+  const char *gwt = gateway_text(cli, gw, sizeof gw);
+  size_t i;
+
+  if (total == 0) {
+    printf("no port mappings on %s\n", gwt != NULL ? gwt : "the gateway");
+    check_output(cli);
+    return;
+  }
+  printf("%-6s %-9s %-29s %-11s %-8s %-16s %s\n", "PROTO", "EXTERNAL", "INTERNAL CLIENT:PORT",
+         "LEASE", "ENABLED", "REMOTE HOST", "DESCRIPTION");
+  for (i = 0; i < n; i++) {
+    const portmap_list_entry_t *e = &entries[i];
+    char pbuf[16], internal[PORTMAP_ADDRSTRLEN + 16], lease[24];
+    const char *client_addr = ENTRY_TEXT(e->internal_client);
+    const char *remote = ENTRY_TEXT(e->remote_host);
+    int w;
+
+    if (strchr(client_addr, ':') != NULL) {
+      snprintf(internal, sizeof internal, "[%s]:%u", client_addr, (unsigned)e->internal_port);
+    } else {
+      snprintf(internal, sizeof internal, "%s:%u", client_addr[0] != '\0' ? client_addr : "?",
+               (unsigned)e->internal_port);
+    }
+    if (e->lease == 0) {
+      snprintf(lease, sizeof lease, "permanent");
+    } else {
+      snprintf(lease, sizeof lease, "%lu s", (unsigned long)e->lease);
+    }
+    printf("%-6s %-9u ", proto_name(e->protocol, pbuf, sizeof pbuf), (unsigned)e->external_port);
+    put_sanitized(stdout, internal, sizeof internal);
+    for (w = (int)strlen(internal); w < 29; w++) {
+      fputc(' ', stdout);
+    }
+    printf(" %-11s %-8s ", lease, e->enabled ? "yes" : "no");
+    put_sanitized(stdout, remote[0] != '\0' ? remote : "*", sizeof e->remote_host);
+    for (w = remote[0] != '\0' ? (int)strlen(remote) : 1; w < 16; w++) {
+      fputc(' ', stdout);
+    }
+    fputc(' ', stdout);
+    put_sanitized(stdout, ENTRY_TEXT(e->description), sizeof e->description);
+    fputc('\n', stdout);
+  }
+  if (total > n) {
+    printf("(the first %zu of %zu mappings)\n", n, total);
+  }
+  check_output(cli);
+}
+
+/* One line on stderr saying why the table could not be read, and the exit status. */
+static int report_list_failure(cli_t *cli, portmap_status_t st) {
+  char gwbuf[PORTMAP_ADDRSTRLEN];
+  const char *gw = gateway_text(cli, gwbuf, sizeof gwbuf);
+  const char *gw_or = gw != NULL ? gw : "the gateway";
+  unsigned b = cli->opt->backends;
+
+  if (cli->opt->json) {
+    int first = 1;
+    json_str_or_null(stdout, &first, "event", "failed");
+    json_str_or_null(stdout, &first, "backend",
+                     st == PORTMAP_ERR_UNSUPPORTED ? NULL
+                                                   : portmap_backend_name(PORTMAP_BACKEND_UPNP));
+    json_str_or_null(stdout, &first, "error", portmap_strerror(st));
+    json_str_or_null(stdout, &first, "gateway", gw);
+    fputs("}\n", stdout);
+    check_output(cli);
+  }
+  switch (st) {
+  case PORTMAP_ERR_UNSUPPORTED:
+    if (b != 0 && (b & PORTMAP_BACKEND_UPNP) == 0) {
+      fputs(PROG ": cannot list mappings: PCP and NAT-PMP cannot list mappings (only UPnP "
+                 "can); try --backend upnp\n",
+            stderr);
+    } else {
+      fprintf(stderr,
+              PROG ": cannot list mappings: PCP and NAT-PMP cannot list mappings (only UPnP "
+                   "can), and no UPnP-IGD is usable on %s; is UPnP enabled on the router?\n",
+              gw_or);
+    }
+    return EXIT_REFUSED;
+  case PORTMAP_ERR_TIMEOUT:
+    fprintf(stderr,
+            PROG ": cannot list mappings: no answer from the UPnP-IGD of %s within %lu ms; is "
+                 "UPnP enabled on the router?\n",
+            gw_or, (unsigned long)cli->opt->timeout_ms);
+    return EXIT_REFUSED;
+  case PORTMAP_ERR_NO_GATEWAY:
+    fputs(PROG ": cannot list mappings: no default gateway found; pass --gateway ADDR\n", stderr);
+    return EXIT_REFUSED;
+  default:
+    fprintf(stderr, PROG ": cannot list the mappings of %s: %s\n", gw_or, portmap_strerror(st));
+    return exit_code_for(st);
+  }
+}
+
+static int cmd_list(cli_t *cli) {
+  const options_t *o = cli->opt;
+  portmap_list_entry_t *entries;
+  size_t total = 0, n, i;
+  portmap_status_t st;
+  int rc;
+
+  entries = calloc(LIST_CAP, sizeof *entries);
+  if (entries == NULL) {
+    fputs(PROG ": out of memory\n", stderr);
+    return EXIT_USAGE;
+  }
+  rc = make_client(cli, o->timeout_ms, 200, 0);
+  if (rc != EXIT_OK) {
+    free(entries);
+    return rc;
+  }
+  st = portmap_list_sync(cli->client, (int)o->timeout_ms, entries, LIST_CAP, &total);
+  if (st != PORTMAP_OK) {
+    rc = report_list_failure(cli, st);
+    goto done;
+  }
+  n = total < LIST_CAP ? total : LIST_CAP;
+  if (o->json) {
+    int first = 1;
+    for (i = 0; i < n; i++) {
+      print_entry_json(cli, &entries[i]);
+    }
+    json_str_or_null(stdout, &first, "event", "end");
+    json_num(stdout, &first, "count", (long long)n);
+    json_num(stdout, &first, "total", (long long)total);
+    fputs("}\n", stdout);
+    check_output(cli);
+  } else {
+    print_entries_text(cli, entries, n, total);
+  }
+  if (cli->output_broken) {
+    rc = EXIT_USAGE;
+  }
+done:
+  free_client(cli);
+  free(entries);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   options_t o;
   parse_error_t err;
@@ -1649,6 +1892,9 @@ int main(int argc, char **argv) {
     break;
   case CMD_DELETE:
     rc = cmd_delete(&cli);
+    break;
+  case CMD_LIST:
+    rc = cmd_list(&cli);
     break;
   case CMD_NONE:
     break;

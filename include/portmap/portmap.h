@@ -209,14 +209,15 @@ typedef struct portmap_config {
   uint32_t request_timeout_ms; /**< give up on a new mapping after this, 0 = never */
   uint32_t destroy_timeout_ms; /**< bound on the wait for deletes in portmap_client_free (2000) */
   uint32_t probe_timeout_ms;   /**< probe budget (500) */
-  uint16_t server_port;        /**< PCP/NAT-PMP server port (5351); for tests */
-  int announce_port;           /**< listener port for unsolicited messages: 0 = 5350, -1 = off */
-  uint32_t natpmp_irt_ms;      /**< NAT-PMP first retransmission time (250), doubling */
-  uint32_t natpmp_max_tries;   /**< NAT-PMP sends per request (9) */
-  uint16_t ssdp_port;          /**< SSDP port of the gateway (1900); for tests */
-  int ssdp_multicast;          /**< also multicast M-SEARCH (1); never to a loopback gateway */
-  uint32_t upnp_timeout_ms;    /**< bound on each UPnP HTTP/SOAP exchange (2000) */
-  portmap_log_cb log_cb;       /**< NULL = silent */
+  uint16_t
+      server_port;   /**< PCP server port (5351), for tests; NAT-PMP always uses 5351 (libnatpmp) */
+  int announce_port; /**< listener port for unsolicited messages: 0 = 5350, -1 = off */
+  uint32_t natpmp_irt_ms;    /**< NAT-PMP first retransmission time (250), doubling */
+  uint32_t natpmp_max_tries; /**< NAT-PMP sends per request (9) */
+  uint16_t ssdp_port;        /**< SSDP port of the gateway (1900); for tests */
+  int ssdp_multicast;        /**< also multicast M-SEARCH (1); never to a loopback gateway */
+  uint32_t upnp_timeout_ms;  /**< bound on each UPnP HTTP/SOAP exchange (2000) */
+  portmap_log_cb log_cb;     /**< NULL = silent */
   void *log_user;
   portmap_log_level_t log_level; /**< most verbose level passed to log_cb */
   portmap_trace_cb trace_cb;     /**< NULL = none */

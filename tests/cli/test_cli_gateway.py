@@ -9,6 +9,11 @@ tiny scripted PCP responder (RFC 6887 MAP and ANNOUNCE, no options). Checks
 exit status, the one-line stderr on failure and the stdout format, and what
 reached the "gateway" (e.g. that `add` does not delete its mapping on exit
 and that `delete` sends lifetime 0 with the given nonce).
+
+The responder speaks PCP only, so the scenarios pass --backend pcp: with the
+default (auto) the NAT-PMP and UPnP backends would probe 127.0.0.1 too and
+change what a failure says. add_auto checks that auto still picks PCP here.
+test_cli_probe.py reuses FakePcp for portmap-probe.
 """
 import json
 import os
@@ -62,14 +67,18 @@ class MapRequest:
 
 
 class FakePcp:
-    """A scripted PCP server: policy(request) returns (result, lifetime) or None (drop)."""
+    """A scripted PCP server: policy(request) returns (result, lifetime) or None (drop).
 
-    def __init__(self, policy=None):
+    Answers every opcode it gets, ANNOUNCE (opcode 0, the probe's) included:
+    header only, with the policy's result and an epoch of 100 s and up."""
+
+    def __init__(self, policy=None, external_ip=EXTERNAL_IP):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.05)
         self.port = self.sock.getsockname()[1]
         self.policy = policy or (lambda req: (SUCCESS, req.lifetime))
+        self.external_ip = external_ip
         self.requests = []
         self.start = time.monotonic()
         self.stop = False
@@ -83,6 +92,9 @@ class FakePcp:
 
     def maps(self):
         return [r for r in list(self.requests) if r.opcode == 1 and r.nonce is not None]
+
+    def announces(self):
+        return [r for r in list(self.requests) if r.opcode == 0]
 
     def run(self):
         while not self.stop:
@@ -102,7 +114,7 @@ class FakePcp:
             header = struct.pack("!BBBBII12x", 2, 0x80 | req.opcode, 0, result, lifetime, epoch)
             body = b""
             if req.opcode == 1:
-                ext = socket.inet_pton(socket.AF_INET6, "::ffff:" + EXTERNAL_IP)
+                ext = socket.inet_pton(socket.AF_INET6, "::ffff:" + self.external_ip)
                 if result != SUCCESS:
                     ext = data[44:60]
                 body = data[24:42] + struct.pack("!H", req.external_port or req.internal_port) + ext
@@ -115,14 +127,19 @@ def run(binary, args, timeout=20):
     return p.returncode, p.stdout, p.stderr
 
 
-def gateway_args(port, extra=None):
-    return ["--gateway", "127.0.0.1", "--port", str(port)] + (extra or [])
+def gateway_args(port, extra=None, backend="pcp"):
+    """--backend pcp unless told otherwise (None: the default, auto)."""
+    args = ["--gateway", "127.0.0.1", "--port", str(port)]
+    if backend is not None:
+        args += ["--backend", backend]
+    return args + (extra or [])
 
 
-def one_stderr_line(err, pattern):
+def one_stderr_line(err, pattern, prog="portmap"):
     lines = err.splitlines()
     check(len(lines) == 1, "want exactly one line on stderr, got %r" % err)
-    check(lines[0].startswith("portmap: "), "stderr line does not start with 'portmap: ': %r" % err)
+    check(lines[0].startswith(prog + ": "),
+          "stderr line does not start with '%s: ': %r" % (prog, err))
     check(re.search(pattern, lines[0]), "stderr %r does not match /%s/" % (lines[0], pattern))
 
 
@@ -297,6 +314,56 @@ def t_keep_all_fail(binary):
           "want one stderr line per failed mapping, got %r" % err)
 
 
+def t_add_auto(binary):
+    # The default backend set: PCP answers the probe at once and is preferred.
+    server = FakePcp()
+    try:
+        rc, out, err = run(binary, ["add", "8000/tcp", "--json"] +
+                           gateway_args(server.port, backend=None))
+        check(rc == 0, "exit status %d, want 0 (stderr %r)" % (rc, err))
+        ev = json.loads(out)
+        check(ev["event"] == "mapped" and ev["backend"] == "pcp", "bad mapped line %r" % out)
+        check(server.maps(), "the gateway did not get the MAP request")
+    finally:
+        server.close()
+
+
+def t_backend_other(binary):
+    # --backend natpmp,upnp reaches cfg.backends: not one PCP packet for the PCP fake.
+    server = FakePcp()
+    try:
+        rc, out, err = run(binary, ["add", "8000/tcp", "--json"] +
+                           gateway_args(server.port, ["--timeout", "1000"],
+                                        backend="natpmp,upnp"))
+        check(rc != 0, "exit status 0 without PCP (stdout %r)" % out)
+        ev = json.loads(out)
+        check(ev["event"] == "failed" and ev["backend"] in ("natpmp", "upnp", "none"),
+              "bad failed line %r" % out)
+        check(ev["protocol"] == "tcp" and ev["internal_port"] == 8000, "bad failed line %r" % out)
+        check(len(err.splitlines()) == 1, "want one line on stderr, got %r" % err)
+        time.sleep(0.1)
+        check(not server.requests, "PCP requests reached the gateway with --backend natpmp,upnp")
+    finally:
+        server.close()
+
+
+def t_list_pcp(binary):
+    server = FakePcp()
+    try:
+        rc, out, err = run(binary, ["list"] + gateway_args(server.port))
+        check(rc == 1, "exit status %d, want 1 (stderr %r)" % (rc, err))
+        check(out == "", "stdout not empty: %r" % out)
+        one_stderr_line(err, r"cannot list mappings: PCP and NAT-PMP cannot list mappings "
+                             r"\(only UPnP can\)")
+        rc, out, err = run(binary, ["list", "--json"] + gateway_args(server.port))
+        check(rc == 1, "--json: exit status %d, want 1 (stderr %r)" % (rc, err))
+        one_stderr_line(err, r"cannot list")
+        ev = json.loads(out)
+        check(ev["event"] == "failed" and ev["error"], "bad failed line %r" % out)
+    finally:
+        server.close()
+
+
 SCENARIOS = {
     "unreachable": t_unreachable,
     "timeout": t_timeout,
@@ -307,6 +374,9 @@ SCENARIOS = {
     "delete_refused": t_delete_refused,
     "keep": t_keep,
     "keep_all_fail": t_keep_all_fail,
+    "add_auto": t_add_auto,
+    "backend_other": t_backend_other,
+    "list_pcp": t_list_pcp,
 }
 
 

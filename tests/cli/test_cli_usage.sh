@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Usage tests for the portmap tool: bad invocations must exit 2 with exactly
-# two lines on stderr ("portmap: <what is wrong>" and "usage: ..."), nothing on
-# stdout; --help and --version must exit 0. No network traffic at all: every
-# case is rejected before a client is created.
+# Usage tests for the portmap and portmap-probe tools: bad invocations must
+# exit 2 with exactly two lines on stderr ("PROG: <what is wrong>" and
+# "usage: PROG ..."), nothing on stdout; --help and --version must exit 0. No
+# network traffic at all: every case is rejected before a client is created.
 #
 #   test_cli_usage.sh PORTMAP_BINARY usage|help
+#   test_cli_usage.sh PORTMAP_PROBE_BINARY probe_usage|probe_help
 set -u
 
-bin=${1:?usage: test_cli_usage.sh PORTMAP_BINARY usage|help}
+bin=${1:?usage: test_cli_usage.sh BINARY usage|help|probe_usage|probe_help}
 mode=${2:-usage}
+case $mode in
+probe_*) prog=portmap-probe ;;
+*) prog=portmap ;;
+esac
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
@@ -19,7 +24,7 @@ fail() {
   failures=$((failures + 1))
 }
 
-# bad NAME ARGS...: expect exit 2, empty stdout, "portmap: ..." then "usage: ...".
+# bad NAME ARGS...: expect exit 2, empty stdout, "$prog: ..." then "usage: $prog ...".
 bad() {
   local name=$1
   shift
@@ -34,9 +39,9 @@ bad() {
     fail "$name: wrote to stdout: $(head -c 200 "$tmp/out")"
   elif [ "$lines" -ne 2 ]; then
     fail "$name: $lines lines on stderr, want 2: $(head -c 400 "$tmp/err")"
-  elif ! sed -n 1p "$tmp/err" | grep -Eq '^portmap: [^ ].{8,}$'; then
-    fail "$name: first stderr line is not 'portmap: <message>': $(sed -n 1p "$tmp/err")"
-  elif ! sed -n 2p "$tmp/err" | grep -Eq '^usage: portmap '; then
+  elif ! sed -n 1p "$tmp/err" | grep -Eq "^$prog: [^ ].{8,}\$"; then
+    fail "$name: first stderr line is not '$prog: <message>': $(sed -n 1p "$tmp/err")"
+  elif ! sed -n 2p "$tmp/err" | grep -Eq "^usage: $prog "; then
     fail "$name: second stderr line is not a usage line: $(sed -n 2p "$tmp/err")"
   else
     echo "ok: $name: $(sed -n 1p "$tmp/err")"
@@ -110,6 +115,13 @@ usage)
   bad "lifetime with delete" delete 80 --lifetime 60
   bad "description with delete" delete 80 --description x
   bad "nonce with keep" keep 80 --nonce "$nonce"
+  bad "port for list" list 80
+  bad "lifetime with list" list --lifetime 60
+  bad "nonce with list" list --nonce "$nonce"
+  bad "timeout 0 for list" list --timeout 0
+  bad "bad backend for list" list --backend pcp,
+  bad "empty backend" add 80 --backend ""
+  bad "backend with an empty name" delete 80 --backend pcp,,upnp
   # Valid except for one thing: the rest must not hide the error.
   bad "valid description, bad port" add 0 --description "$max_description" --lifetime 60
   ;;
@@ -119,6 +131,44 @@ help)
   good "help after a command" 'portmap delete PORT' delete --help
   good "help wins over errors" '^OPTIONS$' add 0 --help
   good "--version" '^portmap \(libportmap\) [0-9]+\.[0-9]+\.[0-9]+$' --version
+  good "help for list" 'portmap list' list --help
+  ;;
+probe_usage)
+  bad "positional argument" 8000
+  bad "unknown long option" --frobnicate
+  bad "unknown short option" -x
+  bad "value for a flag" --json=yes
+  bad "missing option value" --timeout
+  bad "timeout abc" --timeout abc
+  bad "timeout negative" --timeout -1
+  bad "timeout too long" --timeout 600001
+  bad "map port 0" --map 0
+  bad "map port 65536" --map 65536
+  bad "map port 80x" --map 80x
+  bad "map empty" --map ""
+  bad "map bad protocol" --map 80/sctp
+  bad "map empty protocol" --map 80/
+  bad "map protocol without port" --map /udp
+  bad "missing map value" --map
+  bad "lifetime without map" --lifetime 60
+  bad "lifetime 0" --map 80 --lifetime 0
+  bad "lifetime 86401" --map 80 --lifetime 86401
+  bad "bad backend" --backend carrier-pigeon
+  bad "empty backend" --backend ""
+  bad "backend trailing comma" --backend pcp,
+  bad "gateway not an address" --gateway not-an-address
+  bad "gateway empty" --gateway ""
+  bad "gateway with port" --gateway 192.168.1.1:5351
+  bad "server port 0" --port 0
+  bad "server port 65536" --port 65536
+  bad "after --" -- --json
+  bad "valid options, bad map" --json --backend pcp --timeout 300 --map 0/tcp
+  ;;
+probe_help)
+  good "--help" '^SYNOPSIS$' --help
+  good "-h" '^EXIT STATUS$' -h
+  good "help wins over errors" '^OPTIONS$' --map 0 --help
+  good "--version" '^portmap-probe \(libportmap\) [0-9]+\.[0-9]+\.[0-9]+$' --version
   ;;
 *)
   echo "unknown mode $mode" >&2

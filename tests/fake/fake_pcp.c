@@ -147,7 +147,7 @@ static int sockaddr_to_addr(const struct sockaddr_storage *ss, uint8_t out[16], 
   return -1;
 }
 
-static int bind_loopback(int ipv6, uint16_t *port_out) {
+static int bind_loopback(int ipv6, uint32_t v4, uint16_t *port_out) {
   struct sockaddr_storage ss;
   socklen_t len;
   int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -163,7 +163,7 @@ static int bind_loopback(int ipv6, uint16_t *port_out) {
   } else {
     struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
     sin->sin_family = AF_INET;
-    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin->sin_addr.s_addr = htonl(v4);
     len = sizeof *sin;
   }
   if (bind(fd, (struct sockaddr *)&ss, len) != 0 ||
@@ -782,6 +782,10 @@ static void handle(fake_pcp_t *f, const uint8_t *buf, size_t len, size_t stored,
 /* ---- public: life cycle ------------------------------------------------ */
 
 fake_pcp_t *fake_pcp_new(int ipv6) {
+  return fake_pcp_new_v4(ipv6, INADDR_LOOPBACK);
+}
+
+fake_pcp_t *fake_pcp_new_v4(int ipv6, uint32_t v4) {
   fake_pcp_t *f = calloc(1, sizeof *f);
   static const uint8_t ext_default[16] = {0, 0, 0,    0,    0,   0,  0,   0,
                                           0, 0, 0xff, 0xff, 198, 51, 100, 7};
@@ -789,8 +793,8 @@ fake_pcp_t *fake_pcp_new(int ipv6) {
     return NULL;
   }
   f->ipv6 = ipv6 ? 1 : 0;
-  f->fd = bind_loopback(f->ipv6, &f->port);
-  f->spoof_fd = f->fd < 0 ? -1 : bind_loopback(f->ipv6, &f->spoof_port);
+  f->fd = bind_loopback(f->ipv6, v4, &f->port);
+  f->spoof_fd = f->fd < 0 ? -1 : bind_loopback(f->ipv6, v4, &f->spoof_port);
   if (f->fd < 0 || f->spoof_fd < 0) {
     int saved = errno;
     fake_pcp_free(f);
@@ -800,7 +804,11 @@ fake_pcp_t *fake_pcp_new(int ipv6) {
   if (f->ipv6) {
     memcpy(f->addr, &in6addr_loopback, 16);
   } else {
-    static const uint8_t lo4[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+    uint8_t lo4[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0};
+    lo4[12] = (uint8_t)(v4 >> 24);
+    lo4[13] = (uint8_t)(v4 >> 16);
+    lo4[14] = (uint8_t)(v4 >> 8);
+    lo4[15] = (uint8_t)v4;
     memcpy(f->addr, lo4, 16);
   }
   memcpy(f->ext_addr, ext_default, 16);

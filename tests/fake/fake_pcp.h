@@ -145,6 +145,9 @@ typedef fake_pcp_hook_action_t (*fake_pcp_hook_cb)(void *user, fake_pcp_t *f,
 /** Bind 127.0.0.1:0 (ipv6 = 0) or [::1]:0, plus a second socket on the
  *  same address for spoofed answers. Time 0, boot 0. NULL on failure. */
 fake_pcp_t *fake_pcp_new(int ipv6);
+/** The same on a chosen IPv4 loopback address (host order, in 127/8), so a
+ *  PCP fake and a NAT-PMP fake (always port 5351) share one "gateway". */
+fake_pcp_t *fake_pcp_new_v4(int ipv6, uint32_t v4);
 /** Close the sockets and free. Accepts NULL. */
 void fake_pcp_free(fake_pcp_t *f);
 /** The server socket's port (host order), its fd (to poll). */

@@ -1,0 +1,317 @@
+/*
+ * Choosing the backend: the concurrent probe, the order of preference, and
+ * mappings moving to the next backend when a protocol turns out not to
+ * work. A fake PCP server and a fake NAT-PMP server share one loopback
+ * "gateway" (127.0.0.71: PCP on an ephemeral port, NAT-PMP on 5351, which
+ * libnatpmp always uses); the clock and randomness are injected.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <portmap/portmap.h>
+
+#include "fake_natpmp.h"
+#include "fake_pcp.h"
+#include "pcp/wire.h"
+
+#define GW "127.0.0.71"
+#define GW_HOST 0x7F000047u
+#define MAX_EVENTS 64
+
+typedef struct ev {
+  portmap_event_t event;
+  portmap_info_t info;
+} ev_t;
+
+typedef struct h {
+  uint64_t now;
+  uint64_t rng;
+  fake_pcp_t *pcp;
+  fake_natpmp_t *nat;
+  portmap_client_t *c;
+  portmap_config_t cfg;
+  ev_t ev[MAX_EVENTS];
+  size_t n_ev;
+} h_t;
+
+static uint64_t h_clock(void *u) {
+  return ((h_t *)u)->now;
+}
+
+static int h_random(void *buf, size_t len, void *u) {
+  h_t *h = u;
+  uint8_t *p = buf;
+  for (size_t i = 0; i < len; i++) {
+    uint64_t z = (h->rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    p[i] = (uint8_t)(z ^ (z >> 31));
+  }
+  return 0;
+}
+
+static void h_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *info, void *u) {
+  (void)m;
+  h_t *h = u;
+  if (h->n_ev < MAX_EVENTS) {
+    h->ev[h->n_ev].event = e;
+    h->ev[h->n_ev].info = *info;
+    h->n_ev++;
+  }
+}
+
+static uint16_t closed_udp_port(void) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(GW_HOST);
+  bind(fd, (struct sockaddr *)&sa, sizeof sa);
+  socklen_t sl = sizeof sa;
+  getsockname(fd, (struct sockaddr *)&sa, &sl);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+static int setup(void **state) {
+  h_t *h = calloc(1, sizeof *h);
+  h->now = 5000000;
+  h->rng = 7;
+  h->pcp = fake_pcp_new_v4(0, GW_HOST);
+  h->nat = fake_natpmp_new(GW);
+  assert_non_null(h->pcp);
+  assert_non_null(h->nat);
+  fake_pcp_set_time(h->pcp, h->now);
+  fake_natpmp_set_time(h->nat, h->now);
+  portmap_config_init(&h->cfg);
+  h->cfg.gateway = GW;
+  h->cfg.backends = PORTMAP_BACKEND_PCP | PORTMAP_BACKEND_NATPMP;
+  h->cfg.server_port = fake_pcp_port(h->pcp);
+  h->cfg.announce_port = -1;
+  h->cfg.clock_cb = h_clock;
+  h->cfg.clock_user = h;
+  h->cfg.random_cb = h_random;
+  h->cfg.random_user = h;
+  h->cfg.destroy_timeout_ms = 50;
+  *state = h;
+  return 0;
+}
+
+static int teardown(void **state) {
+  h_t *h = *state;
+  portmap_client_free(h->c);
+  fake_pcp_free(h->pcp);
+  fake_natpmp_free(h->nat);
+  free(h);
+  return 0;
+}
+
+static void pump(h_t *h) {
+  for (int i = 0; i < 10; i++) {
+    portmap_process(h->c);
+    int a = fake_pcp_process_at(h->pcp, h->now);
+    int b = fake_natpmp_process_at(h->nat, h->now);
+    int fds[8];
+    size_t n = portmap_fds(h->c, fds, 8);
+    struct pollfd p[8];
+    for (size_t k = 0; k < n && k < 8; k++) {
+      p[k].fd = fds[k];
+      p[k].events = POLLIN;
+      p[k].revents = 0;
+    }
+    int busy = poll(p, (nfds_t)(n < 8 ? n : 8), 0) > 0;
+    if (a <= 0 && b <= 0 && !busy)
+      break;
+  }
+  portmap_process(h->c);
+}
+
+static void advance(h_t *h, uint64_t ms) {
+  uint64_t target = h->now + ms;
+  for (int guard = 0; guard < 10000; guard++) {
+    pump(h);
+    int t = portmap_timeout_ms(h->c);
+    if (t < 0 || h->now + (uint64_t)t > target)
+      break;
+    h->now += (uint64_t)t;
+  }
+  h->now = target;
+  pump(h);
+}
+
+static void up(h_t *h) {
+  assert_int_equal(portmap_client_new(&h->cfg, &h->c), PORTMAP_OK);
+}
+
+static portmap_mapping_t *map(h_t *h, uint16_t port) {
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = port;
+  req.lifetime = 200;
+  portmap_mapping_t *m = NULL;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, &m), PORTMAP_OK);
+  return m;
+}
+
+static const ev_t *last(h_t *h) {
+  assert_true(h->n_ev > 0);
+  return &h->ev[h->n_ev - 1];
+}
+
+static void test_probe_prefers_pcp(void **state) {
+  h_t *h = *state;
+  up(h); /* the probe goes out as the client starts */
+  map(h, 8000);
+  pump(h);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 1);
+  assert_int_equal(fake_natpmp_requests(h->nat, 0), 1); /* both asked at once */
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_PCP);
+  assert_int_equal(fake_pcp_mapping_count(h->pcp), 1);
+  assert_int_equal(fake_natpmp_mapping_count(h->nat), 0);
+}
+
+static void test_G4_Q16_pcp_disabled_uses_natpmp(void **state) {
+  h_t *h = *state;
+  fake_pcp_force_result(h->pcp, PCP_NOT_AUTHORIZED, 1); /* the ANNOUNCE */
+  up(h);
+  map(h, 8000);
+  pump(h);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_MAP), 0);
+  assert_int_equal(fake_natpmp_mapping_count(h->nat), 1);
+}
+
+static void test_F2_natpmp_only_gateway(void **state) {
+  h_t *h = *state;
+  fake_pcp_set_natpmp(h->pcp, FAKE_PCP_NATPMP_OP128);
+  up(h);
+  map(h, 8000);
+  pump(h);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
+}
+
+static void test_Q21_closed_pcp_port_decides_at_once(void **state) {
+  h_t *h = *state;
+  h->cfg.server_port = closed_udp_port();
+  up(h);
+  map(h, 8000);
+  for (int i = 0; i < 20 && h->n_ev == 0; i++) {
+    struct pollfd p[8];
+    int fds[8];
+    size_t n = portmap_fds(h->c, fds, 8);
+    for (size_t k = 0; k < n; k++) {
+      p[k].fd = fds[k];
+      p[k].events = POLLIN;
+      p[k].revents = 0;
+    }
+    poll(p, (nfds_t)n, 10);
+    pump(h);
+  }
+  /* no time passed on the client's clock: no budget was waited out */
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
+}
+
+static void test_Q22_silent_pcp_waits_for_budget(void **state) {
+  h_t *h = *state;
+  fake_pcp_set_silent(h->pcp, 1);
+  up(h);
+  map(h, 8000);
+  pump(h);
+  assert_int_equal(h->n_ev, 0); /* PCP might still answer */
+  advance(h, 400);
+  assert_int_equal(h->n_ev, 0);
+  advance(h, 150); /* the 500 ms budget ends */
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+}
+
+static void test_mapping_moves_when_pcp_stops_working(void **state) {
+  h_t *h = *state;
+  up(h);
+  map(h, 8000);
+  pump(h);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_PCP);
+  /* the renewal is refused: PCP was switched off on the router (Q16) */
+  fake_pcp_force_result(h->pcp, PCP_NOT_AUTHORIZED, 5);
+  advance(h, 130000);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_CHANGED);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+  assert_int_equal(fake_natpmp_mapping_count(h->nat), 1);
+  /* new mappings go straight to NAT-PMP */
+  unsigned before = fake_pcp_requests(h->pcp, PCP_OP_MAP);
+  map(h, 8001);
+  pump(h);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_MAP), before);
+}
+
+static void test_nothing_works_fails_with_reason(void **state) {
+  h_t *h = *state;
+  fake_pcp_force_result(h->pcp, PCP_NOT_AUTHORIZED, 1);
+  fake_natpmp_force_result(h->nat, 2, 1); /* NAT-PMP: not authorized */
+  up(h);
+  map(h, 8000);
+  pump(h);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_FAILED);
+  assert_int_equal(last(h)->info.status, PORTMAP_ERR_REFUSED);
+}
+
+static void test_unsupported_option_fails_clearly(void **state) {
+  h_t *h = *state;
+  h->cfg.backends = PORTMAP_BACKEND_NATPMP;
+  up(h);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.peer_address = "203.0.113.1";
+  req.peer_port = 80;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_ERR_UNSUPPORTED);
+}
+
+static void test_peer_without_pcp_fails_clearly(void **state) {
+  h_t *h = *state;
+  fake_pcp_force_result(h->pcp, PCP_NOT_AUTHORIZED, 1);
+  up(h);
+  pump(h); /* PCP is out: NAT-PMP selected */
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.peer_address = "203.0.113.1";
+  req.peer_port = 80;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_OK);
+  pump(h);
+  /* NAT-PMP cannot express PEER and PCP refused: a clear failure */
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_FAILED);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      T(test_probe_prefers_pcp),
+      T(test_G4_Q16_pcp_disabled_uses_natpmp),
+      T(test_F2_natpmp_only_gateway),
+      T(test_Q21_closed_pcp_port_decides_at_once),
+      T(test_Q22_silent_pcp_waits_for_budget),
+      T(test_mapping_moves_when_pcp_stops_working),
+      T(test_nothing_works_fails_with_reason),
+      T(test_unsupported_option_fails_clearly),
+      T(test_peer_without_pcp_fails_clearly),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
