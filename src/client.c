@@ -652,6 +652,18 @@ portmap_status_t portmap_mapping_detach(portmap_mapping_t *m) {
   return PORTMAP_OK;
 }
 
+portmap_status_t portmap_mapping_set_callback(portmap_mapping_t *m, portmap_mapping_cb cb,
+                                              void *user) {
+  if (m == NULL)
+    return PORTMAP_ERR_INVALID;
+  portmap_client_t *c = m->client;
+  pthread_mutex_lock(&c->mu);
+  m->cb = cb;
+  m->user = user;
+  pthread_mutex_unlock(&c->mu);
+  return PORTMAP_OK;
+}
+
 portmap_status_t portmap_mapping_info(portmap_mapping_t *m, portmap_info_t *info) {
   if (m == NULL || info == NULL)
     return PORTMAP_ERR_INVALID;

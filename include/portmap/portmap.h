@@ -311,6 +311,14 @@ PORTMAP_API portmap_status_t portmap_mapping_revoke(portmap_mapping_t *mapping);
 PORTMAP_API portmap_status_t portmap_mapping_detach(portmap_mapping_t *mapping);
 
 /**
+ * Set the callback that receives the mapping's events from now on (for
+ * instance after portmap_map_sync(), which leaves the mapping without one).
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL mapping).
+ */
+PORTMAP_API portmap_status_t portmap_mapping_set_callback(portmap_mapping_t *mapping,
+                                                          portmap_mapping_cb cb, void *user);
+
+/**
  * Copy a mapping's current state.
  * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL argument).
  */

@@ -959,6 +959,7 @@ typedef struct tw {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int mapped;
+  int deleted;
 } tw_t;
 
 static void tw_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *info, void *u) {
@@ -968,6 +969,8 @@ static void tw_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t 
   pthread_mutex_lock(&w->mu);
   if (e == PORTMAP_EVENT_MAPPED)
     w->mapped = 1;
+  if (e == PORTMAP_EVENT_DELETED)
+    w->deleted = 1;
   pthread_cond_signal(&w->cv);
   pthread_mutex_unlock(&w->mu);
 }
@@ -1019,6 +1022,24 @@ static void test_map_sync(void **state) {
   assert_int_equal(portmap_map_sync(h->c, &req, 1000, &info, &m), PORTMAP_OK);
   assert_non_null(m);
   assert_int_equal(info.external_port, 8000);
+  /* the handle lives on: take its events and delete it */
+  tw_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+  assert_int_equal(portmap_mapping_set_callback(m, tw_cb, &w), PORTMAP_OK);
+  assert_int_equal(portmap_mapping_revoke(m), PORTMAP_OK);
+  for (int i = 0; i < 100 && !w.deleted; i++) {
+    int fds[4];
+    struct pollfd p[4];
+    size_t n = portmap_fds(h->c, fds, 4);
+    for (size_t k = 0; k < n; k++) {
+      p[k].fd = fds[k];
+      p[k].events = POLLIN;
+      p[k].revents = 0;
+    }
+    poll(p, (nfds_t)n, 10);
+    portmap_process(h->c);
+  }
+  assert_true(w.deleted); /* the new callback got the final event */
+  assert_int_equal(fake_pcp_mapping_count(h->f), 0);
   req.internal_port = 8001;
   fake_pcp_force_result(h->f, PCP_NOT_AUTHORIZED, 1);
   assert_int_equal(portmap_map_sync(h->c, &req, 1000, &info, NULL), PORTMAP_ERR_REFUSED);
