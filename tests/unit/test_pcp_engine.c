@@ -984,7 +984,7 @@ static void test_thread_mode_maps(void **state) {
   pthread_create(&th, NULL, run_fake, &r);
   assert_int_equal(portmap_thread_start(h->c), PORTMAP_OK);
   assert_int_equal(portmap_thread_start(h->c), PORTMAP_ERR_STATE);
-  tw_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+  tw_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
   portmap_request_t req;
   portmap_request_init(&req);
   req.internal_port = 8000;
@@ -1023,7 +1023,7 @@ static void test_map_sync(void **state) {
   assert_non_null(m);
   assert_int_equal(info.external_port, 8000);
   /* the handle lives on: take its events and delete it */
-  tw_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+  tw_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
   assert_int_equal(portmap_mapping_set_callback(m, tw_cb, &w), PORTMAP_OK);
   assert_int_equal(portmap_mapping_revoke(m), PORTMAP_OK);
   for (int i = 0; i < 100 && !w.deleted; i++) {
