@@ -337,19 +337,20 @@ static void xml_escape(char *dst, size_t cap, const char *src) {
       break;
     }
     size_t n = rep != NULL ? strlen(rep) : 1;
-    if (o + n >= cap)
+    if (o + n >= cap) {
+      /* truncated: never end inside a UTF-8 sequence */
+      while (o > 0 && ((unsigned char)dst[o - 1] & 0xC0) == 0x80)
+        o--;
+      if (o > 0 && ((unsigned char)dst[o - 1] & 0xC0) == 0xC0)
+        o--;
       break;
+    }
     if (rep != NULL)
       memcpy(dst + o, rep, n);
     else
       dst[o] = src[i];
     o += n;
   }
-  /* never end inside a UTF-8 sequence */
-  while (o > 0 && ((unsigned char)dst[o - 1] & 0xC0) == 0x80)
-    o--;
-  if (o > 0 && ((unsigned char)dst[o - 1] & 0xC0) == 0xC0)
-    o--;
   dst[o] = '\0';
 }
 
@@ -740,6 +741,8 @@ static void cleanup_submit(upnp_state_t *st, const char *proto, uint16_t port, u
                 "upnp: no gateway to delete port %u/%s on; it may stay there", port, proto);
     return;
   }
+  portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: deleting port %u/%s that no mapping owns (Q10)",
+              port, proto);
   upnp_call_t *k = call_new(st, CALL_DELETE, FOR_CLEANUP);
   if (k == NULL)
     return;
@@ -755,8 +758,6 @@ static void orphan_result(upnp_state_t *st, upnp_call_t *k, int rc) {
   long port = strtol(k->kind == CALL_ADDANY ? k->o_reserved : k->ext_port, NULL, 10);
   if (port < 1 || port > 65535)
     return;
-  portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: undoing a late AddPortMapping of port %ld (Q10)",
-              port);
   cleanup_submit(st, k->proto, (uint16_t)port, portmap_client_now(st->c));
 }
 
@@ -1386,8 +1387,10 @@ static void pm_begin(upnp_map_t *pm, enum map_seq seq, uint64_t now) {
 static void pm_retry_later(upnp_map_t *pm, uint64_t now) {
   portmap_mapping_t *m = pm->m;
   uint64_t wait = UPNP_RETRY_MS;
-  if (m->expiry_ms > now + 2000u && (m->expiry_ms - now) / 2 < wait)
+  if (m->expiry_ms > now && (m->expiry_ms - now) / 2 < wait)
     wait = (m->expiry_ms - now) / 2; /* try again before the lease ends */
+  if (wait < 1000u)
+    wait = 1000u;
   pm->seq = SEQ_IDLE;
   arm(pm->st, &pm->timer, now + wait);
 }

@@ -577,6 +577,8 @@ static int is_name_char(int b) {
 /* Read a tag name at s->pos into name (its local part, after any prefix). */
 static int read_name(xml_scan_t *s, char name[XML_NAME]) {
   size_t start = s->pos;
+  if (s->pos >= s->len || !(is_alpha((unsigned char)s->x[s->pos]) || s->x[s->pos] == '_'))
+    return -1; /* names start with a letter or '_' */
   while (s->pos < s->len && is_name_char((unsigned char)s->x[s->pos]))
     s->pos++;
   size_t n = s->pos - start;
@@ -608,8 +610,13 @@ static int scan_tag(xml_scan_t *s) {
     size_t start = s->pos;
     if (skip_past(s, "]]>") != 0)
       return -1;
-    if (s->depth > 0)
-      text_add(s, x + start, s->pos - 3 - start);
+    /* CDATA is literal: keep its '&' literal through text_value() */
+    for (size_t i = start; s->depth > 0 && i < s->pos - 3; i++) {
+      if (x[i] == '&')
+        text_add(s, "&amp;", 5);
+      else
+        text_add(s, x + i, 1);
+    }
     return 0;
   }
   if (left >= 2 && x[s->pos + 1] == '?') {
