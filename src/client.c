@@ -300,6 +300,70 @@ static void client_discover(portmap_client_t *c) {
   }
 }
 
+#define GATEWAY_CHECK_MS 30000u
+
+void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_t gw4[16],
+                                    int have6, const uint8_t gw6[16], unsigned scope6,
+                                    uint64_t now) {
+  portmap_log(c, PORTMAP_LOG_INFO, "the default gateway changed: mapping again there");
+  /* The old gateway is gone: nothing to delete there, only to forget. */
+  for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next) {
+    if (m->final_queued || m->detached)
+      continue;
+    if (m->be_data != NULL)
+      m->be->detach(m->be_state, m);
+    portmap_sched_cancel(&c->sched, &m->core_timer);
+    m->be = NULL;
+    m->be_state = NULL;
+    m->waiting = !m->revoked;
+    m->moved = m->ever_mapped;
+    m->tried = 0;
+    m->expiry_ms = 0;
+    if (m->revoked) {
+      m->info.status = PORTMAP_OK;
+      portmap_mapping_emit(m, PORTMAP_EVENT_DELETED);
+    }
+  }
+  c->have_gateway4 = have4;
+  if (have4)
+    memcpy(c->gateway4, gw4, 16);
+  c->have_gateway6 = have6;
+  if (have6)
+    memcpy(c->gateway6, gw6, 16);
+  c->gateway6_scope = scope6;
+  /* fresh server state (epoch, sockets, discovered devices): new backends */
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
+    if (c->be_ops[i] == NULL)
+      continue;
+    const portmap_backend_ops_t *ops = c->be_ops[i];
+    ops->destroy(c->be_state[i]);
+    c->be_state[i] = NULL;
+    if (ops->create(c, &c->be_state[i]) != PORTMAP_OK) {
+      portmap_log(c, PORTMAP_LOG_WARN, "backend %s lost with the gateway change", ops->name);
+      c->be_ops[i] = NULL;
+    }
+  }
+  portmap_probe_forget(c);
+  for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
+    if (m->waiting && !m->final_queued && !m->detached)
+      portmap_probe_begin(m, now);
+}
+
+/* B6: watch the default route when no gateway was configured. */
+static void on_gateway_timer(portmap_timer_t *t, uint64_t now) {
+  portmap_client_t *c = t->ctx;
+  uint8_t gw4[16], gw6[16];
+  unsigned scope6 = 0, scope4 = 0;
+  int have4 = portmap_net_default_gateway(0, gw4, &scope4) == 0;
+  int have6 = portmap_net_default_gateway(1, gw6, &scope6) == 0;
+  int changed = have4 != c->have_gateway4 || have6 != c->have_gateway6 ||
+                (have4 && memcmp(gw4, c->gateway4, 16) != 0) ||
+                (have6 && memcmp(gw6, c->gateway6, 16) != 0);
+  if (changed)
+    portmap_client_gateway_changed(c, have4, gw4, have6, gw6, scope6, now);
+  portmap_sched_push(&c->sched, t, now + GATEWAY_CHECK_MS);
+}
+
 portmap_status_t portmap_client_new(const portmap_config_t *cfg, portmap_client_t **out) {
   portmap_status_t st = PORTMAP_OK;
   portmap_client_t *c = NULL;
@@ -359,6 +423,9 @@ portmap_status_t portmap_client_new(const portmap_config_t *cfg, portmap_client_
   client_discover(c);
 
   portmap_probe_init(c);
+  portmap_timer_init(&c->gateway_timer, on_gateway_timer, c);
+  if (c->gateway_str == NULL)
+    portmap_sched_push(&c->sched, &c->gateway_timer, portmap_client_now(c) + GATEWAY_CHECK_MS);
   static const portmap_backend_ops_t *const all[PORTMAP_MAX_BACKENDS] = {
       &portmap_pcp_backend, &portmap_natpmp_backend, &portmap_upnp_backend};
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
@@ -1151,6 +1218,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
     mapping_unlink_free(client, m);
   }
   portmap_sched_cancel(&client->sched, &client->probe.budget);
+  portmap_sched_cancel(&client->sched, &client->gateway_timer);
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)
     if (client->be_ops[i] != NULL)
       client->be_ops[i]->destroy(client->be_state[i]);

@@ -122,6 +122,7 @@ struct portmap_client {
   /* the shared 5350 listener (checklist B5, N6) */
   int listen_fd[2];
   portmap_probe_state_t probe;
+  portmap_timer_t gateway_timer; /* re-reads the default route (B6) */
   /* portmap_list_sync() */
   int list_done;
   portmap_status_t list_status;
@@ -135,6 +136,8 @@ int portmap_backend_index(portmap_backend_t b);
 /* probe.c: choosing a backend */
 void portmap_probe_init(portmap_client_t *c);
 void portmap_probe_start(portmap_client_t *c, uint64_t now);
+/* Drop every cached probe result (the gateway changed). */
+void portmap_probe_forget(portmap_client_t *c);
 /* Give a new mapping its backend: at once, or when the probe decides. */
 void portmap_probe_begin(struct portmap_mapping *m, uint64_t now);
 /* Exactly one backend is enabled: no probe, no fallback. */
@@ -153,6 +156,11 @@ void portmap_log(portmap_client_t *c, portmap_log_level_t level, const char *fmt
     __attribute__((format(printf, 3, 4)));
 void portmap_trace(portmap_client_t *c, int sent, const uint8_t addr[16], uint16_t port,
                    const uint8_t *data, size_t len);
+/* The default gateway changed (checklist B6): a new server with fresh
+ * state; every mapping is made again there. */
+void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_t gw4[16],
+                                    int have6, const uint8_t gw6[16], unsigned scope6,
+                                    uint64_t now);
 /* wake the thread (if any) so it recomputes fds and deadline */
 void portmap_client_wake(portmap_client_t *c);
 

@@ -186,6 +186,12 @@ void portmap_probe_init(portmap_client_t *c) {
   portmap_timer_init(&c->probe.budget, on_budget, c);
 }
 
+void portmap_probe_forget(portmap_client_t *c) {
+  portmap_sched_cancel(&c->sched, &c->probe.budget);
+  memset(&c->probe, 0, sizeof c->probe);
+  portmap_probe_init(c);
+}
+
 void portmap_probe_start(portmap_client_t *c, uint64_t now) {
   portmap_probe_state_t *p = &c->probe;
   if (p->running)
@@ -244,6 +250,12 @@ void portmap_probe_report(portmap_client_t *c, portmap_backend_t backend,
 void portmap_probe_begin(portmap_mapping_t *m, uint64_t now) {
   portmap_client_t *c = m->client;
   portmap_probe_state_t *p = &c->probe;
+  if (portmap_probe_single(c)) {
+    for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)
+      if (c->be_ops[i] != NULL)
+        begin_on(m, i, now); /* one backend: nothing to choose */
+    return;
+  }
   m->waiting = 1;
   if (!p->running &&
       (!p->ever || (p->selected == PORTMAP_BACKEND_NONE && now - p->decided_ms >= PROBE_STALE_MS)))

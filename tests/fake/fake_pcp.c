@@ -147,7 +147,7 @@ static int sockaddr_to_addr(const struct sockaddr_storage *ss, uint8_t out[16], 
   return -1;
 }
 
-static int bind_loopback(int ipv6, uint32_t v4, uint16_t *port_out) {
+static int bind_loopback(int ipv6, uint32_t v4, uint16_t port, uint16_t *port_out) {
   struct sockaddr_storage ss;
   socklen_t len;
   int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -159,11 +159,13 @@ static int bind_loopback(int ipv6, uint32_t v4, uint16_t *port_out) {
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
     sin6->sin6_family = AF_INET6;
     sin6->sin6_addr = in6addr_loopback;
+    sin6->sin6_port = htons(port);
     len = sizeof *sin6;
   } else {
     struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
     sin->sin_family = AF_INET;
     sin->sin_addr.s_addr = htonl(v4);
+    sin->sin_port = htons(port);
     len = sizeof *sin;
   }
   if (bind(fd, (struct sockaddr *)&ss, len) != 0 ||
@@ -786,6 +788,10 @@ fake_pcp_t *fake_pcp_new(int ipv6) {
 }
 
 fake_pcp_t *fake_pcp_new_v4(int ipv6, uint32_t v4) {
+  return fake_pcp_new_at(ipv6, v4, 0);
+}
+
+fake_pcp_t *fake_pcp_new_at(int ipv6, uint32_t v4, uint16_t port) {
   fake_pcp_t *f = calloc(1, sizeof *f);
   static const uint8_t ext_default[16] = {0, 0, 0,    0,    0,   0,  0,   0,
                                           0, 0, 0xff, 0xff, 198, 51, 100, 7};
@@ -793,8 +799,8 @@ fake_pcp_t *fake_pcp_new_v4(int ipv6, uint32_t v4) {
     return NULL;
   }
   f->ipv6 = ipv6 ? 1 : 0;
-  f->fd = bind_loopback(f->ipv6, v4, &f->port);
-  f->spoof_fd = f->fd < 0 ? -1 : bind_loopback(f->ipv6, v4, &f->spoof_port);
+  f->fd = bind_loopback(f->ipv6, v4, port, &f->port);
+  f->spoof_fd = f->fd < 0 ? -1 : bind_loopback(f->ipv6, v4, 0, &f->spoof_port);
   if (f->fd < 0 || f->spoof_fd < 0) {
     int saved = errno;
     fake_pcp_free(f);

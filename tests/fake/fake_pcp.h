@@ -148,6 +148,9 @@ fake_pcp_t *fake_pcp_new(int ipv6);
 /** The same on a chosen IPv4 loopback address (host order, in 127/8), so a
  *  PCP fake and a NAT-PMP fake (always port 5351) share one "gateway". */
 fake_pcp_t *fake_pcp_new_v4(int ipv6, uint32_t v4);
+/** The same on a chosen port too (0 = ephemeral): a second "gateway" on
+ *  another loopback address with the first one's port. */
+fake_pcp_t *fake_pcp_new_at(int ipv6, uint32_t v4, uint16_t port);
 /** Close the sockets and free. Accepts NULL. */
 void fake_pcp_free(fake_pcp_t *f);
 /** The server socket's port (host order), its fd (to poll). */

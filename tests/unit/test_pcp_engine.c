@@ -1203,6 +1203,57 @@ static void test_G4_probe_not_authorized(void **state) {
   assert_int_equal(res.selected, PORTMAP_BACKEND_NONE);
 }
 
+void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_t gw4[16],
+                                    int have6, const uint8_t gw6[16], unsigned scope6,
+                                    uint64_t now);
+uint64_t portmap_client_now(portmap_client_t *c);
+
+static void test_B6_new_gateway_is_a_new_server(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_MAPPED);
+  advance(h, 60000);
+  /* the network moved: a new router answers on 127.0.0.2, epoch 0 */
+  fake_pcp_t *second = fake_pcp_new_at(0, 0x7F000002u, fake_pcp_port(h->f));
+  assert_non_null(second);
+  fake_pcp_set_time(second, h->now);
+  const uint8_t gw2[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 2};
+  const uint8_t none[16] = {0};
+  fake_pcp_t *old = h->f;
+  h->f = second; /* pump() drives the new one */
+  portmap_client_gateway_changed(h->c, 1, gw2, 0, none, 0, h->now);
+  pump(h);
+  assert_int_equal(fake_pcp_mapping_count(second), 1);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_CHANGED);
+  /* fresh epoch state: an epoch of 0 from the new server is no reboot */
+  portmap_stats_t st;
+  portmap_client_stats(h->c, &st);
+  assert_int_equal(st.epoch_invalid, 0);
+  /* the same nonce keeps working for the mapping's life (D2) */
+  pcp_msg_t r;
+  fake_pcp_last_request(second, &r);
+  assert_memory_equal(r.nonce, h->ev[0].info.nonce, 12);
+  /* nothing more goes to the old gateway */
+  unsigned old_requests = fake_pcp_received(old);
+  advance(h, 3600000);
+  fake_pcp_process_at(old, h->now);
+  assert_int_equal(fake_pcp_received(old), old_requests);
+  fake_pcp_free(old);
+}
+
+static void test_E6_default_clock_is_monotonic(void **state) {
+  h_t *h = *state;
+  h->cfg.clock_cb = NULL;
+  client_up(h);
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t mono = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  uint64_t ours = portmap_client_now(h->c);
+  assert_true(ours >= mono && ours - mono < 1000);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -1254,6 +1305,8 @@ int main(void) {
       T(test_I2_B2_peer_renewal_suggests_previous),
       T(test_K1_probe_sends_announce),
       T(test_G4_probe_not_authorized),
+      T(test_B6_new_gateway_is_a_new_server),
+      T(test_E6_default_clock_is_monotonic),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
