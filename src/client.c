@@ -1218,6 +1218,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
     mapping_unlink_free(client, m);
   }
   portmap_sched_cancel(&client->sched, &client->probe.budget);
+  portmap_sched_cancel(&client->sched, &client->probe.grace);
   portmap_sched_cancel(&client->sched, &client->gateway_timer);
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)
     if (client->be_ops[i] != NULL)

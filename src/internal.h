@@ -86,6 +86,8 @@ typedef struct portmap_probe_state {
   portmap_probe_backend_t res[PORTMAP_MAX_BACKENDS];
   portmap_backend_t selected;
   portmap_timer_t budget;
+  unsigned late;         /* timed out by the budget, but may still answer */
+  portmap_timer_t grace; /* how long waiting mappings wait for a late answer */
   uint8_t local[16];
   int have_local;
 } portmap_probe_state_t;

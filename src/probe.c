@@ -19,6 +19,7 @@
 #include "netutil.h"
 
 #define PROBE_STALE_MS 30000u /* re-probe after a round that found nothing */
+#define PROBE_GRACE_MIN_MS 1000u
 
 int portmap_backend_index(portmap_backend_t b) {
   switch (b) {
@@ -142,6 +143,10 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
     if (idx < 0)
       continue;
     if (idx == PORTMAP_MAX_BACKENDS) {
+      /* a backend the budget cut short may still answer (a loaded UPnP
+       * gateway): wait for it a little before giving up */
+      if (c->probe.late != 0 && portmap_timer_pending(&c->probe.grace))
+        continue;
       m->waiting = 0;
       m->info.status = none_reason(c, &m->info.gateway_result);
       portmap_mapping_emit(m, PORTMAP_EVENT_FAILED);
@@ -176,18 +181,33 @@ static void on_budget(portmap_timer_t *t, uint64_t now) {
     p->res[i].gateway_result = -1;
     p->have |= 1u << i;
   }
+  p->late = p->pending;
   p->pending = 0;
   p->running = 0;
   p->ever = 1;
+  if (p->late != 0) {
+    uint32_t grace = c->cfg.upnp_timeout_ms;
+    if (grace < PROBE_GRACE_MIN_MS)
+      grace = PROBE_GRACE_MIN_MS;
+    portmap_sched_push(&c->sched, &p->grace, now + grace);
+  }
+  evaluate(c, 1, now);
+}
+
+static void on_grace(portmap_timer_t *t, uint64_t now) {
+  portmap_client_t *c = t->ctx;
+  c->probe.late = 0;
   evaluate(c, 1, now);
 }
 
 void portmap_probe_init(portmap_client_t *c) {
   portmap_timer_init(&c->probe.budget, on_budget, c);
+  portmap_timer_init(&c->probe.grace, on_grace, c);
 }
 
 void portmap_probe_forget(portmap_client_t *c) {
   portmap_sched_cancel(&c->sched, &c->probe.budget);
+  portmap_sched_cancel(&c->sched, &c->probe.grace);
   memset(&c->probe, 0, sizeof c->probe);
   portmap_probe_init(c);
 }
@@ -202,6 +222,8 @@ void portmap_probe_start(portmap_client_t *c, uint64_t now) {
   p->started_ms = now;
   p->have = 0;
   p->pending = 0;
+  p->late = 0;
+  portmap_sched_cancel(&c->sched, &p->grace);
   if (c->have_gateway4 && portmap_net_local_address(c->gateway4, 0, p->local) == 0)
     p->have_local = 1;
   else if (c->have_gateway6 &&
@@ -239,6 +261,14 @@ void portmap_probe_report(portmap_client_t *c, portmap_backend_t backend,
   p->have |= 1u << i;
   p->pending &= ~(1u << i);
   uint64_t now = portmap_client_now(c);
+  if (p->late & (1u << i)) {
+    /* a late answer: it may still rescue a round that found nothing */
+    p->late &= ~(1u << i);
+    if (p->late == 0)
+      portmap_sched_cancel(&c->sched, &p->grace);
+    if (result->available && p->selected == PORTMAP_BACKEND_NONE)
+      p->decided = 0;
+  }
   if (p->running && p->pending == 0) {
     p->running = 0;
     p->ever = 1;

@@ -397,7 +397,9 @@ typedef struct portmap_list_entry {
  * cannot list: PORTMAP_ERR_UNSUPPORTED when UPnP is not available.
  * Not allowed in thread mode or from a callback.
  * @return PORTMAP_OK; PORTMAP_ERR_INVALID; PORTMAP_ERR_UNSUPPORTED;
- * PORTMAP_ERR_TIMEOUT; PORTMAP_ERR_REFUSED; PORTMAP_ERR_STATE; PORTMAP_ERR_RECURSIVE.
+ * PORTMAP_ERR_TIMEOUT; PORTMAP_ERR_REFUSED; PORTMAP_ERR_UNREACHABLE (the
+ * gateway's UPnP service cannot be reached); PORTMAP_ERR_NO_GATEWAY;
+ * PORTMAP_ERR_SYSTEM; PORTMAP_ERR_STATE; PORTMAP_ERR_RECURSIVE.
  */
 PORTMAP_API portmap_status_t portmap_list_sync(portmap_client_t *client, int timeout_ms,
                                                portmap_list_entry_t *entries, size_t cap,

@@ -67,17 +67,16 @@
 #include "upnp/ssdp.h"
 
 #define UPNP_MAX_CANDIDATES 8
-#define UPNP_CONFLICT_TRIES 8               /* Q11 */
-#define UPNP_PERMANENT_VERIFY_MS 600000u    /* Q9: re-verify permanent leases */
-#define UPNP_RETRY_MS 30000u                /* after a failed renewal */
-#define UPNP_REDISCOVER_AFTER 2u            /* Q13: HTTP failures in a row */
-#define UPNP_SSDP_GRACE_MS 100u             /* wait for an IGD reply after a rootdevice one */
+#define UPNP_CONFLICT_TRIES 8            /* Q11 */
+#define UPNP_PERMANENT_VERIFY_MS 600000u /* Q9: re-verify permanent leases */
+#define UPNP_RETRY_MS 30000u             /* after a failed renewal */
+#define UPNP_REDISCOVER_AFTER 2u         /* Q13: HTTP failures in a row */
+#define UPNP_SSDP_GRACE_MS 100u          /* wait for an IGD reply after a rootdevice one */
 #define UPNP_SSDP_DEFAULT_MS 500u
 #define UPNP_LIST_MAX 256u
 #define UPNP_MAX_READS 64
-#define UPNP_DESC_ESCAPED_MAX 512           /* miniupnpc's SOAP body is 2048 octets */
+#define UPNP_DESC_ESCAPED_MAX 512 /* miniupnpc's SOAP body is 2048 octets */
 #define UPNP_DEFAULT_DESCRIPTION "libportmap"
-#define UPNP_MULTICAST_ADDR 0xEFFFFFFAu     /* 239.255.255.250 */
 
 /* Our own pseudo result codes, beside miniupnpc's UPNPCOMMAND_* (< 0). */
 #define UPNP_RC_TIMEOUT (-1000) /* the watchdog gave up */
@@ -439,13 +438,13 @@ static void run_call(upnp_call_t *k) {
                                 k->proto, "", k->lease);
     break;
   case CALL_ADDANY:
-    k->rc = UPNP_AddAnyPortMapping(k->url, k->service, k->ext_port, k->int_port, k->client,
-                                   k->desc, k->proto, "", k->lease, k->o_reserved);
+    k->rc = UPNP_AddAnyPortMapping(k->url, k->service, k->ext_port, k->int_port, k->client, k->desc,
+                                   k->proto, "", k->lease, k->o_reserved);
     break;
   case CALL_GET:
-    k->rc = UPNP_GetSpecificPortMappingEntry(k->url, k->service, k->ext_port, k->proto, "",
-                                             k->o_client, k->o_port, k->o_desc, k->o_enabled,
-                                             k->o_lease);
+    k->rc =
+        UPNP_GetSpecificPortMappingEntry(k->url, k->service, k->ext_port, k->proto, "", k->o_client,
+                                         k->o_port, k->o_desc, k->o_enabled, k->o_lease);
     break;
   case CALL_DELETE:
     k->rc = UPNP_DeletePortMapping(k->url, k->service, k->ext_port, k->proto, "");
@@ -524,15 +523,28 @@ static upnp_call_t *call_new(upnp_state_t *st, enum call_kind kind, enum call_pu
   return k;
 }
 
+static int port_held(upnp_state_t *st, const char *proto, uint16_t port);
+
 /* Hand the next queued call to the worker when it is free. */
 static void pump(upnp_state_t *st, uint64_t now) {
-  if (st->busy != NULL || st->q_head == NULL)
+  upnp_call_t *k = NULL;
+  while (st->busy == NULL && st->q_head != NULL) {
+    k = st->q_head;
+    st->q_head = k->qnext;
+    if (st->q_head == NULL)
+      st->q_tail = NULL;
+    k->qnext = NULL;
+    long port = strtol(k->ext_port, NULL, 10);
+    if (k->purpose == FOR_CLEANUP && port > 0 && port <= 65535 &&
+        port_held(st, k->proto, (uint16_t)port)) {
+      call_free(k); /* a mapping took that port again meanwhile: keep it */
+      k = NULL;
+      continue;
+    }
+    break;
+  }
+  if (k == NULL)
     return;
-  upnp_call_t *k = st->q_head;
-  st->q_head = k->qnext;
-  if (st->q_head == NULL)
-    st->q_tail = NULL;
-  k->qnext = NULL;
   st->busy = k;
   uint32_t limit = st->c->cfg.upnp_timeout_ms > 0 ? st->c->cfg.upnp_timeout_ms : 2000u;
   arm(st, &k->watchdog, now + limit);
@@ -597,8 +609,8 @@ static void log_call(upnp_state_t *st, const upnp_call_t *k, int rc) {
     portmap_log(c, PORTMAP_LOG_DEBUG,
                 "upnp: %s GetSpecificPortMappingEntry(NewExternalPort=%s, NewProtocol=%s) -> %s "
                 "NewInternalClient=%s NewInternalPort=%s NewLeaseDuration=%s",
-                k->service, k->ext_port, k->proto, r, out ? k->o_client : "",
-                out ? k->o_port : "", out ? k->o_lease : "");
+                k->service, k->ext_port, k->proto, r, out ? k->o_client : "", out ? k->o_port : "",
+                out ? k->o_lease : "");
     break;
   case CALL_DELETE:
     portmap_log(c, PORTMAP_LOG_DEBUG,
@@ -634,8 +646,8 @@ static void dispatch(upnp_state_t *st, upnp_call_t *k, int rc, uint64_t now) {
   case FOR_CLEANUP:
     if (rc != 0 && rc != UPNP_E_NO_SUCH_ENTRY)
       portmap_log(st->c, PORTMAP_LOG_WARN,
-                  "upnp: could not delete port %s/%s on the gateway; it may stay there", k->ext_port,
-                  k->proto);
+                  "upnp: could not delete port %s/%s on the gateway; it may stay there",
+                  k->ext_port, k->proto);
     break;
   }
 }
@@ -668,11 +680,13 @@ static void on_stuck(portmap_timer_t *t, uint64_t now) {
   upnp_state_t *st = t->ctx;
   if (st->busy == NULL)
     return;
-  for (int guard = 0; st->q_head != NULL && guard < 1024; guard++) {
-    upnp_call_t *k = st->q_head;
-    st->q_head = k->qnext;
-    if (st->q_head == NULL)
-      st->q_tail = NULL;
+  /* what waits now; calls submitted meanwhile wait for the next round */
+  upnp_call_t *list = st->q_head;
+  st->q_head = st->q_tail = NULL;
+  while (list != NULL) {
+    upnp_call_t *k = list;
+    list = k->qnext;
+    k->qnext = NULL;
     k->timed_out = 1;
     if (k->pm != NULL) {
       upnp_map_t *pm = k->pm;
@@ -736,16 +750,19 @@ static int port_held(upnp_state_t *st, const char *proto, uint16_t port) {
 static void cleanup_submit(upnp_state_t *st, const char *proto, uint16_t port, uint64_t now) {
   if (port == 0 || port_held(st, proto, port))
     return;
-  if (!st->gw.ready) {
+  /* the last control URL known, even while the gateway is being looked for again */
+  if (st->gw.control_url[0] == '\0') {
     portmap_log(st->c, PORTMAP_LOG_WARN,
                 "upnp: no gateway to delete port %u/%s on; it may stay there", port, proto);
     return;
   }
-  portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: deleting port %u/%s that no mapping owns (Q10)",
-              port, proto);
+  portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: deleting port %u/%s that no mapping owns (Q10)", port,
+              proto);
   upnp_call_t *k = call_new(st, CALL_DELETE, FOR_CLEANUP);
   if (k == NULL)
     return;
+  copy_str(k->url, sizeof k->url, st->gw.control_url);
+  copy_str(k->service, sizeof k->service, st->gw.service);
   snprintf(k->ext_port, sizeof k->ext_port, "%u", port);
   copy_str(k->proto, sizeof k->proto, proto);
   (void)submit(st, k, now);
@@ -793,7 +810,7 @@ static void ssdp_send_to(upnp_state_t *st, const uint8_t addr[16], uint16_t port
                          const char *target) {
   portmap_client_t *c = st->c;
   char buf[512];
-  size_t len = portmap_ssdp_build_msearch(buf, sizeof buf, host, target, 2);
+  size_t len = portmap_ssdp_build_msearch(buf, sizeof buf, host, target, 1);
   if (len == 0)
     return;
   struct sockaddr_storage ss;
@@ -1185,8 +1202,8 @@ static void disc_on_describe(upnp_state_t *st, upnp_call_t *k, int rc, uint64_t 
     int urc = portmap_upnp_resolve_url(location, desc->url_base, e->svc.control_url,
                                        st->c->gateway4, e->url, sizeof e->url);
     if (urc != PORTMAP_SSDP_OK) {
-      portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: control URL of %s refused (%d, Q4)",
-                  e->svc.type, urc);
+      portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: control URL of %s refused (%d, Q4)", e->svc.type,
+                  urc);
       continue;
     }
     d->n_ev++;
@@ -1195,9 +1212,9 @@ static void disc_on_describe(upnp_state_t *st, upnp_call_t *k, int rc, uint64_t 
   for (size_t i = 1; i < d->n_ev; i++) {
     upnp_eval_t tmp = d->ev[i];
     size_t j = i;
-    while (j > 0 && (d->ev[j - 1].svc.rank > tmp.svc.rank ||
-                     (d->ev[j - 1].svc.rank == tmp.svc.rank &&
-                      d->ev[j - 1].svc.order > tmp.svc.order))) {
+    while (j > 0 &&
+           (d->ev[j - 1].svc.rank > tmp.svc.rank ||
+            (d->ev[j - 1].svc.rank == tmp.svc.rank && d->ev[j - 1].svc.order > tmp.svc.order))) {
       d->ev[j] = d->ev[j - 1];
       j--;
     }
@@ -1206,8 +1223,7 @@ static void disc_on_describe(upnp_state_t *st, upnp_call_t *k, int rc, uint64_t 
   copy_str(d->friendly, sizeof d->friendly, desc->friendly_name);
   copy_str(d->device_type, sizeof d->device_type, desc->device_type);
   if (d->n_ev == 0) {
-    portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: %s describes no WAN connection service",
-                location);
+    portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: %s describes no WAN connection service", location);
     d->cand_idx++;
     disc_describe_next(st, now);
     return;
@@ -1273,8 +1289,8 @@ static void pm_free(upnp_map_t *pm, int cleanup) {
   upnp_call_t *k = pm->call;
   if (k != NULL) {
     pm->call = NULL;
+    k->pm = NULL; /* if it is not in the queue, it comes back as an orphan */
     if (k == st->busy) {
-      k->pm = NULL; /* comes back as an orphan */
       if (k->kind == CALL_ADD || k->kind == CALL_ADDANY)
         k->cleanup = cleanup;
     } else {
@@ -1495,8 +1511,7 @@ static void pm_on_extip(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t now) {
     pm->have_ext = parse_ext(k->o_extip, pm->ext_addr); /* Q12 */
     if (!pm->have_ext)
       portmap_log(pm->st->c, PORTMAP_LOG_INFO,
-                  "upnp: the gateway reports no usable external address (\"%s\", Q12)",
-                  k->o_extip);
+                  "upnp: the gateway reports no usable external address (\"%s\", Q12)", k->o_extip);
   }
   /* a SOAP error here is not fatal: map without knowing the address */
   if (pm->seq == SEQ_RENEW)
@@ -1563,7 +1578,8 @@ static void pm_on_get(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t now) {
   upnp_state_t *st = pm->st;
   portmap_mapping_t *m = pm->m;
   if (rc == 0) {
-    int ours = strcmp(k->o_client, st->client) == 0 && strtol(k->o_port, NULL, 10) == m->internal_port;
+    int ours =
+        strcmp(k->o_client, st->client) == 0 && strtol(k->o_port, NULL, 10) == m->internal_port;
     if (pm->seq == SEQ_DELCHECK) {
       if (ours) {
         pm->added = 1;
@@ -1757,7 +1773,7 @@ static void list_on_result(upnp_state_t *st, upnp_call_t *k, int rc, uint64_t no
     list_finish(st, PORTMAP_OK); /* the end of the table */
     return;
   }
-  list_finish(st, rc == UPNP_RC_TIMEOUT           ? PORTMAP_ERR_TIMEOUT
+  list_finish(st, rc == UPNP_RC_TIMEOUT          ? PORTMAP_ERR_TIMEOUT
                   : rc == UPNPCOMMAND_HTTP_ERROR ? PORTMAP_ERR_UNREACHABLE
                   : rc == UPNP_RC_SYSTEM         ? PORTMAP_ERR_SYSTEM
                                                  : PORTMAP_ERR_REFUSED);
@@ -1801,11 +1817,11 @@ static void destroy_cleanup(upnp_state_t *st, upnp_call_t *k) {
   int port = 0;
   if ((k->kind == CALL_ADD || k->kind == CALL_ADDANY) && k->cleanup && k->rc == 0)
     port = (int)strtol(k->kind == CALL_ADDANY ? k->o_reserved : k->ext_port, NULL, 10);
-  if (port < 1 || port > 65535 || !st->gw.ready)
+  if (port < 1 || port > 65535 || st->gw.control_url[0] == '\0')
     return;
-  int rc = UPNP_DeletePortMapping(st->gw.control_url, st->gw.service,
-                                  k->kind == CALL_ADDANY ? k->o_reserved : k->ext_port, k->proto,
-                                  "");
+  int rc =
+      UPNP_DeletePortMapping(st->gw.control_url, st->gw.service,
+                             k->kind == CALL_ADDANY ? k->o_reserved : k->ext_port, k->proto, "");
   if (rc != 0 && rc != UPNP_E_NO_SUCH_ENTRY)
     portmap_log(st->c, PORTMAP_LOG_WARN, "upnp: could not delete port %d/%s at exit", port,
                 k->proto);
@@ -1835,8 +1851,8 @@ static void upnp_destroy(void *state) {
     if (k->purpose == FOR_CLEANUP && k->kind == CALL_DELETE) {
       run_call(k);
       if (k->rc != 0 && k->rc != UPNP_E_NO_SUCH_ENTRY)
-        portmap_log(c, PORTMAP_LOG_WARN, "upnp: could not delete port %s/%s at exit",
-                    k->ext_port, k->proto);
+        portmap_log(c, PORTMAP_LOG_WARN, "upnp: could not delete port %s/%s at exit", k->ext_port,
+                    k->proto);
     }
   }
   if (todo != NULL && todo->purpose == FOR_CLEANUP && todo->kind == CALL_DELETE)

@@ -313,8 +313,7 @@ static int forbidden_host(const uint8_t a[16]) {
   return memcmp(a, zero, 12) == 0; /* ::a.b.c.d, deprecated v4-compatible */
 }
 
-int portmap_ssdp_location_ok(const char *url, const uint8_t gateway[16],
-                             portmap_ssdp_url_t *out) {
+int portmap_ssdp_location_ok(const char *url, const uint8_t gateway[16], portmap_ssdp_url_t *out) {
   portmap_ssdp_url_t u;
   int rc = portmap_ssdp_url_parse(url, &u);
   if (out != NULL)

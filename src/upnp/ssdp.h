@@ -37,9 +37,9 @@
 #define PORTMAP_SSDP_MAX_DATAGRAM 2048 /* longer replies are rejected */
 #define PORTMAP_SSDP_MAX_LINE 512      /* octets per line, CRLF excluded */
 #define PORTMAP_SSDP_MAX_HEADERS 32
-#define PORTMAP_SSDP_URL_MAX 256    /* URLs, NUL included */
-#define PORTMAP_SSDP_FIELD_MAX 128  /* ST, SERVER, NUL included */
-#define PORTMAP_SSDP_USN_MAX 256    /* USN, NUL included */
+#define PORTMAP_SSDP_URL_MAX 256     /* URLs, NUL included */
+#define PORTMAP_SSDP_FIELD_MAX 128   /* ST, SERVER, NUL included */
+#define PORTMAP_SSDP_USN_MAX 256     /* USN, NUL included */
 #define PORTMAP_SSDP_NO_MAX_AGE (-1) /* CACHE-CONTROL without max-age */
 
 /* Search targets, one M-SEARCH each (Q2: never rely on ssdp:all; Q28:
@@ -81,10 +81,10 @@ typedef struct portmap_ssdp_reply {
 
 /** A checked URL, split and rebuilt in canonical form. */
 typedef struct portmap_ssdp_url {
-  uint8_t addr[16]; /* IPv4-mapped for IPv4 */
-  uint16_t port;    /* 80 when the URL names none */
-  char host[48];    /* "192.168.1.1" or "[fe80::1]" as it goes into a URL */
-  char path[PORTMAP_SSDP_URL_MAX]; /* starts with '/' */
+  uint8_t addr[16];                     /* IPv4-mapped for IPv4 */
+  uint16_t port;                        /* 80 when the URL names none */
+  char host[48];                        /* "192.168.1.1" or "[fe80::1]" as it goes into a URL */
+  char path[PORTMAP_SSDP_URL_MAX];      /* starts with '/' */
   char canonical[PORTMAP_SSDP_URL_MAX]; /* http://host:port/path */
 } portmap_ssdp_url_t;
 
@@ -102,8 +102,7 @@ int portmap_ssdp_url_parse(const char *url, portmap_ssdp_url_t *out);
  * loopback, link-local, multicast, unspecified, broadcast or in 0/8 --
  * except when it is exactly the configured gateway (gateway may be NULL:
  * no exception). out may be NULL. */
-int portmap_ssdp_location_ok(const char *url, const uint8_t gateway[16],
-                             portmap_ssdp_url_t *out);
+int portmap_ssdp_location_ok(const char *url, const uint8_t gateway[16], portmap_ssdp_url_t *out);
 
 /* Build an M-SEARCH for st addressed to host (e.g. "239.255.255.250:1900"
  * or the gateway's "192.168.1.1:1900"). Returns its length, or 0 when it
@@ -125,20 +124,20 @@ int portmap_ssdp_st_is_igd(const char *st);
 #define PORTMAP_UPNP_MAX_SERVICES 8          /* WAN connection services kept */
 
 typedef struct portmap_upnp_service {
-  char type[PORTMAP_SSDP_FIELD_MAX];         /* serviceType */
-  char control_url[PORTMAP_SSDP_URL_MAX];    /* controlURL as written */
-  int rank;                                  /* portmap_upnp_wan_rank() */
-  unsigned order;                            /* position among all services */
+  char type[PORTMAP_SSDP_FIELD_MAX];      /* serviceType */
+  char control_url[PORTMAP_SSDP_URL_MAX]; /* controlURL as written */
+  int rank;                               /* portmap_upnp_wan_rank() */
+  unsigned order;                         /* position among all services */
 } portmap_upnp_service_t;
 
 typedef struct portmap_upnp_desc {
   char url_base[PORTMAP_SSDP_URL_MAX];      /* URLBase, "" if none */
   char device_type[PORTMAP_SSDP_FIELD_MAX]; /* the root device's deviceType */
   char friendly_name[PORTMAP_SSDP_FIELD_MAX];
-  size_t n_services;                        /* WAN connection services kept */
+  size_t n_services; /* WAN connection services kept */
   portmap_upnp_service_t services[PORTMAP_UPNP_MAX_SERVICES];
-  unsigned n_all_services;                  /* every <service> seen */
-  unsigned n_dropped;                       /* WAN services past the limit or unusable */
+  unsigned n_all_services; /* every <service> seen */
+  unsigned n_dropped;      /* WAN services past the limit or unusable */
 } portmap_upnp_desc_t;
 
 /* Scan a root description (UDA section 2.3) for URLBase, the root
