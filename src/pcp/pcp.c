@@ -70,7 +70,7 @@ typedef struct pcp_map {
   pcp_server_t *srv;
   enum pcp_phase phase;
   pcp_retx_t retx;
-  uint8_t pkt[PCP_MAX_PACKET];
+  uint8_t pkt[PCP_MAX_REQUEST]; /* kept for identical retransmissions (C4) */
   size_t pkt_len;
   int outstanding; /* a response to pkt is expected */
   int sent_description;

@@ -20,6 +20,12 @@
 #define PCP_NONCE_LEN 12
 #define PCP_MAX_FILTERS 8
 #define PCP_MAX_DESCRIPTION 128
+/* The largest request our encoder can produce with the limits above: a PEER
+ * with THIRD_PARTY, PREFER_FAILURE, every FILTER and the longest
+ * DESCRIPTION (each option has a 4-octet header). */
+#define PCP_MAX_REQUEST                                                                            \
+  (PCP_HEADER_LEN + PCP_PEER_LEN + (4 + 16) + 4 + PCP_MAX_FILTERS * (4 + 20) +                     \
+   (4 + PCP_MAX_DESCRIPTION))
 
 enum pcp_opcode { PCP_OP_ANNOUNCE = 0, PCP_OP_MAP = 1, PCP_OP_PEER = 2 };
 
@@ -71,10 +77,10 @@ typedef struct pcp_filter {
 /* One PCP message, request or response. Addresses are 16 octets,
  * IPv4-mapped for IPv4 (A4, A6, A7). */
 typedef struct pcp_msg {
-  uint8_t opcode;    /* without the R bit */
-  uint8_t result;    /* responses */
-  uint32_t lifetime; /* requested or granted */
-  uint32_t epoch;    /* responses */
+  uint8_t opcode;          /* without the R bit */
+  uint8_t result;          /* responses */
+  uint32_t lifetime;       /* requested or granted */
+  uint32_t epoch;          /* responses */
   uint8_t client_addr[16]; /* requests */
   /* MAP and PEER */
   uint8_t nonce[PCP_NONCE_LEN];
@@ -94,7 +100,7 @@ typedef struct pcp_msg {
   size_t description_len; /* 0 = none */
   char description[PCP_MAX_DESCRIPTION + 1];
   /* decoder bookkeeping */
-  size_t n_unknown_options; /* skipped options (A11) */
+  size_t n_unknown_options;  /* skipped options (A11) */
   int has_unknown_mandatory; /* an unknown option code < 128 was present */
 } pcp_msg_t;
 

@@ -321,6 +321,7 @@ static void test_A2_largest_message_within_1100(void **state) {
   size_t n = 0;
   assert_int_equal(pcp_encode_request(&m, buf, sizeof buf, &n), PCP_WIRE_OK);
   assert_int_equal(n, 24 + 36 + 20 + 4 + 8 * 24 + 4 + 128);
+  assert_true(n <= PCP_MAX_REQUEST); /* the engine keeps requests in this much */
   assert_true(n <= PCP_MAX_PACKET);
   assert_int_equal(buf[n], 0xcc); /* nothing written past the message */
   pcp_msg_t d;
