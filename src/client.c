@@ -62,6 +62,36 @@ uint32_t portmap_client_random32(portmap_client_t *c) {
   return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
+/* Log and trace sinks never run under the lock (they may call back into
+ * the library): records queue up here and go out at the next unlock. */
+#define PORTMAP_LOG_QUEUE_MAX 256u
+
+typedef struct portmap_logrec {
+  struct portmap_logrec *next;
+  int is_trace;
+  portmap_log_level_t level;
+  int sent;
+  uint16_t port;
+  char peer[PORTMAP_ADDRSTRLEN];
+  size_t len;
+  uint8_t data[]; /* the message (NUL-terminated) or the datagram */
+} portmap_logrec_t;
+
+static void log_enqueue(portmap_client_t *c, portmap_logrec_t *rec) {
+  if (c->log_queued >= PORTMAP_LOG_QUEUE_MAX) {
+    c->log_dropped++;
+    free(rec);
+    return;
+  }
+  rec->next = NULL;
+  if (c->log_tail)
+    c->log_tail->next = rec;
+  else
+    c->log_head = rec;
+  c->log_tail = rec;
+  c->log_queued++;
+}
+
 void portmap_log(portmap_client_t *c, portmap_log_level_t level, const char *fmt, ...) {
   if (c->cfg.log_cb == NULL || level > c->cfg.log_level)
     return;
@@ -70,18 +100,55 @@ void portmap_log(portmap_client_t *c, portmap_log_level_t level, const char *fmt
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  c->cfg.log_cb(level, msg, c->cfg.log_user);
+  size_t n = strlen(msg) + 1;
+  portmap_logrec_t *rec = calloc(1, sizeof *rec + n);
+  if (rec == NULL)
+    return;
+  rec->level = level;
+  rec->len = n;
+  memcpy(rec->data, msg, n);
+  log_enqueue(c, rec);
 }
 
 void portmap_trace(portmap_client_t *c, int sent, const uint8_t addr[16], uint16_t port,
                    const uint8_t *data, size_t len) {
   if (c->cfg.trace_cb == NULL)
     return;
-  char text[PORTMAP_ADDRSTRLEN];
+  portmap_logrec_t *rec = calloc(1, sizeof *rec + len);
+  if (rec == NULL)
+    return;
   portmap_addr_t a;
   memcpy(a.bytes, addr, 16);
-  portmap_addr_format(&a, text, sizeof text);
-  c->cfg.trace_cb(sent, text, port, data, len, c->cfg.trace_user);
+  portmap_addr_format(&a, rec->peer, sizeof rec->peer);
+  rec->is_trace = 1;
+  rec->sent = sent;
+  rec->port = port;
+  rec->len = len;
+  if (len > 0)
+    memcpy(rec->data, data, len);
+  log_enqueue(c, rec);
+}
+
+static void log_deliver(const portmap_config_t *cfg, portmap_logrec_t *rec) {
+  while (rec != NULL) {
+    portmap_logrec_t *next = rec->next;
+    if (rec->is_trace)
+      cfg->trace_cb(rec->sent, rec->peer, rec->port, rec->data, rec->len, cfg->trace_user);
+    else
+      cfg->log_cb(rec->level, (const char *)rec->data, cfg->log_user);
+    free(rec);
+    rec = next;
+  }
+}
+
+/* Release the client lock, then hand queued log and trace records to the
+ * application's sinks. */
+static void client_unlock(portmap_client_t *c) {
+  portmap_logrec_t *list = c->log_head;
+  c->log_head = c->log_tail = NULL;
+  c->log_queued = 0;
+  pthread_mutex_unlock(&c->mu);
+  log_deliver(&c->cfg, list);
 }
 
 void portmap_client_wake(portmap_client_t *c) {
@@ -93,7 +160,7 @@ void portmap_client_wake(portmap_client_t *c) {
 }
 
 static int in_own_callback(portmap_client_t *c) {
-  return c->in_callback && pthread_equal(c->cb_thread, pthread_self());
+  return c->in_callback && pthread_equal(c->dispatch_thread, pthread_self());
 }
 
 /* ---------- events ---------- */
@@ -167,19 +234,26 @@ static void mapping_maybe_free(portmap_client_t *c, portmap_mapping_t *m) {
 /* Deliver queued events with the lock released. Called with the lock held;
  * returns with it held. */
 static void dispatch_events(portmap_client_t *c) {
+  /* One thread delivers at a time, in order; events queued meanwhile by
+   * another thread are delivered by the one already delivering. */
+  if (c->dispatching)
+    return;
+  c->dispatching = 1;
+  c->dispatch_thread = pthread_self();
   while (c->ev_head != NULL) {
     portmap_event_rec_t *rec = c->ev_head;
     c->ev_head = rec->next;
     if (c->ev_head == NULL)
       c->ev_tail = NULL;
     portmap_mapping_t *m = rec->mapping;
-    if (!m->detached && m->cb != NULL) {
-      c->in_callback++;
-      c->cb_thread = pthread_self();
-      pthread_mutex_unlock(&c->mu);
-      m->cb(m, rec->event, &rec->info, m->user);
+    portmap_mapping_cb cb = m->cb; /* read under the lock, used outside it */
+    void *user = m->user;
+    if (!m->detached && cb != NULL) {
+      c->in_callback = 1;
+      client_unlock(c);
+      cb(m, rec->event, &rec->info, user);
       pthread_mutex_lock(&c->mu);
-      c->in_callback--;
+      c->in_callback = 0;
     }
     m->queued--;
     if (rec->event == PORTMAP_EVENT_FAILED || rec->event == PORTMAP_EVENT_DELETED)
@@ -187,6 +261,7 @@ static void dispatch_events(portmap_client_t *c) {
     free(rec);
     mapping_maybe_free(c, m);
   }
+  c->dispatching = 0;
 }
 
 /* The family's all-zeros address (checklist A7). */
@@ -305,7 +380,9 @@ static void client_discover(portmap_client_t *c) {
 void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_t gw4[16],
                                     int have6, const uint8_t gw6[16], unsigned scope6,
                                     uint64_t now) {
-  portmap_log(c, PORTMAP_LOG_INFO, "the default gateway changed: mapping again there");
+  int have_any = have4 || have6;
+  portmap_log(c, PORTMAP_LOG_INFO, "the default gateway changed: %s",
+              have_any ? "mapping again there" : "none now; waiting for one");
   /* The old gateway is gone: nothing to delete there, only to forget. */
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next) {
     if (m->final_queued || m->detached)
@@ -322,6 +399,11 @@ void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_
     if (m->revoked) {
       m->info.status = PORTMAP_OK;
       portmap_mapping_emit(m, PORTMAP_EVENT_DELETED);
+    } else if (m->ever_mapped) {
+      /* what the old gateway gave is gone with it */
+      m->info.lifetime = 0;
+      m->info.status = have_any ? PORTMAP_OK : PORTMAP_ERR_NO_GATEWAY;
+      portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
     }
   }
   c->have_gateway4 = have4;
@@ -344,6 +426,8 @@ void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_
     }
   }
   portmap_probe_forget(c);
+  if (!have_any)
+    return; /* the mappings wait for the next gateway (a roam, a DHCP renewal) */
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
     if (m->waiting && !m->final_queued && !m->detached)
       portmap_probe_begin(m, now);
@@ -453,6 +537,9 @@ portmap_status_t portmap_client_new(const portmap_config_t *cfg, portmap_client_
   /* probe all protocols at once as the client starts */
   if (!portmap_probe_single(c) && (c->have_gateway4 || c->have_gateway6))
     portmap_probe_start(c, portmap_client_now(c));
+  log_deliver(&c->cfg, c->log_head); /* nobody else has the client yet */
+  c->log_head = c->log_tail = NULL;
+  c->log_queued = 0;
   *out = c;
   c = NULL;
 done:
@@ -464,6 +551,7 @@ done:
       if (c->listen_fd[i] >= 0)
         close(c->listen_fd[i]);
     portmap_sched_fini(&c->sched);
+    log_deliver(&c->cfg, c->log_head);
     free(c->gateway_str);
     free(c->local_str);
     free(c);
@@ -586,7 +674,8 @@ static portmap_status_t request_copy(portmap_client_t *c, const portmap_request_
       return st;
     }
     /* checklist J2: the prefix counts bits of the 128-bit field */
-    mf->prefix_len = (uint8_t)(m->ipv6 ? f->prefix_length : 96u + f->prefix_length);
+    mf->prefix_len =
+        (uint8_t)(m->ipv6 || f->prefix_length == 0 ? f->prefix_length : 96u + f->prefix_length);
     mf->port = f->remote_port;
   }
   m->n_filters = req->n_filters;
@@ -616,7 +705,7 @@ portmap_status_t portmap_map(portmap_client_t *client, const portmap_request_t *
   if (m == NULL)
     return PORTMAP_ERR_NOMEM;
   pthread_mutex_lock(&client->mu);
-  portmap_status_t st = request_copy(client, req, m);
+  portmap_status_t st = client->destroying ? PORTMAP_ERR_STATE : request_copy(client, req, m);
   if (st != PORTMAP_OK)
     goto done;
   m->client = client;
@@ -671,7 +760,7 @@ portmap_status_t portmap_map(portmap_client_t *client, const portmap_request_t *
   m = NULL;
   portmap_client_wake(client);
 done:
-  pthread_mutex_unlock(&client->mu);
+  client_unlock(client);
   free(m);
   return st;
 }
@@ -701,7 +790,7 @@ portmap_status_t portmap_mapping_revoke(portmap_mapping_t *m) {
     mapping_revoke_locked(m, portmap_client_now(c));
     portmap_client_wake(c);
   }
-  pthread_mutex_unlock(&c->mu);
+  client_unlock(c);
   return st;
 }
 
@@ -715,7 +804,7 @@ portmap_status_t portmap_mapping_detach(portmap_mapping_t *m) {
   portmap_sched_cancel(&c->sched, &m->core_timer);
   m->detached = 1;
   mapping_maybe_free(c, m);
-  pthread_mutex_unlock(&c->mu);
+  client_unlock(c);
   return PORTMAP_OK;
 }
 
@@ -727,7 +816,7 @@ portmap_status_t portmap_mapping_set_callback(portmap_mapping_t *m, portmap_mapp
   pthread_mutex_lock(&c->mu);
   m->cb = cb;
   m->user = user;
-  pthread_mutex_unlock(&c->mu);
+  client_unlock(c);
   return PORTMAP_OK;
 }
 
@@ -738,7 +827,7 @@ portmap_status_t portmap_mapping_info(portmap_mapping_t *m, portmap_info_t *info
   pthread_mutex_lock(&c->mu);
   fill_times(m, portmap_client_now(c));
   *info = m->info;
-  pthread_mutex_unlock(&c->mu);
+  client_unlock(c);
   return PORTMAP_OK;
 }
 
@@ -772,7 +861,7 @@ size_t portmap_fds(portmap_client_t *client, int *fds, size_t cap) {
     return 0;
   pthread_mutex_lock(&client->mu);
   size_t n = fds_locked(client, fds, cap);
-  pthread_mutex_unlock(&client->mu);
+  client_unlock(client);
   return n;
 }
 
@@ -794,7 +883,7 @@ int portmap_timeout_ms(portmap_client_t *client) {
     return -1;
   pthread_mutex_lock(&client->mu);
   int t = timeout_locked(client);
-  pthread_mutex_unlock(&client->mu);
+  client_unlock(client);
   return t;
 }
 
@@ -819,7 +908,7 @@ portmap_status_t portmap_process(portmap_client_t *client) {
     st = PORTMAP_ERR_RECURSIVE;
   else
     process_locked(client);
-  pthread_mutex_unlock(&client->mu);
+  client_unlock(client);
   return st;
 }
 
@@ -859,7 +948,7 @@ static void *thread_main(void *arg) {
   for (;;) {
     pthread_mutex_lock(&c->mu);
     int stop = c->thread_stop;
-    pthread_mutex_unlock(&c->mu);
+    client_unlock(c);
     if (stop)
       break;
     wait_once(c, 1000, c->wake_pipe[0]);
@@ -894,7 +983,7 @@ portmap_status_t portmap_thread_start(portmap_client_t *client) {
     else
       client->thread_running = 1;
   }
-  pthread_mutex_unlock(&client->mu);
+  client_unlock(client);
   return st;
 }
 
@@ -903,20 +992,20 @@ portmap_status_t portmap_thread_stop(portmap_client_t *client) {
     return PORTMAP_ERR_INVALID;
   pthread_mutex_lock(&client->mu);
   if (!client->thread_running) {
-    pthread_mutex_unlock(&client->mu);
+    client_unlock(client);
     return PORTMAP_ERR_STATE;
   }
   if (in_own_callback(client)) {
-    pthread_mutex_unlock(&client->mu);
+    client_unlock(client);
     return PORTMAP_ERR_RECURSIVE;
   }
   client->thread_stop = 1;
   portmap_client_wake(client);
-  pthread_mutex_unlock(&client->mu);
+  client_unlock(client);
   pthread_join(client->thread, NULL);
   pthread_mutex_lock(&client->mu);
   client->thread_running = 0;
-  pthread_mutex_unlock(&client->mu);
+  client_unlock(client);
   return PORTMAP_OK;
 }
 
@@ -953,7 +1042,7 @@ portmap_status_t portmap_map_sync(portmap_client_t *client, const portmap_reques
   info->gateway_result = -1;
   pthread_mutex_lock(&client->mu);
   int bad = client->thread_running || in_own_callback(client);
-  pthread_mutex_unlock(&client->mu);
+  client_unlock(client);
   if (bad)
     return in_own_callback(client) ? PORTMAP_ERR_RECURSIVE : PORTMAP_ERR_STATE;
 
@@ -994,7 +1083,7 @@ portmap_status_t portmap_map_sync(portmap_client_t *client, const portmap_reques
     pthread_mutex_lock(&client->mu);
     m->cb = NULL; /* w is freed below: later events go nowhere */
     m->user = NULL;
-    pthread_mutex_unlock(&client->mu);
+    client_unlock(client);
     if (st != PORTMAP_OK)
       portmap_mapping_revoke(m);
     else if (out != NULL)
@@ -1050,7 +1139,7 @@ portmap_status_t portmap_probe_sync(portmap_client_t *client, int timeout_ms,
     /* a fresh round unless one is under way */
     portmap_probe_start(client, portmap_client_now(client));
   }
-  pthread_mutex_unlock(&client->mu);
+  client_unlock(client);
   if (st != PORTMAP_OK)
     return st;
   uint64_t start = real_ms();
@@ -1059,7 +1148,7 @@ portmap_status_t portmap_probe_sync(portmap_client_t *client, int timeout_ms,
     portmap_process(client);
     pthread_mutex_lock(&client->mu);
     int running = client->probe.running;
-    pthread_mutex_unlock(&client->mu);
+    client_unlock(client);
     uint64_t now = real_ms();
     if (!running || now - start >= budget)
       break;
@@ -1067,7 +1156,7 @@ portmap_status_t portmap_probe_sync(portmap_client_t *client, int timeout_ms,
   }
   pthread_mutex_lock(&client->mu);
   copy_probe(client, out);
-  pthread_mutex_unlock(&client->mu);
+  client_unlock(client);
   out->elapsed_ms = (uint32_t)(real_ms() - start);
   return PORTMAP_OK;
 }
@@ -1104,7 +1193,7 @@ portmap_status_t portmap_list_sync(portmap_client_t *client, int timeout_ms,
       break;
     }
   }
-  pthread_mutex_unlock(&client->mu);
+  client_unlock(client);
   if (st != PORTMAP_OK)
     return st;
   uint64_t deadline = real_ms() + (uint64_t)timeout_ms;
@@ -1112,7 +1201,7 @@ portmap_status_t portmap_list_sync(portmap_client_t *client, int timeout_ms,
     portmap_process(client);
     pthread_mutex_lock(&client->mu);
     int done = client->list_done;
-    pthread_mutex_unlock(&client->mu);
+    client_unlock(client);
     uint64_t now = real_ms();
     if (done || now >= deadline)
       break;
@@ -1127,7 +1216,7 @@ portmap_status_t portmap_list_sync(portmap_client_t *client, int timeout_ms,
   }
   client->list_out = NULL;
   client->list_cap = 0;
-  pthread_mutex_unlock(&client->mu);
+  client_unlock(client);
   return st;
 }
 
@@ -1138,7 +1227,7 @@ portmap_status_t portmap_client_stats(portmap_client_t *client, portmap_stats_t 
     return PORTMAP_ERR_INVALID;
   pthread_mutex_lock(&client->mu);
   *stats = client->stats;
-  pthread_mutex_unlock(&client->mu);
+  client_unlock(client);
   return PORTMAP_OK;
 }
 
@@ -1157,7 +1246,7 @@ portmap_status_t portmap_client_gateway(portmap_client_t *client, char *buf, siz
     st = PORTMAP_ERR_NO_GATEWAY;
   if (st == PORTMAP_OK)
     portmap_addr_format(&a, buf, len);
-  pthread_mutex_unlock(&client->mu);
+  client_unlock(client);
   return st;
 }
 
@@ -1169,7 +1258,9 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
   pthread_mutex_lock(&client->mu);
   int recursive = in_own_callback(client);
   int threaded = client->thread_running;
-  pthread_mutex_unlock(&client->mu);
+  if (!recursive)
+    client->destroying = 1; /* no new mappings from here on */
+  client_unlock(client);
   if (recursive)
     return PORTMAP_ERR_RECURSIVE;
   if (threaded)
@@ -1184,7 +1275,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
       mapping_revoke_locked(m, now);
     }
   }
-  pthread_mutex_unlock(&client->mu);
+  client_unlock(client);
   uint64_t deadline = real_ms() + client->cfg.destroy_timeout_ms;
   for (;;) {
     portmap_process(client);
@@ -1193,7 +1284,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
     for (portmap_mapping_t *m = client->mappings; m != NULL; m = m->next)
       if (!m->final_queued && !m->detached)
         pending = 1;
-    pthread_mutex_unlock(&client->mu);
+    client_unlock(client);
     uint64_t t = real_ms();
     if (!pending || t >= deadline)
       break;
@@ -1227,7 +1318,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
     if (client->listen_fd[i] >= 0)
       close(client->listen_fd[i]);
   portmap_sched_fini(&client->sched);
-  pthread_mutex_unlock(&client->mu);
+  client_unlock(client);
   pthread_mutex_destroy(&client->mu);
   if (client->wake_pipe[0] >= 0) {
     close(client->wake_pipe[0]);

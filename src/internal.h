@@ -113,8 +113,14 @@ struct portmap_client {
   size_t n_mappings;
   portmap_event_rec_t *ev_head, *ev_tail;
   /* callback bookkeeping (recursive-call detection) */
-  int in_callback;
-  pthread_t cb_thread;
+  int in_callback; /* the dispatching thread is inside a callback */
+  int dispatching; /* one thread at a time delivers events */
+  pthread_t dispatch_thread;
+  int destroying; /* portmap_client_free has begun */
+  /* log and trace records, delivered once the lock is released */
+  struct portmap_logrec *log_head, *log_tail;
+  unsigned log_queued;
+  uint64_t log_dropped;
   /* thread mode */
   int thread_running;
   int thread_stop;

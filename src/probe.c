@@ -345,9 +345,18 @@ int portmap_probe_failover(portmap_mapping_t *m) {
     p->selected = next >= PORTMAP_MAX_BACKENDS ? PORTMAP_BACKEND_NONE : backend_at(next);
   }
   m->tried |= 1u << i;
-  int next = choose(c, m, m->tried, 1);
-  if (next < 0 || next >= PORTMAP_MAX_BACKENDS)
+  int next = choose(c, m, m->tried, !p->running);
+  if (next >= PORTMAP_MAX_BACKENDS)
     return 0;
+  if (next < 0) {
+    /* a backend has not answered the probe yet: wait for it */
+    m->moved = m->ever_mapped;
+    m->waiting = 1;
+    m->be = NULL;
+    m->be_state = NULL;
+    m->info.status = PORTMAP_OK;
+    return 1;
+  }
   portmap_log(c, PORTMAP_LOG_INFO, "mapping moves from %s to %s (%s)",
               portmap_backend_name(m->info.backend), portmap_backend_name(backend_at(next)),
               portmap_strerror(m->info.status));

@@ -180,7 +180,11 @@ typedef struct portmap_mapping portmap_mapping_t;
 typedef uint64_t (*portmap_clock_cb)(void *user);
 /** Fill buf with len random octets from a CSPRNG; return 0 on success. */
 typedef int (*portmap_random_cb)(void *buf, size_t len, void *user);
-/** Log sink. msg is valid only during the call. */
+/**
+ * Log sink. msg is valid only during the call. It runs outside the
+ * library's locks (it may call the library), on whichever thread was in
+ * the library when the message was made.
+ */
 typedef void (*portmap_log_cb)(portmap_log_level_t level, const char *msg, void *user);
 /**
  * Packet trace sink: every datagram sent (sent=1) or received (sent=0),
@@ -286,8 +290,10 @@ PORTMAP_API portmap_status_t portmap_client_free(portmap_client_t *client);
  * Start a mapping. Returns at once; the callback reports the outcome.
  * @return PORTMAP_OK; PORTMAP_ERR_INVALID, PORTMAP_ERR_PORT,
  * PORTMAP_ERR_LIFETIME, PORTMAP_ERR_OPTION, PORTMAP_ERR_THIRD_PARTY,
- * PORTMAP_ERR_ADDRESS (bad argument); PORTMAP_ERR_NOMEM;
- * PORTMAP_ERR_NO_GATEWAY; PORTMAP_ERR_NO_BACKEND; PORTMAP_ERR_SYSTEM.
+ * PORTMAP_ERR_ADDRESS (bad argument); PORTMAP_ERR_UNSUPPORTED (no enabled
+ * backend can express the request); PORTMAP_ERR_NOMEM;
+ * PORTMAP_ERR_NO_GATEWAY; PORTMAP_ERR_NO_BACKEND; PORTMAP_ERR_SYSTEM;
+ * PORTMAP_ERR_STATE (portmap_client_free has begun).
  */
 PORTMAP_API portmap_status_t portmap_map(portmap_client_t *client, const portmap_request_t *req,
                                          portmap_mapping_cb cb, void *user,
@@ -362,7 +368,7 @@ PORTMAP_API portmap_status_t portmap_thread_stop(portmap_client_t *client);
  * thread mode or from a callback.
  * @return PORTMAP_OK; the statuses of portmap_map(); PORTMAP_ERR_TIMEOUT;
  * PORTMAP_ERR_REFUSED (info->gateway_result says why); PORTMAP_ERR_STATE;
- * PORTMAP_ERR_NATPMP_GATEWAY; PORTMAP_ERR_UNREACHABLE.
+ * PORTMAP_ERR_NATPMP_GATEWAY; PORTMAP_ERR_UNREACHABLE; PORTMAP_ERR_RECURSIVE.
  */
 PORTMAP_API portmap_status_t portmap_map_sync(portmap_client_t *client,
                                               const portmap_request_t *req, int timeout_ms,
@@ -399,7 +405,7 @@ typedef struct portmap_list_entry {
  * @return PORTMAP_OK; PORTMAP_ERR_INVALID; PORTMAP_ERR_UNSUPPORTED;
  * PORTMAP_ERR_TIMEOUT; PORTMAP_ERR_REFUSED; PORTMAP_ERR_UNREACHABLE (the
  * gateway's UPnP service cannot be reached); PORTMAP_ERR_NO_GATEWAY;
- * PORTMAP_ERR_SYSTEM; PORTMAP_ERR_STATE; PORTMAP_ERR_RECURSIVE.
+ * PORTMAP_ERR_SYSTEM; PORTMAP_ERR_NOMEM; PORTMAP_ERR_STATE; PORTMAP_ERR_RECURSIVE.
  */
 PORTMAP_API portmap_status_t portmap_list_sync(portmap_client_t *client, int timeout_ms,
                                                portmap_list_entry_t *entries, size_t cap,

@@ -29,6 +29,7 @@
 
 #define PCP_DELETE_MRC 4             /* delete sends when MRC is unlimited */
 #define PCP_SHORT_ERROR_MS 30000u    /* G1 recommended short error lifetime */
+#define PCP_MAX_ERROR_S 1800u        /* an absurd error lifetime is taken as 30 min (cf. H4) */
 #define PCP_RECOVERY_SPREAD_MS 5000u /* K2: random 0-5 s */
 #define PCP_MAX_READS 64             /* datagrams per fd per process call */
 
@@ -81,7 +82,7 @@ typedef struct pcp_map {
   int have_assigned; /* H2: suggest what we were given */
   uint8_t assigned_addr[16];
   uint16_t assigned_port;
-  uint64_t request_started;
+  uint64_t first_request; /* request_timeout_ms counts from here */
   portmap_timer_t timer;
   portmap_timer_t expiry;
 } pcp_map_t;
@@ -178,6 +179,26 @@ static void arm(pcp_map_t *pm, uint64_t deadline) {
     portmap_log(client_of(pm), PORTMAP_LOG_ERROR, "pcp: out of memory for a timer");
 }
 
+static uint64_t error_ms(uint32_t lifetime_s, uint32_t default_ms) {
+  if (lifetime_s == 0)
+    return default_ms;
+  return (uint64_t)(lifetime_s > PCP_MAX_ERROR_S ? PCP_MAX_ERROR_S : lifetime_s) * 1000u;
+}
+
+/* A new mapping gives up at request_timeout_ms, error lifetimes or not. */
+static uint64_t clip_to_request_timeout(pcp_map_t *pm, uint64_t deadline) {
+  uint32_t timeout = client_of(pm)->cfg.request_timeout_ms;
+  if (timeout == 0 || pm->m->ever_mapped)
+    return deadline;
+  uint64_t end = pm->first_request + timeout;
+  return deadline < end ? deadline : end;
+}
+
+static int request_timed_out(pcp_map_t *pm, uint64_t now) {
+  uint32_t timeout = client_of(pm)->cfg.request_timeout_ms;
+  return timeout > 0 && !pm->m->ever_mapped && now - pm->first_request >= timeout;
+}
+
 /* Build the request for the mapping with the given lifetime into pm->pkt. */
 static portmap_status_t build_request(pcp_map_t *pm, uint32_t lifetime) {
   portmap_mapping_t *m = pm->m;
@@ -256,7 +277,6 @@ static void start_cycle(pcp_map_t *pm, enum pcp_phase phase, uint64_t now) {
     return;
   }
   retx_init_for(pm, phase == PH_DELETE);
-  pm->request_started = now;
   retx_step(pm, now);
 }
 
@@ -269,9 +289,7 @@ static void give_up(pcp_map_t *pm) {
 
 static void retx_step(pcp_map_t *pm, uint64_t now) {
   portmap_client_t *c = client_of(pm);
-  uint32_t timeout = c->cfg.request_timeout_ms;
-  if (pm->phase == PH_REQUEST && !pm->m->ever_mapped && timeout > 0 &&
-      now - pm->request_started >= timeout) {
+  if (pm->phase == PH_REQUEST && request_timed_out(pm, now)) {
     give_up(pm);
     return;
   }
@@ -285,10 +303,8 @@ static void retx_step(pcp_map_t *pm, uint64_t now) {
     c->stats.retransmissions++;
   pm->outstanding = 1;
   server_send(pm->srv, pm->pkt, pm->pkt_len);
-  if (pm->phase == PH_REQUEST && !pm->m->ever_mapped && timeout > 0 &&
-      now + wait > pm->request_started + timeout)
-    wait = (uint32_t)(pm->request_started + timeout - now);
-  arm(pm, now + wait);
+  uint64_t next = now + wait;
+  arm(pm, pm->phase == PH_REQUEST ? clip_to_request_timeout(pm, next) : next);
 }
 
 static void schedule_renewal(pcp_map_t *pm, uint64_t now) {
@@ -322,6 +338,10 @@ static void on_timer(portmap_timer_t *t, uint64_t now) {
     break;
   case PH_BACKOFF:
   case PH_DEFER:
+    if (request_timed_out(pm, now)) {
+      give_up(pm);
+      return;
+    }
     start_cycle(pm, PH_REQUEST, now);
     break;
   }
@@ -380,10 +400,9 @@ static int map_matches(const pcp_map_t *pm, const pcp_msg_t *r) {
 }
 
 static void backoff(pcp_map_t *pm, uint32_t lifetime_s, uint32_t default_ms, uint64_t now) {
-  uint64_t ms = lifetime_s > 0 ? (uint64_t)lifetime_s * 1000u : default_ms;
   pm->phase = PH_BACKOFF;
   pm->outstanding = 0;
-  arm(pm, now + ms);
+  arm(pm, clip_to_request_timeout(pm, now + error_ms(lifetime_s, default_ms)));
 }
 
 static void on_success(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
@@ -465,7 +484,7 @@ static void on_error(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
     /* G1: honour the error lifetime before repeating the request */
     if (result == PCP_NO_RESOURCES || result == PCP_USER_EX_QUOTA) {
       /* G2: no new mappings to this server meanwhile */
-      uint64_t until = now + (r->lifetime ? (uint64_t)r->lifetime * 1000u : PCP_SHORT_ERROR_MS);
+      uint64_t until = now + error_ms(r->lifetime, PCP_SHORT_ERROR_MS);
       if (until > s->no_new_until)
         s->no_new_until = until;
     }
@@ -802,13 +821,14 @@ static portmap_status_t pcp_start(void *state, portmap_mapping_t *m, uint64_t no
   portmap_timer_init(&pm->timer, on_timer, pm);
   portmap_timer_init(&pm->expiry, on_expiry, pm);
   m->be_data = pm;
+  pm->first_request = now;
   m->info.backend = PORTMAP_BACKEND_PCP;
   memcpy(m->info.internal_address.bytes, m->has_third_party ? m->third_party : s->local, 16);
   if (m->flags & PORTMAP_FLAG_DELETE) {
     start_cycle(pm, PH_DELETE, now);
   } else if (now < s->no_new_until) {
     pm->phase = PH_DEFER; /* G2 */
-    arm(pm, s->no_new_until);
+    arm(pm, clip_to_request_timeout(pm, s->no_new_until));
   } else {
     start_cycle(pm, PH_REQUEST, now);
   }

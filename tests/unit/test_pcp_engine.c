@@ -43,6 +43,11 @@ typedef struct h {
   size_t n_ev;
   int revoke_in_cb;
   portmap_status_t free_in_cb;
+  int map_in_cb;
+  portmap_client_t *cb_client;
+  portmap_status_t map_in_cb_status;
+  unsigned logs;
+  portmap_status_t stats_in_log;
 } h_t;
 
 static uint64_t h_clock(void *u) {
@@ -75,6 +80,12 @@ static void h_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *
     assert_int_equal(portmap_mapping_revoke(m), PORTMAP_OK);
   if (h->revoke_in_cb && e == PORTMAP_EVENT_MAPPED)
     h->free_in_cb = portmap_client_free(h->c);
+  if (h->map_in_cb && (e == PORTMAP_EVENT_DELETED || e == PORTMAP_EVENT_FAILED)) {
+    portmap_request_t req;
+    portmap_request_init(&req);
+    req.internal_port = 9999;
+    h->map_in_cb_status = portmap_map(h->cb_client, &req, NULL, NULL, NULL);
+  }
 }
 
 static uint16_t free_udp_port(void) {
@@ -1254,6 +1265,156 @@ static void test_E6_default_clock_is_monotonic(void **state) {
   assert_true(ours >= mono && ours - mono < 1000);
 }
 
+static void log_calls_back(portmap_log_level_t level, const char *msg, void *user) {
+  (void)level;
+  (void)msg;
+  h_t *h = user;
+  portmap_stats_t st;
+  h->logs++;
+  /* a sink may call the library: it never runs under the lock */
+  h->stats_in_log = portmap_client_stats(h->c, &st);
+}
+
+static void test_log_sink_may_call_the_library(void **state) {
+  h_t *h = *state;
+  h->cfg.log_cb = log_calls_back;
+  h->cfg.log_user = h;
+  h->cfg.log_level = PORTMAP_LOG_DEBUG;
+  h->stats_in_log = PORTMAP_ERR_STATE;
+  client_up(h);
+  fake_pcp_set_q26(h->f, 1); /* logs "retrying without DESCRIPTION" */
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.description = "x";
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_OK);
+  pump(h);
+  assert_true(h->logs > 0);
+  assert_int_equal(h->stats_in_log, PORTMAP_OK);
+}
+
+static void test_G1_absurd_error_lifetime_clamped(void **state) {
+  h_t *h = *state;
+  h->cfg.request_timeout_ms = 5000;
+  client_up(h);
+  fake_pcp_set_error_lifetimes(h->f, UINT32_MAX, UINT32_MAX);
+  fake_pcp_force_result(h->f, PCP_NO_RESOURCES, 1);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_LOST);
+  map_tcp(h, 8001, 3600); /* G2 holds it back, but not past its timeout */
+  advance(h, 5100);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_FAILED), 2);
+  assert_int_equal(last_event(h)->info.status, PORTMAP_ERR_TIMEOUT);
+  /* without a request timeout the wait is at most 30 minutes */
+  portmap_client_free(h->c);
+  h->c = NULL;
+  h->cfg.request_timeout_ms = 0;
+  h->n_ev = 0;
+  client_up(h);
+  fake_pcp_force_result(h->f, PCP_NO_RESOURCES, 1);
+  map_tcp(h, 8002, 3600);
+  pump(h);
+  int t = portmap_timeout_ms(h->c);
+  assert_in_range(t, 1799000, 1800000);
+  advance(h, 1800100);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_MAPPED);
+}
+
+static void test_J2_prefix_zero_removes_filters(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  portmap_filter_t all = {NULL, 0, 0};
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.filters = &all;
+  req.n_filters = 1;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_OK);
+  pump(h);
+  pcp_msg_t r;
+  fake_pcp_last_request(h->f, &r);
+  assert_int_equal(r.n_filters, 1);
+  assert_int_equal(r.filters[0].prefix_len, 0); /* not 96: 0 removes every filter */
+}
+
+static void test_no_new_mapping_once_free_began(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  h->map_in_cb = 1;
+  h->cb_client = h->c;
+  h->map_in_cb_status = PORTMAP_OK;
+  portmap_client_t *c = h->c;
+  h->c = NULL;
+  portmap_client_free(c); /* its final event asks for a new mapping */
+  assert_int_equal(h->map_in_cb_status, PORTMAP_ERR_STATE);
+}
+
+static void test_B6_gateway_lost_then_back(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  const uint8_t none[16] = {0};
+  const uint8_t gw[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+  portmap_client_gateway_changed(h->c, 0, none, 0, none, 0, h->now); /* Wi-Fi roam */
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_LOST);
+  assert_int_equal(last_event(h)->info.status, PORTMAP_ERR_NO_GATEWAY);
+  advance(h, 10000);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_FAILED), 0); /* it waits */
+  portmap_client_gateway_changed(h->c, 1, gw, 0, none, 0, h->now);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_CHANGED);
+}
+
+typedef struct rec_h {
+  portmap_client_t *c;
+  volatile int mapped;
+  volatile int process_status;
+} rec_h_t;
+
+static void recursive_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *info,
+                         void *u) {
+  (void)m;
+  (void)info;
+  rec_h_t *r = u;
+  if (e != PORTMAP_EVENT_MAPPED)
+    return;
+  r->process_status = portmap_process(r->c);
+  r->mapped = 1;
+}
+
+static void test_callbacks_from_one_thread_at_a_time(void **state) {
+  h_t *h = *state;
+  h->cfg.clock_cb = NULL;
+  client_up(h);
+  fake_runner_t fr = {h->f, 0};
+  pthread_t th;
+  pthread_create(&th, NULL, run_fake, &fr);
+  assert_int_equal(portmap_thread_start(h->c), PORTMAP_OK);
+  rec_h_t r = {h->c, 0, -1};
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  assert_int_equal(portmap_map(h->c, &req, recursive_cb, &r, NULL), PORTMAP_OK);
+  /* this thread drives the client too, racing the library's thread */
+  for (int i = 0; i < 2000 && !r.mapped; i++) {
+    portmap_process(h->c);
+    struct pollfd p = {-1, 0, 0};
+    poll(&p, 0, 1);
+  }
+  assert_true(r.mapped);
+  assert_int_equal(r.process_status, PORTMAP_ERR_RECURSIVE);
+  assert_int_equal(portmap_thread_stop(h->c), PORTMAP_OK);
+  portmap_client_free(h->c);
+  h->c = NULL;
+  fr.stop = 1;
+  pthread_join(th, NULL);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -1307,6 +1468,12 @@ int main(void) {
       T(test_G4_probe_not_authorized),
       T(test_B6_new_gateway_is_a_new_server),
       T(test_E6_default_clock_is_monotonic),
+      T(test_log_sink_may_call_the_library),
+      T(test_G1_absurd_error_lifetime_clamped),
+      T(test_J2_prefix_zero_removes_filters),
+      T(test_no_new_mapping_once_free_began),
+      T(test_B6_gateway_lost_then_back),
+      T(test_callbacks_from_one_thread_at_a_time),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -327,6 +327,23 @@ static void test_nothing_answers_fails_after_grace(void **state) {
   assert_int_equal(last(h)->info.status, PORTMAP_ERR_TIMEOUT);
 }
 
+static void test_G4_failover_waits_for_probe_still_running(void **state) {
+  h_t *h = *state;
+  /* PCP answers ANNOUNCE but refuses MAP (Q16); NAT-PMP is slow to answer */
+  fake_natpmp_set_hold(h->nat, 1);
+  up(h);
+  pump(h);
+  fake_pcp_force_result(h->pcp, PCP_NOT_AUTHORIZED, 1);
+  map(h, 8000);
+  pump(h);
+  assert_int_equal(h->n_ev, 0); /* not failed: NAT-PMP may still answer */
+  fake_natpmp_set_hold(h->nat, 0);
+  assert_true(fake_natpmp_release(h->nat) > 0);
+  advance(h, 300);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -342,6 +359,7 @@ int main(void) {
       T(test_peer_without_pcp_fails_clearly),
       T(test_late_answer_after_budget_still_maps),
       T(test_nothing_answers_fails_after_grace),
+      T(test_G4_failover_waits_for_probe_still_running),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
