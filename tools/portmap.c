@@ -81,6 +81,19 @@ typedef struct options {
   int verbose;
   uint8_t nonce[NONCE_LEN];
   int have_nonce;
+  /* PCP extras (add, keep; --ipv6 and --third-party also delete) */
+  int ipv6;                             /* --ipv6: map the IPv6 internal address */
+  char peer_address[PORTMAP_ADDRSTRLEN]; /* --peer ADDR:PORT, "" = a MAP */
+  uint16_t peer_port;
+  int peer_is_v6;
+  const char *third_party; /* --third-party ADDR */
+  int third_party_is_v6;
+  char filter_address[PORTMAP_MAX_FILTERS][PORTMAP_ADDRSTRLEN];
+  int filter_is_v6[PORTMAP_MAX_FILTERS];
+  portmap_filter_t filters[PORTMAP_MAX_FILTERS]; /* --filter, repeatable */
+  size_t n_filters;
+  int prefer_failure; /* --prefer-failure */
+  uint32_t pcp_irt_ms; /* --retransmit, 0 = library default */
   int help;
   int version;
 } options_t;
@@ -95,10 +108,11 @@ static const char help_text[] =
     "\n"
     "SYNOPSIS\n"
     "    portmap add PORT[/tcp|/udp] [--external PORT] [--lifetime SECONDS]\n"
-    "                [--description TEXT] [--nonce HEX] [common options]\n"
+    "                [--description TEXT] [--nonce HEX] [PCP options] [common options]\n"
     "    portmap keep PORT[/tcp|/udp]... [--external PORT] [--lifetime SECONDS]\n"
-    "                [--description TEXT] [common options]\n"
-    "    portmap delete PORT[/tcp|/udp] [--nonce HEX] [common options]\n"
+    "                [--description TEXT] [PCP options] [common options]\n"
+    "    portmap delete PORT[/tcp|/udp] [--nonce HEX] [--ipv6] [--third-party ADDR]\n"
+    "                [common options]\n"
     "    portmap list [common options]\n"
     "    portmap --help | --version\n"
     "\n"
@@ -127,12 +141,29 @@ static const char help_text[] =
     "                          `portmap add` (add: refresh that mapping; delete: the\n"
     "                          nonce of the mapping to delete; default: a fresh one)\n"
     "\n"
+    "PCP OPTIONS (add, keep; PCP only: the other backends cannot express them)\n"
+    "    --ipv6                map the host's IPv6 address (add, keep, delete; the\n"
+    "                          gateway is the IPv6 default router or an IPv6 --gateway)\n"
+    "    --peer ADDR:PORT      a PEER mapping for the connection to this remote\n"
+    "                          peer instead of a MAP; IPv6 as [ADDR]:PORT\n"
+    "    --third-party ADDR    map for another internal host (THIRD_PARTY option;\n"
+    "                          also for delete). Most gateways refuse it\n"
+    "    --filter ADDR/PREFIX[:PORT]\n"
+    "                          only let this remote prefix (and port) in (FILTER\n"
+    "                          option, MAP only; repeatable, at most 8)\n"
+    "    --prefer-failure      fail (CANNOT_PROVIDE_EXTERNAL) rather than accept\n"
+    "                          another external port than --external (MAP only)\n"
+    "    Addresses are of the mapping's family: IPv4, or IPv6 with --ipv6.\n"
+    "\n"
     "COMMON OPTIONS\n"
     "    --gateway ADDR        the gateway's IPv4 or IPv6 address (default: the\n"
     "                          default router)\n"
     "    --backend LIST        auto, or a comma-separated list of pcp, natpmp, upnp\n"
     "                          (default auto: every backend)\n"
     "    --port N              PCP/NAT-PMP server port (default 5351; for test servers)\n"
+    "    --retransmit MS       add, keep, delete: PCP's first retransmission after MS,\n"
+    "                          doubling (RFC 6887 IRT; 100-60000, default 3000); lower\n"
+    "                          it on a lossy link\n"
     "    --timeout MS          add, delete, list: how long to wait for the answer (default\n"
     "                          5000). keep: give up on a mapping that got no first\n"
     "                          answer within MS (default 0: keep retrying)\n"
@@ -148,8 +179,9 @@ static const char help_text[] =
     "    With --json, one object per line with the keys event (mapped, renewed,\n"
     "    changed, lost, failed, deleted), backend, protocol, internal_port,\n"
     "    external_address, external_port, external_is_private, lifetime, nonce,\n"
-    "    description, gateway; on failed and lost also error, gateway_result and\n"
-    "    gateway_result_name. Failures are also explained in one line on stderr.\n"
+    "    description, gateway; with --peer also peer; on failed and lost also error,\n"
+    "    gateway_result and gateway_result_name. Failures are also explained in one\n"
+    "    line on stderr.\n"
     "    list prints a table, or with --json one object per mapping with the keys\n"
     "    event (\"entry\"), backend, protocol, external_port, internal_client,\n"
     "    internal_port, remote_host, description, lease (seconds left, 0 =\n"
@@ -171,13 +203,16 @@ static const char *usage_line(command_t cmd) {
   switch (cmd) {
   case CMD_ADD:
     return "usage: portmap add PORT[/tcp|/udp] [--external PORT] [--lifetime SECONDS] "
-           "[--description TEXT] [--gateway ADDR] [--json] (see portmap --help)";
+           "[--description TEXT] [--ipv6] [--peer ADDR:PORT] [--third-party ADDR] "
+           "[--filter ADDR/PREFIX[:PORT]] [--prefer-failure] [--gateway ADDR] [--json] "
+           "(see portmap --help)";
   case CMD_KEEP:
     return "usage: portmap keep PORT[/tcp|/udp]... [--lifetime SECONDS] [--description TEXT] "
-           "[--gateway ADDR] [--json] (see portmap --help)";
+           "[--ipv6] [--peer ADDR:PORT] [--third-party ADDR] [--filter ADDR/PREFIX[:PORT]] "
+           "[--prefer-failure] [--gateway ADDR] [--json] (see portmap --help)";
   case CMD_DELETE:
-    return "usage: portmap delete PORT[/tcp|/udp] [--nonce HEX] [--gateway ADDR] [--json] "
-           "(see portmap --help)";
+    return "usage: portmap delete PORT[/tcp|/udp] [--nonce HEX] [--ipv6] [--third-party ADDR] "
+           "[--gateway ADDR] [--json] (see portmap --help)";
   case CMD_LIST:
     return "usage: portmap list [--gateway ADDR] [--backend LIST] [--json] (see portmap --help)";
   case CMD_NONE:
@@ -410,7 +445,13 @@ enum option_id {
   OPT_JSON,
   OPT_VERBOSE,
   OPT_HELP,
-  OPT_VERSION
+  OPT_VERSION,
+  OPT_IPV6,
+  OPT_PEER,
+  OPT_THIRD_PARTY,
+  OPT_FILTER,
+  OPT_PREFER_FAILURE,
+  OPT_RETRANSMIT
 };
 
 typedef struct option_def {
@@ -433,6 +474,12 @@ static const option_def_t option_defs[] = {
     {"verbose", OPT_VERBOSE, 0, CMD_ALL},
     {"help", OPT_HELP, 0, CMD_ALL},
     {"version", OPT_VERSION, 0, CMD_ALL},
+    {"ipv6", OPT_IPV6, 0, CMD_ADD | CMD_KEEP | CMD_DELETE},
+    {"peer", OPT_PEER, 1, CMD_ADD | CMD_KEEP},
+    {"third-party", OPT_THIRD_PARTY, 1, CMD_ADD | CMD_KEEP | CMD_DELETE},
+    {"filter", OPT_FILTER, 1, CMD_ADD | CMD_KEEP},
+    {"prefer-failure", OPT_PREFER_FAILURE, 0, CMD_ADD | CMD_KEEP},
+    {"retransmit", OPT_RETRANSMIT, 1, CMD_ADD | CMD_KEEP | CMD_DELETE},
 };
 
 #define N_OPTION_DEFS (sizeof option_defs / sizeof option_defs[0])
@@ -445,6 +492,115 @@ static const option_def_t *find_option(const char *name, size_t len) {
     }
   }
   return NULL;
+}
+
+/* An address of either family; its family in *is_v6. 0 on success. */
+static int parse_any_addr(const char *s, int *is_v6) {
+  static const uint8_t v4_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  portmap_addr_t a;
+  if (s == NULL || *s == '\0' || portmap_addr_parse(s, &a) != PORTMAP_OK) {
+    return -1;
+  }
+  *is_v6 = memcmp(a.bytes, v4_prefix, sizeof v4_prefix) != 0;
+  return 0;
+}
+
+/* Copy [begin, end) into out (size cap); -1 when it does not fit or is empty. */
+static int copy_span(const char *begin, const char *end, char *out, size_t cap) {
+  size_t len = (size_t)(end - begin);
+  if (len == 0 || len >= cap) {
+    return -1;
+  }
+  memcpy(out, begin, len);
+  out[len] = '\0';
+  return 0;
+}
+
+/* --peer ADDR:PORT (IPv4) or [ADDR]:PORT (IPv6). */
+static void parse_peer(options_t *o, const char *value, parse_error_t *err) {
+  const char *colon, *addr_end, *addr_begin = value;
+  unsigned long v;
+  int v6 = 0;
+
+  if (value[0] == '[') {
+    addr_begin = value + 1;
+    addr_end = strchr(addr_begin, ']');
+    if (addr_end == NULL || addr_end[1] != ':') {
+      goto bad;
+    }
+    colon = addr_end + 1;
+  } else {
+    colon = strrchr(value, ':');
+    if (colon == NULL || memchr(value, ':', (size_t)(colon - value)) != NULL) {
+      /* no port, or an IPv6 address without brackets */
+      goto bad;
+    }
+    addr_end = colon;
+  }
+  if (copy_span(addr_begin, addr_end, o->peer_address, sizeof o->peer_address) != 0 ||
+      parse_any_addr(o->peer_address, &v6) != 0 || v6 != (value[0] == '[')) {
+    goto bad;
+  }
+  if (parse_uint(colon + 1, 1, 65535, &v) != 0) {
+    set_error(err, "--peer '%s' has an invalid port: must be 1-65535", value);
+    o->peer_address[0] = '\0';
+    return;
+  }
+  o->peer_port = (uint16_t)v;
+  o->peer_is_v6 = v6;
+  return;
+bad:
+  o->peer_address[0] = '\0';
+  set_error(err, "--peer '%s' is invalid: use ADDR:PORT, or [ADDR]:PORT for IPv6", value);
+}
+
+/* --filter ADDR/PREFIX[:PORT]; the address may be in brackets. */
+static void parse_filter(options_t *o, const char *value, parse_error_t *err) {
+  const char *slash = strchr(value, '/');
+  const char *addr_begin = value, *addr_end = slash, *colon;
+  char prefix[8];
+  unsigned long plen, port = 0;
+  size_t k = o->n_filters;
+  int v6 = 0;
+
+  if (k >= PORTMAP_MAX_FILTERS) {
+    set_error(err, "too many --filter options: at most %d", PORTMAP_MAX_FILTERS);
+    return;
+  }
+  if (slash == NULL) {
+    goto bad;
+  }
+  if (value[0] == '[') {
+    if (slash < value + 2 || slash[-1] != ']') {
+      goto bad;
+    }
+    addr_begin = value + 1;
+    addr_end = slash - 1;
+  }
+  if (copy_span(addr_begin, addr_end, o->filter_address[k], sizeof o->filter_address[k]) != 0 ||
+      parse_any_addr(o->filter_address[k], &v6) != 0) {
+    goto bad;
+  }
+  colon = strchr(slash + 1, ':');
+  if (copy_span(slash + 1, colon != NULL ? colon : slash + 1 + strlen(slash + 1), prefix,
+                sizeof prefix) != 0 ||
+      parse_uint(prefix, 0, v6 ? 128 : 32, &plen) != 0) {
+    set_error(err, "--filter '%s' has an invalid prefix length: must be 0-%d", value,
+              v6 ? 128 : 32);
+    return;
+  }
+  if (colon != NULL && parse_uint(colon + 1, 1, 65535, &port) != 0) {
+    set_error(err, "--filter '%s' has an invalid port: must be 1-65535", value);
+    return;
+  }
+  o->filters[k].remote_address = o->filter_address[k];
+  o->filters[k].prefix_length = (uint8_t)plen;
+  o->filters[k].remote_port = (uint16_t)port;
+  o->filter_is_v6[k] = v6;
+  o->n_filters++;
+  return;
+bad:
+  set_error(err, "--filter '%s' is invalid: use ADDR/PREFIX or ADDR/PREFIX:PORT", value);
 }
 
 static void apply_option(options_t *o, const option_def_t *def, const char *value,
@@ -524,6 +680,40 @@ static void apply_option(options_t *o, const option_def_t *def, const char *valu
   case OPT_VERSION:
     o->version = 1;
     return;
+  case OPT_IPV6:
+    o->ipv6 = 1;
+    return;
+  case OPT_PEER:
+    if (o->peer_address[0] != '\0') {
+      set_error(err, "--peer is given twice: one remote peer per mapping");
+      return;
+    }
+    parse_peer(o, value, err);
+    return;
+  case OPT_THIRD_PARTY:
+    if (o->third_party != NULL) {
+      set_error(err, "--third-party is given twice: one internal host per mapping");
+      return;
+    }
+    if (parse_any_addr(value, &o->third_party_is_v6) != 0) {
+      set_error(err, "--third-party '%s' is not an IPv4 or IPv6 address", value);
+      return;
+    }
+    o->third_party = value;
+    return;
+  case OPT_FILTER:
+    parse_filter(o, value, err);
+    return;
+  case OPT_PREFER_FAILURE:
+    o->prefer_failure = 1;
+    return;
+  case OPT_RETRANSMIT:
+    if (parse_uint(value, 100, 60000, &v) != 0) {
+      set_error(err, "--retransmit '%s' is invalid: must be 100-60000 milliseconds", value);
+      return;
+    }
+    o->pcp_irt_ms = (uint32_t)v;
+    return;
   }
 }
 
@@ -541,6 +731,35 @@ static command_t parse_command(const char *s) {
     return CMD_LIST;
   }
   return CMD_NONE;
+}
+
+/* The PCP extras must agree with each other and with the mapping's family. */
+static void check_pcp_options(const options_t *o, parse_error_t *err) {
+  const char *fam = o->ipv6 ? "IPv6 (--ipv6)" : "IPv4 (add --ipv6 for IPv6)";
+  size_t k;
+
+  if (o->peer_address[0] != '\0') {
+    if (o->peer_is_v6 != o->ipv6) {
+      set_error(err, "--peer %s is not of the mapping's family: it must be %s",
+                o->peer_address, fam);
+    }
+    if (o->prefer_failure) {
+      set_error(err, "--prefer-failure applies to MAP only, not to a --peer mapping");
+    }
+    if (o->n_filters > 0) {
+      set_error(err, "--filter applies to MAP only, not to a --peer mapping");
+    }
+  }
+  if (o->third_party != NULL && o->third_party_is_v6 != o->ipv6) {
+    set_error(err, "--third-party %s is not of the mapping's family: it must be %s",
+              o->third_party, fam);
+  }
+  for (k = 0; k < o->n_filters; k++) {
+    if (o->filter_is_v6[k] != o->ipv6) {
+      set_error(err, "--filter %s is not of the mapping's family: it must be %s",
+                o->filter_address[k], fam);
+    }
+  }
 }
 
 /* A word the parser takes as a positional argument: "-1" is a (bad) port, not an option. */
@@ -670,6 +889,7 @@ static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) 
   if (o->external_port != 0 && o->n_targets > 1) {
     set_error(err, "--external needs a single PORT");
   }
+  check_pcp_options(o, err);
   if (o->have_timeout && o->timeout_ms == 0 && o->cmd != CMD_KEEP) {
     set_error(err, "--timeout 0 is only valid with keep: use 1-%u milliseconds", MAX_TIMEOUT_MS);
   }
@@ -892,6 +1112,11 @@ static const char *gateway_text(const cli_t *cli, char *buf, size_t len) {
   }
   if (cli->client != NULL && portmap_client_gateway(cli->client, buf, len) == PORTMAP_OK &&
       buf[0] != '\0') {
+    /* The client names one gateway (its IPv4 one when it has both): never show that as
+     * the server of an IPv6 mapping. */
+    if (cli->opt->ipv6 && strchr(buf, ':') == NULL) {
+      return NULL;
+    }
     return buf;
   }
   return NULL;
@@ -936,6 +1161,12 @@ static void print_event_json(cli_t *cli, portmap_event_t event, const portmap_in
                        : NULL);
   json_str_or_null(f, &first, "description", description);
   json_str_or_null(f, &first, "gateway", gateway_text(cli, gw, sizeof gw));
+  if (cli->opt->peer_address[0] != '\0') {
+    char peer[PORTMAP_ADDRSTRLEN + 8];
+    snprintf(peer, sizeof peer, cli->opt->peer_is_v6 ? "[%s]:%u" : "%s:%u", cli->opt->peer_address,
+             (unsigned)cli->opt->peer_port);
+    json_str_or_null(f, &first, "peer", peer);
+  }
   if (event == PORTMAP_EVENT_FAILED || event == PORTMAP_EVENT_LOST) {
     json_str_or_null(f, &first, "error", portmap_strerror(info->status));
     if (info->gateway_result >= 0) {
@@ -1026,7 +1257,8 @@ static const char *no_answer_hint(const cli_t *cli) {
 }
 
 /* A hint for a PCP result code that refused a mapping (RFC 6887 section 7.4). */
-static const char *refusal_hint(int result, int deleting, int have_nonce) {
+static const char *refusal_hint(int result, int deleting, const options_t *o) {
+  int have_nonce = o->have_nonce;
   switch (result) {
   case 2: /* NOT_AUTHORIZED */
     if (deleting && !have_nonce) {
@@ -1037,15 +1269,36 @@ static const char *refusal_hint(int result, int deleting, int have_nonce) {
     }
     return "the router's policy forbids this mapping; check its PCP/port-forwarding settings";
   case 5: /* UNSUPP_OPTION */
+    if (o->third_party != NULL) {
+      /* Q27: miniupnpd refuses THIRD_PARTY unless pcp_allow_thirdparty=yes */
+      return "THIRD_PARTY is not permitted by this gateway; map from the host itself, or "
+             "allow third-party mappings on the router (miniupnpd: pcp_allow_thirdparty=yes)";
+    }
+    if (o->n_filters > 0 || o->prefer_failure) {
+      return "the router does not support an option used; try without --filter or "
+             "--prefer-failure";
+    }
+    return "the router rejected an option; try without --description";
   case 6: /* MALFORMED_OPTION */
     return "the router rejected an option; try without --description";
   case 8: /* NO_RESOURCES */
+    if (deleting) {
+      /* miniupnpd answers a delete of a mapping it does not have (e.g. after its reboot)
+       * with NO_RESOURCES */
+      return "some routers (miniupnpd) answer this when they have no such mapping, e.g. "
+             "after a reboot; it may already be gone";
+    }
     return "the router has no room for more mappings; delete some or try later";
   case 9: /* UNSUPP_PROTOCOL */
     return "the router cannot map this protocol";
   case 10: /* USER_EX_QUOTA */
     return "you have too many mappings on the router; delete some first";
   case 11: /* CANNOT_PROVIDE_EXTERNAL */
+    if (o->prefer_failure) {
+      return "the external port asked for is taken or not allowed, and --prefer-failure "
+             "forbids another; "
+             "choose another --external or drop --prefer-failure";
+    }
     return "the external port is taken; drop --external or choose another port";
   case 12: /* ADDRESS_MISMATCH */
     return "the router sees another source address: is there a second NAT in between?";
@@ -1102,7 +1355,7 @@ static void report_failure(cli_t *cli, const char *prefix, portmap_status_t stat
     return;
   case PORTMAP_ERR_REFUSED: {
     int result = info != NULL ? info->gateway_result : -1;
-    const char *hint = refusal_hint(result, deleting, cli->opt->have_nonce);
+    const char *hint = refusal_hint(result, deleting, cli->opt);
     if (result >= 0 && strcmp(gateway_result_name(info), "UNKNOWN") != 0) {
       fprintf(stderr, "%s refused %s: %s", gw != NULL ? gw : "gateway", what,
               gateway_result_name(info));
@@ -1144,6 +1397,20 @@ static void report_failure(cli_t *cli, const char *prefix, portmap_status_t stat
   case PORTMAP_ERR_CANCELLED:
     fprintf(stderr, "%s was cancelled\n", what);
     return;
+  case PORTMAP_ERR_THIRD_PARTY:
+    fprintf(stderr,
+            "--third-party %s is this host's own address: THIRD_PARTY maps for another host; "
+            "drop --third-party\n",
+            cli->opt->third_party != NULL ? cli->opt->third_party : "");
+    return;
+  case PORTMAP_ERR_ADDRESS:
+    if (cli->opt->ipv6 || cli->opt->peer_address[0] != '\0' || cli->opt->third_party != NULL ||
+        cli->opt->n_filters > 0) {
+      fprintf(stderr, "%s failed: %s (check the addresses given and --ipv6)\n", what,
+              portmap_strerror(status));
+      return;
+    }
+    break;
   default:
     break;
   }
@@ -1183,6 +1450,9 @@ static int make_client(cli_t *cli, uint32_t request_timeout_ms, uint32_t destroy
   cfg.backends = o->backends;
   if (o->server_port != 0) {
     cfg.server_port = o->server_port;
+  }
+  if (o->pcp_irt_ms != 0) {
+    cfg.pcp_irt_ms = o->pcp_irt_ms;
   }
   cfg.request_timeout_ms = request_timeout_ms;
   cfg.destroy_timeout_ms = destroy_timeout_ms;
@@ -1224,6 +1494,19 @@ static void make_request(const options_t *o, const target_t *t, portmap_request_
   req->external_port = o->external_port != 0 ? o->external_port : t->port;
   req->lifetime = o->lifetime;
   req->description = o->description;
+  req->ipv6 = o->ipv6;
+  if (o->peer_address[0] != '\0') {
+    req->peer_address = o->peer_address;
+    req->peer_port = o->peer_port;
+  }
+  req->third_party = o->third_party;
+  if (o->n_filters > 0) {
+    req->filters = o->filters;
+    req->n_filters = o->n_filters;
+  }
+  if (o->prefer_failure) {
+    req->flags |= PORTMAP_FLAG_PREFER_FAILURE;
+  }
   if (o->have_nonce) {
     req->nonce = o->nonce;
   }

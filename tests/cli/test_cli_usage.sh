@@ -122,8 +122,55 @@ usage)
   bad "bad backend for list" list --backend pcp,
   bad "empty backend" add 80 --backend ""
   bad "backend with an empty name" delete 80 --backend pcp,,upnp
+  # PCP extras: --peer, --third-party, --filter, --prefer-failure, --ipv6
+  bad "peer without port" add 80 --peer 192.0.2.1
+  bad "peer port 0" add 80 --peer 192.0.2.1:0
+  bad "peer port 65536" add 80 --peer 192.0.2.1:65536
+  bad "peer port not a number" add 80 --peer 192.0.2.1:http
+  bad "peer not an address" add 80 --peer peer.example:80
+  bad "peer empty" add 80 --peer ""
+  bad "peer IPv6 without brackets" add 80 --ipv6 --peer 2001:db8::1:80
+  bad "peer IPv4 in brackets" add 80 --peer "[192.0.2.1]:80"
+  bad "peer IPv6 for an IPv4 mapping" add 80 --peer "[2001:db8::1]:80"
+  bad "peer IPv4 for an IPv6 mapping" add 80 --ipv6 --peer 192.0.2.1:80
+  bad "peer twice" keep 80 --peer 192.0.2.1:80 --peer 192.0.2.2:80
+  bad "peer with delete" delete 80 --peer 192.0.2.1:80
+  bad "peer with prefer-failure" add 80 --peer 192.0.2.1:80 --prefer-failure
+  bad "peer with filter" add 80 --peer 192.0.2.1:80 --filter 192.0.2.0/24
+  bad "third-party not an address" add 80 --third-party host.example
+  bad "third-party empty" add 80 --third-party ""
+  bad "third-party with port" add 80 --third-party 192.168.1.5:80
+  bad "third-party IPv6 for an IPv4 mapping" add 80 --third-party 2001:db8::5
+  bad "third-party twice" add 80 --third-party 192.168.1.5 --third-party 192.168.1.6
+  bad "third-party with list" list --third-party 192.168.1.5
+  bad "filter without prefix" add 80 --filter 192.0.2.0
+  bad "filter empty prefix" add 80 --filter 192.0.2.0/
+  bad "filter prefix 33" add 80 --filter 192.0.2.0/33
+  bad "filter prefix 129 (IPv6)" add 80 --ipv6 --filter 2001:db8::/129
+  bad "filter prefix not a number" add 80 --filter 192.0.2.0/x
+  bad "filter without address" add 80 --filter /24
+  bad "filter not an address" add 80 --filter net.example/24
+  bad "filter port 0" add 80 --filter 192.0.2.0/24:0
+  bad "filter port 65536" add 80 --filter 192.0.2.0/24:65536
+  bad "filter empty port" add 80 --filter 192.0.2.0/24:
+  bad "filter IPv6 for an IPv4 mapping" add 80 --filter 2001:db8::/32
+  bad "filter IPv4 for an IPv6 mapping" keep 80 --ipv6 --filter 192.0.2.0/24
+  bad "nine filters" add 80 --filter 192.0.2.0/24 --filter 192.0.2.0/24 \
+    --filter 192.0.2.0/24 --filter 192.0.2.0/24 --filter 192.0.2.0/24 --filter 192.0.2.0/24 \
+    --filter 192.0.2.0/24 --filter 192.0.2.0/24 --filter 192.0.2.0/24
+  bad "filter with delete" delete 80 --filter 192.0.2.0/24
+  bad "value for prefer-failure" add 80 --prefer-failure=yes
+  bad "prefer-failure with delete" delete 80 --prefer-failure
+  bad "value for ipv6" add 80 --ipv6=1
+  bad "ipv6 with list" list --ipv6
+  bad "retransmit 99" keep 80 --retransmit 99
+  bad "retransmit 60001" add 80 --retransmit 60001
+  bad "retransmit abc" add 80 --retransmit abc
+  bad "retransmit with list" list --retransmit 500
   # Valid except for one thing: the rest must not hide the error.
   bad "valid description, bad port" add 0 --description "$max_description" --lifetime 60
+  bad "valid PCP options, bad filter" add 80 --ipv6 --third-party 2001:db8::5 \
+    --prefer-failure --external 8080 --filter 2001:db8::/64:443 --filter 2001:db8::/200
   ;;
 help)
   good "--help" '^SYNOPSIS$' --help
@@ -132,6 +179,7 @@ help)
   good "help wins over errors" '^OPTIONS$' add 0 --help
   good "--version" '^portmap \(libportmap\) [0-9]+\.[0-9]+\.[0-9]+$' --version
   good "help for list" 'portmap list' list --help
+  good "help names the PCP options" '--prefer-failure' --help
   ;;
 probe_usage)
   bad "positional argument" 8000

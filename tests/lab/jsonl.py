@@ -9,6 +9,9 @@ Lines that are not JSON objects are errors (stdout of --json must be pure JSON l
   jsonl.py fields FILE EVENT KEY...  print j_KEY=VALUE (shell-quoted) from the first EVENT
   jsonl.py count FILE EVENT         print how many EVENT lines there are
   jsonl.py times FILE EVENT...      print "TIME EVENT" for each line of those events
+  jsonl.py find FILE EVENT KEY [FIELD=VALUE...]  KEY of the first EVENT line whose FIELDs
+                                    have those values (compared as text; exit 1 if none)
+  jsonl.py last FILE EVENT KEY [FIELD=VALUE...]  the same for the last such line
 """
 import json
 import re
@@ -104,6 +107,21 @@ def main(argv):
         return 1
     if cmd == "count" and len(argv) == 4:
         print(sum(1 for _, o, _ in rows if o and o.get("event") == argv[3]))
+        return 0
+    if cmd in ("find", "last") and len(argv) >= 5:
+        conds = [c.split("=", 1) for c in argv[5:]]
+        hits = []
+        for t, obj, _ in rows:
+            if not obj or obj.get("event") != argv[3]:
+                continue
+            if all(str(obj.get(k)).lower() == v.lower() for k, v in conds):
+                hits.append(obj)
+        if not hits:
+            return 1
+        v = (hits[0] if cmd == "find" else hits[-1]).get(argv[4])
+        if v is None:
+            return 1
+        print(v if not isinstance(v, bool) else str(v).lower())
         return 0
     if cmd == "times" and len(argv) >= 4:
         for t, obj, _ in rows:

@@ -25,7 +25,7 @@
 #
 # As a library (source it): the lab_* functions below; they never exit the caller.
 
-LAB_PERSONALITIES="full upnp pcp pcp-drop none lossy short"
+LAB_PERSONALITIES="full upnp pcp pcp-drop none lossy short thirdparty"
 
 # Fixed topology. The WAN prefix must not be private/reserved or miniupnpd refuses to
 # forward; 11.0.0.0/8 is neither in its tables, and it exists only inside the lab.
@@ -138,7 +138,8 @@ lab__write_conf() {
     echo "friendly_name=libportmap lab ($p)"
     echo "notify_interval=60"
     echo "clean_ruleset_interval=600"
-    [ "$p" = short ] && echo "min_lifetime=2"
+    case $p in short | lossy | thirdparty) echo "min_lifetime=2" ;; esac
+    [ "$p" = thirdparty ] && echo "pcp_allow_thirdparty=yes"
     echo "allow 1024-65535 $LAB_LAN_PREFIX.0/24 1024-65535"
     echo "deny 0-65535 0.0.0.0/0 0-65535"
   } >"$conf"
@@ -148,7 +149,7 @@ lab__write_conf() {
 lab__is_ours() {
   local pid=$1
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$LAB_STATE/miniupnpd.conf"
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$LAB_STATE/miniupnpd.conf"
 }
 
 lab__start_miniupnpd() {

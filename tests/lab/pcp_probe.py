@@ -5,6 +5,7 @@ Not part of libportmap: an independent second opinion, run inside the client nam
 (lab.sh exec python3 pcp_probe.py ...). Prints one JSON object per answer.
 
   pcp_probe.py map GW PORT [--proto tcp|udp] [--lifetime S] [--nonce HEX24] [--ext-port P]
+                           [--prefer-failure] [--third-party ADDR]
   pcp_probe.py announce GW                 solicited ANNOUNCE (learn the epoch)
   pcp_probe.py listen [--timeout S]        print unsolicited ANNOUNCE / NAT-PMP datagrams
                                            arriving on 224.0.0.1:5350 (and [ff02::1]:5350)
@@ -83,6 +84,10 @@ def cmd_map(a):
     ext_ip = "::ffff:0.0.0.0" if ":" not in a.gw else "::"
     pkt = struct.pack("!BBHI", 2, 1, 0, a.lifetime) + addr16(me)
     pkt += nonce + struct.pack("!B3xHH", proto, a.port, a.ext_port) + addr16(ext_ip)
+    if a.third_party:  # option 1, length 16
+        pkt += struct.pack("!BBH", 1, 0, 16) + addr16(a.third_party)
+    if a.prefer_failure:  # option 2, no data
+        pkt += struct.pack("!BBH", 2, 0, 0)
     data, rtt = exchange(sock, pkt)
     if data is None or data == "refused":
         print(json.dumps({"answer": data or "none"}))
@@ -158,6 +163,8 @@ def main():
     m.add_argument("--lifetime", type=int, default=120)
     m.add_argument("--nonce")
     m.add_argument("--ext-port", type=int, default=0)
+    m.add_argument("--prefer-failure", action="store_true")
+    m.add_argument("--third-party")
     n = sub.add_parser("announce")
     n.add_argument("gw")
     li = sub.add_parser("listen")

@@ -50,11 +50,15 @@ for ((s = 0; s < DURATION; s++)); do
   if [ -z "$ext_port" ]; then
     ext_port=$(tl_jsonl get "$out" mapped external_port 2>/dev/null) || ext_port=
   fi
+  # Sample only once the mapping's port is known: before that there is no rule to look
+  # for, and an "absent" then would only say the test had not read the mapped line yet.
   now=$EPOCHREALTIME
-  if [ -n "$ext_port" ] && tl_has_rule tcp "$ext_port" 8000; then
-    printf '%s present\n' "$now" >>"$samples"
-  else
-    printf '%s absent\n' "$now" >>"$samples"
+  if [ -n "$ext_port" ]; then
+    if tl_has_rule tcp "$ext_port" 8000; then
+      printf '%s present\n' "$now" >>"$samples"
+    else
+      printf '%s absent\n' "$now" >>"$samples"
+    fi
   fi
   sleep 1
 done

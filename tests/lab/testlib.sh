@@ -182,3 +182,163 @@ tl_require_portmap() {
     tl_fail "usage: $0 PATH/TO/portmap (got '${PORTMAP}')"
   fi
 }
+
+# ---------------------------------------------------------------- added helpers
+
+# tl_since START: seconds (3 decimals) from $EPOCHREALTIME value START to now.
+tl_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'; }
+# tl_ms START [END]: milliseconds (integer) between two $EPOCHREALTIME values.
+tl_ms() { awk -v a="$1" -v b="${2:-$EPOCHREALTIME}" 'BEGIN { printf "%d", (b - a) * 1000 + 0.5 }'; }
+
+# tl_keep_start NAME ARGS...: start `portmap keep ARGS... --json` in the client namespace
+# (ip netns exec execs portmap, so the PID is portmap's own). Every stdout line is stamped
+# with its arrival time ("SECONDS<TAB>JSON") into $TL_TMP/NAME.out; stderr goes to
+# $TL_TMP/NAME.err. Sets TL_KEEP_PID (portmap) and TL_KEEP_STAMPER; both are tracked.
+tl_keep_start() {
+  local name=$1 fifo
+  shift
+  fifo=$TL_TMP/$name.fifo
+  rm -f "$fifo"
+  mkfifo "$fifo" || tl_fail "mkfifo $fifo"
+  while IFS= read -r line; do
+    printf '%s\t%s\n' "$EPOCHREALTIME" "$line"
+  done <"$fifo" >"$TL_TMP/$name.out" &
+  TL_KEEP_STAMPER=$!
+  tl_track "$TL_KEEP_STAMPER"
+  tl_log "[$name] portmap keep $* --json"
+  ip netns exec "$LAB_CLIENT_NS" "$PORTMAP" keep "$@" --json >"$fifo" 2>"$TL_TMP/$name.err" &
+  TL_KEEP_PID=$!
+  tl_track "$TL_KEEP_PID"
+}
+
+# tl_stop PID SIGNAL SECONDS: send SIGNAL to PID (ours), wait at most SECONDS for it to end.
+# Sets TL_STOP_RC (its exit status, or 124 if it had to be killed) and TL_STOP_SECS.
+# shellcheck disable=SC2034  # TL_STOP_* are read by the test scripts
+tl_stop() {
+  local pid=$1 sig=$2 secs=$3 t i n
+  n=$(awk -v s="$secs" 'BEGIN { printf "%d", s * 20 }')
+  t=$EPOCHREALTIME
+  kill "-$sig" "$pid" 2>/dev/null
+  for ((i = 0; i < n; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    # a zombie (exited, not reaped) is done too
+    [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
+    sleep 0.05
+  done
+  if kill -0 "$pid" 2>/dev/null && [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" != Z ]; then
+    TL_STOP_SECS=$(tl_since "$t")
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    TL_STOP_RC=124
+    return 1
+  fi
+  TL_STOP_SECS=$(tl_since "$t")
+  wait "$pid"
+  TL_STOP_RC=$?
+  return 0
+}
+
+# tl_wait_stamper PID: the stamper ends at EOF of portmap's stdout; bounded wait (2 s).
+tl_wait_stamper() {
+  local i
+  for ((i = 0; i < 40; i++)); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# tl_wait_count FILE EVENT N SECONDS [PID]: wait until FILE holds >= N EVENT lines
+# (bounded); fails early when PID (the producer) has gone.
+tl_wait_count() {
+  local f=$1 ev=$2 want=$3 secs=$4 pid=${5:-} i n c
+  n=$(awk -v s="$secs" 'BEGIN { printf "%d", s * 20 }')
+  for ((i = 0; i <= n; i++)); do
+    c=$(grep -c "\"event\":\"$ev\"" "$f" 2>/dev/null)
+    [ "${c:-0}" -ge "$want" ] && return 0
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+      return 1
+    fi
+    sleep 0.05
+  done
+  return 1
+}
+
+# The router's UPnP table, asked over UPnP (no discovery: the description URL is known).
+# Prints upnpc -l's table rows: "i PROTO EXT->ADDR:INT 'desc' 'remote' LEASE".
+tl_upnp_list() {
+  tl_client 10 upnpc -u "http://$LAB_GW_LAN_IP:$LAB_HTTP_PORT/rootDesc.xml" -l 2>/dev/null |
+    grep -E '^ *[0-9]+ (TCP|UDP) ' | sed -e 's/^[[:space:]]*//'
+}
+
+# tl_upnp_lease PROTO EXT INT [LIST]: the lease left (seconds) of that entry in the router's
+# UPnP table (LIST: a saved tl_upnp_list output), or nothing when there is no such entry.
+tl_upnp_lease() {
+  local p=${1^^} list=${4-}
+  [ $# -ge 4 ] || list=$(tl_upnp_list)
+  awk -v p="$p" -v m="$2->$LAB_CLIENT_IP:$3" '$2 == p && $3 == m { print $NF; exit }' <<<"$list"
+}
+
+# Every rule of the three miniupnpd chains that names our client (IPv4 or IPv6).
+tl_our_rules() {
+  local hex6
+  hex6=$(tl__hex6 "$LAB_CLIENT_IP6")
+  bash "$TL_LAB_SH" rules --all | grep -E "$LAB_CLIENT_IP|0xc0a84d02|$hex6" | sed -e 's/^[[:space:]]*//'
+}
+
+# An IPv6 address as the 0x... hex miniupnpd writes into its nft rules.
+tl__hex6() {
+  "$TL_PY" -c 'import ipaddress, sys; print("0x" + ipaddress.IPv6Address(sys.argv[1]).packed.hex())' "$1"
+}
+
+# tl_has_pinhole6 PROTO PORT: an IPv6 pinhole (accept rule in chain miniupnpd) to our
+# client's IPv6 address, e.g. iif "wan0" th dport 9200 @nh,192,128 0xfd70... @nh,48,8 0x6 accept
+tl_has_pinhole6() {
+  local hex hex6
+  hex=$(tl__proto_hex "$1")
+  hex6=$(tl__hex6 "$LAB_CLIENT_IP6")
+  ip netns exec "$LAB_GW_NS" nft list chain inet filter miniupnpd |
+    grep -F "th dport $2 " | grep -F "@nh,192,128 $hex6 " | grep -qF "@nh,48,8 $hex accept"
+}
+
+# tl_eport FILE PROTO PORT [EVENT]: external port of the first EVENT (default mapped) line
+# of that mapping in a keep output file; nothing (status 1) when there is none yet.
+tl_eport() {
+  tl_jsonl find "$1" "${4:-mapped}" external_port protocol="$2" internal_port="$3" 2>/dev/null
+}
+
+# tl_sample FILE KEY PROTO EXT INT [upnp]: append one router sample "TIME KEY present|absent
+# LEASE" (LEASE from upnpc -l with "upnp", else -). EXT empty = not mapped yet: absent.
+tl_sample() {
+  local f=$1 key=$2 proto=$3 ext=$4 int=$5 how=${6:-} now state=absent lease=-
+  now=$EPOCHREALTIME
+  if [ -n "$ext" ] && tl_has_rule "$proto" "$ext" "$int"; then state=present; fi
+  if [ "$how" = upnp ] && [ -n "$ext" ]; then
+    lease=$(tl_upnp_lease "$proto" "$ext" "$int")
+    [ -n "$lease" ] || lease=none
+  fi
+  printf '%s %s %s %s\n' "$now" "$key" "$state" "$lease" >>"$f"
+}
+
+tl_keepcheck() { "$TL_PY" "$TL_DIR/keepcheck.py" "$@"; }
+
+# tl_add NAME SPEC ARGS...: `portmap add SPEC --json ARGS` in the client namespace, bounded;
+# output in $TL_TMP/NAME.out / .err, shown. Sets TL_RC and TL_MS (wall time).
+tl_add() {
+  local name=$1 spec=$2 start
+  shift 2
+  tl_log "[$name] portmap add $spec --json $*"
+  start=$EPOCHREALTIME
+  tl_client 30 "$PORTMAP" add "$spec" --json "$@" >"$TL_TMP/$name.out" 2>"$TL_TMP/$name.err"
+  TL_RC=$?
+  TL_MS=$(tl_ms "$start")
+  tl_log "[$name] exited $TL_RC after $TL_MS ms"
+  tl_show "$TL_TMP/$name.out" "$TL_TMP/$name.err"
+}
+
+# tl_has_dnat_to PROTO EXT ADDR:PORT: a DNAT rule on the router to any internal host.
+tl_has_dnat_to() {
+  local hex
+  hex=$(tl__proto_hex "$1")
+  tl_rules | grep -F "@nh,72,8 $hex " | grep -qF "dport $2 dnat ip to $3"
+}

@@ -888,6 +888,7 @@ static void test_A9_decoder_total_on_mutations(void **state) {
   uint32_t x = 12345;
   for (int iter = 0; iter < 200000; iter++) {
     uint8_t b[PCP_MAX_PACKET + 8];
+    memset(b, 0, sizeof b); /* a longer length reads defined zeros */
     memcpy(b, seed, seed_len);
     size_t len = seed_len;
     for (int k = 0; k < 4; k++) {
