@@ -731,12 +731,20 @@ static void read_fd(pcp_state_t *st, int fd, pcp_server_t *srv, uint64_t now) {
 /* ---------- vtable ---------- */
 
 /* The probe's ANNOUNCE is sent twice within the budget (C1 allows a LAN
- * probe a shorter schedule); the core's budget ends it. */
+ * probe a shorter schedule); at the budget's end PCP says "no answer"
+ * itself, so the core waits longer only for a backend that is mid-answer. */
 static void on_probe_timer(portmap_timer_t *t, uint64_t now) {
   pcp_server_t *s = t->ctx;
-  (void)now;
-  if (s->probe_outstanding)
-    server_send(s, s->probe_pkt, s->probe_len); /* C4: identical */
+  portmap_client_t *c = s->st->c;
+  if (!s->probe_outstanding)
+    return;
+  uint64_t end = s->probe_sent_ms + c->cfg.probe_timeout_ms;
+  if (now >= end) {
+    probe_report(s, 0, PORTMAP_ERR_TIMEOUT, -1, now); /* Q22: dropped silently */
+    return;
+  }
+  server_send(s, s->probe_pkt, s->probe_len); /* C4: identical */
+  portmap_sched_push(&c->sched, &s->probe_timer, end);
 }
 
 static void pcp_probe(void *state, uint64_t now) {
