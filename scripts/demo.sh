@@ -49,6 +49,22 @@ in_lab() {
   say "The router's port mappings are its nftables DNAT rules (chain prerouting_miniupnpd):"
   show_rules
 
+  step "portmap-probe: what does this router speak? (PCP, NAT-PMP and UPnP asked at once)"
+  show "portmap-probe"
+  local probe
+  probe=$(dirname "$pm")/portmap-probe
+  if [ -x "$probe" ]; then
+    timeout 30 ip netns exec "$LAB_CLIENT_NS" "$probe" 2>&1 | indent
+    rc=${PIPESTATUS[0]}
+    if [ "$rc" -ne 0 ]; then
+      bad "portmap-probe exited $rc"
+      return 1
+    fi
+    ok "exit 0: at least one protocol works"
+  else
+    say "(portmap-probe not built)"
+  fi
+
   step "portmap add: one mapping, printed, then the tool exits"
   show "portmap add 8080/tcp --lifetime 6 --gateway $LAB_GW_LAN_IP --json"
   local out
