@@ -1,30 +1,48 @@
 /*
  * The UPnP-IGD backend: our own non-blocking SSDP discovery on the
- * scheduler's thread, and miniupnpc's blocking HTTP/SOAP on one worker
+ * scheduler's thread, and the blocking HTTP/SOAP exchanges on one worker
  * thread per client.
  *
- * Threads. Every function here except worker_main()/run_call() runs on the
- * scheduler's thread with the client lock held. Blocking work is one
- * "call" (one HTTP exchange: fetch the root description, or one SOAP
- * action), handed to the worker one at a time -- which also serialises
- * SOAP per gateway (ROUTER-QUIRKS Q20). The worker posts the finished call
- * back through a pipe whose read end is one of fds(); readable() picks it
- * up. A call's inputs are written before hand-off and only read by the
- * worker; its outputs belong to the worker until the call comes back. The
- * worker never touches the client.
+ * Threads. Every function here except the worker's (the section "the
+ * worker" below) runs on the scheduler's thread with the client lock held. Blocking work is one
+ * "call" (one HTTP exchange: fetch the root description, or one SOAP action), handed to the worker
+ * one at a time -- which also serialises SOAP per gateway (ROUTER-QUIRKS Q20). The worker posts the
+ * finished call back through a pipe whose read end is one of fds(); readable() picks it up. A
+ * call's inputs are written before hand-off and only read by the worker; its outputs belong to the
+ * worker until the call comes back.
  *
- * Bounds. miniupnpc's own socket timeouts (3 s connect, 5 s per read)
- * bound each call inside the worker; on our side a watchdog of
- * cfg.upnp_timeout_ms per call reports TIMEOUT and the late result is
- * discarded (except that a late successful add is deleted again, Q10).
- * Destroy joins the worker, so it can wait for the one call in progress.
+ * The worker's context (upnp_worker_t: the hand-off slots, their lock, the
+ * pipes) is allocated apart from the backend state and counted: the state
+ * holds one reference, the thread the other. The worker never touches the
+ * client, a mapping or the scheduler. destroy() never waits for the
+ * network: it marks the context orphaned, hands the worker the deletes
+ * that must still reach the gateway (Q10, at most UPNP_ORPHAN_JOBS_MAX),
+ * aborts a query in progress, joins the thread only when it is about to
+ * leave anyway (UPNP_JOIN_WAIT_MS) and otherwise detaches it; the last
+ * reference frees the context.
+ *
+ * Bounds. Every call is bounded in time and size: the worker does its own
+ * non-blocking I/O (connect, send and receive under one deadline; the
+ * description capped at PORTMAP_UPNP_DESC_MAX, a SOAP reply at
+ * UPNP_SOAP_REPLY_MAX, headers at UPNP_HTTP_HEAD_MAX). The deadline is
+ * cfg.upnp_timeout_ms, and UPNP_LATE_ADD_MS more for an add, so that a
+ * late answer is still heard and undone (Q10). miniupnpc still writes every
+ * SOAP request and parses every reply, but its own transport cannot be
+ * bounded: it limits each recv() to 5 s, never the exchange, and reads a
+ * body of any size. So simpleUPnPcommand() writes the request into a
+ * socketpair that already holds an empty reply (soap_request()) and we send
+ * the octets ourselves. miniupnpc API 19 dropped that socket argument:
+ * built against it, SOAP goes through miniupnpc's transport and only the
+ * watchdog bounds it on our side. The watchdog, cfg.upnp_timeout_ms per
+ * call on the scheduler, reports TIMEOUT; a result that comes back later
+ * is discarded (except that a late successful add is deleted again, Q10).
  *
  * Discovery (per client, shared by every mapping, the probe and list):
  *   SSDP    M-SEARCH per search target, unicast to the gateway (and
  *           multicast when allowed, Q3); replies from any port of the
  *           gateway (Q1), other hosts only as a fallback (Q4), one
  *           candidate per LOCATION (Q25)
- *   DESCRIBE fetch a candidate's root description (miniwget) and list its
+ *   DESCRIBE fetch a candidate's root description (our bounded GET) and list its
  *           WAN connection services (Q6, Q28, Q29)
  *   EVAL    GetStatusInfo + GetExternalIPAddress per service, in Q6
  *           order; the first connected one with a public address wins,
@@ -47,7 +65,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -55,12 +75,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <miniupnpc/miniupnpc.h>
-#include <miniupnpc/miniwget.h>
 #include <miniupnpc/upnpcommands.h>
 #include <miniupnpc/upnperrors.h>
+#include <miniupnpc/upnpreplyparse.h>
 
 #include "internal.h"
 #include "netutil.h"
@@ -77,10 +98,20 @@
 #define UPNP_MAX_READS 64
 #define UPNP_DESC_ESCAPED_MAX 512 /* miniupnpc's SOAP body is 2048 octets */
 #define UPNP_DEFAULT_DESCRIPTION "libportmap"
+#define UPNP_DEFAULT_TIMEOUT_MS 2000u
+#define UPNP_HTTP_HEAD_MAX 8192u          /* status line and headers of a reply */
+#define UPNP_SOAP_REPLY_MAX (64u * 1024u) /* body of a SOAP reply */
+#define UPNP_SOAP_REQUEST_MAX 4096u       /* miniupnpc's headers and 2048-octet body */
+#define UPNP_ORPHAN_JOBS_MAX 16u          /* deletes a destroyed client leaves to the worker */
+#define UPNP_JOIN_WAIT_MS 100u            /* destroy waits this long for an idle worker */
+#define UPNP_LATE_ADD_MS 5000u            /* an add may answer this much past the watchdog */
+#define UPNP_USER_AGENT "Linux UPnP/1.1 libportmap"
 
 /* Our own pseudo result codes, beside miniupnpc's UPNPCOMMAND_* (< 0). */
-#define UPNP_RC_TIMEOUT (-1000) /* the watchdog gave up */
-#define UPNP_RC_SYSTEM (-1001)  /* no worker (thread or pipe creation failed) */
+#define UPNP_RC_TIMEOUT (-1000)   /* the watchdog or the worker's deadline gave up */
+#define UPNP_RC_SYSTEM (-1001)    /* no worker (thread or pipe creation failed) */
+#define UPNP_RC_ABORTED (-1002)   /* the client went away during a query */
+#define UPNP_RC_TOO_LARGE (-1003) /* the reply outgrew its bound */
 
 /* UPnP error codes (IGD WANIPConnection:2 section 2.4, UDA 3.2.2) */
 #define UPNP_E_INVALID_ACTION 401
@@ -96,6 +127,7 @@
 
 typedef struct upnp_state upnp_state_t;
 typedef struct upnp_map upnp_map_t;
+typedef struct upnp_worker upnp_worker_t;
 
 enum call_kind {
   CALL_DESCRIBE, /* GET the root description and scan it */
@@ -111,7 +143,7 @@ enum call_kind {
 enum call_purpose { FOR_MAP, FOR_DISCOVERY, FOR_LIST, FOR_CLEANUP };
 
 typedef struct upnp_call {
-  /* the scheduler thread's */
+  /* the scheduler thread's (st is never read by the worker) */
   struct upnp_call *qnext;
   upnp_state_t *st;
   enum call_kind kind;
@@ -132,10 +164,9 @@ typedef struct upnp_call {
   char lease[12];
   char index[8];
   /* outputs: the worker's until the call comes back */
-  struct upnp_call *wnext;
+  struct upnp_call *wnext; /* under the worker's lock */
   int rc;
   int http_status;
-  char lanaddr[64];
   portmap_upnp_desc_t *descr;
   char o_status[72], o_lasterr[72], o_extip[72], o_reserved[16];
   char o_client[72], o_port[16], o_desc[96], o_enabled[16], o_lease[24];
@@ -234,14 +265,25 @@ struct upnp_state {
   int list_active, list_waiting;
   portmap_list_entry_t *list;
   size_t list_n;
-  /* the worker */
-  int thread_up;
+  upnp_worker_t *w; /* NULL until the first call */
+};
+
+/* Everything the worker touches besides the calls themselves. One
+ * reference is the backend state's, one the thread's; the last frees it. */
+struct upnp_worker {
+  pthread_mutex_t mu;
+  pthread_cond_t cv; /* work for the thread; the thread's exit for destroy */
+  int refs;
+  int orphaned; /* the backend state is gone: send `last`, then leave */
+  int exited;   /* the thread is leaving worker_main() */
+  uint32_t timeout_ms;
+  upnp_call_t *todo;    /* handed over, not started (one at a time) */
+  upnp_call_t *running; /* in run_call() */
+  upnp_call_t *done;    /* finished, not yet collected (wnext) */
+  upnp_call_t *last;    /* once orphaned: the deletes still to send (wnext) */
+  int result_pipe[2];   /* [1] written by the thread, [0] one of fds() */
+  int abort_pipe[2];    /* [1] written once by destroy: drop the query in progress */
   pthread_t thread;
-  pthread_mutex_t wmu;
-  pthread_cond_t wcv;
-  upnp_call_t *w_todo, *w_done;
-  int w_stop;
-  int pipe[2];
 };
 
 static void disc_start(upnp_state_t *st, uint64_t now);
@@ -284,6 +326,10 @@ static const char *rc_text(int rc, char *buf, size_t cap) {
     snprintf(buf, cap, "OK");
   else if (rc == UPNP_RC_TIMEOUT)
     snprintf(buf, cap, "timed out");
+  else if (rc == UPNP_RC_TOO_LARGE)
+    snprintf(buf, cap, "reply too large");
+  else if (rc == UPNP_RC_ABORTED)
+    snprintf(buf, cap, "abandoned");
   else if (rc == UPNPCOMMAND_HTTP_ERROR)
     snprintf(buf, cap, "HTTP failure");
   else if (rc < 0)
@@ -394,113 +440,767 @@ static int ensure_local(upnp_state_t *st) {
 
 /* ---------- the worker ---------- */
 
-/* miniupnpc's HTTP GET; its signature grew a status code in API 16. */
-static char *fetch_url(const char *url, int *size, char *lanaddr, int lanaddr_len, int *status) {
-#if MINIUPNPC_API_VERSION >= 16
-  return miniwget_getaddr(url, size, lanaddr, lanaddr_len, 0, status);
+/* From here to worker_main(): the worker's side. It reads a call's inputs,
+ * writes its outputs and touches nothing but the worker's context (destroy
+ * shares undo_add() and the freeing helpers, under the worker's lock or
+ * once the worker is gone); never the client, a mapping or the scheduler. */
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The bounds of one exchange: a deadline for all of it, and for a query
+ * the abort pipe that destroy writes when nobody wants the answer. */
+typedef struct upnp_io {
+  uint64_t deadline; /* CLOCK_MONOTONIC, ms */
+  int abort_fd;      /* -1: runs to its deadline */
+} upnp_io_t;
+
+/* Wait until fd is ready for events. 0, UPNP_RC_TIMEOUT, UPNP_RC_ABORTED
+ * or UPNPCOMMAND_HTTP_ERROR. */
+static int io_wait(const upnp_io_t *io, int fd, short events) {
+  for (;;) {
+    uint64_t now = mono_ms();
+    if (now >= io->deadline)
+      return UPNP_RC_TIMEOUT;
+    uint64_t left = io->deadline - now;
+    struct pollfd p[2];
+    p[0].fd = fd;
+    p[0].events = events;
+    p[0].revents = 0;
+    p[1].fd = io->abort_fd;
+    p[1].events = POLLIN;
+    p[1].revents = 0;
+    int n = poll(p, io->abort_fd >= 0 ? 2 : 1, left > INT_MAX ? INT_MAX : (int)left);
+    if (n < 0 && errno != EINTR)
+      return UPNPCOMMAND_HTTP_ERROR;
+    if (n > 0 && p[1].revents != 0)
+      return UPNP_RC_ABORTED;
+    if (n > 0 && p[0].revents != 0)
+      return 0;
+  }
+}
+
+/* A non-blocking connect to the URL's literal address, within the deadline. */
+static int io_connect(const upnp_io_t *io, const portmap_ssdp_url_t *u, int *out) {
+  struct sockaddr_storage ss;
+  socklen_t sl = portmap_net_to_sockaddr(u->addr, u->port, 0, &ss);
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return UPNPCOMMAND_HTTP_ERROR;
+  if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {
+    if (errno != EINPROGRESS && errno != EINTR) {
+      close(fd);
+      return UPNPCOMMAND_HTTP_ERROR;
+    }
+    int rc = io_wait(io, fd, POLLOUT);
+    int err = 0;
+    socklen_t el = sizeof err;
+    if (rc == 0 && (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0))
+      rc = UPNPCOMMAND_HTTP_ERROR; /* refused, unreachable */
+    if (rc != 0) {
+      close(fd);
+      return rc;
+    }
+  }
+  *out = fd;
+  return 0;
+}
+
+static int io_send(const upnp_io_t *io, int fd, const char *buf, size_t len) {
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += (size_t)n;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      int rc = io_wait(io, fd, POLLOUT);
+      if (rc != 0)
+        return rc;
+    } else if (n == 0 || errno != EINTR) {
+      return UPNPCOMMAND_HTTP_ERROR;
+    }
+  }
+  return 0;
+}
+
+typedef struct http_reply {
+  int status;
+  char *body; /* NUL-terminated, malloc'd */
+  size_t len;
+} http_reply_t;
+
+static int hex_digit(char ch) {
+  if (ch >= '0' && ch <= '9')
+    return ch - '0';
+  if (ch >= 'a' && ch <= 'f')
+    return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F')
+    return ch - 'A' + 10;
+  return -1;
+}
+
+/* The chunked transfer coding (RFC 9112 section 7.1), decoded in place
+ * as the octets arrive: the decoded body never runs ahead of the input. */
+enum {
+  CH_SIZE,
+  CH_EXT,
+  CH_SIZE_LF,
+  CH_DATA,
+  CH_DATA_CR,
+  CH_DATA_LF,
+  CH_TRAILER,
+  CH_TRAILER_LF,
+  CH_DONE,
+  CH_BAD
+};
+
+typedef struct dechunk {
+  int state;
+  size_t left;   /* chunk octets still to come */
+  size_t digits; /* of the chunk size */
+  size_t line;   /* octets of the current extension or trailer line */
+} dechunk_t;
+
+static void dechunk(dechunk_t *d, char *buf, size_t *in, size_t have, size_t *out) {
+  while (*in < have && d->state != CH_DONE && d->state != CH_BAD) {
+    char ch = buf[*in];
+    if (d->state == CH_DATA) {
+      size_t n = have - *in < d->left ? have - *in : d->left;
+      memmove(buf + *out, buf + *in, n);
+      *out += n;
+      *in += n;
+      d->left -= n;
+      if (d->left == 0)
+        d->state = CH_DATA_CR;
+      continue;
+    }
+    (*in)++;
+    switch (d->state) {
+    case CH_SIZE:
+      if (hex_digit(ch) >= 0 && d->digits < 8) { /* at most 4 GiB: far past any cap */
+        d->left = d->left * 16u + (size_t)hex_digit(ch);
+        d->digits++;
+      } else if (d->digits > 0 && (ch == ';' || ch == ' ' || ch == '\t')) {
+        d->state = CH_EXT;
+        d->line = 0;
+      } else if (d->digits > 0 && ch == '\r') {
+        d->state = CH_SIZE_LF;
+      } else {
+        d->state = CH_BAD;
+      }
+      break;
+    case CH_EXT:
+      if (ch == '\r')
+        d->state = CH_SIZE_LF;
+      else if (++d->line > 256)
+        d->state = CH_BAD;
+      break;
+    case CH_SIZE_LF:
+      d->line = 0;
+      d->state = ch != '\n' ? CH_BAD : d->left > 0 ? CH_DATA : CH_TRAILER;
+      break;
+    case CH_DATA_CR:
+      d->state = ch == '\r' ? CH_DATA_LF : CH_BAD;
+      break;
+    case CH_DATA_LF:
+      d->state = ch == '\n' ? CH_SIZE : CH_BAD;
+      d->digits = 0;
+      break;
+    case CH_TRAILER:
+      if (ch == '\r')
+        d->state = CH_TRAILER_LF;
+      else if (++d->line > 1024)
+        d->state = CH_BAD;
+      break;
+    case CH_TRAILER_LF:
+      d->state = ch != '\n' ? CH_BAD : d->line == 0 ? CH_DONE : CH_TRAILER;
+      d->line = 0;
+      break;
+    default:
+      break;
+    }
+  }
+}
+
+static int header_is(const char *line, size_t len, const char *name, const char **value,
+                     size_t *vlen) {
+  size_t n = strlen(name);
+  if (len <= n || line[n] != ':' || strncasecmp(line, name, n) != 0)
+    return 0;
+  const char *v = line + n + 1, *end = line + len;
+  while (v < end && (*v == ' ' || *v == '\t'))
+    v++;
+  while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+    end--;
+  *value = v;
+  *vlen = (size_t)(end - v);
+  return 1;
+}
+
+/* Status line and the two headers that frame the body. head ends with the
+ * empty line. Returns 0 or UPNPCOMMAND_INVALID_RESPONSE. */
+static int parse_head(const char *head, size_t len, int *status, long long *clen, int *chunked) {
+  if (len < 12 || strncmp(head, "HTTP/1.", 7) != 0 || head[8] != ' ')
+    return UPNPCOMMAND_INVALID_RESPONSE;
+  int code = 0;
+  for (size_t i = 9; i < 12; i++) {
+    if (head[i] < '0' || head[i] > '9')
+      return UPNPCOMMAND_INVALID_RESPONSE;
+    code = code * 10 + (head[i] - '0');
+  }
+  *status = code;
+  *clen = -1;
+  *chunked = 0;
+  const char *p = memchr(head, '\n', len);
+  const char *end = head + len;
+  while (p != NULL && p + 1 < end) {
+    const char *line = p + 1;
+    p = memchr(line, '\n', (size_t)(end - line));
+    size_t ll = (size_t)((p != NULL ? p : end) - line);
+    if (ll > 0 && line[ll - 1] == '\r')
+      ll--;
+    const char *v;
+    size_t vl;
+    if (header_is(line, ll, "Content-Length", &v, &vl)) {
+      long long n = 0;
+      if (vl == 0 || vl > 12)
+        return UPNPCOMMAND_INVALID_RESPONSE;
+      for (size_t i = 0; i < vl; i++) {
+        if (v[i] < '0' || v[i] > '9')
+          return UPNPCOMMAND_INVALID_RESPONSE;
+        n = n * 10 + (v[i] - '0');
+      }
+      if (*clen >= 0 && *clen != n)
+        return UPNPCOMMAND_INVALID_RESPONSE; /* two framings: trust neither */
+      *clen = n;
+    } else if (header_is(line, ll, "Transfer-Encoding", &v, &vl)) {
+      for (size_t i = 0; i + 7 <= vl; i++)
+        if (strncasecmp(v + i, "chunked", 7) == 0)
+          *chunked = 1;
+    }
+  }
+  if (*chunked)
+    *clen = -1; /* RFC 9112 section 6.3: the coding wins */
+  return 0;
+}
+
+/* Read one HTTP response: headers, then a body of at most cap octets
+ * framed by Content-Length, the chunked coding or the end of the stream.
+ * A Content-Length above cap is refused before any of the body is read. */
+static int io_read_reply(const upnp_io_t *io, int fd, size_t cap, http_reply_t *r) {
+  size_t max = UPNP_HTTP_HEAD_MAX + cap + 1; /* the octet past cap proves "too large" */
+  size_t bufcap = 4096, have = 0, scanned = 0, in = 0, out = 0;
+  int head_done = 0, chunked = 0, rc = UPNPCOMMAND_HTTP_ERROR;
+  long long clen = -1;
+  dechunk_t d;
+  memset(&d, 0, sizeof d);
+  char *buf = malloc(bufcap + 1);
+  if (buf == NULL)
+    return UPNPCOMMAND_MEM_ALLOC_ERROR;
+  for (;;) {
+    if (have == bufcap) {
+      if (bufcap >= max) {
+        rc = UPNP_RC_TOO_LARGE;
+        goto done;
+      }
+      size_t grown = bufcap * 2 < max ? bufcap * 2 : max;
+      char *nb = realloc(buf, grown + 1);
+      if (nb == NULL) {
+        rc = UPNPCOMMAND_MEM_ALLOC_ERROR;
+        goto done;
+      }
+      buf = nb;
+      bufcap = grown;
+    }
+    ssize_t n = recv(fd, buf + have, bufcap - have, 0);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        rc = UPNPCOMMAND_HTTP_ERROR;
+        goto done;
+      }
+      rc = io_wait(io, fd, POLLIN);
+      if (rc != 0)
+        goto done;
+      continue;
+    }
+    if (n == 0) { /* the end of the stream */
+      if (!head_done || (chunked && d.state != CH_DONE) || (clen >= 0 && out < (size_t)clen))
+        rc = UPNPCOMMAND_HTTP_ERROR; /* cut short */
+      else
+        rc = 0;
+      goto done;
+    }
+    have += (size_t)n;
+    if (!head_done) {
+      const char *eoh = NULL;
+      for (size_t i = scanned; i + 4 <= have && eoh == NULL; i++)
+        if (memcmp(buf + i, "\r\n\r\n", 4) == 0)
+          eoh = buf + i + 4;
+      if (eoh == NULL) {
+        if (have > UPNP_HTTP_HEAD_MAX) {
+          rc = UPNP_RC_TOO_LARGE;
+          goto done;
+        }
+        scanned = have > 3 ? have - 3 : 0;
+        continue;
+      }
+      size_t hl = (size_t)(eoh - buf);
+      rc = parse_head(buf, hl, &r->status, &clen, &chunked);
+      if (rc != 0)
+        goto done;
+      if (clen > (long long)cap) {
+        rc = UPNP_RC_TOO_LARGE;
+        goto done;
+      }
+      memmove(buf, buf + hl, have - hl); /* keep the body only */
+      have -= hl;
+      head_done = 1;
+    }
+    if (chunked) {
+      dechunk(&d, buf, &in, have, &out);
+      memmove(buf + out, buf + in, have - in);
+      have = out + (have - in);
+      in = out;
+      if (d.state == CH_BAD) {
+        rc = UPNPCOMMAND_INVALID_RESPONSE;
+        goto done;
+      }
+    } else {
+      out = have;
+    }
+    if (out > cap) {
+      rc = UPNP_RC_TOO_LARGE;
+      goto done;
+    }
+    if ((chunked && d.state == CH_DONE) || (!chunked && clen >= 0 && out >= (size_t)clen)) {
+      if (clen >= 0)
+        out = (size_t)clen; /* octets past the body are not ours */
+      rc = 0;
+      goto done;
+    }
+  }
+done:
+  if (rc != 0) {
+    free(buf);
+    return rc;
+  }
+  buf[out] = '\0';
+  r->body = buf;
+  r->len = out;
+  return 0;
+}
+
+/* Connect, send the request, read the reply: one deadline for it all. */
+static int http_exchange(const upnp_io_t *io, const portmap_ssdp_url_t *u, const char *req,
+                         size_t len, size_t cap, http_reply_t *r) {
+  int fd = -1;
+  int rc = io_connect(io, u, &fd);
+  if (rc != 0)
+    return rc;
+  rc = io_send(io, fd, req, len);
+  if (rc == 0)
+    rc = io_read_reply(io, fd, cap, r);
+  close(fd);
+  return rc;
+}
+
+/* The root description, with HTTP/1.0 so that no chunked coding comes back
+ * from a conforming server (it is decoded all the same). */
+static int http_get(const upnp_io_t *io, const char *url, size_t cap, http_reply_t *r) {
+  portmap_ssdp_url_t u;
+  if (portmap_ssdp_url_parse(url, &u) != PORTMAP_SSDP_OK)
+    return UPNPCOMMAND_INVALID_ARGS;
+  char req[PORTMAP_SSDP_URL_MAX + 160];
+  int n = snprintf(req, sizeof req,
+                   "GET %s HTTP/1.0\r\n"
+                   "Host: %s:%u\r\n"
+                   "User-Agent: " UPNP_USER_AGENT "\r\n"
+                   "Connection: close\r\n"
+                   "\r\n",
+                   u.path, u.host, u.port);
+  if (n <= 0 || (size_t)n >= sizeof req)
+    return UPNPCOMMAND_INVALID_ARGS;
+  return http_exchange(io, &u, req, (size_t)n, cap, r);
+}
+
+#if MINIUPNPC_API_VERSION < 19
+/* The octets miniupnpc would send for this action. simpleUPnPcommand()
+ * takes a connected socket (API < 19): we give it one end of a socketpair
+ * whose other end already holds an empty reply and is shut for writing, so
+ * it writes its request, reads that reply at once and returns; nothing
+ * waits. It closes the socket it used, and only that one: whether it did
+ * shows as the end of the stream on our end. */
+static int soap_request(const upnp_call_t *k, const char *action, struct UPNParg *args, char *out,
+                        size_t cap, size_t *len) {
+  static const char empty[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return UPNPCOMMAND_UNKNOWN_ERROR;
+  if (send(sv[1], empty, sizeof empty - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof empty - 1) ||
+      shutdown(sv[1], SHUT_WR) != 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return UPNPCOMMAND_UNKNOWN_ERROR;
+  }
+  int size = 0;
+  free(simpleUPnPcommand(sv[0], k->url, k->service, action, args, &size));
+  size_t have = 0;
+  int closed = 0, overflow = 0;
+  for (;;) {
+    char scratch[256];
+    char *dst = have < cap ? out + have : scratch;
+    ssize_t n = recv(sv[1], dst, have < cap ? cap - have : sizeof scratch, MSG_DONTWAIT);
+    if (n > 0) {
+      if (dst == scratch)
+        overflow = 1; /* cannot be: miniupnpc caps its body at 2048 octets */
+      else
+        have += (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    closed = n == 0;
+    break;
+  }
+  if (!closed)
+    close(sv[0]); /* miniupnpc returned without using it */
+  close(sv[1]);
+  *len = have;
+  /* nothing written: miniupnpc refused the arguments (a body over 2048) */
+  return have > 0 && !overflow ? 0 : UPNPCOMMAND_INVALID_ARGS;
+}
+#endif
+
+/* One SOAP action: the reply parsed into name/value pairs (miniupnpc's
+ * parser). 0 or a UPNPCOMMAND_ / UPNP_RC_ failure. */
+static int soap_call(const upnp_io_t *io, const upnp_call_t *k, const char *action,
+                     struct UPNParg *args, struct NameValueParserData *pdata) {
+#if MINIUPNPC_API_VERSION >= 19
+  (void)io; /* miniupnpc's transport: per recv() timeouts only */
+  int size = 0;
+  char *buf = simpleUPnPcommand(k->url, k->service, action, args, &size);
+  if (buf == NULL)
+    return UPNPCOMMAND_HTTP_ERROR;
+  ParseNameValue(buf, size, pdata);
+  free(buf);
+  return 0;
 #else
-  *status = 200;
-  return miniwget_getaddr(url, size, lanaddr, lanaddr_len, 0);
+  portmap_ssdp_url_t u;
+  if (portmap_ssdp_url_parse(k->url, &u) != PORTMAP_SSDP_OK)
+    return UPNPCOMMAND_INVALID_ARGS;
+  char req[UPNP_SOAP_REQUEST_MAX];
+  size_t len = 0;
+  int rc = soap_request(k, action, args, req, sizeof req, &len);
+  if (rc != 0)
+    return rc;
+  http_reply_t r;
+  rc = http_exchange(io, &u, req, len, UPNP_SOAP_REPLY_MAX, &r);
+  if (rc != 0)
+    return rc;
+  /* as miniupnpc: the status does not matter, a fault carries errorCode */
+  ParseNameValue(r.body, (int)r.len, pdata);
+  free(r.body);
+  return 0;
 #endif
 }
 
-/* One blocking exchange. Reads the call's inputs, writes its outputs. */
-static void run_call(upnp_call_t *k) {
-  unsigned uptime = 0;
-  switch (k->kind) {
-  case CALL_DESCRIBE: {
-    int size = 0, status = 0;
-    char *xml = fetch_url(k->url, &size, k->lanaddr, (int)sizeof k->lanaddr, &status);
-    k->http_status = status;
-    if (xml == NULL) {
-      k->rc = UPNPCOMMAND_HTTP_ERROR;
-      break;
-    }
-    k->descr = calloc(1, sizeof *k->descr);
-    if (k->descr == NULL)
-      k->rc = UPNPCOMMAND_MEM_ALLOC_ERROR;
-    else if (status != 200 || size <= 0 ||
-             portmap_upnp_desc_parse(xml, (size_t)size, k->descr) != PORTMAP_SSDP_OK)
-      k->rc = UPNPCOMMAND_INVALID_RESPONSE;
-    else
-      k->rc = 0;
-    free(xml);
-    break;
+static const char *nv(struct NameValueParserData *p, const char *name) {
+  return GetValueFromNameValueList(p, name);
+}
+
+/* A SOAP fault's UPnP error code wins over everything (as in miniupnpc). */
+static int soap_result(struct NameValueParserData *p, int rc) {
+  const char *e = nv(p, "errorCode");
+  if (e == NULL)
+    return rc;
+  char *end;
+  long v = strtol(e, &end, 10);
+  return end == e || v < INT_MIN || v > INT_MAX ? UPNPCOMMAND_UNKNOWN_ERROR : (int)v;
+}
+
+static void describe(upnp_call_t *k, const upnp_io_t *io) {
+  http_reply_t r;
+  int rc = http_get(io, k->url, PORTMAP_UPNP_DESC_MAX, &r);
+  if (rc != 0) {
+    k->rc = rc;
+    return;
   }
+  k->http_status = r.status;
+  k->descr = calloc(1, sizeof *k->descr);
+  if (k->descr == NULL)
+    k->rc = UPNPCOMMAND_MEM_ALLOC_ERROR;
+  else if (r.status != 200 || r.len == 0 ||
+           portmap_upnp_desc_parse(r.body, r.len, k->descr) != PORTMAP_SSDP_OK)
+    k->rc = UPNPCOMMAND_INVALID_RESPONSE;
+  else
+    k->rc = 0;
+  free(r.body);
+}
+
+/* One exchange: the call's inputs in, its outputs out. The results are
+ * those of miniupnpc's UPNP_* function for the same action. */
+static void run_call(upnp_call_t *k, const upnp_io_t *io) {
+  if (k->kind == CALL_DESCRIBE) {
+    describe(k, io);
+    return;
+  }
+  struct UPNParg a[9];
+  memset(a, 0, sizeof a);
+  a[0].elt = "NewRemoteHost";
+  a[0].val = "";
+  a[1].elt = "NewExternalPort";
+  a[1].val = k->ext_port;
+  a[2].elt = "NewProtocol";
+  a[2].val = k->proto;
+  a[3].elt = "NewInternalPort";
+  a[3].val = k->int_port;
+  a[4].elt = "NewInternalClient";
+  a[4].val = k->client;
+  a[5].elt = "NewEnabled";
+  a[5].val = "1";
+  a[6].elt = "NewPortMappingDescription";
+  a[6].val = k->desc;
+  a[7].elt = "NewLeaseDuration";
+  a[7].val = k->lease;
+  struct NameValueParserData p;
+  memset(&p, 0, sizeof p);
+  int rc = UPNPCOMMAND_UNKNOWN_ERROR;
+  switch (k->kind) {
   case CALL_STATUS:
-    k->rc = UPNP_GetStatusInfo(k->url, k->service, k->o_status, &uptime, k->o_lasterr);
+    rc = soap_call(io, k, "GetStatusInfo", NULL, &p);
+    if (rc != 0)
+      break;
+    copy_str(k->o_status, 64, nv(&p, "NewConnectionStatus"));
+    copy_str(k->o_lasterr, 64, nv(&p, "NewLastConnectionError"));
+    rc = nv(&p, "NewConnectionStatus") != NULL && nv(&p, "NewUptime") != NULL
+             ? 0
+             : UPNPCOMMAND_UNKNOWN_ERROR;
+    rc = soap_result(&p, rc);
     break;
   case CALL_EXTIP:
-    k->rc = UPNP_GetExternalIPAddress(k->url, k->service, k->o_extip);
+    rc = soap_call(io, k, "GetExternalIPAddress", NULL, &p);
+    if (rc != 0)
+      break;
+    copy_str(k->o_extip, 16, nv(&p, "NewExternalIPAddress"));
+    rc = soap_result(&p, nv(&p, "NewExternalIPAddress") != NULL ? 0 : UPNPCOMMAND_UNKNOWN_ERROR);
     break;
   case CALL_ADD:
-    k->rc = UPNP_AddPortMapping(k->url, k->service, k->ext_port, k->int_port, k->client, k->desc,
-                                k->proto, "", k->lease);
-    break;
   case CALL_ADDANY:
-    k->rc = UPNP_AddAnyPortMapping(k->url, k->service, k->ext_port, k->int_port, k->client, k->desc,
-                                   k->proto, "", k->lease, k->o_reserved);
+    rc = soap_call(io, k, k->kind == CALL_ADD ? "AddPortMapping" : "AddAnyPortMapping", a, &p);
+    if (rc != 0)
+      break;
+    if (k->kind == CALL_ADDANY) {
+      copy_str(k->o_reserved, 6, nv(&p, "NewReservedPort"));
+      rc = nv(&p, "NewReservedPort") != NULL ? 0 : UPNPCOMMAND_INVALID_RESPONSE;
+    }
+    rc = soap_result(&p, rc);
     break;
   case CALL_GET:
-    k->rc =
-        UPNP_GetSpecificPortMappingEntry(k->url, k->service, k->ext_port, k->proto, "", k->o_client,
-                                         k->o_port, k->o_desc, k->o_enabled, k->o_lease);
+    a[3].elt = NULL; /* NewRemoteHost, NewExternalPort, NewProtocol */
+    rc = soap_call(io, k, "GetSpecificPortMappingEntry", a, &p);
+    if (rc != 0)
+      break;
+    copy_str(k->o_client, 16, nv(&p, "NewInternalClient"));
+    copy_str(k->o_port, 6, nv(&p, "NewInternalPort"));
+    copy_str(k->o_enabled, 4, nv(&p, "NewEnabled"));
+    copy_str(k->o_desc, 80, nv(&p, "NewPortMappingDescription"));
+    copy_str(k->o_lease, 16, nv(&p, "NewLeaseDuration"));
+    rc = soap_result(&p, nv(&p, "NewInternalClient") != NULL ? 0 : UPNPCOMMAND_UNKNOWN_ERROR);
     break;
   case CALL_DELETE:
-    k->rc = UPNP_DeletePortMapping(k->url, k->service, k->ext_port, k->proto, "");
+    a[3].elt = NULL;
+    rc = soap_call(io, k, "DeletePortMapping", a, &p);
+    if (rc == 0)
+      rc = soap_result(&p, 0);
     break;
   case CALL_LIST:
-    k->rc = UPNP_GetGenericPortMappingEntry(k->url, k->service, k->index, k->o_ext_port,
-                                            k->o_client, k->o_port, k->o_proto, k->o_desc,
-                                            k->o_enabled, k->o_rhost, k->o_lease);
+    a[0].elt = "NewPortMappingIndex";
+    a[0].val = k->index;
+    a[1].elt = NULL;
+    rc = soap_call(io, k, "GetGenericPortMappingEntry", a, &p);
+    if (rc != 0)
+      break;
+    copy_str(k->o_rhost, 64, nv(&p, "NewRemoteHost"));
+    copy_str(k->o_ext_port, 6, nv(&p, "NewExternalPort"));
+    copy_str(k->o_proto, 4, nv(&p, "NewProtocol"));
+    copy_str(k->o_client, 16, nv(&p, "NewInternalClient"));
+    copy_str(k->o_port, 6, nv(&p, "NewInternalPort"));
+    copy_str(k->o_enabled, 4, nv(&p, "NewEnabled"));
+    copy_str(k->o_desc, 80, nv(&p, "NewPortMappingDescription"));
+    copy_str(k->o_lease, 16, nv(&p, "NewLeaseDuration"));
+    rc = nv(&p, "NewExternalPort") != NULL || nv(&p, "NewInternalClient") != NULL
+             ? 0
+             : UPNPCOMMAND_UNKNOWN_ERROR;
+    rc = soap_result(&p, rc);
+    break;
+  case CALL_DESCRIBE:
     break;
   }
+  k->rc = rc;
+  ClearNameValueList(&p);
+}
+
+static int is_query(const upnp_call_t *k) {
+  return k->kind != CALL_ADD && k->kind != CALL_ADDANY && k->kind != CALL_DELETE;
+}
+
+/* Q10: an add that succeeded for a mapping that is gone becomes the
+ * delete that undoes it (the call keeps its URL, service and protocol). */
+static int undo_add(upnp_call_t *k) {
+  if ((k->kind != CALL_ADD && k->kind != CALL_ADDANY) || !k->cleanup || k->rc != 0)
+    return 0;
+  if (k->kind == CALL_ADDANY)
+    copy_str(k->ext_port, sizeof k->ext_port, k->o_reserved);
+  long port = strtol(k->ext_port, NULL, 10);
+  if (port < 1 || port > 65535)
+    return 0;
+  k->kind = CALL_DELETE;
+  k->rc = 0;
+  return 1;
+}
+
+/* Free a call that is off the scheduler (its watchdog is not armed). */
+static void call_release(upnp_call_t *k) {
+  if (k == NULL)
+    return;
+  free(k->descr);
+  free(k);
+}
+
+static void release_chain(upnp_call_t *k) {
+  while (k != NULL) {
+    upnp_call_t *next = k->wnext;
+    call_release(k);
+    k = next;
+  }
+}
+
+static void worker_free(upnp_worker_t *w) {
+  release_chain(w->todo);
+  release_chain(w->done);
+  release_chain(w->last);
+  for (int i = 0; i < 2; i++) {
+    if (w->result_pipe[i] >= 0)
+      close(w->result_pipe[i]);
+    if (w->abort_pipe[i] >= 0)
+      close(w->abort_pipe[i]);
+  }
+  pthread_cond_destroy(&w->cv);
+  pthread_mutex_destroy(&w->mu);
+  free(w);
+}
+
+/* Drop one reference; the last one frees the context. */
+static void worker_unref(upnp_worker_t *w) {
+  pthread_mutex_lock(&w->mu);
+  int last = --w->refs == 0;
+  pthread_mutex_unlock(&w->mu);
+  if (last)
+    worker_free(w);
 }
 
 static void *worker_main(void *arg) {
-  upnp_state_t *st = arg;
-  pthread_mutex_lock(&st->wmu);
+  upnp_worker_t *w = arg;
+  pthread_mutex_lock(&w->mu);
   for (;;) {
-    while (!st->w_stop && st->w_todo == NULL)
-      pthread_cond_wait(&st->wcv, &st->wmu);
-    if (st->w_stop)
-      break;
-    upnp_call_t *k = st->w_todo;
-    st->w_todo = NULL;
-    pthread_mutex_unlock(&st->wmu);
-    run_call(k);
-    pthread_mutex_lock(&st->wmu);
-    k->wnext = st->w_done;
-    st->w_done = k;
-    char b = 1;
-    ssize_t n = write(st->pipe[1], &b, 1);
-    (void)n; /* a full pipe is already readable */
+    while (!w->orphaned && w->todo == NULL)
+      pthread_cond_wait(&w->cv, &w->mu);
+    upnp_call_t *k = w->todo;
+    if (k != NULL)
+      w->todo = NULL;
+    else if ((k = w->last) != NULL)
+      w->last = k->wnext;
+    else
+      break; /* orphaned, and every delete sent */
+    k->wnext = NULL;
+    w->running = k;
+    upnp_io_t io;
+    /* Q10: a late add is still heard (and undone); everything else ends
+     * with the watchdog */
+    io.deadline = mono_ms() + w->timeout_ms +
+                  (k->kind == CALL_ADD || k->kind == CALL_ADDANY ? UPNP_LATE_ADD_MS : 0u);
+    io.abort_fd = !w->orphaned && is_query(k) ? w->abort_pipe[0] : -1;
+    pthread_mutex_unlock(&w->mu);
+    run_call(k, &io);
+    pthread_mutex_lock(&w->mu);
+    w->running = NULL;
+    if (!w->orphaned) {
+      k->wnext = w->done;
+      w->done = k;
+      char b = 1;
+      ssize_t n = write(w->result_pipe[1], &b, 1);
+      (void)n; /* a full pipe is already readable */
+    } else if (undo_add(k)) {
+      k->wnext = w->last; /* nobody else will hear of it: undo it next */
+      w->last = k;
+    } else {
+      call_release(k);
+    }
   }
-  pthread_mutex_unlock(&st->wmu);
+  w->exited = 1;
+  pthread_cond_broadcast(&w->cv);
+  int last = --w->refs == 0;
+  pthread_mutex_unlock(&w->mu);
+  if (last)
+    worker_free(w);
   return NULL;
 }
 
+/* ---------- the worker's context, from the scheduler's side ---------- */
+
+static uint32_t call_limit_ms(const upnp_state_t *st) {
+  return st->c->cfg.upnp_timeout_ms > 0 ? st->c->cfg.upnp_timeout_ms : UPNP_DEFAULT_TIMEOUT_MS;
+}
+
 static int worker_ensure(upnp_state_t *st) {
-  if (st->thread_up)
+  if (st->w != NULL)
     return 0;
-  if (st->pipe[0] < 0 && pipe2(st->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
-    st->pipe[0] = st->pipe[1] = -1;
+  upnp_worker_t *w = calloc(1, sizeof *w);
+  if (w == NULL)
+    return -1;
+  w->result_pipe[0] = w->result_pipe[1] = w->abort_pipe[0] = w->abort_pipe[1] = -1;
+  w->refs = 2;
+  w->timeout_ms = call_limit_ms(st);
+  pthread_condattr_t ca;
+  if (pthread_condattr_init(&ca) != 0) {
+    free(w);
     return -1;
   }
-  if (pthread_create(&st->thread, NULL, worker_main, st) != 0)
+  int ok =
+      pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(&w->cv, &ca) == 0;
+  pthread_condattr_destroy(&ca);
+  if (!ok) {
+    free(w);
     return -1;
-  st->thread_up = 1;
+  }
+  if (pthread_mutex_init(&w->mu, NULL) != 0) {
+    pthread_cond_destroy(&w->cv);
+    free(w);
+    return -1;
+  }
+  if (pipe2(w->result_pipe, O_NONBLOCK | O_CLOEXEC) != 0 ||
+      pipe2(w->abort_pipe, O_NONBLOCK | O_CLOEXEC) != 0 ||
+      pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+    worker_free(w); /* closes only the pipes it finds open */
+    return -1;
+  }
+  st->w = w;
   return 0;
 }
 
 /* ---------- calls ---------- */
 
+/* Free a call of the scheduler's (its watchdog may be armed). */
 static void call_free(upnp_call_t *k) {
   if (k == NULL)
     return;
   portmap_sched_cancel(&k->st->c->sched, &k->watchdog);
-  free(k->descr);
-  free(k);
+  call_release(k);
 }
 
 static void on_watchdog(portmap_timer_t *t, uint64_t now);
@@ -546,12 +1246,11 @@ static void pump(upnp_state_t *st, uint64_t now) {
   if (k == NULL)
     return;
   st->busy = k;
-  uint32_t limit = st->c->cfg.upnp_timeout_ms > 0 ? st->c->cfg.upnp_timeout_ms : 2000u;
-  arm(st, &k->watchdog, now + limit);
-  pthread_mutex_lock(&st->wmu);
-  st->w_todo = k;
-  pthread_cond_signal(&st->wcv);
-  pthread_mutex_unlock(&st->wmu);
+  arm(st, &k->watchdog, now + call_limit_ms(st));
+  pthread_mutex_lock(&st->w->mu);
+  st->w->todo = k;
+  pthread_cond_signal(&st->w->cv);
+  pthread_mutex_unlock(&st->w->mu);
 }
 
 static int submit(upnp_state_t *st, upnp_call_t *k, uint64_t now) {
@@ -565,10 +1264,8 @@ static int submit(upnp_state_t *st, upnp_call_t *k, uint64_t now) {
   else
     st->q_head = k;
   st->q_tail = k;
-  if (st->busy != NULL && st->busy->timed_out && !portmap_timer_pending(&st->stuck)) {
-    uint32_t limit = st->c->cfg.upnp_timeout_ms > 0 ? st->c->cfg.upnp_timeout_ms : 2000u;
-    arm(st, &st->stuck, now + limit); /* the worker is still stuck: bound the wait */
-  }
+  if (st->busy != NULL && st->busy->timed_out && !portmap_timer_pending(&st->stuck))
+    arm(st, &st->stuck, now + call_limit_ms(st)); /* the worker is still stuck: bound the wait */
   pump(st, now);
   return 0;
 }
@@ -669,10 +1366,10 @@ static void on_watchdog(portmap_timer_t *t, uint64_t now) {
   } else if (k->purpose != FOR_MAP) {
     dispatch(st, k, UPNP_RC_TIMEOUT, now);
   }
-  /* The worker is still on it: nothing else goes to the gateway before it
-   * comes back (Q20), but the queue must not wait for ever. */
-  uint32_t limit = st->c->cfg.upnp_timeout_ms > 0 ? st->c->cfg.upnp_timeout_ms : 2000u;
-  arm(st, &st->stuck, now + limit);
+  /* The worker is still on it (its own deadline ends it at about the same
+   * time): nothing else goes to the gateway before it comes back (Q20), but
+   * the queue must not wait for ever. */
+  arm(st, &st->stuck, now + call_limit_ms(st));
 }
 
 /* The worker is stuck in a call that timed out: fail what waits behind it. */
@@ -717,15 +1414,16 @@ static void on_call_back(upnp_state_t *st, upnp_call_t *k, uint64_t now) {
 }
 
 static void drain_worker(upnp_state_t *st, uint64_t now) {
-  if (st->pipe[0] < 0)
+  upnp_worker_t *w = st->w;
+  if (w == NULL)
     return;
   char buf[64];
-  while (read(st->pipe[0], buf, sizeof buf) > 0) {
+  while (read(w->result_pipe[0], buf, sizeof buf) > 0) {
   }
-  pthread_mutex_lock(&st->wmu);
-  upnp_call_t *done = st->w_done;
-  st->w_done = NULL;
-  pthread_mutex_unlock(&st->wmu);
+  pthread_mutex_lock(&w->mu);
+  upnp_call_t *done = w->done;
+  w->done = NULL;
+  pthread_mutex_unlock(&w->mu);
   while (done != NULL) {
     upnp_call_t *k = done;
     done = k->wnext;
@@ -1189,7 +1887,13 @@ static void disc_on_describe(upnp_state_t *st, upnp_call_t *k, int rc, uint64_t 
   d->n_ev = 0;
   d->ev_idx = 0;
   if (rc != 0 || k->descr == NULL) {
-    portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: cannot read the description at %s", location);
+    char why[96];
+    if (rc == UPNPCOMMAND_INVALID_RESPONSE && k->http_status != 200 && !k->timed_out)
+      snprintf(why, sizeof why, "HTTP %d", k->http_status);
+    else
+      rc_text(rc, why, sizeof why);
+    portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: cannot read the description at %s (%s)", location,
+                why);
     d->cand_idx++;
     disc_describe_next(st, now);
     return;
@@ -1787,46 +2491,34 @@ static portmap_status_t upnp_create(portmap_client_t *c, void **state) {
     return PORTMAP_ERR_NOMEM;
   st->c = c;
   st->fd = -1;
-  st->pipe[0] = st->pipe[1] = -1;
-  if (pthread_mutex_init(&st->wmu, NULL) != 0) {
-    free(st);
-    return PORTMAP_ERR_SYSTEM;
-  }
-  if (pthread_cond_init(&st->wcv, NULL) != 0) {
-    pthread_mutex_destroy(&st->wmu);
-    free(st);
-    return PORTMAP_ERR_SYSTEM;
-  }
   portmap_timer_init(&st->disc.timer, on_disc_timer, st);
   portmap_timer_init(&st->stuck, on_stuck, st);
   *state = st;
   return PORTMAP_OK;
 }
 
-static void free_chain(upnp_call_t *k, int worker_list) {
-  while (k != NULL) {
-    upnp_call_t *next = worker_list ? k->wnext : k->qnext;
-    call_free(k);
-    k = next;
+/* At destroy: keep a call for the orphaned worker (at most
+ * UPNP_ORPHAN_JOBS_MAX, the rest counted in *dropped), or free it. */
+static void keep_for_worker(upnp_state_t *st, upnp_call_t *k, int keep, upnp_call_t ***tail,
+                            size_t *n, size_t *dropped) {
+  portmap_sched_cancel(&st->c->sched, &k->watchdog);
+  k->qnext = k->wnext = NULL;
+  if (keep && *n >= UPNP_ORPHAN_JOBS_MAX) {
+    (*dropped)++;
+    keep = 0;
   }
-}
-
-/* Q10 at the very end: deletes that were still waiting, and adds that
- * succeeded for a mapping already gone, run here, synchronously. */
-static void destroy_cleanup(upnp_state_t *st, upnp_call_t *k) {
-  int port = 0;
-  if ((k->kind == CALL_ADD || k->kind == CALL_ADDANY) && k->cleanup && k->rc == 0)
-    port = (int)strtol(k->kind == CALL_ADDANY ? k->o_reserved : k->ext_port, NULL, 10);
-  if (port < 1 || port > 65535 || st->gw.control_url[0] == '\0')
+  if (!keep) {
+    call_release(k);
     return;
-  int rc =
-      UPNP_DeletePortMapping(st->gw.control_url, st->gw.service,
-                             k->kind == CALL_ADDANY ? k->o_reserved : k->ext_port, k->proto, "");
-  if (rc != 0 && rc != UPNP_E_NO_SUCH_ENTRY)
-    portmap_log(st->c, PORTMAP_LOG_WARN, "upnp: could not delete port %d/%s at exit", port,
-                k->proto);
+  }
+  **tail = k;
+  *tail = &k->wnext;
+  (*n)++;
 }
 
+/* Never waits for the network (mappings are already gone, their deletes
+ * were waited for by the caller): the worker gets what must still reach
+ * the gateway and finishes on its own. */
 static void upnp_destroy(void *state) {
   upnp_state_t *st = state;
   if (st == NULL)
@@ -1834,41 +2526,72 @@ static void upnp_destroy(void *state) {
   portmap_client_t *c = st->c;
   portmap_sched_cancel(&c->sched, &st->disc.timer);
   portmap_sched_cancel(&c->sched, &st->stuck);
-  upnp_call_t *todo = NULL, *done = NULL;
-  if (st->thread_up) {
-    pthread_mutex_lock(&st->wmu);
-    st->w_stop = 1;
-    pthread_cond_signal(&st->wcv);
-    pthread_mutex_unlock(&st->wmu);
-    pthread_join(st->thread, NULL); /* bounded by the call in progress */
-  }
-  todo = st->w_todo;
-  done = st->w_done;
-  st->w_todo = st->w_done = NULL;
-  for (upnp_call_t *k = done; k != NULL; k = k->wnext)
-    destroy_cleanup(st, k);
-  for (upnp_call_t *k = st->q_head; k != NULL; k = k->qnext) {
-    if (k->purpose == FOR_CLEANUP && k->kind == CALL_DELETE) {
-      run_call(k);
-      if (k->rc != 0 && k->rc != UPNP_E_NO_SUCH_ENTRY)
-        portmap_log(c, PORTMAP_LOG_WARN, "upnp: could not delete port %s/%s at exit", k->ext_port,
-                    k->proto);
-    }
-  }
-  if (todo != NULL && todo->purpose == FOR_CLEANUP && todo->kind == CALL_DELETE)
-    run_call(todo);
-  call_free(todo);
-  free_chain(done, 1);
-  free_chain(st->q_head, 0);
+  upnp_call_t *jobs = NULL, **tail = &jobs;
+  size_t n = 0, dropped = 0;
+  /* Q10: deletes still queued go; every other call was for the client */
+  upnp_call_t *k = st->q_head;
   st->q_head = st->q_tail = NULL;
+  while (k != NULL) {
+    upnp_call_t *next = k->qnext;
+    keep_for_worker(st, k, k->purpose == FOR_CLEANUP && k->kind == CALL_DELETE, &tail, &n,
+                    &dropped);
+    k = next;
+  }
+  upnp_worker_t *w = st->w;
+  if (w == NULL) {
+    release_chain(jobs); /* nothing was ever sent: none can exist */
+  } else {
+    if (st->busy != NULL) /* it stays with the worker, or is among w->done */
+      portmap_sched_cancel(&c->sched, &st->busy->watchdog);
+    pthread_mutex_lock(&w->mu);
+    k = w->todo;
+    w->todo = NULL;
+    if (k != NULL)
+      keep_for_worker(st, k, k->purpose == FOR_CLEANUP && k->kind == CALL_DELETE, &tail, &n,
+                      &dropped);
+    k = w->done;
+    w->done = NULL;
+    while (k != NULL) {
+      upnp_call_t *next = k->wnext;
+      keep_for_worker(st, k, undo_add(k), &tail, &n, &dropped); /* a late add nobody collected */
+      k = next;
+    }
+    w->last = jobs;
+    w->orphaned = 1;
+    char b = 1;
+    ssize_t wr = write(w->abort_pipe[1], &b, 1); /* ends a query at once */
+    (void)wr;
+    pthread_cond_broadcast(&w->cv);
+    int busy = jobs != NULL || (w->running != NULL && !is_query(w->running));
+    if (!busy) {
+      /* idle, or a query that is being dropped: it leaves at once */
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      ts.tv_nsec += (long)(UPNP_JOIN_WAIT_MS % 1000u) * 1000000L;
+      ts.tv_sec += (time_t)(UPNP_JOIN_WAIT_MS / 1000u) + ts.tv_nsec / 1000000000L;
+      ts.tv_nsec %= 1000000000L;
+      while (!w->exited && pthread_cond_timedwait(&w->cv, &w->mu, &ts) == 0) {
+      }
+    }
+    int exited = w->exited;
+    pthread_mutex_unlock(&w->mu);
+    if (exited)
+      pthread_join(w->thread, NULL); /* past its last lock: returns at once */
+    else
+      pthread_detach(w->thread);
+    worker_unref(w);
+    if (busy)
+      portmap_log(c, PORTMAP_LOG_DEBUG,
+                  "upnp: the worker finishes on its own (%zu delete(s) to send)", n);
+  }
+  if (dropped > 0)
+    portmap_log(c, PORTMAP_LOG_WARN,
+                "upnp: %zu more port(s) to delete at exit than the worker takes (%u): they may "
+                "stay on the gateway",
+                dropped, UPNP_ORPHAN_JOBS_MAX);
   free(st->list);
   if (st->fd >= 0)
     close(st->fd);
-  for (int i = 0; i < 2; i++)
-    if (st->pipe[i] >= 0)
-      close(st->pipe[i]);
-  pthread_cond_destroy(&st->wcv);
-  pthread_mutex_destroy(&st->wmu);
   free(st);
 }
 
@@ -1934,7 +2657,7 @@ static void upnp_detach(void *state, portmap_mapping_t *m) {
 static size_t upnp_fds(void *state, int *fds, size_t cap) {
   upnp_state_t *st = state;
   size_t n = 0;
-  int all[2] = {st->fd, st->pipe[0]};
+  int all[2] = {st->fd, st->w != NULL ? st->w->result_pipe[0] : -1};
   for (size_t i = 0; i < 2; i++) {
     if (all[i] < 0)
       continue;

@@ -218,6 +218,9 @@ typedef struct fake_conn {
   uint64_t due; /* when to answer (Q20) */
   char *out;
   size_t out_len, out_off;
+  int trickle;      /* out goes one octet per trickle_ms, then 'a' for ever */
+  uint64_t next_at; /* the next trickled octet */
+  int big;          /* out is the oversized description */
 } fake_conn_t;
 
 struct fake_upnp {
@@ -244,6 +247,11 @@ struct fake_upnp {
   char delay_action[48]; /* "" = every request */
   int conflict_all;      /* 718 to every port */
   unsigned move_after;   /* 0 = never */
+  char trickle[48];      /* "" off, "rootDesc" or a SOAP action */
+  unsigned trickle_ms;
+  int chunked;     /* replies in the chunked coding */
+  size_t big_size; /* 0 off */
+  int big_length;  /* announce Content-Length */
   uint16_t conflict_port[FAKE_MAX_CONFLICTS];
   int conflict_code[FAKE_MAX_CONFLICTS];
   size_t n_conflicts;
@@ -790,7 +798,83 @@ static int request_complete(fake_conn_t *c, size_t *body_off, size_t *body_len) 
   return c->in_len >= *body_off + need;
 }
 
-static void answer(fake_upnp_t *f, fake_conn_t *c) {
+/* A reply that never ends: a header line one octet at a time. */
+static void start_trickle(fake_upnp_t *f, fake_conn_t *c, uint64_t now) {
+  static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nX-Trickle: ";
+  c->out = malloc(sizeof head);
+  if (c->out == NULL)
+    return;
+  memcpy(c->out, head, sizeof head);
+  c->out_len = sizeof head - 1;
+  c->out_off = 0;
+  c->trickle = 1;
+  c->next_at = now;
+  f->stats.trickles++;
+}
+
+/* The oversized description: a comment padded to big_size octets. */
+static void start_big(fake_upnp_t *f, fake_conn_t *c) {
+  char head[256];
+  int hl = f->big_length ? snprintf(head, sizeof head,
+                                    "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n"
+                                    "Connection: close\r\nContent-Length: %zu\r\n\r\n",
+                                    f->big_size)
+                         : snprintf(head, sizeof head,
+                                    "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n"
+                                    "Connection: close\r\n\r\n");
+  if (hl <= 0 || f->big_size < 32)
+    return;
+  c->out = malloc((size_t)hl + f->big_size);
+  if (c->out == NULL)
+    return;
+  memcpy(c->out, head, (size_t)hl);
+  char *b = c->out + hl;
+  memset(b, 'x', f->big_size);
+  memcpy(b, "<?xml version=\"1.0\"?><!--", 25);
+  memcpy(b + f->big_size - 3, "-->", 3);
+  c->out_len = (size_t)hl + f->big_size;
+  c->out_off = 0;
+  c->big = 1;
+  /* a small send buffer: what we manage to send is what the client read */
+  int sndbuf = 16384;
+  (void)setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+}
+
+/* Re-frame a built reply with the chunked coding (RFC 9112 section 7.1):
+ * 7-octet chunks, an extension on the first, a trailer at the end. */
+static void chunk_reply(fake_conn_t *c) {
+  char *eoh = c->out != NULL ? strstr(c->out, "\r\n\r\n") : NULL;
+  char *cl = c->out != NULL ? strstr(c->out, "Content-Length: ") : NULL;
+  if (eoh == NULL || cl == NULL || cl > eoh)
+    return;
+  char *cl_end = strstr(cl, "\r\n");
+  const char *body = eoh + 4;
+  size_t blen = c->out_len - (size_t)(body - c->out);
+  size_t cap = c->out_len + 64 + blen / 7 * 8 + 64;
+  char *o = malloc(cap);
+  if (o == NULL)
+    return;
+  size_t n = (size_t)(cl - c->out);
+  memcpy(o, c->out, n);
+  n += (size_t)snprintf(o + n, cap - n, "Transfer-Encoding: chunked");
+  memcpy(o + n, cl_end, (size_t)(body - cl_end));
+  n += (size_t)(body - cl_end);
+  for (size_t i = 0; i < blen; i += 7) {
+    size_t len = blen - i < 7 ? blen - i : 7;
+    n += (size_t)snprintf(o + n, cap - n, i == 0 ? "%zx;fake=1\r\n" : "%zx\r\n", len);
+    memcpy(o + n, body + i, len);
+    n += len;
+    memcpy(o + n, "\r\n", 2);
+    n += 2;
+  }
+  n += (size_t)snprintf(o + n, cap - n, "0\r\nX-Trailer: yes\r\n\r\n");
+  free(c->out);
+  c->out = o;
+  c->out_len = n;
+  c->out_off = 0;
+}
+
+static void answer(fake_upnp_t *f, fake_conn_t *c, uint64_t now) {
   size_t off = 0, blen = 0;
   if (!request_complete(c, &off, &blen))
     return;
@@ -803,7 +887,19 @@ static void answer(fake_upnp_t *f, fake_conn_t *c) {
   copy(head, sizeof head, c->in, off);
   char soapact[256] = "";
   header_value(head, "SOAPAction", soapact, sizeof soapact);
-  if (strcmp(method, "GET") == 0 && strcmp(path, "/rootDesc.xml") == 0) {
+  int desc = strcmp(method, "GET") == 0 && strcmp(path, "/rootDesc.xml") == 0;
+  if (f->trickle[0] != '\0' &&
+      ((desc && strcmp(f->trickle, "rootDesc") == 0) ||
+       (!desc && soapact[0] != '\0' && strstr(soapact, f->trickle) != NULL))) {
+    start_trickle(f, c, now);
+    return;
+  }
+  if (desc && f->big_size > 0) {
+    f->stats.desc_gets++;
+    start_big(f, c);
+    return;
+  }
+  if (desc) {
     f->stats.desc_gets++;
     /* substitute the current port for %PORT% */
     char body[16384];
@@ -859,23 +955,55 @@ static void conn_step(fake_upnp_t *f, fake_conn_t *c, short revents, uint64_t no
       return;
     }
   }
+  if (c->trickle) {
+    if (revents & (POLLIN | POLLHUP | POLLERR)) {
+      char scratch[256];
+      ssize_t n = recv(c->fd, scratch, sizeof scratch, MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        f->stats.hangups++; /* the client gave up on us */
+        conn_close(c);
+        return;
+      }
+    }
+    if (now >= c->next_at) {
+      char b = c->out_off < c->out_len ? c->out[c->out_off] : 'a';
+      if (send(c->fd, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1) {
+        c->out_off++;
+        f->stats.trickled++;
+      }
+      c->next_at = now + f->trickle_ms;
+    }
+    return;
+  }
   if (c->complete && c->out == NULL && now >= c->due) {
-    answer(f, c);
+    answer(f, c, now);
+    if (f->chunked && c->out != NULL && !c->trickle && !c->big)
+      chunk_reply(c);
     f->pending--;
+    if (c->trickle)
+      return; /* from now on by the clock */
     if (c->out == NULL) {
       conn_close(c);
       return;
     }
   }
   if (c->out != NULL) {
+    int failed = 0;
     while (c->out_off < c->out_len) {
       ssize_t n =
           send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        failed = 1; /* the client closed before the end */
       if (n <= 0)
         break;
       c->out_off += (size_t)n;
     }
-    if (c->out_off >= c->out_len)
+    if (c->big && (failed || c->out_off >= c->out_len)) {
+      f->stats.big_sent += c->out_off;
+      if (failed)
+        f->stats.hangups++;
+    }
+    if (failed || c->out_off >= c->out_len)
       conn_close(c);
   }
 }
@@ -905,7 +1033,7 @@ static void *fake_main(void *arg) {
       if (f->conns[i].fd < 0)
         continue;
       p[n].fd = f->conns[i].fd;
-      p[n].events = (short)(f->conns[i].out != NULL ? POLLOUT : POLLIN);
+      p[n].events = (short)(f->conns[i].out != NULL && !f->conns[i].trickle ? POLLOUT : POLLIN);
       idx[nc++] = i;
       n++;
     }
@@ -938,9 +1066,10 @@ static void *fake_main(void *arg) {
       if (c->fd == p[3 + k].fd)
         conn_step(f, c, p[3 + k].revents, now);
     }
-    /* delayed answers are due by the clock, not by a socket event */
+    /* delayed answers and trickled octets are due by the clock, not by a socket event */
     for (int i = 0; i < FAKE_UPNP_MAX_CONNS; i++)
-      if (f->conns[i].fd >= 0 && f->conns[i].complete && f->conns[i].out == NULL)
+      if (f->conns[i].fd >= 0 &&
+          ((f->conns[i].complete && f->conns[i].out == NULL) || f->conns[i].trickle))
         conn_step(f, &f->conns[i], 0, now);
     pthread_mutex_unlock(&f->mu);
   }
@@ -1179,6 +1308,29 @@ void fake_upnp_move_now(fake_upnp_t *f) {
 void fake_upnp_wipe(fake_upnp_t *f) {
   pthread_mutex_lock(&f->mu);
   f->n_entries = 0;
+  pthread_mutex_unlock(&f->mu);
+}
+
+void fake_upnp_set_trickle(fake_upnp_t *f, const char *what, unsigned interval_ms) {
+  pthread_mutex_lock(&f->mu);
+  if (what == NULL)
+    f->trickle[0] = '\0';
+  else
+    copy(f->trickle, sizeof f->trickle, what, strlen(what));
+  f->trickle_ms = interval_ms;
+  pthread_mutex_unlock(&f->mu);
+}
+
+void fake_upnp_set_chunked(fake_upnp_t *f, int on) {
+  pthread_mutex_lock(&f->mu);
+  f->chunked = on;
+  pthread_mutex_unlock(&f->mu);
+}
+
+void fake_upnp_set_big_description(fake_upnp_t *f, size_t size, int with_length) {
+  pthread_mutex_lock(&f->mu);
+  f->big_size = size;
+  f->big_length = with_length;
   pthread_mutex_unlock(&f->mu);
 }
 

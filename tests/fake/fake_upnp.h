@@ -104,6 +104,10 @@ typedef struct fake_upnp_stats {
   unsigned overlaps;     /* Q20: a request arrived while another was unanswered */
   unsigned max_pending;  /* most requests unanswered at once */
   unsigned moves;        /* Q13: times the HTTP port moved */
+  unsigned trickles;     /* replies started by fake_upnp_set_trickle() */
+  unsigned trickled;     /* octets trickled, all replies together */
+  unsigned hangups;      /* trickled or oversized replies the client closed early */
+  size_t big_sent;       /* octets of oversized descriptions handed to the kernel */
 } fake_upnp_stats_t;
 
 /** Create and start a fake with a profile. NULL on failure. */
@@ -145,6 +149,19 @@ void fake_upnp_wipe(fake_upnp_t *f);
 /** Q20: answer each HTTP request only after ms milliseconds; with action
  * not NULL only SOAP requests of that action (Q10 tests: a late add). */
 void fake_upnp_set_delay_ms(fake_upnp_t *f, unsigned ms, const char *action);
+/** A gateway that keeps a connection busy for ever: requests for what
+ * ("rootDesc": the description GET; else SOAP requests whose SOAPAction
+ * holds it) are answered one octet every interval_ms, with a header line
+ * that never ends. NULL off. Counted in trickles / trickled / hangups. */
+void fake_upnp_set_trickle(fake_upnp_t *f, const char *what, unsigned interval_ms);
+/** Send every reply (description and SOAP) in the chunked coding, with a
+ * chunk extension and a trailer. */
+void fake_upnp_set_chunked(fake_upnp_t *f, int on);
+/** Serve a root description of size octets (an XML comment), announced by
+ * Content-Length when with_length, else ended by closing; 0 off. The
+ * connection has a 16 KiB send buffer, so big_sent (octets the kernel took)
+ * is what the client read plus the two socket buffers, once it hangs up. */
+void fake_upnp_set_big_description(fake_upnp_t *f, size_t size, int with_length);
 /** Add an entry as if another client made it. Returns 0 or -1 when full. */
 int fake_upnp_add_entry(fake_upnp_t *f, const char *proto, uint16_t ext_port, const char *client,
                         uint16_t int_port, const char *desc, uint32_t lease);

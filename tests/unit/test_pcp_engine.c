@@ -1373,7 +1373,7 @@ static void test_B6_gateway_lost_then_back(void **state) {
 typedef struct rec_h {
   portmap_client_t *c;
   volatile int mapped;
-  volatile int process_status;
+  volatile portmap_status_t process_status;
 } rec_h_t;
 
 static void recursive_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *info,
@@ -1395,7 +1395,7 @@ static void test_callbacks_from_one_thread_at_a_time(void **state) {
   pthread_t th;
   pthread_create(&th, NULL, run_fake, &fr);
   assert_int_equal(portmap_thread_start(h->c), PORTMAP_OK);
-  rec_h_t r = {h->c, 0, -1};
+  rec_h_t r = {h->c, 0, PORTMAP_ERR_STATE};
   portmap_request_t req;
   portmap_request_init(&req);
   req.internal_port = 8000;

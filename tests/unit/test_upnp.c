@@ -1094,6 +1094,260 @@ static void test_description_unreachable(void **state) {
   assert_int_equal(last_ev(h)->info.status, PORTMAP_ERR_UNREACHABLE);
 }
 
+/* ---------- a gateway that never finishes (the worker's bounds) ---------- */
+
+static fake_upnp_stats_t stats(h_t *h) {
+  fake_upnp_stats_t st;
+  fake_upnp_get_stats(h->f, &st);
+  return st;
+}
+
+/* Wait in real time (no client to pump) until cond holds or ms pass. */
+#define WAIT_REAL(cond, ms)                                                                        \
+  do {                                                                                             \
+    uint64_t end_ = real_ms() + (ms);                                                              \
+    while (!(cond) && real_ms() < end_)                                                            \
+      (void)poll(NULL, 0, 5);                                                                      \
+  } while (0)
+
+/* Free the client and return how long it took (real monotonic time). */
+static uint64_t timed_free(h_t *h, portmap_status_t *status) {
+  uint64_t t0 = real_ms();
+  *status = portmap_client_free(h->c);
+  uint64_t took = real_ms() - t0;
+  h->c = NULL;
+  return took;
+}
+
+/* The add trickles one octet every 200 ms for ever: the worker is stuck in
+ * it when the client goes. portmap_client_free() waits destroy_timeout_ms
+ * for the revoke, then returns at once, whatever the worker does (an add
+ * may take UPNP_LATE_ADD_MS past the watchdog in the worker, Q10; the
+ * teardown's fake_upnp_free() ends it sooner). */
+static void test_free_while_add_stuck(void **state) {
+  h_t *h = *state;
+  h->cfg.destroy_timeout_ms = 200;
+  h->cfg.upnp_timeout_ms = 300;
+  fake_upnp_set_trickle(h->f, "AddPortMapping", 200);
+  h_up(h);
+  map_tcp(h, 8000, 600);
+  RUN_UNTIL(h, stats(h).trickles >= 1);
+  assert_int_equal(stats(h).trickles, 1);
+  portmap_status_t st;
+  uint64_t took = timed_free(h, &st);
+  print_message("portmap_client_free() took %llu ms with the worker stuck in an add\n",
+                (unsigned long long)took);
+  assert_true(took < 200 + 300);
+  assert_int_equal(st, PORTMAP_ERR_TIMEOUT); /* the revoke was never confirmed */
+  assert_int_equal(last_ev(h)->event, PORTMAP_EVENT_FAILED);
+  assert_int_equal(last_ev(h)->info.status, PORTMAP_ERR_CANCELLED);
+  assert_int_equal(stats(h).hangups, 0); /* the orphaned worker still waits for it */
+  assert_int_equal(fake_upnp_count(h->f, "AddPortMapping"), 0);
+}
+
+/* The revoke's delete trickles: free returns after destroy_timeout_ms; the
+ * orphaned worker gives that delete up at its deadline (upnp_timeout_ms,
+ * not miniupnpc's 5 s per read), then sends the clean-up delete it was
+ * handed (Q10), gives that up too, and frees itself. */
+static void test_free_while_delete_stuck(void **state) {
+  h_t *h = *state;
+  h->cfg.destroy_timeout_ms = 200;
+  h->cfg.upnp_timeout_ms = 400;
+  h_up(h);
+  mapped(h, map_tcp(h, 8000, 600));
+  fake_upnp_set_trickle(h->f, "DeletePortMapping", 200);
+  uint64_t t0 = real_ms();
+  portmap_status_t st;
+  uint64_t took = timed_free(h, &st);
+  print_message("portmap_client_free() took %llu ms with the worker stuck in a delete\n",
+                (unsigned long long)took);
+  assert_true(took < 200 + 300);
+  assert_int_equal(st, PORTMAP_ERR_TIMEOUT);
+  WAIT_REAL(stats(h).hangups >= 2, 1500);
+  uint64_t both = real_ms() - t0;
+  assert_int_equal(stats(h).trickles, 2);
+  assert_int_equal(stats(h).hangups, 2);
+  assert_true(both >= 2 * 400 - 50 && both < 2 * 400 + 400);
+}
+
+/* The same gateway, healthy again: a new client maps at once, while the
+ * first client's worker is still stuck in its add. */
+static void test_next_client_after_stuck_worker(void **state) {
+  h_t *h = *state;
+  h->cfg.destroy_timeout_ms = 200;
+  h->cfg.upnp_timeout_ms = 500;
+  fake_upnp_set_trickle(h->f, "AddPortMapping", 200);
+  h_up(h);
+  map_tcp(h, 8000, 600);
+  RUN_UNTIL(h, stats(h).trickles >= 1);
+  portmap_status_t st;
+  assert_true(timed_free(h, &st) < 200 + 300);
+  fake_upnp_set_trickle(h->f, NULL, 0);
+  h->n_ev = 0;
+  h_up(h); /* while the old worker is still stuck */
+  const portmap_info_t *i = mapped(h, map_tcp(h, 8000, 600));
+  assert_int_equal(i->external_port, 8000);
+  assert_true(fake_upnp_find(h->f, "TCP", 8000, NULL));
+  assert_int_equal(stats(h).hangups, 0); /* the old worker is still in its add */
+}
+
+/* Q10 at the end: the add is answered (successfully) 500 ms late, after
+ * free gave up on it; the orphaned worker undoes it on its own. */
+static void test_orphan_worker_undoes_late_add(void **state) {
+  h_t *h = *state;
+  h->cfg.destroy_timeout_ms = 200;
+  h->cfg.upnp_timeout_ms = 1000;
+  fake_upnp_set_delay_ms(h->f, 500, "AddPortMapping");
+  h_up(h);
+  map_tcp(h, 8000, 600);
+  RUN_UNTIL(h, log_count(h, "GetExternalIPAddress() -> OK") >= 2); /* the add is on its way */
+  portmap_status_t st;
+  uint64_t took = timed_free(h, &st);
+  assert_true(took < 200 + 300);
+  assert_int_equal(st, PORTMAP_ERR_TIMEOUT);
+  WAIT_REAL(fake_upnp_count(h->f, "AddPortMapping") >= 1 &&
+                fake_upnp_count(h->f, "DeletePortMapping") >= 1,
+            1500);
+  assert_int_equal(fake_upnp_count(h->f, "AddPortMapping"), 1);
+  assert_int_equal(fake_upnp_count(h->f, "DeletePortMapping"), 1);
+  assert_int_equal(fake_upnp_find(h->f, "TCP", 8000, NULL), 0);
+}
+
+void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_t gw4[16],
+                                    int have6, const uint8_t gw6[16], unsigned scope6,
+                                    uint64_t now);
+
+/* B6 with a stuck worker: the core's gateway change (destroy + create on
+ * the scheduler's thread, lock held) returns at once, and the mapping is
+ * made again through the new backend state. */
+static void test_gateway_change_while_stuck(void **state) {
+  h_t *h = *state;
+  h->cfg.upnp_timeout_ms = 300;
+  fake_upnp_set_trickle(h->f, "AddPortMapping", 200);
+  h_up(h);
+  map_tcp(h, 8000, 600);
+  RUN_UNTIL(h, stats(h).trickles >= 1);
+  assert_int_equal(stats(h).trickles, 1);
+  const uint8_t gw[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+  const uint8_t none[16] = {0};
+  fake_upnp_set_trickle(h->f, NULL, 0);
+  uint64_t t0 = real_ms();
+  portmap_client_gateway_changed(h->c, 1, gw, 0, none, 0, h_clock(h));
+  uint64_t took = real_ms() - t0;
+  print_message("the gateway change took %llu ms with the worker stuck\n",
+                (unsigned long long)took);
+  assert_true(took < 50);
+  RUN_UNTIL(h, h->n_ev >= 1);
+  assert_int_equal(last_ev(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_true(fake_upnp_find(h->f, "TCP", 8000, NULL));
+  assert_int_equal(stats(h).hangups, 0); /* the old worker is still in its add */
+}
+
+/* A query (here the description) is dropped at destroy: the worker leaves
+ * at once and is joined, so its socket is closed when free returns. */
+static void test_free_during_trickled_description(void **state) {
+  h_t *h = *state;
+  h->cfg.destroy_timeout_ms = 200;
+  h->cfg.upnp_timeout_ms = 1500;
+  fake_upnp_set_trickle(h->f, "rootDesc", 200);
+  h_up(h);
+  map_tcp(h, 8000, 600); /* discovery: the description is the first call */
+  RUN_UNTIL(h, stats(h).trickles >= 1);
+  assert_int_equal(stats(h).trickles, 1);
+  portmap_status_t st;
+  uint64_t took = timed_free(h, &st);
+  assert_int_equal(st, PORTMAP_OK);
+  assert_true(took < 150);
+  WAIT_REAL(stats(h).hangups >= 1, 200); /* the fake sees it within its 5 ms loop */
+  assert_int_equal(stats(h).hangups, 1);
+}
+
+/* Every exchange ends at upnp_timeout_ms: a trickled GetStatusInfo fails
+ * discovery in time, and the worker is free for the next call at once. */
+static void test_trickled_soap_bounded(void **state) {
+  h_t *h = *state;
+  h->cfg.upnp_timeout_ms = 300;
+  fake_upnp_set_trickle(h->f, "GetStatusInfo", 200);
+  h_up(h);
+  portmap_probe_result_t r;
+  uint64_t t0 = real_ms();
+  assert_int_equal(portmap_probe_sync(h->c, 1500, &r), PORTMAP_OK);
+  assert_int_equal(r.upnp.available, 0);
+  RUN_UNTIL(h, stats(h).hangups >= 1);
+  assert_int_equal(stats(h).hangups, 1);
+  assert_true(real_ms() - t0 < 300 + 400);
+  fake_upnp_set_trickle(h->f, NULL, 0);
+  mapped(h, map_tcp(h, 8000, 600));
+  assert_true(fake_upnp_find(h->f, "TCP", 8000, NULL));
+}
+
+/* Q10 at the end: a delete still unanswered when destroy_timeout_ms ends
+ * goes on in the orphaned worker, and so does the clean-up delete queued
+ * behind it; free does not wait for either. */
+static void test_orphan_worker_sends_deletes(void **state) {
+  h_t *h = *state;
+  h->cfg.destroy_timeout_ms = 200;
+  h->cfg.upnp_timeout_ms = 1000;
+  h_up(h);
+  mapped(h, map_tcp(h, 8000, 600));
+  fake_upnp_set_delay_ms(h->f, 400, "DeletePortMapping");
+  portmap_status_t st;
+  uint64_t took = timed_free(h, &st);
+  assert_true(took < 200 + 300);
+  assert_int_equal(st, PORTMAP_ERR_TIMEOUT);
+  assert_true(fake_upnp_find(h->f, "TCP", 8000, NULL)); /* not yet */
+  WAIT_REAL(fake_upnp_count(h->f, "DeletePortMapping") >= 2, 1500);
+  assert_int_equal(fake_upnp_count(h->f, "DeletePortMapping"), 2);
+  assert_int_equal(fake_upnp_find(h->f, "TCP", 8000, NULL), 0);
+}
+
+/* An oversized description (1 MiB, announced by Content-Length) is refused
+ * from its headers: the probe reports an error and the fake could not hand
+ * the kernel much more than its and our socket buffers. */
+static void test_oversized_description_with_length(void **state) {
+  h_t *h = *state;
+  fake_upnp_set_big_description(h->f, 1024u * 1024u, 1);
+  h_up(h);
+  portmap_probe_result_t r;
+  assert_int_equal(portmap_probe_sync(h->c, 1000, &r), PORTMAP_OK);
+  assert_int_equal(r.upnp.available, 0);
+  assert_int_equal(r.upnp.error, PORTMAP_ERR_UNREACHABLE);
+  assert_true(logged(h, "(reply too large)"));
+  WAIT_REAL(stats(h).hangups >= 1, 500);
+  print_message("the fake sent %zu of 1048576 octets\n", stats(h).big_sent);
+  assert_int_equal(stats(h).hangups, 1);
+  assert_true(stats(h).big_sent < 512u * 1024u);
+}
+
+/* Without Content-Length the body is read up to the cap, then refused. */
+static void test_oversized_description_unframed(void **state) {
+  h_t *h = *state;
+  fake_upnp_set_big_description(h->f, 4u * 1024u * 1024u, 0);
+  h_up(h);
+  portmap_probe_result_t r;
+  assert_int_equal(portmap_probe_sync(h->c, 1000, &r), PORTMAP_OK);
+  assert_int_equal(r.upnp.available, 0);
+  assert_true(logged(h, "(reply too large)"));
+  WAIT_REAL(stats(h).hangups >= 1, 500);
+  print_message("the fake sent %zu of 4194304 octets\n", stats(h).big_sent);
+  assert_int_equal(stats(h).hangups, 1);
+  assert_true(stats(h).big_sent < 2u * 1024u * 1024u);
+}
+
+/* Replies in the chunked coding (extension, trailer) work end to end. */
+static void test_chunked_replies(void **state) {
+  h_t *h = *state;
+  fake_upnp_set_chunked(h->f, 1);
+  h_up(h);
+  portmap_mapping_t *m = map_tcp(h, 8000, 3600);
+  const portmap_info_t *i = mapped(h, m);
+  assert_string_equal(i->external_address_str, "203.0.113.5");
+  assert_int_equal(portmap_mapping_revoke(m), PORTMAP_OK);
+  RUN_UNTIL(h, h->n_ev >= 2);
+  assert_int_equal(last_ev(h)->event, PORTMAP_EVENT_DELETED);
+  assert_int_equal(fake_upnp_find(h->f, "TCP", 8000, NULL), 0);
+}
+
 /* ---------- driving modes ---------- */
 
 typedef struct tsync {
@@ -1221,6 +1475,17 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_description_escaped, setup_igd1, teardown),
       cmocka_unit_test_setup_teardown(test_no_gateway_answer, setup_igd1, teardown),
       cmocka_unit_test_setup_teardown(test_description_unreachable, setup_igd1, teardown),
+      cmocka_unit_test_setup_teardown(test_free_while_add_stuck, setup_igd1, teardown),
+      cmocka_unit_test_setup_teardown(test_free_while_delete_stuck, setup_igd1, teardown),
+      cmocka_unit_test_setup_teardown(test_next_client_after_stuck_worker, setup_igd1, teardown),
+      cmocka_unit_test_setup_teardown(test_orphan_worker_undoes_late_add, setup_igd1, teardown),
+      cmocka_unit_test_setup_teardown(test_gateway_change_while_stuck, setup_igd1, teardown),
+      cmocka_unit_test_setup_teardown(test_free_during_trickled_description, setup_igd1, teardown),
+      cmocka_unit_test_setup_teardown(test_trickled_soap_bounded, setup_igd1, teardown),
+      cmocka_unit_test_setup_teardown(test_orphan_worker_sends_deletes, setup_igd1, teardown),
+      cmocka_unit_test_setup_teardown(test_oversized_description_with_length, setup_igd1, teardown),
+      cmocka_unit_test_setup_teardown(test_oversized_description_unframed, setup_igd1, teardown),
+      cmocka_unit_test_setup_teardown(test_chunked_replies, setup_igd2, teardown),
       cmocka_unit_test_setup_teardown(test_thread_mode, setup_igd1, teardown),
       cmocka_unit_test_setup_teardown(test_map_sync, setup_igd1, teardown),
   };
