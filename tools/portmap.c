@@ -82,7 +82,7 @@ typedef struct options {
   uint8_t nonce[NONCE_LEN];
   int have_nonce;
   /* PCP extras (add, keep; --ipv6 and --third-party also delete) */
-  int ipv6;                             /* --ipv6: map the IPv6 internal address */
+  int ipv6;                              /* --ipv6: map the IPv6 internal address */
   char peer_address[PORTMAP_ADDRSTRLEN]; /* --peer ADDR:PORT, "" = a MAP */
   uint16_t peer_port;
   int peer_is_v6;
@@ -92,7 +92,7 @@ typedef struct options {
   int filter_is_v6[PORTMAP_MAX_FILTERS];
   portmap_filter_t filters[PORTMAP_MAX_FILTERS]; /* --filter, repeatable */
   size_t n_filters;
-  int prefer_failure; /* --prefer-failure */
+  int prefer_failure;  /* --prefer-failure */
   uint32_t pcp_irt_ms; /* --retransmit, 0 = library default */
   int help;
   int version;
@@ -740,8 +740,8 @@ static void check_pcp_options(const options_t *o, parse_error_t *err) {
 
   if (o->peer_address[0] != '\0') {
     if (o->peer_is_v6 != o->ipv6) {
-      set_error(err, "--peer %s is not of the mapping's family: it must be %s",
-                o->peer_address, fam);
+      set_error(err, "--peer %s is not of the mapping's family: it must be %s", o->peer_address,
+                fam);
     }
     if (o->prefer_failure) {
       set_error(err, "--prefer-failure applies to MAP only, not to a --peer mapping");
@@ -751,8 +751,8 @@ static void check_pcp_options(const options_t *o, parse_error_t *err) {
     }
   }
   if (o->third_party != NULL && o->third_party_is_v6 != o->ipv6) {
-    set_error(err, "--third-party %s is not of the mapping's family: it must be %s",
-              o->third_party, fam);
+    set_error(err, "--third-party %s is not of the mapping's family: it must be %s", o->third_party,
+              fam);
   }
   for (k = 0; k < o->n_filters; k++) {
     if (o->filter_is_v6[k] != o->ipv6) {

@@ -12,9 +12,9 @@
 /* ---- retransmission (C1-C3) ---- */
 typedef struct pcp_retx {
   uint32_t irt_ms, mrt_ms, mrc, mrd_ms; /* config; 0 mrc/mrd = no limit */
-  uint32_t rt_ms;    /* last RT */
-  uint32_t sends;    /* how many times the request has been sent */
-  uint64_t start_ms; /* time of the first send */
+  uint32_t rt_ms;                       /* last RT */
+  uint32_t sends;                       /* how many times the request has been sent */
+  uint64_t start_ms;                    /* time of the first send */
 } pcp_retx_t;
 
 void pcp_retx_init(pcp_retx_t *r, uint32_t irt_ms, uint32_t mrt_ms, uint32_t mrc, uint32_t mrd_ms);
