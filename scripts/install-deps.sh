@@ -3,7 +3,7 @@
 # they are missing. Needs root (apt-get); prints what it does.
 set -euo pipefail
 
-pkgs=(cmake make gcc clang pkg-config libcmocka-dev libnatpmp-dev libminiupnpc-dev
+pkgs=(cmake make gcc g++ clang clang-format pkg-config libcmocka-dev libnatpmp-dev libminiupnpc-dev
   miniupnpd-nftables nftables miniupnpc natpmpc iproute2 python3 procps)
 
 missing=()
