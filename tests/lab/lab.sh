@@ -25,7 +25,7 @@
 #
 # As a library (source it): the lab_* functions below; they never exit the caller.
 
-LAB_PERSONALITIES="full upnp pcp pcp-drop none lossy short thirdparty"
+LAB_PERSONALITIES="full upnp pcp pcp-drop none lossy short thirdparty natpmp"
 
 # Fixed topology. The WAN prefix must not be private/reserved or miniupnpd refuses to
 # forward; 11.0.0.0/8 is neither in its tables, and it exists only inside the lab.
@@ -145,16 +145,71 @@ lab__write_conf() {
   } >"$conf"
 }
 
-# Is PID our miniupnpd (not a recycled PID)?
+# Is PID our miniupnpd (not a recycled PID)? MARK: a word of its command line
+# (default our miniupnpd.conf; natpmp_router's is its state file).
 lab__is_ours() {
-  local pid=$1
+  local pid=$1 mark=${2:-$LAB_STATE/miniupnpd.conf}
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$LAB_STATE/miniupnpd.conf"
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$mark"
+}
+
+# Personality natpmp: no miniupnpd; the project's fake NAT-PMP server
+# (tests/lab/natpmp_router.c, path in $NATPMP_ROUTER) serves LAN:5351 instead and answers
+# PCP with UNSUPP_VERSION. Its live mappings are in $LAB_NATPMP_STATE (rewritten at
+# least every 0.2 s: "proto internal_port external_port lifetime" per line). It creates
+# no nft rules and nothing listens on 1900/5000.
+lab__start_natpmp_router() {
+  local log=$LAB_STATE/natpmp_router.log i
+  local max=${LAB_NATPMP_MAX_SECONDS:-$((${LAB_RUN_TIMEOUT:-300} + 30))}
+  lab__set LAB_NATPMP_STATE "$LAB_STATE/natpmp_router.state"
+  rm -f -- "$LAB_NATPMP_STATE"
+  printf '=== start %s\n' "$(date '+%F %T.%N')" >>"$log"
+  ip netns exec "$LAB_GW_NS" "$NATPMP_ROUTER" "$LAB_GW_LAN_IP" "$LAB_WAN_IP" \
+    "$LAB_NATPMP_STATE" "$max" </dev/null >>"$log" 2>&1 &
+  lab__set LAB_NATPMP_ROUTER_PID $!
+  for ((i = 0; i < LAB_WAIT_TRIES; i++)); do
+    if ! kill -0 "$LAB_NATPMP_ROUTER_PID" 2>/dev/null; then
+      lab__die "natpmp_router exited at start; its log:"
+      tail -n 30 "$log" >&2
+      lab__set LAB_NATPMP_ROUTER_PID ""
+      return 1
+    fi
+    if ip netns exec "$LAB_GW_NS" ss -Hlun 'sport = :5351' 2>/dev/null |
+      grep -qF "$LAB_GW_LAN_IP:5351"; then
+      # No UPnP on this router: nothing may listen on SSDP or the IGD's HTTP port.
+      if ip netns exec "$LAB_GW_NS" ss -Hlun 'sport = :1900' 2>/dev/null | grep -q . ||
+        ip netns exec "$LAB_GW_NS" ss -Hltun "sport = :$LAB_HTTP_PORT" 2>/dev/null | grep -q .; then
+        lab__die "personality natpmp: something listens on 1900 or $LAB_HTTP_PORT in the gateway"
+        return 1
+      fi
+      return 0
+    fi
+    sleep 0.1
+  done
+  lab__die "natpmp_router not listening after $LAB_WAIT_TRIES tries"
+  return 1
+}
+
+lab__stop_natpmp_router() {
+  local pid=${LAB_NATPMP_ROUTER_PID:-} i
+  [ -n "$pid" ] || return 0
+  if lab__is_ours "$pid" "$LAB_NATPMP_STATE"; then
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 30; i++)); do
+      lab__is_ours "$pid" "$LAB_NATPMP_STATE" || break
+      sleep 0.1
+    done
+    lab__is_ours "$pid" "$LAB_NATPMP_STATE" && kill -KILL "$pid" 2>/dev/null
+  fi
+  wait "$pid" 2>/dev/null
+  lab__set LAB_NATPMP_ROUTER_PID ""
+  return 0
 }
 
 lab__start_miniupnpd() {
   local p=${LAB_PERSONALITY}
   [ "$p" = none ] && return 0
+  [ "$p" = natpmp ] && { lab__start_natpmp_router; return; }
   local log=$LAB_STATE/miniupnpd.log
   printf '=== start %s\n' "$(date '+%F %T.%N')" >>"$log"
   # ip netns exec execs the command: $! is miniupnpd's PID. Background jobs of a
@@ -191,6 +246,7 @@ lab__start_miniupnpd() {
 
 lab__stop_miniupnpd() {
   local pid=${LAB_MINIUPNPD_PID:-} i
+  lab__stop_natpmp_router
   [ -n "$pid" ] || return 0
   if lab__is_ours "$pid"; then
     kill -TERM "$pid" 2>/dev/null
@@ -256,6 +312,10 @@ lab_up() {
     *) lab__die "unknown personality '$p' (one of: $LAB_PERSONALITIES)"; return 2 ;;
   esac
   lab_preflight || return
+  if [ "$p" = natpmp ] && { [ -z "${NATPMP_ROUTER:-}" ] || [ ! -x "$NATPMP_ROUTER" ]; }; then
+    lab__skip "personality natpmp needs NATPMP_ROUTER=PATH/TO/natpmp_router (got '${NATPMP_ROUTER:-}')"
+    return
+  fi
   local own=0
   if [ -z "${LAB_STATE:-}" ]; then
     LAB_STATE=$(mktemp -d "${TMPDIR:-/tmp}/pm-lab.XXXXXX") || return 1
@@ -285,6 +345,8 @@ lab_up() {
   lab__set LAB_HTTP_PORT "$LAB_HTTP_PORT"
   lab__set LAB_SH "$LAB_SH_PATH"
   lab__set LAB_MINIUPNPD_PID ""
+  lab__set LAB_NATPMP_ROUTER_PID ""
+  lab__set LAB_NATPMP_STATE ""
   if ! lab__up_topology; then
     lab__die "lab setup failed; tearing down"
     lab_down
@@ -296,7 +358,7 @@ lab_up() {
   fi
   lab__set LAB_UP 1
   lab__say "up: personality $p; client $LAB_CLIENT_NS ($LAB_CLIENT_IP), gateway $LAB_GW_NS" \
-    "(LAN $LAB_GW_LAN_IP, WAN $LAB_WAN_IP), internet $LAB_NET_NS ($LAB_WAN_PEER_IP)${LAB_MINIUPNPD_PID:+, miniupnpd pid $LAB_MINIUPNPD_PID}"
+    "(LAN $LAB_GW_LAN_IP, WAN $LAB_WAN_IP), internet $LAB_NET_NS ($LAB_WAN_PEER_IP)${LAB_MINIUPNPD_PID:+, miniupnpd pid $LAB_MINIUPNPD_PID}${LAB_NATPMP_ROUTER_PID:+, natpmp_router pid $LAB_NATPMP_ROUTER_PID}"
   return 0
 }
 
@@ -343,7 +405,7 @@ lab__up_topology() {
     # make "UPnP only" true for IPv6 too (ICMPv6 port unreachable, like no server).
     upnp) lab__ns "$gw" nft add rule inet filter input meta nfproto ipv6 udp dport 5351 reject || return 1 ;;
   esac
-  [ "$LAB_PERSONALITY" = none ] || lab__write_conf "$LAB_PERSONALITY"
+  case $LAB_PERSONALITY in none | natpmp) ;; *) lab__write_conf "$LAB_PERSONALITY" ;; esac
 }
 
 # Tear down everything recorded in $LAB_STATE. Safe to call twice and on partial labs.
@@ -359,7 +421,7 @@ lab_down() {
   if [ "${LAB_OWN_STATE:-0}" = 1 ]; then
     rm -rf -- "$LAB_STATE"
   else
-    rm -f -- "$LAB_STATE"/env "$LAB_STATE"/miniupnpd.* "$LAB_STATE"/env.tmp
+    rm -f -- "$LAB_STATE"/env "$LAB_STATE"/miniupnpd.* "$LAB_STATE"/natpmp_router.* "$LAB_STATE"/env.tmp
   fi
   lab__say "down"
   return 0
@@ -440,7 +502,7 @@ lab_env() {
   local v
   for v in LAB_STATE LAB_SH LAB_PERSONALITY LAB_CLIENT_NS LAB_GW_NS LAB_NET_NS LAB_CLIENT_IP \
     LAB_GW_LAN_IP LAB_WAN_IP LAB_WAN_PEER_IP LAB_CLIENT_IP6 LAB_GW_LAN_IP6 LAB_WAN_IP6 \
-    LAB_HTTP_PORT LAB_MINIUPNPD_PID; do
+    LAB_HTTP_PORT LAB_MINIUPNPD_PID LAB_NATPMP_ROUTER_PID LAB_NATPMP_STATE; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done
 }
@@ -487,6 +549,10 @@ lab__run_body() {
       # (minus its IPv6 SSDP NOTIFY complaints, which repeat and mean nothing here)
       grep -v 'udp_notify.*Network is unreachable' "$LAB_STATE/miniupnpd.log" | tail -n 40 |
         sed 's/^/  miniupnpd| /' >&2
+    fi
+    if [ -s "$LAB_STATE/natpmp_router.log" ]; then
+      lab__say "command failed ($rc); last lines of natpmp_router's log:"
+      tail -n 20 "$LAB_STATE/natpmp_router.log" | sed 's/^/  natpmp_router| /' >&2
     fi
   fi
   exit $rc
