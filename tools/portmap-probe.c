@@ -18,6 +18,8 @@
  */
 #include <portmap/portmap.h>
 
+#include "cli_common.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -47,7 +49,6 @@
 /* The PCP/NAT-PMP server port (RFC 6887 section 19.1) and the SSDP port. */
 #define DEFAULT_SERVER_PORT 5351u
 #define SSDP_PORT 1900u
-#define NONCE_LEN 12
 
 /* Exit statuses. */
 #define EXIT_OK 0
@@ -149,66 +150,6 @@ static const char usage_text[] =
 /* Argument parsing                                                        */
 /* ---------------------------------------------------------------------- */
 
-/* A usage error: the first one found, reported after the whole command line was read. */
-typedef struct parse_error {
-  int set;
-  char msg[320];
-} parse_error_t;
-
-#if defined(__GNUC__)
-#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
-#else
-#define PRINTF_LIKE(f, a)
-#endif
-
-static void set_error(parse_error_t *err, const char *fmt, ...) PRINTF_LIKE(2, 3);
-
-/* Keep the first error: later ones are usually consequences of it. */
-static void set_error(parse_error_t *err, const char *fmt, ...) {
-  va_list ap;
-  if (err->set) {
-    return;
-  }
-  err->set = 1;
-  va_start(ap, fmt);
-  vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-  va_end(ap);
-}
-
-/* Strict decimal: digits only (no sign, no blanks), within [min, max]. */
-static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out) {
-  const char *p;
-  char *end = NULL;
-  unsigned long v;
-
-  if (s == NULL || *s == '\0') {
-    return -1;
-  }
-  for (p = s; *p != '\0'; p++) {
-    if (*p < '0' || *p > '9') {
-      return -1;
-    }
-  }
-  errno = 0;
-  v = strtoul(s, &end, 10);
-  if (errno != 0 || end == NULL || *end != '\0' || v < min || v > max) {
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
-
-static int ascii_ieq(const char *a, const char *b) {
-  for (; *a != '\0' && *b != '\0'; a++, b++) {
-    char ca = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
-    char cb = *b >= 'A' && *b <= 'Z' ? (char)(*b - 'A' + 'a') : *b;
-    if (ca != cb) {
-      return 0;
-    }
-  }
-  return *a == *b;
-}
-
 static void parse_map_target(const char *arg, options_t *o, parse_error_t *err) {
   char port[16];
   const char *slash = strchr(arg, '/');
@@ -219,26 +160,26 @@ static void parse_map_target(const char *arg, options_t *o, parse_error_t *err) 
   if (slash != NULL) {
     const char *proto = slash + 1;
     if (*proto == '\0') {
-      set_error(err, "missing protocol after '/' in --map '%s': use tcp or udp", arg);
+      cli_set_error(err, "missing protocol after '/' in --map '%s': use tcp or udp", arg);
       return;
     }
-    if (ascii_ieq(proto, "tcp")) {
+    if (cli_ascii_ieq(proto, "tcp")) {
       o->map_protocol = PORTMAP_PROTO_TCP;
-    } else if (ascii_ieq(proto, "udp")) {
+    } else if (cli_ascii_ieq(proto, "udp")) {
       o->map_protocol = PORTMAP_PROTO_UDP;
     } else {
-      set_error(err, "unknown protocol '%s' in --map '%s': use tcp or udp", proto, arg);
+      cli_set_error(err, "unknown protocol '%s' in --map '%s': use tcp or udp", proto, arg);
       return;
     }
   }
   if (plen == 0 || plen >= sizeof port) {
-    set_error(err, "--map '%s' is invalid: PORT must be a number 1-65535", arg);
+    cli_set_error(err, "--map '%s' is invalid: PORT must be a number 1-65535", arg);
     return;
   }
   memcpy(port, arg, plen);
   port[plen] = '\0';
-  if (parse_uint(port, 1, 65535, &v) != 0) {
-    set_error(err, "--map port '%s' is invalid: PORT must be a number 1-65535", port);
+  if (cli_parse_uint(port, 1, 65535, &v) != 0) {
+    cli_set_error(err, "--map port '%s' is invalid: PORT must be a number 1-65535", port);
     return;
   }
   o->map_port = (uint16_t)v;
@@ -249,7 +190,7 @@ static void parse_backends(const char *s, unsigned *out, parse_error_t *err) {
   unsigned mask = 0;
   const char *p = s;
 
-  if (ascii_ieq(s, "auto") || ascii_ieq(s, "all")) {
+  if (cli_ascii_ieq(s, "auto") || cli_ascii_ieq(s, "all")) {
     *out = 0;
     return;
   }
@@ -262,11 +203,11 @@ static void parse_backends(const char *s, unsigned *out, parse_error_t *err) {
     }
     memcpy(name, p, len);
     name[len] = '\0';
-    if (ascii_ieq(name, "pcp")) {
+    if (cli_ascii_ieq(name, "pcp")) {
       mask |= PORTMAP_BACKEND_PCP;
-    } else if (ascii_ieq(name, "natpmp") || ascii_ieq(name, "nat-pmp")) {
+    } else if (cli_ascii_ieq(name, "natpmp") || cli_ascii_ieq(name, "nat-pmp")) {
       mask |= PORTMAP_BACKEND_NATPMP;
-    } else if (ascii_ieq(name, "upnp")) {
+    } else if (cli_ascii_ieq(name, "upnp")) {
       mask |= PORTMAP_BACKEND_UPNP;
     } else {
       goto bad;
@@ -279,7 +220,7 @@ static void parse_backends(const char *s, unsigned *out, parse_error_t *err) {
   *out = mask;
   return;
 bad:
-  set_error(err, "--backend '%s' is invalid: use auto, or a list of pcp, natpmp, upnp", s);
+  cli_set_error(err, "--backend '%s' is invalid: use auto, or a list of pcp, natpmp, upnp", s);
 }
 
 enum option_id {
@@ -329,10 +270,10 @@ static void apply_option(options_t *o, const option_def_t *def, const char *valu
   switch (def->id) {
   case OPT_GATEWAY:
     if (*value == '\0' || portmap_addr_parse(value, &addr) != PORTMAP_OK) {
-      set_error(err, "--gateway '%s' is not an IPv4 or IPv6 address%s", value,
-                strchr(value, '.') != NULL && strchr(value, ':') != NULL
-                    ? " (give the server port with --port)"
-                    : "");
+      cli_set_error(err, "--gateway '%s' is not an IPv4 or IPv6 address%s", value,
+                    strchr(value, '.') != NULL && strchr(value, ':') != NULL
+                        ? " (give the server port with --port)"
+                        : "");
       return;
     }
     o->gateway = value;
@@ -341,9 +282,9 @@ static void apply_option(options_t *o, const option_def_t *def, const char *valu
     parse_backends(value, &o->backends, err);
     return;
   case OPT_TIMEOUT:
-    if (parse_uint(value, 0, MAX_TIMEOUT_MS, &v) != 0) {
-      set_error(err, "--timeout '%s' is invalid: must be 0-%u milliseconds (0 = default)", value,
-                MAX_TIMEOUT_MS);
+    if (cli_parse_uint(value, 0, MAX_TIMEOUT_MS, &v) != 0) {
+      cli_set_error(err, "--timeout '%s' is invalid: must be 0-%u milliseconds (0 = default)",
+                    value, MAX_TIMEOUT_MS);
       return;
     }
     o->timeout_ms = (uint32_t)v;
@@ -352,16 +293,16 @@ static void apply_option(options_t *o, const option_def_t *def, const char *valu
     parse_map_target(value, o, err);
     return;
   case OPT_LIFETIME:
-    if (parse_uint(value, 1, MAX_LIFETIME, &v) != 0) {
-      set_error(err, "--lifetime '%s' is invalid: must be 1-86400 seconds", value);
+    if (cli_parse_uint(value, 1, MAX_LIFETIME, &v) != 0) {
+      cli_set_error(err, "--lifetime '%s' is invalid: must be 1-86400 seconds", value);
       return;
     }
     o->lifetime = (uint32_t)v;
     o->have_lifetime = 1;
     return;
   case OPT_PORT:
-    if (parse_uint(value, 1, 65535, &v) != 0) {
-      set_error(err, "--port '%s' is invalid: must be a port 1-65535", value);
+    if (cli_parse_uint(value, 1, 65535, &v) != 0) {
+      cli_set_error(err, "--port '%s' is invalid: must be a port 1-65535", value);
       return;
     }
     o->server_port = (uint16_t)v;
@@ -399,7 +340,7 @@ static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) 
     size_t name_len;
 
     if (only_positional || arg[0] != '-' || arg[1] == '\0') {
-      set_error(err, "unexpected argument '%s': portmap-probe takes only options", arg);
+      cli_set_error(err, "unexpected argument '%s': portmap-probe takes only options", arg);
       continue;
     }
     if (strcmp(arg, "--") == 0) {
@@ -411,7 +352,7 @@ static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) 
       continue;
     }
     if (arg[1] != '-') {
-      set_error(err, "unknown option '%s'", arg);
+      cli_set_error(err, "unknown option '%s'", arg);
       continue;
     }
     name = arg + 2;
@@ -419,7 +360,7 @@ static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) 
     name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
     def = find_option(name, name_len);
     if (def == NULL) {
-      set_error(err, "unknown option '--%.*s'", (int)name_len, name);
+      cli_set_error(err, "unknown option '--%.*s'", (int)name_len, name);
       continue;
     }
     if (def->has_value) {
@@ -428,17 +369,17 @@ static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) 
       } else if (i + 1 < argc) {
         value = argv[++i];
       } else {
-        set_error(err, "option --%s needs a value", def->name);
+        cli_set_error(err, "option --%s needs a value", def->name);
         continue;
       }
     } else if (eq != NULL) {
-      set_error(err, "option --%s takes no value", def->name);
+      cli_set_error(err, "option --%s takes no value", def->name);
       continue;
     }
     apply_option(o, def, value, err);
   }
   if (o->have_lifetime && !o->map) {
-    set_error(err, "--lifetime only applies to the --map test mapping");
+    cli_set_error(err, "--lifetime only applies to the --map test mapping");
   }
 }
 
@@ -446,19 +387,13 @@ static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) 
 /* Time, logging and packet trace                                          */
 /* ---------------------------------------------------------------------- */
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Shared by the log and trace callbacks (through their user pointers). */
 typedef struct diag {
   uint64_t start_ms;
 } diag_t;
 
 static unsigned long long since_start(const diag_t *d) {
-  return (unsigned long long)(now_ms() - d->start_ms);
+  return (unsigned long long)(cli_now_ms() - d->start_ms);
 }
 
 /* Network text (a device name, a log line quoting a packet) printed raw could drive the terminal.
@@ -527,26 +462,6 @@ static void trace_to_stderr(int sent, const char *peer, uint16_t port, const uin
 /* Names                                                                   */
 /* ---------------------------------------------------------------------- */
 
-/* NAT-PMP result codes, RFC 6886 section 3.5. */
-static const char *natpmp_result_name(int result) {
-  switch (result) {
-  case 0:
-    return "SUCCESS";
-  case 1:
-    return "UNSUPPORTED_VERSION";
-  case 2:
-    return "NOT_AUTHORIZED";
-  case 3:
-    return "NETWORK_FAILURE";
-  case 4:
-    return "OUT_OF_RESOURCES";
-  case 5:
-    return "UNSUPPORTED_OPCODE";
-  default:
-    return "UNKNOWN";
-  }
-}
-
 /* UPnP IGD WANIPConnection error codes seen in the field. */
 static const char *upnp_result_name(int result) {
   switch (result) {
@@ -592,7 +507,7 @@ static const char *upnp_result_name(int result) {
 static const char *gateway_result_name(portmap_backend_t backend, int result) {
   switch (backend) {
   case PORTMAP_BACKEND_NATPMP:
-    return natpmp_result_name(result);
+    return cli_natpmp_result_name(result);
   case PORTMAP_BACKEND_UPNP:
     return upnp_result_name(result);
   case PORTMAP_BACKEND_PCP:
@@ -619,26 +534,6 @@ static const char *display_name(portmap_backend_t b) {
 
 static const char *proto_name(int protocol) {
   return protocol == PORTMAP_PROTO_UDP ? "udp" : "tcp";
-}
-
-static void nonce_hex(const uint8_t nonce[NONCE_LEN], char out[2 * NONCE_LEN + 1]) {
-  static const char digits[] = "0123456789abcdef";
-  size_t i;
-  for (i = 0; i < NONCE_LEN; i++) {
-    out[2 * i] = digits[nonce[i] >> 4];
-    out[2 * i + 1] = digits[nonce[i] & 0x0f];
-  }
-  out[2 * NONCE_LEN] = '\0';
-}
-
-static int nonce_is_set(const uint8_t nonce[NONCE_LEN]) {
-  size_t i;
-  for (i = 0; i < NONCE_LEN; i++) {
-    if (nonce[i] != 0) {
-      return 1;
-    }
-  }
-  return 0;
 }
 
 /* A fixed-size string from the library, as text, or NULL when empty. */
@@ -855,54 +750,17 @@ static int any_available(const probe_t *p) {
 /* JSON                                                                    */
 /* ---------------------------------------------------------------------- */
 
-static void json_string(FILE *f, const char *s) {
-  const unsigned char *q;
-  fputc('"', f);
-  for (q = (const unsigned char *)s; *q != '\0'; q++) {
-    switch (*q) {
-    case '"':
-      fputs("\\\"", f);
-      break;
-    case '\\':
-      fputs("\\\\", f);
-      break;
-    case '\n':
-      fputs("\\n", f);
-      break;
-    case '\r':
-      fputs("\\r", f);
-      break;
-    case '\t':
-      fputs("\\t", f);
-      break;
-    case '\b':
-      fputs("\\b", f);
-      break;
-    case '\f':
-      fputs("\\f", f);
-      break;
-    default:
-      if (*q < 0x20 || *q == 0x7f) {
-        fprintf(f, "\\u%04x", (unsigned)*q);
-      } else {
-        fputc(*q, f);
-      }
-    }
-  }
-  fputc('"', f);
-}
-
 static void json_key(FILE *f, int *first, const char *key) {
   fputc(*first ? '{' : ',', f);
   *first = 0;
-  json_string(f, key);
+  cli_json_string(f, key);
   fputc(':', f);
 }
 
 static void json_str(FILE *f, int *first, const char *key, const char *value) {
   json_key(f, first, key);
   if (value != NULL) {
-    json_string(f, value);
+    cli_json_string(f, value);
   } else {
     fputs("null", f);
   }
@@ -978,10 +836,11 @@ static void print_map_test_json(FILE *f, const map_test_t *mt) {
   json_num_or_null(f, &first, "external_port", mt->ok, mt->info.external_port);
   json_num_or_null(f, &first, "lifetime", mt->ok, mt->info.lifetime);
   json_bool(f, &first, "external_is_private", mt->ok && mt->info.external_is_private);
-  nonce_hex(mt->info.nonce, nonce);
+  cli_nonce_hex(mt->info.nonce, nonce);
   json_str(f, &first, "nonce",
-           tried && mt->info.backend == PORTMAP_BACKEND_PCP && nonce_is_set(mt->info.nonce) ? nonce
-                                                                                            : NULL);
+           tried && mt->info.backend == PORTMAP_BACKEND_PCP && cli_nonce_is_set(mt->info.nonce)
+               ? nonce
+               : NULL);
   json_str(f, &first, "error",
            mt->skipped != NULL ? mt->skipped
            : mt->ok            ? NULL
@@ -1397,7 +1256,7 @@ static int drive(portmap_client_t *client, const map_test_t *mt, done_fn done, u
   int fds[16];
 
   while (!done(mt)) {
-    uint64_t now = now_ms();
+    uint64_t now = cli_now_ms();
     size_t n, i;
     int timeout;
     portmap_status_t st;
@@ -1441,7 +1300,7 @@ static int run_map_test(probe_t *p) {
   map_test_t *mt = &p->mt;
   portmap_request_t req;
   portmap_status_t st;
-  uint64_t start = now_ms(), t;
+  uint64_t start = cli_now_ms(), t;
   uint32_t wait = o->timeout_ms != 0 ? o->timeout_ms : DEFAULT_MAP_TIMEOUT_MS;
   int r;
 
@@ -1466,11 +1325,11 @@ static int run_map_test(probe_t *p) {
     mt->outcome = 1;
     mt->error = st;
     mt->info.backend = p->res.selected;
-    mt->elapsed_ms = now_ms() - start;
+    mt->elapsed_ms = cli_now_ms() - start;
     return EXIT_OK;
   }
   r = drive(p->client, mt, got_outcome, start + wait);
-  t = now_ms();
+  t = cli_now_ms();
   mt->map_ms = t - start;
   if (r < 0) {
     return EXIT_USAGE;
@@ -1510,9 +1369,9 @@ static int run_map_test(probe_t *p) {
     } else if (!mt->deleted && mt->del_error == PORTMAP_OK) {
       mt->del_error = PORTMAP_ERR_STATE;
     }
-    mt->delete_ms = now_ms() - t;
+    mt->delete_ms = cli_now_ms() - t;
   }
-  mt->elapsed_ms = now_ms() - start;
+  mt->elapsed_ms = cli_now_ms() - start;
   return EXIT_OK;
 }
 
@@ -1556,7 +1415,7 @@ int main(int argc, char **argv) {
   }
 
   p.opt = &o;
-  p.diag.start_ms = now_ms();
+  p.diag.start_ms = cli_now_ms();
   rc = make_client(&p);
   if (rc != EXIT_OK) {
     return rc;

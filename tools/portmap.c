@@ -16,6 +16,8 @@
  */
 #include <portmap/portmap.h>
 
+#include "cli_common.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -39,7 +41,6 @@
 /* The PCP/NAT-PMP server port (RFC 6887 section 19.1). */
 #define DEFAULT_SERVER_PORT 5351u
 #define MAX_LIFETIME 86400u
-#define NONCE_LEN 12
 
 /* Exit statuses. */
 #define EXIT_OK 0
@@ -226,66 +227,6 @@ static const char *usage_line(command_t cmd) {
 /* Argument parsing                                                        */
 /* ---------------------------------------------------------------------- */
 
-/* A usage error: the first one found, reported after the whole command line was read. */
-typedef struct parse_error {
-  int set;
-  char msg[320];
-} parse_error_t;
-
-#if defined(__GNUC__)
-#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
-#else
-#define PRINTF_LIKE(f, a)
-#endif
-
-static void set_error(parse_error_t *err, const char *fmt, ...) PRINTF_LIKE(2, 3);
-
-/* Keep the first error: later ones are usually consequences of it. */
-static void set_error(parse_error_t *err, const char *fmt, ...) {
-  va_list ap;
-  if (err->set) {
-    return;
-  }
-  err->set = 1;
-  va_start(ap, fmt);
-  vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-  va_end(ap);
-}
-
-/* Strict decimal: digits only (no sign, no blanks), within [min, max]. */
-static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out) {
-  const char *p;
-  char *end = NULL;
-  unsigned long v;
-
-  if (s == NULL || *s == '\0') {
-    return -1;
-  }
-  for (p = s; *p != '\0'; p++) {
-    if (*p < '0' || *p > '9') {
-      return -1;
-    }
-  }
-  errno = 0;
-  v = strtoul(s, &end, 10);
-  if (errno != 0 || end == NULL || *end != '\0' || v < min || v > max) {
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
-
-static int ascii_ieq(const char *a, const char *b) {
-  for (; *a != '\0' && *b != '\0'; a++, b++) {
-    char ca = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
-    char cb = *b >= 'A' && *b <= 'Z' ? (char)(*b - 'A' + 'a') : *b;
-    if (ca != cb) {
-      return 0;
-    }
-  }
-  return *a == *b;
-}
-
 static int parse_target(const char *arg, target_t *t, parse_error_t *err) {
   char port[16];
   const char *slash = strchr(arg, '/');
@@ -296,30 +237,30 @@ static int parse_target(const char *arg, target_t *t, parse_error_t *err) {
   if (slash != NULL) {
     const char *proto = slash + 1;
     if (*proto == '\0') {
-      set_error(err, "missing protocol after '/' in '%s': use tcp or udp", arg);
+      cli_set_error(err, "missing protocol after '/' in '%s': use tcp or udp", arg);
       return -1;
     }
-    if (ascii_ieq(proto, "tcp")) {
+    if (cli_ascii_ieq(proto, "tcp")) {
       t->protocol = PORTMAP_PROTO_TCP;
-    } else if (ascii_ieq(proto, "udp")) {
+    } else if (cli_ascii_ieq(proto, "udp")) {
       t->protocol = PORTMAP_PROTO_UDP;
     } else {
-      set_error(err, "unknown protocol '%s' in '%s': use tcp or udp", proto, arg);
+      cli_set_error(err, "unknown protocol '%s' in '%s': use tcp or udp", proto, arg);
       return -1;
     }
   }
   if (plen == 0) {
-    set_error(err, "missing port in '%s': PORT must be a number 1-65535", arg);
+    cli_set_error(err, "missing port in '%s': PORT must be a number 1-65535", arg);
     return -1;
   }
   if (plen >= sizeof port) {
-    set_error(err, "invalid port '%.*s': PORT must be a number 1-65535", (int)plen, arg);
+    cli_set_error(err, "invalid port '%.*s': PORT must be a number 1-65535", (int)plen, arg);
     return -1;
   }
   memcpy(port, arg, plen);
   port[plen] = '\0';
-  if (parse_uint(port, 1, 65535, &v) != 0) {
-    set_error(err, "invalid port '%s': PORT must be a number 1-65535", port);
+  if (cli_parse_uint(port, 1, 65535, &v) != 0) {
+    cli_set_error(err, "invalid port '%s': PORT must be a number 1-65535", port);
     return -1;
   }
   t->port = (uint16_t)v;
@@ -344,14 +285,14 @@ static int parse_nonce(const char *s, uint8_t out[NONCE_LEN], parse_error_t *err
   size_t i;
 
   if (len != 2 * NONCE_LEN) {
-    set_error(err, "--nonce must be exactly 24 hex digits (got %zu characters)", len);
+    cli_set_error(err, "--nonce must be exactly 24 hex digits (got %zu characters)", len);
     return -1;
   }
   for (i = 0; i < NONCE_LEN; i++) {
     int hi = hex_value(s[2 * i]);
     int lo = hex_value(s[2 * i + 1]);
     if (hi < 0 || lo < 0) {
-      set_error(err, "--nonce '%s' is not hexadecimal: use exactly 24 digits 0-9, a-f", s);
+      cli_set_error(err, "--nonce '%s' is not hexadecimal: use exactly 24 digits 0-9, a-f", s);
       return -1;
     }
     out[i] = (uint8_t)(hi << 4 | lo);
@@ -399,7 +340,7 @@ static int parse_backends(const char *s, unsigned *out, parse_error_t *err) {
   unsigned mask = 0;
   const char *p = s;
 
-  if (ascii_ieq(s, "auto") || ascii_ieq(s, "all")) {
+  if (cli_ascii_ieq(s, "auto") || cli_ascii_ieq(s, "all")) {
     *out = 0;
     return 0;
   }
@@ -412,11 +353,11 @@ static int parse_backends(const char *s, unsigned *out, parse_error_t *err) {
     }
     memcpy(name, p, len);
     name[len] = '\0';
-    if (ascii_ieq(name, "pcp")) {
+    if (cli_ascii_ieq(name, "pcp")) {
       mask |= PORTMAP_BACKEND_PCP;
-    } else if (ascii_ieq(name, "natpmp") || ascii_ieq(name, "nat-pmp")) {
+    } else if (cli_ascii_ieq(name, "natpmp") || cli_ascii_ieq(name, "nat-pmp")) {
       mask |= PORTMAP_BACKEND_NATPMP;
-    } else if (ascii_ieq(name, "upnp")) {
+    } else if (cli_ascii_ieq(name, "upnp")) {
       mask |= PORTMAP_BACKEND_UPNP;
     } else {
       goto bad;
@@ -429,7 +370,7 @@ static int parse_backends(const char *s, unsigned *out, parse_error_t *err) {
   *out = mask;
   return 0;
 bad:
-  set_error(err, "--backend '%s' is invalid: use auto, or a list of pcp, natpmp, upnp", s);
+  cli_set_error(err, "--backend '%s' is invalid: use auto, or a list of pcp, natpmp, upnp", s);
   return -1;
 }
 
@@ -541,8 +482,8 @@ static void parse_peer(options_t *o, const char *value, parse_error_t *err) {
       parse_any_addr(o->peer_address, &v6) != 0 || v6 != (value[0] == '[')) {
     goto bad;
   }
-  if (parse_uint(colon + 1, 1, 65535, &v) != 0) {
-    set_error(err, "--peer '%s' has an invalid port: must be 1-65535", value);
+  if (cli_parse_uint(colon + 1, 1, 65535, &v) != 0) {
+    cli_set_error(err, "--peer '%s' has an invalid port: must be 1-65535", value);
     o->peer_address[0] = '\0';
     return;
   }
@@ -551,7 +492,7 @@ static void parse_peer(options_t *o, const char *value, parse_error_t *err) {
   return;
 bad:
   o->peer_address[0] = '\0';
-  set_error(err, "--peer '%s' is invalid: use ADDR:PORT, or [ADDR]:PORT for IPv6", value);
+  cli_set_error(err, "--peer '%s' is invalid: use ADDR:PORT, or [ADDR]:PORT for IPv6", value);
 }
 
 /* --filter ADDR/PREFIX[:PORT]; the address may be in brackets. */
@@ -564,7 +505,7 @@ static void parse_filter(options_t *o, const char *value, parse_error_t *err) {
   int v6 = 0;
 
   if (k >= PORTMAP_MAX_FILTERS) {
-    set_error(err, "too many --filter options: at most %d", PORTMAP_MAX_FILTERS);
+    cli_set_error(err, "too many --filter options: at most %d", PORTMAP_MAX_FILTERS);
     return;
   }
   if (slash == NULL) {
@@ -584,13 +525,13 @@ static void parse_filter(options_t *o, const char *value, parse_error_t *err) {
   colon = strchr(slash + 1, ':');
   if (copy_span(slash + 1, colon != NULL ? colon : slash + 1 + strlen(slash + 1), prefix,
                 sizeof prefix) != 0 ||
-      parse_uint(prefix, 0, v6 ? 128 : 32, &plen) != 0) {
-    set_error(err, "--filter '%s' has an invalid prefix length: must be 0-%d", value,
-              v6 ? 128 : 32);
+      cli_parse_uint(prefix, 0, v6 ? 128 : 32, &plen) != 0) {
+    cli_set_error(err, "--filter '%s' has an invalid prefix length: must be 0-%d", value,
+                  v6 ? 128 : 32);
     return;
   }
-  if (colon != NULL && parse_uint(colon + 1, 1, 65535, &port) != 0) {
-    set_error(err, "--filter '%s' has an invalid port: must be 1-65535", value);
+  if (colon != NULL && cli_parse_uint(colon + 1, 1, 65535, &port) != 0) {
+    cli_set_error(err, "--filter '%s' has an invalid port: must be 1-65535", value);
     return;
   }
   o->filters[k].remote_address = o->filter_address[k];
@@ -600,7 +541,7 @@ static void parse_filter(options_t *o, const char *value, parse_error_t *err) {
   o->n_filters++;
   return;
 bad:
-  set_error(err, "--filter '%s' is invalid: use ADDR/PREFIX or ADDR/PREFIX:PORT", value);
+  cli_set_error(err, "--filter '%s' is invalid: use ADDR/PREFIX or ADDR/PREFIX:PORT", value);
 }
 
 static void apply_option(options_t *o, const option_def_t *def, const char *value,
@@ -610,27 +551,27 @@ static void apply_option(options_t *o, const option_def_t *def, const char *valu
 
   switch (def->id) {
   case OPT_EXTERNAL:
-    if (parse_uint(value, 1, 65535, &v) != 0) {
-      set_error(err, "--external '%s' is invalid: must be a port 1-65535", value);
+    if (cli_parse_uint(value, 1, 65535, &v) != 0) {
+      cli_set_error(err, "--external '%s' is invalid: must be a port 1-65535", value);
       return;
     }
     o->external_port = (uint16_t)v;
     return;
   case OPT_LIFETIME:
-    if (parse_uint(value, 1, MAX_LIFETIME, &v) != 0) {
-      set_error(err, "--lifetime '%s' is invalid: must be 1-86400 seconds", value);
+    if (cli_parse_uint(value, 1, MAX_LIFETIME, &v) != 0) {
+      cli_set_error(err, "--lifetime '%s' is invalid: must be 1-86400 seconds", value);
       return;
     }
     o->lifetime = (uint32_t)v;
     return;
   case OPT_DESCRIPTION:
     if (strlen(value) > PORTMAP_MAX_DESCRIPTION) {
-      set_error(err, "--description is %zu octets long: at most %d are allowed", strlen(value),
-                PORTMAP_MAX_DESCRIPTION);
+      cli_set_error(err, "--description is %zu octets long: at most %d are allowed", strlen(value),
+                    PORTMAP_MAX_DESCRIPTION);
       return;
     }
     if (!utf8_valid((const unsigned char *)value)) {
-      set_error(err, "--description is not valid UTF-8");
+      cli_set_error(err, "--description is not valid UTF-8");
       return;
     }
     o->description = *value != '\0' ? value : NULL;
@@ -642,10 +583,10 @@ static void apply_option(options_t *o, const option_def_t *def, const char *valu
     return;
   case OPT_GATEWAY:
     if (*value == '\0' || portmap_addr_parse(value, &addr) != PORTMAP_OK) {
-      set_error(err, "--gateway '%s' is not an IPv4 or IPv6 address%s", value,
-                strchr(value, '.') != NULL && strchr(value, ':') != NULL
-                    ? " (give the server port with --port)"
-                    : "");
+      cli_set_error(err, "--gateway '%s' is not an IPv4 or IPv6 address%s", value,
+                    strchr(value, '.') != NULL && strchr(value, ':') != NULL
+                        ? " (give the server port with --port)"
+                        : "");
       return;
     }
     o->gateway = value;
@@ -654,15 +595,16 @@ static void apply_option(options_t *o, const option_def_t *def, const char *valu
     (void)parse_backends(value, &o->backends, err);
     return;
   case OPT_PORT:
-    if (parse_uint(value, 1, 65535, &v) != 0) {
-      set_error(err, "--port '%s' is invalid: must be a port 1-65535", value);
+    if (cli_parse_uint(value, 1, 65535, &v) != 0) {
+      cli_set_error(err, "--port '%s' is invalid: must be a port 1-65535", value);
       return;
     }
     o->server_port = (uint16_t)v;
     return;
   case OPT_TIMEOUT:
-    if (parse_uint(value, 0, MAX_TIMEOUT_MS, &v) != 0) {
-      set_error(err, "--timeout '%s' is invalid: must be 1-%u milliseconds", value, MAX_TIMEOUT_MS);
+    if (cli_parse_uint(value, 0, MAX_TIMEOUT_MS, &v) != 0) {
+      cli_set_error(err, "--timeout '%s' is invalid: must be 1-%u milliseconds", value,
+                    MAX_TIMEOUT_MS);
       return;
     }
     o->timeout_ms = (uint32_t)v;
@@ -685,18 +627,18 @@ static void apply_option(options_t *o, const option_def_t *def, const char *valu
     return;
   case OPT_PEER:
     if (o->peer_address[0] != '\0') {
-      set_error(err, "--peer is given twice: one remote peer per mapping");
+      cli_set_error(err, "--peer is given twice: one remote peer per mapping");
       return;
     }
     parse_peer(o, value, err);
     return;
   case OPT_THIRD_PARTY:
     if (o->third_party != NULL) {
-      set_error(err, "--third-party is given twice: one internal host per mapping");
+      cli_set_error(err, "--third-party is given twice: one internal host per mapping");
       return;
     }
     if (parse_any_addr(value, &o->third_party_is_v6) != 0) {
-      set_error(err, "--third-party '%s' is not an IPv4 or IPv6 address", value);
+      cli_set_error(err, "--third-party '%s' is not an IPv4 or IPv6 address", value);
       return;
     }
     o->third_party = value;
@@ -708,8 +650,8 @@ static void apply_option(options_t *o, const option_def_t *def, const char *valu
     o->prefer_failure = 1;
     return;
   case OPT_RETRANSMIT:
-    if (parse_uint(value, 100, 60000, &v) != 0) {
-      set_error(err, "--retransmit '%s' is invalid: must be 100-60000 milliseconds", value);
+    if (cli_parse_uint(value, 100, 60000, &v) != 0) {
+      cli_set_error(err, "--retransmit '%s' is invalid: must be 100-60000 milliseconds", value);
       return;
     }
     o->pcp_irt_ms = (uint32_t)v;
@@ -740,24 +682,24 @@ static void check_pcp_options(const options_t *o, parse_error_t *err) {
 
   if (o->peer_address[0] != '\0') {
     if (o->peer_is_v6 != o->ipv6) {
-      set_error(err, "--peer %s is not of the mapping's family: it must be %s", o->peer_address,
-                fam);
+      cli_set_error(err, "--peer %s is not of the mapping's family: it must be %s", o->peer_address,
+                    fam);
     }
     if (o->prefer_failure) {
-      set_error(err, "--prefer-failure applies to MAP only, not to a --peer mapping");
+      cli_set_error(err, "--prefer-failure applies to MAP only, not to a --peer mapping");
     }
     if (o->n_filters > 0) {
-      set_error(err, "--filter applies to MAP only, not to a --peer mapping");
+      cli_set_error(err, "--filter applies to MAP only, not to a --peer mapping");
     }
   }
   if (o->third_party != NULL && o->third_party_is_v6 != o->ipv6) {
-    set_error(err, "--third-party %s is not of the mapping's family: it must be %s", o->third_party,
-              fam);
+    cli_set_error(err, "--third-party %s is not of the mapping's family: it must be %s",
+                  o->third_party, fam);
   }
   for (k = 0; k < o->n_filters; k++) {
     if (o->filter_is_v6[k] != o->ipv6) {
-      set_error(err, "--filter %s is not of the mapping's family: it must be %s",
-                o->filter_address[k], fam);
+      cli_set_error(err, "--filter %s is not of the mapping's family: it must be %s",
+                    o->filter_address[k], fam);
     }
   }
 }
@@ -783,7 +725,7 @@ static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) 
   memset(seen_name, 0, sizeof seen_name);
   positional = calloc((size_t)argc + 1, sizeof *positional);
   if (positional == NULL) {
-    set_error(err, "out of memory");
+    cli_set_error(err, "out of memory");
     return;
   }
   for (i = 1; i < argc; i++) {
@@ -805,7 +747,7 @@ static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) 
       continue;
     }
     if (arg[1] != '-') {
-      set_error(err, "unknown option '%s'", arg);
+      cli_set_error(err, "unknown option '%s'", arg);
       continue;
     }
     name = arg + 2;
@@ -813,7 +755,7 @@ static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) 
     name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
     def = find_option(name, name_len);
     if (def == NULL) {
-      set_error(err, "unknown option '--%.*s'", (int)name_len, name);
+      cli_set_error(err, "unknown option '--%.*s'", (int)name_len, name);
       continue;
     }
     if (def->has_value) {
@@ -822,11 +764,11 @@ static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) 
       } else if (i + 1 < argc) {
         value = argv[++i];
       } else {
-        set_error(err, "option --%s needs a value", def->name);
+        cli_set_error(err, "option --%s needs a value", def->name);
         continue;
       }
     } else if (eq != NULL) {
-      set_error(err, "option --%s takes no value", def->name);
+      cli_set_error(err, "option --%s takes no value", def->name);
       continue;
     }
     seen |= 1u << def->id;
@@ -835,41 +777,42 @@ static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) 
   }
 
   if (n_pos == 0) {
-    set_error(err, "missing command: use add, keep, delete or list");
+    cli_set_error(err, "missing command: use add, keep, delete or list");
     goto done;
   }
   o->cmd_name = positional[0];
   o->cmd = parse_command(positional[0]);
   if (o->cmd == CMD_NONE) {
-    set_error(err, "unknown command '%s': use add, keep, delete or list", positional[0]);
+    cli_set_error(err, "unknown command '%s': use add, keep, delete or list", positional[0]);
     goto done;
   }
   for (j = 0; j < N_OPTION_DEFS; j++) {
     const option_def_t *def = &option_defs[j];
     if ((seen & (1u << def->id)) != 0 && (def->commands & (unsigned)o->cmd) == 0) {
-      set_error(err, "option --%s does not apply to %s", seen_name[def->id], o->cmd_name);
+      cli_set_error(err, "option --%s does not apply to %s", seen_name[def->id], o->cmd_name);
     }
   }
   if (o->cmd == CMD_LIST) {
     if (n_pos > 1) {
-      set_error(err, "list takes no PORT (got '%s')", positional[1]);
+      cli_set_error(err, "list takes no PORT (got '%s')", positional[1]);
     } else if (o->have_timeout && o->timeout_ms == 0) {
-      set_error(err, "--timeout 0 is only valid with keep: use 1-%u milliseconds", MAX_TIMEOUT_MS);
+      cli_set_error(err, "--timeout 0 is only valid with keep: use 1-%u milliseconds",
+                    MAX_TIMEOUT_MS);
     }
     goto done;
   }
   if (n_pos == 1) {
-    set_error(err, "%s needs a PORT[/tcp|/udp]", o->cmd_name);
+    cli_set_error(err, "%s needs a PORT[/tcp|/udp]", o->cmd_name);
     goto done;
   }
   if (o->cmd != CMD_KEEP && n_pos > 2) {
-    set_error(err, "%s takes one PORT, got %zu (%s)", o->cmd_name, n_pos - 1,
-              o->cmd == CMD_ADD ? "use keep for several" : "delete them one at a time");
+    cli_set_error(err, "%s takes one PORT, got %zu (%s)", o->cmd_name, n_pos - 1,
+                  o->cmd == CMD_ADD ? "use keep for several" : "delete them one at a time");
     goto done;
   }
   o->targets = calloc(n_pos - 1, sizeof *o->targets);
   if (o->targets == NULL) {
-    set_error(err, "out of memory");
+    cli_set_error(err, "out of memory");
     goto done;
   }
   for (j = 1; j < n_pos; j++) {
@@ -880,18 +823,19 @@ static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) 
     for (k = 0; k < o->n_targets; k++) {
       if (o->targets[k].port == o->targets[o->n_targets].port &&
           o->targets[k].protocol == o->targets[o->n_targets].protocol) {
-        set_error(err, "'%s' is given twice", positional[j]);
+        cli_set_error(err, "'%s' is given twice", positional[j]);
         goto done;
       }
     }
     o->n_targets++;
   }
   if (o->external_port != 0 && o->n_targets > 1) {
-    set_error(err, "--external needs a single PORT");
+    cli_set_error(err, "--external needs a single PORT");
   }
   check_pcp_options(o, err);
   if (o->have_timeout && o->timeout_ms == 0 && o->cmd != CMD_KEEP) {
-    set_error(err, "--timeout 0 is only valid with keep: use 1-%u milliseconds", MAX_TIMEOUT_MS);
+    cli_set_error(err, "--timeout 0 is only valid with keep: use 1-%u milliseconds",
+                  MAX_TIMEOUT_MS);
   }
 done:
   free(positional);
@@ -936,26 +880,6 @@ static const char *proto_name(int protocol, char *buf, size_t len) {
   return buf;
 }
 
-static int nonce_is_set(const uint8_t nonce[NONCE_LEN]) {
-  size_t i;
-  for (i = 0; i < NONCE_LEN; i++) {
-    if (nonce[i] != 0) {
-      return 1;
-    }
-  }
-  return 0;
-}
-
-static void nonce_hex(const uint8_t nonce[NONCE_LEN], char out[2 * NONCE_LEN + 1]) {
-  static const char digits[] = "0123456789abcdef";
-  size_t i;
-  for (i = 0; i < NONCE_LEN; i++) {
-    out[2 * i] = digits[nonce[i] >> 4];
-    out[2 * i + 1] = digits[nonce[i] & 0x0f];
-  }
-  out[2 * NONCE_LEN] = '\0';
-}
-
 /* The external address as text, or NULL when not known. */
 static const char *external_address(const portmap_info_t *info, char *buf, size_t len) {
   static const uint8_t v4_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -977,26 +901,6 @@ static const char *external_address(const portmap_info_t *info, char *buf, size_
     return info->external_address_str;
   }
   return portmap_addr_format(&info->external_address, buf, len);
-}
-
-/* NAT-PMP result codes, RFC 6886 section 3.5. */
-static const char *natpmp_result_name(int result) {
-  switch (result) {
-  case 0:
-    return "SUCCESS";
-  case 1:
-    return "UNSUPPORTED_VERSION";
-  case 2:
-    return "NOT_AUTHORIZED";
-  case 3:
-    return "NETWORK_FAILURE";
-  case 4:
-    return "OUT_OF_RESOURCES";
-  case 5:
-    return "UNSUPPORTED_OPCODE";
-  default:
-    return "UNKNOWN";
-  }
 }
 
 /* UPnP IGD WANIPConnection error codes seen in the field. */
@@ -1037,7 +941,7 @@ static const char *upnp_result_name(int result) {
 static const char *gateway_result_name(const portmap_info_t *info) {
   switch (info->backend) {
   case PORTMAP_BACKEND_NATPMP:
-    return natpmp_result_name(info->gateway_result);
+    return cli_natpmp_result_name(info->gateway_result);
   case PORTMAP_BACKEND_UPNP:
     return upnp_result_name(info->gateway_result);
   case PORTMAP_BACKEND_PCP:
@@ -1047,54 +951,17 @@ static const char *gateway_result_name(const portmap_info_t *info) {
   return portmap_pcp_result_name(info->gateway_result);
 }
 
-static void json_string(FILE *f, const char *s) {
-  const unsigned char *p;
-  fputc('"', f);
-  for (p = (const unsigned char *)s; *p != '\0'; p++) {
-    switch (*p) {
-    case '"':
-      fputs("\\\"", f);
-      break;
-    case '\\':
-      fputs("\\\\", f);
-      break;
-    case '\n':
-      fputs("\\n", f);
-      break;
-    case '\r':
-      fputs("\\r", f);
-      break;
-    case '\t':
-      fputs("\\t", f);
-      break;
-    case '\b':
-      fputs("\\b", f);
-      break;
-    case '\f':
-      fputs("\\f", f);
-      break;
-    default:
-      if (*p < 0x20 || *p == 0x7f) {
-        fprintf(f, "\\u%04x", (unsigned)*p);
-      } else {
-        fputc(*p, f);
-      }
-    }
-  }
-  fputc('"', f);
-}
-
 static void json_key(FILE *f, int *first, const char *key) {
   fputc(*first ? '{' : ',', f);
   *first = 0;
-  json_string(f, key);
+  cli_json_string(f, key);
   fputc(':', f);
 }
 
 static void json_str_or_null(FILE *f, int *first, const char *key, const char *value) {
   json_key(f, first, key);
   if (value != NULL) {
-    json_string(f, value);
+    cli_json_string(f, value);
   } else {
     fputs("null", f);
   }
@@ -1152,11 +1019,11 @@ static void print_event_json(cli_t *cli, portmap_event_t event, const portmap_in
   json_key(f, &first, "external_is_private");
   fputs(info->external_is_private ? "true" : "false", f);
   json_num(f, &first, "lifetime", info->lifetime);
-  nonce_hex(info->nonce, nonce);
+  cli_nonce_hex(info->nonce, nonce);
   /* The nonce is PCP's; NONE is a request that got no backend yet (a delete's given nonce). */
   json_str_or_null(f, &first, "nonce",
-                   nonce_is_set(info->nonce) && (info->backend == PORTMAP_BACKEND_PCP ||
-                                                 info->backend == PORTMAP_BACKEND_NONE)
+                   cli_nonce_is_set(info->nonce) && (info->backend == PORTMAP_BACKEND_PCP ||
+                                                     info->backend == PORTMAP_BACKEND_NONE)
                        ? nonce
                        : NULL);
   json_str_or_null(f, &first, "description", description);
@@ -1201,8 +1068,8 @@ static void print_event_text(cli_t *cli, portmap_event_t event, const portmap_in
     }
     printf(" via %s, lifetime %lu s", portmap_backend_name(info->backend),
            (unsigned long)info->lifetime);
-    if (info->backend == PORTMAP_BACKEND_PCP && nonce_is_set(info->nonce)) {
-      nonce_hex(info->nonce, nonce);
+    if (info->backend == PORTMAP_BACKEND_PCP && cli_nonce_is_set(info->nonce)) {
+      cli_nonce_hex(info->nonce, nonce);
       printf(", nonce %s", nonce);
     }
     if (info->external_is_private) {
@@ -1428,12 +1295,6 @@ static void log_to_stderr(portmap_log_level_t level, const char *msg, void *user
   fprintf(stderr, PROG ": [%s] %s\n", name, msg);
 }
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /*
  * request_timeout_ms: give up on a new mapping after this (0 = never).
  * listen: open the ANNOUNCE listener (only worth it for keep).
@@ -1657,7 +1518,7 @@ static drive_result_t drive(cli_t *cli, uint64_t deadline, int sig_fd) {
     }
     timeout = portmap_timeout_ms(cli->client);
     if (deadline != 0) {
-      uint64_t now = now_ms();
+      uint64_t now = cli_now_ms();
       uint64_t left;
       if (now >= deadline) {
         result = DRIVE_DEADLINE;
@@ -1827,7 +1688,7 @@ static int cmd_delete(cli_t *cli) {
   }
   cli->active = 1;
   /* The library gives up after request_timeout_ms; the margin only guards against it not. */
-  dr = drive(cli, now_ms() + o->timeout_ms + 1000u, -1);
+  dr = drive(cli, cli_now_ms() + o->timeout_ms + 1000u, -1);
   if (dr == DRIVE_DONE) {
     rc = mc.final_event == PORTMAP_EVENT_DELETED ? EXIT_OK : exit_code_for(mc.status);
     if (rc == EXIT_OK && cli->output_broken) {
@@ -1933,7 +1794,7 @@ shutdown:
     }
   }
   /* A second signal stops the wait; the client's own bounded wait follows. */
-  (void)drive(cli, now_ms() + SHUTDOWN_WAIT_MS, pipefd[0]);
+  (void)drive(cli, cli_now_ms() + SHUTDOWN_WAIT_MS, pipefd[0]);
 
 done:
   if (cli->client != NULL) {
