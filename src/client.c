@@ -443,6 +443,13 @@ static void on_gateway_timer(portmap_timer_t *t, uint64_t now) {
   int changed = have4 != c->have_gateway4 || have6 != c->have_gateway6 ||
                 (have4 && memcmp(gw4, c->gateway4, 16) != 0) ||
                 (have6 && memcmp(gw6, c->gateway6, 16) != 0);
+  /* A new local address (DHCP gave another one) is a new client to the
+   * server (A4: the client IP field): map again as after a gateway change. */
+  uint8_t local[16];
+  if (!changed && have4 && !c->have_local && c->probe.have_local &&
+      portmap_net_is_v4(c->probe.local) && portmap_net_local_address(gw4, 0, local) == 0 &&
+      memcmp(local, c->probe.local, 16) != 0)
+    changed = 1;
   if (changed)
     portmap_client_gateway_changed(c, have4, gw4, have6, gw6, scope6, now);
   portmap_sched_push(&c->sched, t, now + GATEWAY_CHECK_MS);
