@@ -20,6 +20,7 @@
 
 #include <portmap/portmap.h>
 
+#include "test_support.h"
 #include "fake_pcp.h"
 #include "pcp/wire.h"
 
@@ -54,16 +55,9 @@ static uint64_t h_clock(void *u) {
   return ((h_t *)u)->now;
 }
 
-/* Deterministic stand-in for the CSPRNG (splitmix64). */
+/* Deterministic stand-in for the CSPRNG. */
 static int h_random(void *buf, size_t len, void *u) {
-  h_t *h = u;
-  uint8_t *p = buf;
-  for (size_t i = 0; i < len; i++) {
-    uint64_t z = (h->rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    p[i] = (uint8_t)(z ^ (z >> 31));
-  }
+  test_splitmix_fill(&((h_t *)u)->rng, buf, len);
   return 0;
 }
 
@@ -158,33 +152,20 @@ static void pump(h_t *h) {
     struct pollfd p = {fake_pcp_fd(h->f), POLLIN, 0};
     int busy = poll(&p, 1, 0) > 0;
     fake_pcp_process_at(h->f, h->now);
-    int fds[8];
-    size_t n = portmap_fds(h->c, fds, 8);
-    struct pollfd cp[8];
-    for (size_t k = 0; k < n && k < 8; k++) {
-      cp[k].fd = fds[k];
-      cp[k].events = POLLIN;
-      cp[k].revents = 0;
-    }
-    int cbusy = poll(cp, (nfds_t)(n < 8 ? n : 8), 0) > 0;
+    int cbusy = test_client_readable(h->c, 0);
     if (!busy && !cbusy)
       break;
   }
   portmap_process(h->c);
 }
 
+static void pump_cb(void *h) {
+  pump(h);
+}
+
 /* Run every timer due up to now + ms, pumping at each step. */
 static void advance(h_t *h, uint64_t ms) {
-  uint64_t target = h->now + ms;
-  for (int guard = 0; guard < 100000; guard++) {
-    pump(h);
-    int t = portmap_timeout_ms(h->c);
-    if (t < 0 || h->now + (uint64_t)t > target)
-      break;
-    h->now += (uint64_t)t;
-  }
-  h->now = target;
-  pump(h);
+  test_advance(h->c, &h->now, ms, pump_cb, h);
 }
 
 static size_t count_events(h_t *h, portmap_event_t e) {
@@ -1038,15 +1019,7 @@ static void test_map_sync(void **state) {
   assert_int_equal(portmap_mapping_set_callback(m, tw_cb, &w), PORTMAP_OK);
   assert_int_equal(portmap_mapping_revoke(m), PORTMAP_OK);
   for (int i = 0; i < 100 && !w.deleted; i++) {
-    int fds[4];
-    struct pollfd p[4];
-    size_t n = portmap_fds(h->c, fds, 4);
-    for (size_t k = 0; k < n; k++) {
-      p[k].fd = fds[k];
-      p[k].events = POLLIN;
-      p[k].revents = 0;
-    }
-    poll(p, (nfds_t)n, 10);
+    (void)test_client_readable(h->c, 10);
     portmap_process(h->c);
   }
   assert_true(w.deleted); /* the new callback got the final event */
@@ -1072,15 +1045,7 @@ static void test_Q21_closed_port_is_immediate(void **state) {
   client_up(h);
   map_tcp(h, 8000, 3600);
   for (int i = 0; i < 20 && h->n_ev == 0; i++) {
-    struct pollfd p[4];
-    int fds[4];
-    size_t n = portmap_fds(h->c, fds, 4);
-    for (size_t k = 0; k < n; k++) {
-      p[k].fd = fds[k];
-      p[k].events = POLLIN;
-      p[k].revents = 0;
-    }
-    poll(p, (nfds_t)n, 20);
+    (void)test_client_readable(h->c, 20);
     portmap_process(h->c);
   }
   assert_int_equal(last_event(h)->event, PORTMAP_EVENT_FAILED);

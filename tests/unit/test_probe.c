@@ -21,6 +21,7 @@
 
 #include <portmap/portmap.h>
 
+#include "test_support.h"
 #include "fake_natpmp.h"
 #include "fake_pcp.h"
 #include "pcp/wire.h"
@@ -50,14 +51,7 @@ static uint64_t h_clock(void *u) {
 }
 
 static int h_random(void *buf, size_t len, void *u) {
-  h_t *h = u;
-  uint8_t *p = buf;
-  for (size_t i = 0; i < len; i++) {
-    uint64_t z = (h->rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    p[i] = (uint8_t)(z ^ (z >> 31));
-  }
+  test_splitmix_fill(&((h_t *)u)->rng, buf, len);
   return 0;
 }
 
@@ -122,32 +116,20 @@ static void pump(h_t *h) {
     portmap_process(h->c);
     int a = fake_pcp_process_at(h->pcp, h->now);
     int b = fake_natpmp_process_at(h->nat, h->now);
-    int fds[8];
-    size_t n = portmap_fds(h->c, fds, 8);
-    struct pollfd p[8];
-    for (size_t k = 0; k < n && k < 8; k++) {
-      p[k].fd = fds[k];
-      p[k].events = POLLIN;
-      p[k].revents = 0;
-    }
-    int busy = poll(p, (nfds_t)(n < 8 ? n : 8), 0) > 0;
+    int busy = test_client_readable(h->c, 0);
     if (a <= 0 && b <= 0 && !busy)
       break;
   }
   portmap_process(h->c);
 }
 
-static void advance(h_t *h, uint64_t ms) {
-  uint64_t target = h->now + ms;
-  for (int guard = 0; guard < 10000; guard++) {
-    pump(h);
-    int t = portmap_timeout_ms(h->c);
-    if (t < 0 || h->now + (uint64_t)t > target)
-      break;
-    h->now += (uint64_t)t;
-  }
-  h->now = target;
+static void pump_cb(void *h) {
   pump(h);
+}
+
+/* Run every timer due up to now + ms, pumping at each step. */
+static void advance(h_t *h, uint64_t ms) {
+  test_advance(h->c, &h->now, ms, pump_cb, h);
 }
 
 static void up(h_t *h) {
@@ -210,15 +192,7 @@ static void test_Q21_closed_pcp_port_decides_at_once(void **state) {
   up(h);
   map(h, 8000);
   for (int i = 0; i < 20 && h->n_ev == 0; i++) {
-    struct pollfd p[8];
-    int fds[8];
-    size_t n = portmap_fds(h->c, fds, 8);
-    for (size_t k = 0; k < n; k++) {
-      p[k].fd = fds[k];
-      p[k].events = POLLIN;
-      p[k].revents = 0;
-    }
-    poll(p, (nfds_t)n, 10);
+    (void)test_client_readable(h->c, 10);
     pump(h);
   }
   /* no time passed on the client's clock: no budget was waited out */

@@ -25,6 +25,7 @@
 
 #include <portmap/portmap.h>
 
+#include "test_support.h"
 #include "fake_upnp.h"
 
 #define MAX_EVENTS 64
@@ -65,14 +66,7 @@ static uint64_t h_clock(void *u) {
 }
 
 static int h_random(void *buf, size_t len, void *u) {
-  h_t *h = u;
-  uint8_t *p = buf;
-  for (size_t i = 0; i < len; i++) {
-    uint64_t z = (h->rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    p[i] = (uint8_t)(z ^ (z >> 31));
-  }
+  test_splitmix_fill(&((h_t *)u)->rng, buf, len);
   return 0;
 }
 
@@ -176,18 +170,10 @@ static int teardown(void **state) {
 
 static void pump(h_t *h, int ms) {
   portmap_process(h->c);
-  int fds[16];
-  size_t n = portmap_fds(h->c, fds, 16);
-  struct pollfd p[16];
-  for (size_t i = 0; i < n && i < 16; i++) {
-    p[i].fd = fds[i];
-    p[i].events = POLLIN;
-    p[i].revents = 0;
-  }
   int t = portmap_timeout_ms(h->c);
   if (t < 0 || t > ms)
     t = ms;
-  (void)poll(p, (nfds_t)(n < 16 ? n : 16), t);
+  (void)test_client_readable(h->c, t);
   portmap_process(h->c);
 }
 
