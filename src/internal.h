@@ -90,6 +90,10 @@ typedef struct portmap_probe_state {
   portmap_timer_t grace; /* how long waiting mappings wait for a late answer */
   uint8_t local[16];
   int have_local;
+  /* a round asked again after an epoch change (the gateway lost its state) */
+  portmap_timer_t refresh;
+  int refreshed;
+  uint64_t refresh_ms;
 } portmap_probe_state_t;
 
 struct portmap_client {
@@ -146,6 +150,11 @@ void portmap_probe_init(portmap_client_t *c);
 void portmap_probe_start(portmap_client_t *c, uint64_t now);
 /* Drop every cached probe result (the gateway changed). */
 void portmap_probe_forget(portmap_client_t *c);
+/* A backend saw the gateway's epoch go back (reboot, new firmware): what it
+ * speaks may have changed too, so a probe round asks again (at most once
+ * per 30 s). Mappings keep their backends (each recovers on its own: E5,
+ * K2, N5); new ones use the previous answers until the new ones come. */
+void portmap_probe_epoch_changed(portmap_client_t *c, uint64_t now);
 /* Give a new mapping its backend: at once, or when the probe decides. */
 void portmap_probe_begin(struct portmap_mapping *m, uint64_t now);
 /* Exactly one backend is enabled: no probe, no fallback. */

@@ -20,6 +20,7 @@
 
 #define PROBE_STALE_MS 30000u /* re-probe after a round that found nothing */
 #define PROBE_GRACE_MIN_MS 1000u
+#define PROBE_REFRESH_MIN_MS 30000u /* at most one epoch-change round per 30 s */
 
 int portmap_backend_index(portmap_backend_t b) {
   switch (b) {
@@ -159,13 +160,21 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
 static void evaluate(portmap_client_t *c, int final, uint64_t now) {
   portmap_probe_state_t *p = &c->probe;
   int idx = choose(c, NULL, 0, final);
-  if (idx >= 0 && !p->decided) {
-    p->decided = 1;
-    p->ever = 1;
-    p->decided_ms = now;
-    p->selected = idx == PORTMAP_MAX_BACKENDS ? PORTMAP_BACKEND_NONE : backend_at(idx);
-    portmap_log(c, PORTMAP_LOG_INFO, "probe: using %s after %llu ms",
-                portmap_backend_name(p->selected), (unsigned long long)(now - p->started_ms));
+  if (idx >= 0) {
+    portmap_backend_t sel = idx == PORTMAP_MAX_BACKENDS ? PORTMAP_BACKEND_NONE : backend_at(idx);
+    if (!p->decided) {
+      p->decided = 1;
+      p->ever = 1;
+      p->decided_ms = now;
+      p->selected = sel;
+      portmap_log(c, PORTMAP_LOG_INFO, "probe: using %s after %llu ms", portmap_backend_name(sel),
+                  (unsigned long long)(now - p->started_ms));
+    } else if (sel != p->selected) {
+      /* a refresh round changed the answer: new mappings follow it */
+      p->selected = sel;
+      p->decided_ms = now;
+      portmap_log(c, PORTMAP_LOG_INFO, "probe: now using %s", portmap_backend_name(sel));
+    }
   }
   start_waiting(c, final, now);
 }
@@ -200,27 +209,58 @@ static void on_grace(portmap_timer_t *t, uint64_t now) {
   evaluate(c, 1, now);
 }
 
+static void probe_round(portmap_client_t *c, uint64_t now, int keep);
+
+static void on_refresh(portmap_timer_t *t, uint64_t now) {
+  portmap_client_t *c = t->ctx;
+  if (!c->probe.running)
+    probe_round(c, now, 1);
+}
+
 void portmap_probe_init(portmap_client_t *c) {
   portmap_timer_init(&c->probe.budget, on_budget, c);
   portmap_timer_init(&c->probe.grace, on_grace, c);
+  portmap_timer_init(&c->probe.refresh, on_refresh, c);
 }
 
 void portmap_probe_forget(portmap_client_t *c) {
   portmap_sched_cancel(&c->sched, &c->probe.budget);
   portmap_sched_cancel(&c->sched, &c->probe.grace);
+  portmap_sched_cancel(&c->sched, &c->probe.refresh);
   memset(&c->probe, 0, sizeof c->probe);
   portmap_probe_init(c);
 }
 
+void portmap_probe_epoch_changed(portmap_client_t *c, uint64_t now) {
+  portmap_probe_state_t *p = &c->probe;
+  if (portmap_probe_single(c) || p->running || !p->ever || portmap_timer_pending(&p->refresh) ||
+      (p->refreshed && now - p->refresh_ms < PROBE_REFRESH_MIN_MS))
+    return;
+  p->refreshed = 1;
+  p->refresh_ms = now;
+  portmap_log(c, PORTMAP_LOG_INFO,
+              "probe: the gateway lost its state: asking again what it speaks");
+  /* from the scheduler, not from inside the backend that noticed */
+  portmap_sched_push(&c->sched, &p->refresh, now);
+}
+
 void portmap_probe_start(portmap_client_t *c, uint64_t now) {
+  probe_round(c, now, 0);
+}
+
+/* keep: a refresh round; the previous answers stay in force (and decide for
+ * new mappings) until each backend answers again or the budget ends. */
+static void probe_round(portmap_client_t *c, uint64_t now, int keep) {
   portmap_probe_state_t *p = &c->probe;
   if (p->running)
     return;
   p->running = 1;
-  p->decided = 0;
-  p->selected = PORTMAP_BACKEND_NONE;
+  if (!keep) {
+    p->decided = 0;
+    p->selected = PORTMAP_BACKEND_NONE;
+    p->have = 0;
+  }
   p->started_ms = now;
-  p->have = 0;
   p->pending = 0;
   p->late = 0;
   portmap_sched_cancel(&c->sched, &p->grace);

@@ -595,6 +595,7 @@ static void epoch_check(np_state_t *st, uint32_t sssoe, uint64_t now) {
     c->stats.epoch_invalid++;
     portmap_log(c, PORTMAP_LOG_INFO, "natpmp: gateway epoch went back: it lost its mappings");
     renew_all(st);
+    portmap_probe_epoch_changed(c, now);
   }
 }
 

@@ -375,6 +375,7 @@ static void recover_server(pcp_server_t *s, pcp_map_t *except, uint64_t now) {
       start_cycle(pm, PH_REQUEST, now);
     }
   }
+  portmap_probe_epoch_changed(c, now); /* what the gateway speaks may have changed too */
 }
 
 static void on_recovery(portmap_timer_t *t, uint64_t now) {

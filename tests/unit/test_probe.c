@@ -305,6 +305,88 @@ static void test_G4_failover_waits_for_probe_still_running(void **state) {
   assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
 }
 
+static portmap_stats_t stats(h_t *h) {
+  portmap_stats_t st;
+  assert_int_equal(portmap_client_stats(h->c, &st), PORTMAP_OK);
+  return st;
+}
+
+static fake_pcp_hook_action_t refuse_announce(void *u, fake_pcp_t *f, const fake_pcp_request_t *req,
+                                              pcp_msg_t *resp) {
+  (void)u;
+  (void)f;
+  if (req->msg.opcode != PCP_OP_ANNOUNCE)
+    return FAKE_PCP_HOOK_DEFAULT;
+  resp->result = PCP_NOT_AUTHORIZED;
+  return FAKE_PCP_HOOK_REPLY;
+}
+
+/* A renewal shows the PCP server's epoch went back (E5): the gateway lost
+ * its state, and what it speaks may have changed with it, so the probe asks
+ * again; new mappings follow the new answers, the old one stays. */
+static void test_E5_epoch_change_reprobes(void **state) {
+  h_t *h = *state;
+  up(h);
+  map(h, 8000);
+  pump(h);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_PCP);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 1);
+  assert_int_equal(fake_natpmp_requests(h->nat, 0), 1);
+  advance(h, 20000);
+  /* it reboots into a firmware that refuses PCP to new clients (Q16) */
+  fake_pcp_reboot(h->pcp, h->now);
+  fake_pcp_set_hook(h->pcp, refuse_announce, NULL);
+  advance(h, 110000); /* the renewal of the 200 s mapping sees epoch 0 */
+  assert_int_equal(stats(h).epoch_invalid, 1);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 2);
+  assert_int_equal(fake_natpmp_requests(h->nat, 0), 2); /* every protocol asked again */
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_RENEWED);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_PCP);
+  size_t before = h->n_ev;
+  map(h, 8001);
+  pump(h);
+  assert_int_equal(h->n_ev, before + 1);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+}
+
+/* The same after a NAT-PMP epoch went back (N5, here through an N6
+ * announcement), at most once per 30 s however often it happens. */
+static void test_N5_epoch_change_reprobes_once_per_30s(void **state) {
+  h_t *h = *state;
+  uint16_t ap = closed_udp_port();
+  h->cfg.announce_port = ap;
+  fake_pcp_force_result(h->pcp, PCP_NOT_AUTHORIZED, 1); /* the first ANNOUNCE */
+  up(h);
+  map(h, 8000);
+  pump(h);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  to.sin_port = htons(ap);
+  unsigned expect = 1;
+  for (int round = 0; round < 3; round++) {
+    advance(h, round == 2 ? 30000 : 5000);
+    fake_natpmp_reboot(h->nat, h->now);
+    assert_int_equal(fake_natpmp_send_announce(h->nat, (struct sockaddr *)&to, sizeof to), 0);
+    for (int i = 0; i < 20 && stats(h).epoch_invalid < (uint64_t)round + 1; i++) {
+      (void)test_client_readable(h->c, 10);
+      pump(h);
+    }
+    assert_int_equal(stats(h).epoch_invalid, round + 1);
+    if (round != 1)
+      expect++; /* not 5 s after the last round: 35 s after it */
+    assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), expect);
+  }
+  /* the rebooted gateway speaks PCP now: new mappings use it */
+  map(h, 8001);
+  pump(h);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_PCP);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -320,6 +402,8 @@ int main(void) {
       T(test_peer_without_pcp_fails_clearly),
       T(test_Q22_nothing_answers_fails_at_budget),
       T(test_G4_failover_waits_for_probe_still_running),
+      T(test_E5_epoch_change_reprobes),
+      T(test_N5_epoch_change_reprobes_once_per_30s),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
