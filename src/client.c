@@ -381,8 +381,14 @@ void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_
                                     int have6, const uint8_t gw6[16], unsigned scope6,
                                     uint64_t now) {
   int have_any = have4 || have6;
-  portmap_log(c, PORTMAP_LOG_INFO, "the default gateway changed: %s",
-              have_any ? "mapping again there" : "none now; waiting for one");
+  int same_gateway = have4 == c->have_gateway4 && have6 == c->have_gateway6 &&
+                     (!have4 || memcmp(gw4, c->gateway4, 16) == 0) &&
+                     (!have6 || memcmp(gw6, c->gateway6, 16) == 0);
+  if (same_gateway && have_any)
+    portmap_log(c, PORTMAP_LOG_INFO, "the local address changed: mapping again from the new one");
+  else
+    portmap_log(c, PORTMAP_LOG_INFO, "the default gateway changed: %s",
+                have_any ? "mapping again there" : "none now; waiting for one");
   /* The old gateway is gone: nothing to delete there, only to forget. */
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next) {
     if (m->final_queued || m->detached)
@@ -433,25 +439,43 @@ void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_
       portmap_probe_begin(m, now);
 }
 
-/* B6: watch the default route when no gateway was configured. */
+static void note_local(portmap_client_t *c) {
+  c->have_seen_local =
+      c->have_gateway4 && portmap_net_local_address(c->gateway4, 0, c->seen_local) == 0;
+}
+
+/* B6: watch the default route when no gateway was configured, and the local
+ * address towards the gateway in any case (every 30 s, or at once after
+ * portmap_network_changed()). */
 static void on_gateway_timer(portmap_timer_t *t, uint64_t now) {
   portmap_client_t *c = t->ctx;
   uint8_t gw4[16], gw6[16];
   unsigned scope6 = 0, scope4 = 0;
-  int have4 = portmap_net_default_gateway(0, gw4, &scope4) == 0;
-  int have6 = portmap_net_default_gateway(1, gw6, &scope6) == 0;
+  int have4, have6;
+  if (c->gateway_str != NULL) {
+    /* configured: only the local address can change */
+    have4 = c->have_gateway4;
+    have6 = c->have_gateway6;
+    memcpy(gw4, c->gateway4, 16);
+    memcpy(gw6, c->gateway6, 16);
+    scope6 = c->gateway6_scope;
+  } else {
+    have4 = portmap_net_default_gateway(0, gw4, &scope4) == 0;
+    have6 = portmap_net_default_gateway(1, gw6, &scope6) == 0;
+  }
   int changed = have4 != c->have_gateway4 || have6 != c->have_gateway6 ||
                 (have4 && memcmp(gw4, c->gateway4, 16) != 0) ||
                 (have6 && memcmp(gw6, c->gateway6, 16) != 0);
   /* A new local address (DHCP gave another one) is a new client to the
    * server (A4: the client IP field): map again as after a gateway change. */
   uint8_t local[16];
-  if (!changed && have4 && !c->have_local && c->probe.have_local &&
-      portmap_net_is_v4(c->probe.local) && portmap_net_local_address(gw4, 0, local) == 0 &&
-      memcmp(local, c->probe.local, 16) != 0)
+  if (!changed && have4 && !c->have_local && c->have_seen_local &&
+      portmap_net_local_address(gw4, 0, local) == 0 && memcmp(local, c->seen_local, 16) != 0)
     changed = 1;
-  if (changed)
+  if (changed) {
     portmap_client_gateway_changed(c, have4, gw4, have6, gw6, scope6, now);
+    note_local(c);
+  }
   portmap_sched_push(&c->sched, t, now + GATEWAY_CHECK_MS);
 }
 
@@ -512,11 +536,11 @@ portmap_status_t portmap_client_new(const portmap_config_t *cfg, portmap_client_
     goto done;
   }
   client_discover(c);
+  note_local(c);
 
   portmap_probe_init(c);
   portmap_timer_init(&c->gateway_timer, on_gateway_timer, c);
-  if (c->gateway_str == NULL)
-    portmap_sched_push(&c->sched, &c->gateway_timer, portmap_client_now(c) + GATEWAY_CHECK_MS);
+  portmap_sched_push(&c->sched, &c->gateway_timer, portmap_client_now(c) + GATEWAY_CHECK_MS);
   static const portmap_backend_ops_t *const all[PORTMAP_MAX_BACKENDS] = {
       &portmap_pcp_backend, &portmap_natpmp_backend, &portmap_upnp_backend};
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
@@ -1228,6 +1252,18 @@ portmap_status_t portmap_list_sync(portmap_client_t *client, int timeout_ms,
 }
 
 /* ---------- queries ---------- */
+
+portmap_status_t portmap_network_changed(portmap_client_t *client) {
+  if (client == NULL)
+    return PORTMAP_ERR_INVALID;
+  pthread_mutex_lock(&client->mu);
+  if (!client->destroying) {
+    portmap_sched_push(&client->sched, &client->gateway_timer, portmap_client_now(client));
+    portmap_client_wake(client);
+  }
+  client_unlock(client);
+  return PORTMAP_OK;
+}
 
 portmap_status_t portmap_client_stats(portmap_client_t *client, portmap_stats_t *stats) {
   if (client == NULL || stats == NULL)

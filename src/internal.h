@@ -107,6 +107,10 @@ struct portmap_client {
   unsigned gateway6_scope;
   int have_local;
   uint8_t local_addr[16];
+  /* the local address towards gateway4 at the last network check (when
+   * not configured): a new one means a new client to the servers */
+  int have_seen_local;
+  uint8_t seen_local[16];
   /* the one scheduler */
   portmap_sched_t sched;
   /* backends by portmap_backend_index(); NULL when not enabled */

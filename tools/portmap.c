@@ -123,7 +123,9 @@ static const char help_text[] =
     "            Note the printed nonce: a PCP gateway wants it for the delete.\n"
     "    keep    Create every mapping given and renew them until SIGINT or SIGTERM,\n"
     "            printing one line per event; then delete them (waiting at most 2 s\n"
-    "            for the gateway) and exit.\n"
+    "            for the gateway) and exit. SIGUSR1 makes it look at the network\n"
+    "            at once (default gateway, local address) instead of at its next\n"
+    "            30 s check, and map again if they changed.\n"
     "    delete  Delete a mapping (PCP: MAP with lifetime 0 and the mapping's nonce).\n"
     "    list    Show the gateway's port-mapping table (at most 256 entries):\n"
     "            protocol, external port, internal client and port, description,\n"
@@ -1540,10 +1542,24 @@ static drive_result_t drive(cli_t *cli, uint64_t deadline, int sig_fd) {
     }
     if (sig_fd >= 0 && (pfds[0].revents & POLLIN) != 0) {
       unsigned char drain[64];
-      while (read(sig_fd, drain, sizeof drain) > 0) {
+      ssize_t got;
+      int stop = 0, recheck = 0;
+      while ((got = read(sig_fd, drain, sizeof drain)) > 0) {
+        for (ssize_t k = 0; k < got; k++) {
+          if (drain[k] == (unsigned char)SIGUSR1) {
+            recheck = 1;
+          } else {
+            stop = 1;
+          }
+        }
       }
-      result = DRIVE_SIGNAL;
-      break;
+      if (stop) {
+        result = DRIVE_SIGNAL;
+        break;
+      }
+      if (recheck) {
+        (void)portmap_network_changed(cli->client); /* SIGUSR1: look at the network now */
+      }
     }
     st = portmap_process(cli->client);
     if (st != PORTMAP_OK) {
@@ -1573,7 +1589,7 @@ static void on_signal(int sig) {
 
 static int install_signals(int pipefd[2]) {
   struct sigaction sa;
-  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1};
   size_t i;
 
   if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) != 0) {

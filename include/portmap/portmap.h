@@ -412,6 +412,20 @@ PORTMAP_API portmap_status_t portmap_list_sync(portmap_client_t *client, int tim
                                                size_t *count);
 
 /**
+ * Tell the client that the network may have changed (the system reported a
+ * new address or route, the machine resumed from sleep). Without this it
+ * looks every 30 s. It re-reads the default gateway (unless one was
+ * configured) and the local address towards it; if either changed, every
+ * mapping is made again there: `lost`, then `changed` once it is mapped
+ * again (what the old gateway or the old address held cannot be deleted
+ * from here and lapses at the end of its lifetime). Thread-safe; returns at
+ * once: the check runs in the next portmap_process() or on the client's
+ * own thread.
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID (client NULL).
+ */
+PORTMAP_API portmap_status_t portmap_network_changed(portmap_client_t *client);
+
+/**
  * Copy the drop and traffic counters.
  * @return PORTMAP_OK; PORTMAP_ERR_INVALID.
  */

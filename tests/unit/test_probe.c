@@ -387,6 +387,28 @@ static void test_N5_epoch_change_reprobes_once_per_30s(void **state) {
   assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_PCP);
 }
 
+/* portmap_network_changed(): the check runs at the next portmap_process()
+ * instead of 30 s later; nothing changed here, so nothing happens. (A real
+ * renumbering is proven in the lab: tests/lab/test_local_address_change.sh.) */
+static void test_network_changed_checks_at_once(void **state) {
+  h_t *h = *state;
+  assert_int_equal(portmap_network_changed(NULL), PORTMAP_ERR_INVALID);
+  up(h);
+  map(h, 8000);
+  pump(h);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
+  size_t before = h->n_ev;
+  unsigned maps = fake_pcp_requests(h->pcp, PCP_OP_MAP);
+  int t = portmap_timeout_ms(h->c);
+  assert_true(t > 0);
+  assert_int_equal(portmap_network_changed(h->c), PORTMAP_OK);
+  assert_int_equal(portmap_timeout_ms(h->c), 0);
+  pump(h);
+  assert_true(portmap_timeout_ms(h->c) > 0);
+  assert_int_equal(h->n_ev, before); /* same gateway, same address: no event */
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_MAP), maps);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -404,6 +426,7 @@ int main(void) {
       T(test_G4_failover_waits_for_probe_still_running),
       T(test_E5_epoch_change_reprobes),
       T(test_N5_epoch_change_reprobes_once_per_30s),
+      T(test_network_changed_checks_at_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
