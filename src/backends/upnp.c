@@ -50,7 +50,8 @@
  *
  * Per mapping, one sequence at a time, one call in flight:
  *   CREATE   GetExternalIPAddress, then AddPortMapping (Q10: the fallible
- *            query comes first)
+ *            query comes first; within 2 s of discovery, which has just
+ *            asked it, straight to AddPortMapping)
  *   RENEW    GetExternalIPAddress, GetSpecificPortMappingEntry (Q14), then
  *            AddPortMapping (leased: always; permanent: if it vanished)
  *   DELETE   DeletePortMapping
@@ -94,6 +95,7 @@
 #define UPNP_REDISCOVER_AFTER 2u         /* Q13: HTTP failures in a row */
 #define UPNP_SSDP_GRACE_MS 100u          /* wait for an IGD reply after a rootdevice one */
 #define UPNP_SSDP_DEFAULT_MS 500u
+#define UPNP_EXT_FRESH_MS 2000u /* a new mapping trusts discovery's external address this long */
 #define UPNP_LIST_MAX 256u
 #define UPNP_MAX_READS 64
 #define UPNP_DESC_ESCAPED_MAX 512 /* miniupnpc's SOAP body is 2048 octets */
@@ -208,6 +210,7 @@ typedef struct upnp_gw {
   char status[64];
   int have_ext;
   uint8_t ext[16];
+  uint64_t ext_at;    /* when discovery read ext */
   int permanent_only; /* Q9: remembered for this gateway */
   uint32_t rtt_ms;
 } upnp_gw_t;
@@ -1843,6 +1846,7 @@ static void disc_choose(upnp_state_t *st, const upnp_eval_t *e, uint64_t now) {
   copy_str(g.status, sizeof g.status, e->status);
   g.have_ext = e->have_ext;
   memcpy(g.ext, e->ext, 16);
+  g.ext_at = now;
   g.rtt_ms = d->rtt_ms;
   /* Q9: the lease rule is the gateway's; keep it across re-discovery */
   g.permanent_only = st->gw.permanent_only && strcmp(st->gw.service, g.service) == 0;
@@ -2072,8 +2076,18 @@ static void pm_add(upnp_map_t *pm, uint64_t now) {
 }
 
 static void pm_resume(upnp_map_t *pm, uint64_t now) {
+  const upnp_gw_t *g = &pm->st->gw;
   switch (pm->seq) {
   case SEQ_CREATE:
+    if (g->have_ext && now - g->ext_at <= UPNP_EXT_FRESH_MS) {
+      /* discovery has just asked (Q10 holds: the query came first) */
+      pm->have_ext = 1;
+      memcpy(pm->ext_addr, g->ext, 16);
+      pm_add(pm, now);
+      break;
+    }
+    pm_call(pm, CALL_EXTIP, now); /* Q10: the fallible query before the add */
+    break;
   case SEQ_RENEW:
     pm_call(pm, CALL_EXTIP, now); /* Q10: the fallible query before the add */
     break;

@@ -1401,6 +1401,13 @@ unsigned fake_upnp_count(fake_upnp_t *f, const char *action) {
   return n;
 }
 
+unsigned fake_upnp_pending(fake_upnp_t *f) {
+  pthread_mutex_lock(&f->mu);
+  unsigned n = f->pending;
+  pthread_mutex_unlock(&f->mu);
+  return n;
+}
+
 void fake_upnp_get_stats(fake_upnp_t *f, fake_upnp_stats_t *out) {
   pthread_mutex_lock(&f->mu);
   *out = f->stats;

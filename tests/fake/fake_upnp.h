@@ -173,6 +173,8 @@ size_t fake_upnp_entries(fake_upnp_t *f, fake_upnp_entry_t *out, size_t cap);
 int fake_upnp_find(fake_upnp_t *f, const char *proto, uint16_t ext_port, fake_upnp_entry_t *out);
 /** Copy at most cap logged SOAP requests (oldest first); returns how many were logged. */
 size_t fake_upnp_requests(fake_upnp_t *f, fake_upnp_request_t *out, size_t cap);
+/** Requests received and not answered yet (a delayed add in flight). */
+unsigned fake_upnp_pending(fake_upnp_t *f);
 /** How many SOAP requests of this action were answered (NULL: all). */
 unsigned fake_upnp_count(fake_upnp_t *f, const char *action);
 void fake_upnp_get_stats(fake_upnp_t *f, fake_upnp_stats_t *out);
