@@ -32,10 +32,10 @@
  * body of any size. So simpleUPnPcommand() writes the request into a
  * socketpair that already holds an empty reply (soap_request()) and we send
  * the octets ourselves. miniupnpc API 19 dropped that socket argument:
- * built against it, SOAP goes through miniupnpc's transport and only the
- * watchdog bounds it on our side. The watchdog, cfg.upnp_timeout_ms per
- * call on the scheduler, reports TIMEOUT; a result that comes back later
- * is discarded (except that a late successful add is deleted again, Q10).
+ * built against it, the same request comes from src/upnp/soap.c (checked
+ * against miniupnpc's octets by test_soap), over the same transport. The watchdog,
+ * cfg.upnp_timeout_ms per call on the scheduler, reports TIMEOUT; a result that comes back later is
+ * discarded (except that a late successful add is deleted again, Q10).
  *
  * Discovery (per client, shared by every mapping, the probe and list):
  *   SSDP    M-SEARCH per search target, unicast to the gateway (and
@@ -86,6 +86,7 @@
 
 #include "internal.h"
 #include "netutil.h"
+#include "upnp/soap.h"
 #include "upnp/ssdp.h"
 
 #define UPNP_MAX_CANDIDATES 8
@@ -879,26 +880,43 @@ static int soap_request(const upnp_call_t *k, const char *action, struct UPNParg
 }
 #endif
 
-/* One SOAP action: the reply parsed into name/value pairs (miniupnpc's
- * parser). 0 or a UPNPCOMMAND_ / UPNP_RC_ failure. */
+#if MINIUPNPC_API_VERSION >= 19
+/* miniupnpc no longer hands out the request octets: the same request from
+ * our own builder (checked against miniupnpc's in test_soap). */
+static int soap_request(const upnp_call_t *k, const portmap_ssdp_url_t *u, const char *action,
+                        struct UPNParg *args, char *out, size_t cap, size_t *len) {
+  portmap_soap_arg_t a[9];
+  size_t n = 0;
+  for (; args != NULL && args[n].elt != NULL && n < sizeof a / sizeof a[0]; n++) {
+    a[n].name = args[n].elt;
+    a[n].value = args[n].val;
+  }
+  char host[64];
+  int hn = snprintf(host, sizeof host, "%s:%u", u->host, (unsigned)u->port);
+  if (hn <= 0 || (size_t)hn >= sizeof host)
+    return UPNPCOMMAND_INVALID_ARGS;
+  return portmap_soap_build(host, u->path, UPNP_USER_AGENT, k->service, action, a, n, out, cap,
+                            len) == 0
+             ? 0
+             : UPNPCOMMAND_INVALID_ARGS;
+}
+#endif
+
+/* One SOAP action over our bounded transport: the reply parsed into
+ * name/value pairs (miniupnpc's parser). 0 or a UPNPCOMMAND_ / UPNP_RC_
+ * failure. */
 static int soap_call(const upnp_io_t *io, const upnp_call_t *k, const char *action,
                      struct UPNParg *args, struct NameValueParserData *pdata) {
-#if MINIUPNPC_API_VERSION >= 19
-  (void)io; /* miniupnpc's transport: per recv() timeouts only */
-  int size = 0;
-  char *buf = simpleUPnPcommand(k->url, k->service, action, args, &size);
-  if (buf == NULL)
-    return UPNPCOMMAND_HTTP_ERROR;
-  ParseNameValue(buf, size, pdata);
-  free(buf);
-  return 0;
-#else
   portmap_ssdp_url_t u;
   if (portmap_ssdp_url_parse(k->url, &u) != PORTMAP_SSDP_OK)
     return UPNPCOMMAND_INVALID_ARGS;
   char req[UPNP_SOAP_REQUEST_MAX];
   size_t len = 0;
+#if MINIUPNPC_API_VERSION >= 19
+  int rc = soap_request(k, &u, action, args, req, sizeof req, &len);
+#else
   int rc = soap_request(k, action, args, req, sizeof req, &len);
+#endif
   if (rc != 0)
     return rc;
   http_reply_t r;
@@ -909,7 +927,6 @@ static int soap_call(const upnp_io_t *io, const upnp_call_t *k, const char *acti
   ParseNameValue(r.body, (int)r.len, pdata);
   free(r.body);
   return 0;
-#endif
 }
 
 static const char *nv(struct NameValueParserData *p, const char *name) {

@@ -1,0 +1,38 @@
+/*
+ * The HTTP request of one UPnP-IGD SOAP action, built without I/O.
+ *
+ * With miniupnpc API < 19 the UPnP backend takes these octets from
+ * miniupnpc itself (simpleUPnPcommand() on a socketpair); from API 19 on
+ * miniupnpc no longer hands them out (it opens its own connection, bounded
+ * only per recv()), so this builder makes the same request for our own
+ * bounded transport. tests/unit/test_soap.c checks it against miniupnpc's
+ * octets, header for header (User-Agent apart).
+ */
+#ifndef PORTMAP_UPNP_SOAP_H
+#define PORTMAP_UPNP_SOAP_H
+
+#include <stddef.h>
+
+/* miniupnpc caps the envelope at 2048 octets; so do we. */
+#define PORTMAP_SOAP_BODY_MAX 2048u
+
+typedef struct portmap_soap_arg {
+  const char *name;  /* element name, e.g. "NewExternalPort" */
+  const char *value; /* already XML-escaped text; NULL = empty */
+} portmap_soap_arg_t;
+
+/*
+ * Build "POST path HTTP/1.1" with Host, User-Agent, Content-Length,
+ * Content-Type, SOAPAction and the envelope for action of service with
+ * n_args arguments, into out (cap octets, no NUL written past *len).
+ * host is as it goes in the Host header ("192.168.1.1:5000",
+ * "[fe80::1]:5000"). Returns 0, or -1 when an input is NULL/empty, holds a
+ * CR, LF, '<', '>' or '"' where it would break the framing (name, action,
+ * service, path, host), the envelope exceeds PORTMAP_SOAP_BODY_MAX or the
+ * request exceeds cap.
+ */
+int portmap_soap_build(const char *host, const char *path, const char *user_agent,
+                       const char *service, const char *action, const portmap_soap_arg_t *args,
+                       size_t n_args, char *out, size_t cap, size_t *len);
+
+#endif
