@@ -475,6 +475,8 @@ static void on_gateway_timer(portmap_timer_t *t, uint64_t now) {
   if (changed) {
     portmap_client_gateway_changed(c, have4, gw4, have6, gw6, scope6, now);
     note_local(c);
+  } else if (!c->have_seen_local) {
+    note_local(c); /* none at start (no address yet): watch from the first one */
   }
   portmap_sched_push(&c->sched, t, now + GATEWAY_CHECK_MS);
 }
@@ -1256,13 +1258,15 @@ portmap_status_t portmap_list_sync(portmap_client_t *client, int timeout_ms,
 portmap_status_t portmap_network_changed(portmap_client_t *client) {
   if (client == NULL)
     return PORTMAP_ERR_INVALID;
+  portmap_status_t st = PORTMAP_OK;
   pthread_mutex_lock(&client->mu);
   if (!client->destroying) {
-    portmap_sched_push(&client->sched, &client->gateway_timer, portmap_client_now(client));
+    if (portmap_sched_push(&client->sched, &client->gateway_timer, portmap_client_now(client)) != 0)
+      st = PORTMAP_ERR_NOMEM;
     portmap_client_wake(client);
   }
   client_unlock(client);
-  return PORTMAP_OK;
+  return st;
 }
 
 portmap_status_t portmap_client_stats(portmap_client_t *client, portmap_stats_t *stats) {

@@ -107,8 +107,9 @@ struct portmap_client {
   unsigned gateway6_scope;
   int have_local;
   uint8_t local_addr[16];
-  /* the local address towards gateway4 at the last network check (when
-   * not configured): a new one means a new client to the servers */
+  /* the local IPv4 address towards gateway4, taken at start, after each
+   * change, and at every network check until one is known: a new one means
+   * a new client to the servers (only IPv4 is watched) */
   int have_seen_local;
   uint8_t seen_local[16];
   /* the one scheduler */

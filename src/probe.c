@@ -20,7 +20,8 @@
 
 #define PROBE_STALE_MS 30000u /* re-probe after a round that found nothing */
 #define PROBE_GRACE_MIN_MS 1000u
-#define PROBE_REFRESH_MIN_MS 30000u /* at most one epoch-change round per 30 s */
+#define PROBE_REFRESH_MIN_MS 30000u  /* at most one epoch-change round per 30 s */
+#define PROBE_REFRESH_DELAY_MS 2000u /* ...asked this long after the reboot was seen */
 
 int portmap_backend_index(portmap_backend_t b) {
   switch (b) {
@@ -57,7 +58,8 @@ static int choose(portmap_client_t *c, const portmap_mapping_t *m, unsigned excl
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
     if (c->be_ops[i] == NULL || (exclude & (1u << i)))
       continue;
-    if (!(p->have & (1u << i))) {
+    /* (in a refresh round an old "no" counts as no answer yet) */
+    if (!(p->have & (1u << i)) || ((p->pending & (1u << i)) && !p->res[i].available)) {
       if (!final)
         return -1; /* a better backend has not answered yet */
       continue;
@@ -76,7 +78,7 @@ static int choose(portmap_client_t *c, const portmap_mapping_t *m, unsigned excl
     for (int j = cand + 1; j < PORTMAP_MAX_BACKENDS; j++) {
       if (c->be_ops[j] == NULL || (exclude & (1u << j)))
         continue;
-      if (!(p->have & (1u << j))) {
+      if (!(p->have & (1u << j)) || ((p->pending & (1u << j)) && !p->res[j].available)) {
         if (!final)
           return -1;
         continue;
@@ -236,24 +238,32 @@ void portmap_probe_epoch_changed(portmap_client_t *c, uint64_t now) {
   if (portmap_probe_single(c) || p->running || !p->ever || portmap_timer_pending(&p->refresh) ||
       (p->refreshed && now - p->refresh_ms < PROBE_REFRESH_MIN_MS))
     return;
+  /* From the scheduler, not from inside the backend that noticed, and a
+   * little later: the rebooted router's other daemons may still be starting.
+   * A second reboot within 30 s is covered by the same round. */
+  if (portmap_sched_push(&c->sched, &p->refresh, now + PROBE_REFRESH_DELAY_MS) != 0)
+    return;
   p->refreshed = 1;
   p->refresh_ms = now;
   portmap_log(c, PORTMAP_LOG_INFO,
               "probe: the gateway lost its state: asking again what it speaks");
-  /* from the scheduler, not from inside the backend that noticed */
-  portmap_sched_push(&c->sched, &p->refresh, now);
 }
 
 void portmap_probe_start(portmap_client_t *c, uint64_t now) {
   probe_round(c, now, 0);
 }
 
-/* keep: a refresh round; the previous answers stay in force (and decide for
- * new mappings) until each backend answers again or the budget ends. */
+/* keep: a refresh round; the previous answers of backends that worked stay
+ * in force (and decide for new mappings) until each backend answers again
+ * or the budget ends; one that did not work is asked as in a new round
+ * (choose() waits for it). A round after one that found nothing starts
+ * afresh. */
 static void probe_round(portmap_client_t *c, uint64_t now, int keep) {
   portmap_probe_state_t *p = &c->probe;
   if (p->running)
     return;
+  if (keep && p->selected == PORTMAP_BACKEND_NONE)
+    keep = 0;
   p->running = 1;
   if (!keep) {
     p->decided = 0;

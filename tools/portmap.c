@@ -1459,6 +1459,9 @@ static void free_client(cli_t *cli) {
 /* Event loop                                                              */
 /* ---------------------------------------------------------------------- */
 
+/* Set by the signal handler for SIGINT/SIGTERM/SIGHUP (below). */
+static volatile sig_atomic_t stop_requested = 0;
+
 typedef enum drive_result {
   DRIVE_DONE,     /* every mapping got its final event */
   DRIVE_DEADLINE, /* the deadline passed first */
@@ -1553,7 +1556,7 @@ static drive_result_t drive(cli_t *cli, uint64_t deadline, int sig_fd) {
           }
         }
       }
-      if (stop) {
+      if (stop || stop_requested) {
         result = DRIVE_SIGNAL;
         break;
       }
@@ -1575,14 +1578,19 @@ static drive_result_t drive(cli_t *cli, uint64_t deadline, int sig_fd) {
   return result;
 }
 
-/* Written by the signal handler, read by the loop: the self-pipe trick. */
+/* Written by the signal handler, read by the loop: the self-pipe trick. A
+ * stop is also kept in a flag, so that a pipe filled by SIGUSR1s cannot
+ * lose it. */
 static int signal_pipe_write = -1;
 
 static void on_signal(int sig) {
   int saved_errno = errno;
   unsigned char b = (unsigned char)sig;
+  if (sig != SIGUSR1) {
+    stop_requested = 1;
+  }
   if (write(signal_pipe_write, &b, 1) < 0) {
-    /* the pipe is full: a signal is already pending, which is all we need */
+    /* the pipe is full: the loop will wake and read it anyway */
   }
   errno = saved_errno;
 }
@@ -1599,6 +1607,9 @@ static int install_signals(int pipefd[2]) {
   signal_pipe_write = pipefd[1];
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
+  /* SIGUSR1 must not break a write to stdout/stderr (EINTR would mark the
+   * stream broken and end the run); poll() still returns EINTR. */
+  sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
   for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
     if (sigaction(sigs[i], &sa, NULL) != 0) {

@@ -211,7 +211,7 @@ typedef struct upnp_gw {
   char status[64];
   int have_ext;
   uint8_t ext[16];
-  uint64_t ext_at;    /* when discovery read ext */
+  uint64_t ext_at;    /* when discovery's GetExternalIPAddress answered */
   int permanent_only; /* Q9: remembered for this gateway */
   uint32_t rtt_ms;
 } upnp_gw_t;
@@ -229,6 +229,7 @@ typedef struct upnp_eval {
   char status[64];
   int have_ext;
   uint8_t ext[16];
+  uint64_t ext_at; /* when the GetExternalIPAddress answer came */
   int tier;
 } upnp_eval_t;
 
@@ -887,16 +888,14 @@ static int soap_request(const upnp_call_t *k, const portmap_ssdp_url_t *u, const
                         struct UPNParg *args, char *out, size_t cap, size_t *len) {
   portmap_soap_arg_t a[9];
   size_t n = 0;
-  for (; args != NULL && args[n].elt != NULL && n < sizeof a / sizeof a[0]; n++) {
+  for (; args != NULL && args[n].elt != NULL; n++) {
+    if (n == sizeof a / sizeof a[0])
+      return UPNPCOMMAND_INVALID_ARGS;
     a[n].name = args[n].elt;
     a[n].value = args[n].val;
   }
-  char host[64];
-  int hn = snprintf(host, sizeof host, "%s:%u", u->host, (unsigned)u->port);
-  if (hn <= 0 || (size_t)hn >= sizeof host)
-    return UPNPCOMMAND_INVALID_ARGS;
-  return portmap_soap_build(host, u->path, UPNP_USER_AGENT, k->service, action, a, n, out, cap,
-                            len) == 0
+  return portmap_soap_build(u->host, u->port, u->path, UPNP_USER_AGENT, k->service, action, a, n,
+                            out, cap, len) == 0
              ? 0
              : UPNPCOMMAND_INVALID_ARGS;
 }
@@ -1863,7 +1862,7 @@ static void disc_choose(upnp_state_t *st, const upnp_eval_t *e, uint64_t now) {
   copy_str(g.status, sizeof g.status, e->status);
   g.have_ext = e->have_ext;
   memcpy(g.ext, e->ext, 16);
-  g.ext_at = now;
+  g.ext_at = e->ext_at;
   g.rtt_ms = d->rtt_ms;
   /* Q9: the lease rule is the gateway's; keep it across re-discovery */
   g.permanent_only = st->gw.permanent_only && strcmp(st->gw.service, g.service) == 0;
@@ -1992,8 +1991,10 @@ static void disc_on_result(upnp_state_t *st, upnp_call_t *k, int rc, uint64_t no
   if (k->kind == CALL_EXTIP) {
     if (is_http_failure(rc) || rc == UPNP_RC_SYSTEM)
       e->answered = 0;
-    else if (rc == 0)
+    else if (rc == 0) {
       e->have_ext = parse_ext(k->o_extip, e->ext); /* Q12 */
+      e->ext_at = now;
+    }
     e->tier = eval_tier(e);
     if (e->tier == 0) {
       disc_choose(st, e, now); /* Q5: connected with a public address */

@@ -36,12 +36,12 @@ static int clean(const char *s, int allow_empty) {
   return strpbrk(s, "\r\n<>\"") == NULL;
 }
 
-int portmap_soap_build(const char *host, const char *path, const char *user_agent,
+int portmap_soap_build(const char *host, unsigned port, const char *path, const char *user_agent,
                        const char *service, const char *action, const portmap_soap_arg_t *args,
                        size_t n_args, char *out, size_t cap, size_t *len) {
-  if (out == NULL || len == NULL || !clean(host, 0) || !clean(path, 0) || !clean(user_agent, 0) ||
-      !clean(service, 0) || !clean(action, 0) || (n_args > 0 && args == NULL) ||
-      strchr(path, ' ') != NULL || strchr(action, ' ') != NULL)
+  if (out == NULL || len == NULL || !clean(host, 0) || port == 0 || port > 65535 ||
+      !clean(path, 0) || !clean(user_agent, 0) || !clean(service, 0) || !clean(action, 0) ||
+      (n_args > 0 && args == NULL) || strchr(path, ' ') != NULL || strchr(action, ' ') != NULL)
     return -1;
   for (size_t i = 0; i < n_args; i++)
     if (!clean(args[i].name, 0) || strpbrk(args[i].name, " &") != NULL ||
@@ -60,10 +60,13 @@ int portmap_soap_build(const char *host, const char *path, const char *user_agen
   put(&b, "</u:%s></s:Body></s:Envelope>\r\n", action);
   if (b.overflow)
     return -1;
+  char port_text[8] = "";
+  if (port != 80)
+    snprintf(port_text, sizeof port_text, ":%u", port);
   sbuf_t r = {out, cap, 0, 0};
   put(&r,
       "POST %s HTTP/1.1\r\n"
-      "Host: %s\r\n"
+      "Host: %s%s\r\n"
       "User-Agent: %s\r\n"
       "Content-Length: %zu\r\n"
       "Content-Type: text/xml\r\n"
@@ -72,7 +75,7 @@ int portmap_soap_build(const char *host, const char *path, const char *user_agen
       "Cache-Control: no-cache\r\n"
       "Pragma: no-cache\r\n"
       "\r\n",
-      path, host, user_agent, b.len, service, action);
+      path, host, port_text, user_agent, b.len, service, action);
   if (r.overflow || cap - r.len < b.len)
     return -1;
   memcpy(out + r.len, body, b.len);

@@ -376,8 +376,10 @@ static void test_N5_epoch_change_reprobes_once_per_30s(void **state) {
       pump(h);
     }
     assert_int_equal(stats(h).epoch_invalid, round + 1);
+    assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), expect);
+    advance(h, 2100); /* the round goes out 2 s after the reboot was seen */
     if (round != 1)
-      expect++; /* not 5 s after the last round: 35 s after it */
+      expect++; /* not 7 s after the last round: 37 s after it */
     assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), expect);
   }
   /* the rebooted gateway speaks PCP now: new mappings use it */
@@ -385,6 +387,46 @@ static void test_N5_epoch_change_reprobes_once_per_30s(void **state) {
   pump(h);
   assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
   assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_PCP);
+}
+
+/* During a refresh round, a backend that said no last time but is asked
+ * again is not taken at its old word: a mapping made meanwhile waits for
+ * its new answer instead of going to a worse backend. */
+static void test_refresh_round_waits_for_a_better_backend(void **state) {
+  h_t *h = *state;
+  uint16_t ap = closed_udp_port();
+  h->cfg.announce_port = ap;
+  fake_pcp_force_result(h->pcp, PCP_NOT_AUTHORIZED, 1); /* the first ANNOUNCE */
+  up(h);
+  map(h, 8000);
+  pump(h);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+  advance(h, 5000);
+  fake_natpmp_reboot(h->nat, h->now);
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  to.sin_port = htons(ap);
+  assert_int_equal(fake_natpmp_send_announce(h->nat, (struct sockaddr *)&to, sizeof to), 0);
+  for (int i = 0; i < 20 && stats(h).epoch_invalid < 1; i++) {
+    (void)test_client_readable(h->c, 10);
+    pump(h);
+  }
+  assert_int_equal(stats(h).epoch_invalid, 1);
+  fake_pcp_set_hold(h->pcp, 1); /* PCP (now allowed) is slow to answer */
+  advance(h, 2100);             /* the refresh round is out */
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 2);
+  size_t before = h->n_ev;
+  map(h, 8001);
+  pump(h);
+  assert_int_equal(h->n_ev, before); /* waits: PCP may say yes this time */
+  fake_pcp_set_hold(h->pcp, 0);
+  assert_true(fake_pcp_release(h->pcp) > 0);
+  advance(h, 100);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_PCP);
+  assert_int_equal(last(h)->info.internal_port, 8001);
 }
 
 /* portmap_network_changed(): the check runs at the next portmap_process()
@@ -426,6 +468,7 @@ int main(void) {
       T(test_G4_failover_waits_for_probe_still_running),
       T(test_E5_epoch_change_reprobes),
       T(test_N5_epoch_change_reprobes_once_per_30s),
+      T(test_refresh_round_waits_for_a_better_backend),
       T(test_network_changed_checks_at_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

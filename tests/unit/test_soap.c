@@ -24,8 +24,21 @@
 #define SVC1 "urn:schemas-upnp-org:service:WANIPConnection:1"
 #define SVC2 "urn:schemas-upnp-org:service:WANIPConnection:2"
 #define URL "http://192.168.77.1:5000/ctl/IPConn"
-#define HOST "192.168.77.1:5000"
+#define HOST "192.168.77.1"
+#define PORT 5000u
 #define PATH "/ctl/IPConn"
+
+/* where the gateway's control URL points: miniupnpc's URL, our parts */
+typedef struct target {
+  const char *url, *host, *path;
+  unsigned port;
+} target_t;
+
+static const target_t targets[] = {
+    {URL, HOST, PATH, PORT},
+    {"http://10.0.0.1/upnp/control/WANIPConn1", "10.0.0.1", "/upnp/control/WANIPConn1", 80},
+    {"http://[fd00::1]:49152/ctl", "[fd00::1]", "/ctl", 49152},
+};
 #define UA "Linux UPnP/1.1 libportmap"
 
 typedef struct action {
@@ -70,12 +83,17 @@ static const action_t actions[] = {
     {SVC1, "GetGenericPortMappingEntry", {{"NewPortMappingIndex", "255"}}, 1},
 };
 
-static size_t build(const action_t *a, char *out, size_t cap) {
+static size_t build_at(const target_t *t, const action_t *a, char *out, size_t cap) {
   size_t len = 0;
-  assert_int_equal(
-      portmap_soap_build(HOST, PATH, UA, a->service, a->name, a->args, a->n, out, cap, &len), 0);
+  assert_int_equal(portmap_soap_build(t->host, t->port, t->path, UA, a->service, a->name, a->args,
+                                      a->n, out, cap, &len),
+                   0);
   assert_true(len <= cap);
   return len;
+}
+
+static size_t build(const action_t *a, char *out, size_t cap) {
+  return build_at(&targets[0], a, out, cap);
 }
 
 /* Split at the blank line; drop the User-Agent line from the head. */
@@ -130,7 +148,7 @@ static void test_exact_octets(void **state) {
       "</u:DeletePortMapping></s:Body></s:Envelope>\r\n";
   char want[4096];
   int n = snprintf(want, sizeof want,
-                   "POST " PATH " HTTP/1.1\r\nHost: " HOST "\r\nUser-Agent: " UA
+                   "POST " PATH " HTTP/1.1\r\nHost: " HOST ":5000\r\nUser-Agent: " UA
                    "\r\nContent-Length: %zu\r\nContent-Type: text/xml\r\n"
                    "SOAPAction: \"" SVC1 "#DeletePortMapping\"\r\nConnection: Close\r\n"
                    "Cache-Control: no-cache\r\nPragma: no-cache\r\n\r\n%s",
@@ -142,7 +160,7 @@ static void test_exact_octets(void **state) {
 #if MINIUPNPC_API_VERSION < 19
 /* miniupnpc's own octets for the action (simpleUPnPcommand() on a
  * socketpair that already holds an empty reply). */
-static size_t miniupnpc_octets(const action_t *a, char *out, size_t cap) {
+static size_t miniupnpc_octets(const char *url, const action_t *a, char *out, size_t cap) {
   static const char empty[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
   int sv[2];
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -155,7 +173,7 @@ static size_t miniupnpc_octets(const action_t *a, char *out, size_t cap) {
     args[i].val = a->args[i].value;
   }
   int size = 0;
-  free(simpleUPnPcommand(sv[0], URL, a->service, a->name, a->n > 0 ? args : NULL, &size));
+  free(simpleUPnPcommand(sv[0], url, a->service, a->name, a->n > 0 ? args : NULL, &size));
   size_t have = 0;
   for (int guard = 0; guard < 64; guard++) {
     ssize_t n = recv(sv[1], out + have, cap - have, MSG_DONTWAIT);
@@ -169,10 +187,12 @@ static size_t miniupnpc_octets(const action_t *a, char *out, size_t cap) {
 
 static void test_same_as_miniupnpc(void **state) {
   (void)state;
-  for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++) {
+  for (size_t n = 0; n < sizeof actions / sizeof actions[0] * 3; n++) {
+    const action_t *a = &actions[n / 3];
+    const target_t *t = &targets[n % 3];
     char ours[4096], theirs[4096], h1[2048], h2[2048];
-    size_t l1 = build(&actions[i], ours, sizeof ours);
-    size_t l2 = miniupnpc_octets(&actions[i], theirs, sizeof theirs);
+    size_t l1 = build_at(t, a, ours, sizeof ours);
+    size_t l2 = miniupnpc_octets(t->url, a, theirs, sizeof theirs);
     assert_true(l2 > 0);
     const char *b1, *b2;
     size_t bl1, bl2;
@@ -193,29 +213,37 @@ static void test_hostile_inputs_refused(void **state) {
   portmap_soap_arg_t lt = {"NewPortMappingDescription", "<b>"};
   portmap_soap_arg_t badname = {"New Protocol", "TCP"};
   portmap_soap_arg_t crname = {"New\r\nX-Evil: 1", "TCP"};
-  assert_int_equal(portmap_soap_build(HOST, PATH, UA, SVC1, "A", &ok, 1, out, sizeof out, &len), 0);
-  assert_int_equal(portmap_soap_build(NULL, PATH, UA, SVC1, "A", &ok, 1, out, sizeof out, &len),
-                   -1);
-  assert_int_equal(portmap_soap_build(HOST, "", UA, SVC1, "A", &ok, 1, out, sizeof out, &len), -1);
-  assert_int_equal(portmap_soap_build(HOST, "/a b", UA, SVC1, "A", &ok, 1, out, sizeof out, &len),
+  assert_int_equal(
+      portmap_soap_build(HOST, PORT, PATH, UA, SVC1, "A", &ok, 1, out, sizeof out, &len), 0);
+  assert_int_equal(portmap_soap_build(HOST, 0, PATH, UA, SVC1, "A", &ok, 1, out, sizeof out, &len),
                    -1);
   assert_int_equal(
-      portmap_soap_build(HOST, PATH, UA, SVC1 "\r\nX: y", "A", &ok, 1, out, sizeof out, &len), -1);
+      portmap_soap_build(HOST, 65536, PATH, UA, SVC1, "A", &ok, 1, out, sizeof out, &len), -1);
   assert_int_equal(
-      portmap_soap_build(HOST "\r\n", PATH, UA, SVC1, "A", &ok, 1, out, sizeof out, &len), -1);
-  assert_int_equal(portmap_soap_build(HOST, PATH, UA, SVC1, "A\"#", &ok, 1, out, sizeof out, &len),
-                   -1);
-  assert_int_equal(portmap_soap_build(HOST, PATH, UA, SVC1, "A", &lt, 1, out, sizeof out, &len),
+      portmap_soap_build(NULL, PORT, PATH, UA, SVC1, "A", &ok, 1, out, sizeof out, &len), -1);
+  assert_int_equal(portmap_soap_build(HOST, PORT, "", UA, SVC1, "A", &ok, 1, out, sizeof out, &len),
                    -1);
   assert_int_equal(
-      portmap_soap_build(HOST, PATH, UA, SVC1, "A", &badname, 1, out, sizeof out, &len), -1);
-  assert_int_equal(portmap_soap_build(HOST, PATH, UA, SVC1, "A", &crname, 1, out, sizeof out, &len),
-                   -1);
-  assert_int_equal(portmap_soap_build(HOST, PATH, UA, SVC1, "A", NULL, 1, out, sizeof out, &len),
-                   -1);
-  assert_int_equal(portmap_soap_build(HOST, PATH, UA, SVC1, "A", &ok, 1, NULL, 10, &len), -1);
-  assert_int_equal(portmap_soap_build(HOST, PATH, UA, SVC1, "A", &ok, 1, out, sizeof out, NULL),
-                   -1);
+      portmap_soap_build(HOST, PORT, "/a b", UA, SVC1, "A", &ok, 1, out, sizeof out, &len), -1);
+  assert_int_equal(
+      portmap_soap_build(HOST, PORT, PATH, UA, SVC1 "\r\nX: y", "A", &ok, 1, out, sizeof out, &len),
+      -1);
+  assert_int_equal(
+      portmap_soap_build(HOST "\r\n", PORT, PATH, UA, SVC1, "A", &ok, 1, out, sizeof out, &len),
+      -1);
+  assert_int_equal(
+      portmap_soap_build(HOST, PORT, PATH, UA, SVC1, "A\"#", &ok, 1, out, sizeof out, &len), -1);
+  assert_int_equal(
+      portmap_soap_build(HOST, PORT, PATH, UA, SVC1, "A", &lt, 1, out, sizeof out, &len), -1);
+  assert_int_equal(
+      portmap_soap_build(HOST, PORT, PATH, UA, SVC1, "A", &badname, 1, out, sizeof out, &len), -1);
+  assert_int_equal(
+      portmap_soap_build(HOST, PORT, PATH, UA, SVC1, "A", &crname, 1, out, sizeof out, &len), -1);
+  assert_int_equal(
+      portmap_soap_build(HOST, PORT, PATH, UA, SVC1, "A", NULL, 1, out, sizeof out, &len), -1);
+  assert_int_equal(portmap_soap_build(HOST, PORT, PATH, UA, SVC1, "A", &ok, 1, NULL, 10, &len), -1);
+  assert_int_equal(
+      portmap_soap_build(HOST, PORT, PATH, UA, SVC1, "A", &ok, 1, out, sizeof out, NULL), -1);
 }
 
 /* The envelope is capped at 2048 octets, as miniupnpc's. */
@@ -227,9 +255,11 @@ static void test_body_cap(void **state) {
   portmap_soap_arg_t a = {"NewPortMappingDescription", big};
   char out[8192];
   size_t len = 0;
-  assert_int_equal(portmap_soap_build(HOST, PATH, UA, SVC1, "A", &a, 1, out, sizeof out, &len), -1);
+  assert_int_equal(
+      portmap_soap_build(HOST, PORT, PATH, UA, SVC1, "A", &a, 1, out, sizeof out, &len), -1);
   big[1500] = '\0';
-  assert_int_equal(portmap_soap_build(HOST, PATH, UA, SVC1, "A", &a, 1, out, sizeof out, &len), 0);
+  assert_int_equal(
+      portmap_soap_build(HOST, PORT, PATH, UA, SVC1, "A", &a, 1, out, sizeof out, &len), 0);
 }
 
 /* Every cap below the need fails, and nothing lands past cap. */
@@ -242,7 +272,8 @@ static void test_never_past_cap(void **state) {
     memset(out, 0x5a, sizeof out);
     size_t len = 0;
     const action_t *a = &actions[2];
-    int rc = portmap_soap_build(HOST, PATH, UA, a->service, a->name, a->args, a->n, out, cap, &len);
+    int rc = portmap_soap_build(HOST, PORT, PATH, UA, a->service, a->name, a->args, a->n, out, cap,
+                                &len);
     if (cap < need) {
       assert_int_equal(rc, -1);
     } else {
