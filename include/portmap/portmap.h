@@ -415,13 +415,16 @@ PORTMAP_API portmap_status_t portmap_list_sync(portmap_client_t *client, int tim
  * Tell the client that the network may have changed (the system reported a
  * new address or route, the machine resumed from sleep). Without this it
  * looks every 30 s. It re-reads the default gateway (unless one was
- * configured) and the local address towards it; if either changed, every
+ * configured) and the local IPv4 address towards it (a new IPv6 address is
+ * not watched: a PCP server that then answers ADDRESS_MISMATCH makes the
+ * mapping fail over as usual); if either changed, every
  * mapping is made again there: `lost`, then `changed` once it is mapped
  * again (what the old gateway or the old address held cannot be deleted
  * from here and lapses at the end of its lifetime). Thread-safe; returns at
  * once: the check runs in the next portmap_process() or on the client's
  * own thread.
- * @return PORTMAP_OK; PORTMAP_ERR_INVALID (client NULL).
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID (client NULL); PORTMAP_ERR_NOMEM
+ *         (the check could not be scheduled; the 30 s one still runs).
  */
 PORTMAP_API portmap_status_t portmap_network_changed(portmap_client_t *client);
 
