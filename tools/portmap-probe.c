@@ -186,43 +186,6 @@ static void parse_map_target(const char *arg, options_t *o, parse_error_t *err) 
   o->map = 1;
 }
 
-static void parse_backends(const char *s, unsigned *out, parse_error_t *err) {
-  unsigned mask = 0;
-  const char *p = s;
-
-  if (cli_ascii_ieq(s, "auto") || cli_ascii_ieq(s, "all")) {
-    *out = 0;
-    return;
-  }
-  for (;;) {
-    const char *comma = strchr(p, ',');
-    size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
-    char name[16];
-    if (len == 0 || len >= sizeof name) {
-      goto bad;
-    }
-    memcpy(name, p, len);
-    name[len] = '\0';
-    if (cli_ascii_ieq(name, "pcp")) {
-      mask |= PORTMAP_BACKEND_PCP;
-    } else if (cli_ascii_ieq(name, "natpmp") || cli_ascii_ieq(name, "nat-pmp")) {
-      mask |= PORTMAP_BACKEND_NATPMP;
-    } else if (cli_ascii_ieq(name, "upnp")) {
-      mask |= PORTMAP_BACKEND_UPNP;
-    } else {
-      goto bad;
-    }
-    if (comma == NULL) {
-      break;
-    }
-    p = comma + 1;
-  }
-  *out = mask;
-  return;
-bad:
-  cli_set_error(err, "--backend '%s' is invalid: use auto, or a list of pcp, natpmp, upnp", s);
-}
-
 enum option_id {
   OPT_GATEWAY,
   OPT_BACKEND,
@@ -237,37 +200,23 @@ enum option_id {
   OPT_VERSION
 };
 
-typedef struct option_def {
-  const char *name;
-  enum option_id id;
-  int has_value;
-} option_def_t;
-
-static const option_def_t option_defs[] = {
-    {"gateway", OPT_GATEWAY, 1}, {"backend", OPT_BACKEND, 1},   {"timeout", OPT_TIMEOUT, 1},
-    {"map", OPT_MAP, 1},         {"lifetime", OPT_LIFETIME, 1}, {"port", OPT_PORT, 1},
-    {"json", OPT_JSON, 0},       {"verbose", OPT_VERBOSE, 0},   {"trace", OPT_TRACE, 0},
-    {"help", OPT_HELP, 0},       {"version", OPT_VERSION, 0},
+static const cli_option_t option_defs[] = {
+    {"gateway", OPT_GATEWAY, 1, 0},   {"backend", OPT_BACKEND, 1, 0},
+    {"timeout", OPT_TIMEOUT, 1, 0},   {"map", OPT_MAP, 1, 0},
+    {"lifetime", OPT_LIFETIME, 1, 0}, {"port", OPT_PORT, 1, 0},
+    {"json", OPT_JSON, 0, 0},         {"verbose", OPT_VERBOSE, 0, 0},
+    {"trace", OPT_TRACE, 0, 0},       {"help", OPT_HELP, 0, 0},
+    {"version", OPT_VERSION, 0, 0},
 };
 
 #define N_OPTION_DEFS (sizeof option_defs / sizeof option_defs[0])
 
-static const option_def_t *find_option(const char *name, size_t len) {
-  size_t i;
-  for (i = 0; i < N_OPTION_DEFS; i++) {
-    if (strlen(option_defs[i].name) == len && strncmp(option_defs[i].name, name, len) == 0) {
-      return &option_defs[i];
-    }
-  }
-  return NULL;
-}
-
-static void apply_option(options_t *o, const option_def_t *def, const char *value,
+static void apply_option(options_t *o, const cli_option_t *def, const char *value,
                          parse_error_t *err) {
   unsigned long v;
   portmap_addr_t addr;
 
-  switch (def->id) {
+  switch ((enum option_id)def->id) {
   case OPT_GATEWAY:
     if (*value == '\0' || portmap_addr_parse(value, &addr) != PORTMAP_OK) {
       cli_set_error(err, "--gateway '%s' is not an IPv4 or IPv6 address%s", value,
@@ -279,7 +228,7 @@ static void apply_option(options_t *o, const option_def_t *def, const char *valu
     o->gateway = value;
     return;
   case OPT_BACKEND:
-    parse_backends(value, &o->backends, err);
+    (void)cli_parse_backends(value, &o->backends, err);
     return;
   case OPT_TIMEOUT:
     if (cli_parse_uint(value, 0, MAX_TIMEOUT_MS, &v) != 0) {
@@ -330,53 +279,21 @@ static void apply_option(options_t *o, const option_def_t *def, const char *valu
  * --help and --version win over errors.
  */
 static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) {
-  int i;
-  int only_positional = 0;
-
-  for (i = 1; i < argc; i++) {
-    const char *arg = argv[i];
-    const option_def_t *def;
-    const char *name, *eq, *value = NULL;
-    size_t name_len;
-
-    if (only_positional || arg[0] != '-' || arg[1] == '\0') {
-      cli_set_error(err, "unexpected argument '%s': portmap-probe takes only options", arg);
-      continue;
+  cli_args_t a = {argc, argv, 0, 0, 0, option_defs, N_OPTION_DEFS};
+  for (;;) {
+    const cli_option_t *def;
+    const char *word, *value;
+    cli_arg_kind_t kind = cli_next_arg(&a, &word, &def, &value, err);
+    if (kind == CLI_ARG_END) {
+      break;
     }
-    if (strcmp(arg, "--") == 0) {
-      only_positional = 1;
-      continue;
-    }
-    if (strcmp(arg, "-h") == 0) {
+    if (kind == CLI_ARG_POSITIONAL) {
+      cli_set_error(err, "unexpected argument '%s': portmap-probe takes only options", word);
+    } else if (kind == CLI_ARG_HELP) {
       o->help = 1;
-      continue;
+    } else if (kind == CLI_ARG_OPTION) {
+      apply_option(o, def, value, err);
     }
-    if (arg[1] != '-') {
-      cli_set_error(err, "unknown option '%s'", arg);
-      continue;
-    }
-    name = arg + 2;
-    eq = strchr(name, '=');
-    name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
-    def = find_option(name, name_len);
-    if (def == NULL) {
-      cli_set_error(err, "unknown option '--%.*s'", (int)name_len, name);
-      continue;
-    }
-    if (def->has_value) {
-      if (eq != NULL) {
-        value = eq + 1;
-      } else if (i + 1 < argc) {
-        value = argv[++i];
-      } else {
-        cli_set_error(err, "option --%s needs a value", def->name);
-        continue;
-      }
-    } else if (eq != NULL) {
-      cli_set_error(err, "option --%s takes no value", def->name);
-      continue;
-    }
-    apply_option(o, def, value, err);
   }
   if (o->have_lifetime && !o->map) {
     cli_set_error(err, "--lifetime only applies to the --map test mapping");
@@ -398,13 +315,6 @@ static unsigned long long since_start(const diag_t *d) {
 
 /* Network text (a device name, a log line quoting a packet) printed raw could drive the terminal.
  */
-static void put_sanitized(FILE *f, const char *s) {
-  const unsigned char *p;
-  for (p = (const unsigned char *)s; *p != '\0'; p++) {
-    fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f);
-  }
-}
-
 static void log_to_stderr(portmap_log_level_t level, const char *msg, void *user) {
   static const char *const names[] = {"error", "warn", "info", "debug"};
   const char *name = (unsigned)level < sizeof names / sizeof names[0] ? names[level] : "log";
@@ -412,7 +322,7 @@ static void log_to_stderr(portmap_log_level_t level, const char *msg, void *user
   /* Callbacks may come from a worker thread: keep each message in one piece. */
   flockfile(stderr);
   fprintf(stderr, PROG ": +%llu ms [%s] ", since_start(d), name);
-  put_sanitized(stderr, msg);
+  cli_put_sanitized(stderr, msg, SIZE_MAX);
   fputc('\n', stderr);
   funlockfile(stderr);
 }
@@ -463,60 +373,10 @@ static void trace_to_stderr(int sent, const char *peer, uint16_t port, const uin
 /* ---------------------------------------------------------------------- */
 
 /* UPnP IGD WANIPConnection error codes seen in the field. */
-static const char *upnp_result_name(int result) {
-  switch (result) {
-  case 401:
-    return "InvalidAction";
-  case 402:
-    return "InvalidArgs";
-  case 501:
-    return "ActionFailed";
-  case 606:
-    return "ActionNotAuthorized";
-  case 713:
-    return "SpecifiedArrayIndexInvalid";
-  case 714:
-    return "NoSuchEntryInArray";
-  case 715:
-    return "WildCardNotPermittedInSrcIP";
-  case 716:
-    return "WildCardNotPermittedInExtPort";
-  case 718:
-    return "ConflictInMappingEntry";
-  case 724:
-    return "SamePortValuesRequired";
-  case 725:
-    return "OnlyPermanentLeasesSupported";
-  case 726:
-    return "RemoteHostOnlySupportsWildcard";
-  case 727:
-    return "ExternalPortOnlySupportsWildcard";
-  case 728:
-    return "NoPortMapsAvailable";
-  case 729:
-    return "ConflictWithOtherMechanisms";
-  default:
-    return "UNKNOWN";
-  }
-}
-
 /*
  * The gateway's result by name for the protocol that said it. (The probe's
  * NATPMP_GATEWAY error carries PCP's UNSUPP_VERSION: callers pass PCP then.)
  */
-static const char *gateway_result_name(portmap_backend_t backend, int result) {
-  switch (backend) {
-  case PORTMAP_BACKEND_NATPMP:
-    return cli_natpmp_result_name(result);
-  case PORTMAP_BACKEND_UPNP:
-    return upnp_result_name(result);
-  case PORTMAP_BACKEND_PCP:
-  case PORTMAP_BACKEND_NONE:
-    break;
-  }
-  return portmap_pcp_result_name(result);
-}
-
 /* How the protocols are called in text, and in JSON. */
 static const char *display_name(portmap_backend_t b) {
   switch (b) {
@@ -698,7 +558,7 @@ static void describe(const probe_t *p, portmap_backend_t b, const portmap_probe_
   if (r->gateway_result >= 0) {
     portmap_backend_t said = r->error == PORTMAP_ERR_NATPMP_GATEWAY ? PORTMAP_BACKEND_PCP : b;
     snprintf(buf, len, "%s: %s (%d)", portmap_strerror(r->error),
-             gateway_result_name(said, r->gateway_result), r->gateway_result);
+             cli_gateway_result_name(said, r->gateway_result), r->gateway_result);
     return;
   }
   snprintf(buf, len, "%s", portmap_strerror(r->error));
@@ -750,15 +610,8 @@ static int any_available(const probe_t *p) {
 /* JSON                                                                    */
 /* ---------------------------------------------------------------------- */
 
-static void json_key(FILE *f, int *first, const char *key) {
-  fputc(*first ? '{' : ',', f);
-  *first = 0;
-  cli_json_string(f, key);
-  fputc(':', f);
-}
-
 static void json_str(FILE *f, int *first, const char *key, const char *value) {
-  json_key(f, first, key);
+  cli_json_key(f, first, key);
   if (value != NULL) {
     cli_json_string(f, value);
   } else {
@@ -766,13 +619,8 @@ static void json_str(FILE *f, int *first, const char *key, const char *value) {
   }
 }
 
-static void json_num(FILE *f, int *first, const char *key, long long value) {
-  json_key(f, first, key);
-  fprintf(f, "%lld", value);
-}
-
 static void json_num_or_null(FILE *f, int *first, const char *key, int have, long long value) {
-  json_key(f, first, key);
+  cli_json_key(f, first, key);
   if (have) {
     fprintf(f, "%lld", value);
   } else {
@@ -781,7 +629,7 @@ static void json_num_or_null(FILE *f, int *first, const char *key, int have, lon
 }
 
 static void json_bool(FILE *f, int *first, const char *key, int value) {
-  json_key(f, first, key);
+  cli_json_key(f, first, key);
   fputs(value ? "true" : "false", f);
 }
 
@@ -803,7 +651,7 @@ static void print_backend_json(FILE *f, const probe_t *p, portmap_backend_t b,
   json_str(f, &first, "detail", detail[0] != '\0' ? detail : NULL);
   json_num_or_null(f, &first, "gateway_result", r->gateway_result >= 0, r->gateway_result);
   json_str(f, &first, "gateway_result_name",
-           have_result ? gateway_result_name(said, r->gateway_result) : NULL);
+           have_result ? cli_gateway_result_name(said, r->gateway_result) : NULL);
   json_num_or_null(f, &first, "rtt_ms", on && answered(r), r->rtt_ms);
   json_str(f, &first, "external_address", FIELD(r->external_address));
   json_bool(f, &first, "external_is_private",
@@ -831,7 +679,7 @@ static void print_map_test_json(FILE *f, const map_test_t *mt) {
                ? portmap_backend_name(mt->info.backend)
                : NULL);
   json_str(f, &first, "protocol", proto_name(mt->info.protocol));
-  json_num(f, &first, "internal_port", mt->info.internal_port);
+  cli_json_num(f, &first, "internal_port", mt->info.internal_port);
   json_str(f, &first, "external_address", mt->ok && mt->have_external ? mt->external : NULL);
   json_num_or_null(f, &first, "external_port", mt->ok, mt->info.external_port);
   json_num_or_null(f, &first, "lifetime", mt->ok, mt->info.lifetime);
@@ -849,14 +697,14 @@ static void print_map_test_json(FILE *f, const map_test_t *mt) {
                    mt->info.gateway_result);
   json_str(f, &first, "gateway_result_name",
            !mt->ok && tried && mt->info.gateway_result >= 0
-               ? gateway_result_name(mt->info.backend, mt->info.gateway_result)
+               ? cli_gateway_result_name(mt->info.backend, mt->info.gateway_result)
                : NULL);
   json_bool(f, &first, "deleted", mt->deleted);
   json_str(f, &first, "delete_error",
            mt->ok && !mt->deleted ? portmap_strerror(mt->del_error) : NULL);
   json_num_or_null(f, &first, "map_ms", tried, (long long)mt->map_ms);
   json_num_or_null(f, &first, "delete_ms", mt->ok, (long long)mt->delete_ms);
-  json_num(f, &first, "elapsed_ms", (long long)mt->elapsed_ms);
+  cli_json_num(f, &first, "elapsed_ms", (long long)mt->elapsed_ms);
   fputc('}', f);
 }
 
@@ -874,16 +722,16 @@ static void print_json(const probe_t *p) {
   json_str(f, &first, "gateway", FIELD(p->res.gateway));
   json_str(f, &first, "local_address", FIELD(p->res.local_address));
   for (i = 0; i < 3; i++) {
-    json_key(f, &first, keys[i]);
+    cli_json_key(f, &first, keys[i]);
     print_backend_json(f, p, v[i].id, v[i].r);
   }
   json_str(f, &first, "selected",
            p->res.selected != PORTMAP_BACKEND_NONE ? portmap_backend_name(p->res.selected) : NULL);
   json_str(f, &first, "external", ext == NULL ? "none" : is_private ? "private" : "public");
   json_str(f, &first, "external_address", ext);
-  json_num(f, &first, "elapsed_ms", p->res.elapsed_ms);
+  cli_json_num(f, &first, "elapsed_ms", p->res.elapsed_ms);
   if (p->opt->map) {
-    json_key(f, &first, "map_test");
+    cli_json_key(f, &first, "map_test");
     print_map_test_json(f, &p->mt);
   }
   fputs("}\n", f);
@@ -895,7 +743,7 @@ static void print_json(const probe_t *p) {
 
 static void print_cell(const char *s, int width) {
   int n = (int)strlen(s);
-  put_sanitized(stdout, s);
+  cli_put_sanitized(stdout, s, SIZE_MAX);
   for (; n < width; n++) {
     fputc(' ', stdout);
   }
@@ -906,7 +754,7 @@ static void print_detail_row(const char *label, const char *value) {
     return;
   }
   printf("  %-18s ", label);
-  put_sanitized(stdout, value);
+  cli_put_sanitized(stdout, value, SIZE_MAX);
   fputc('\n', stdout);
 }
 
@@ -971,7 +819,7 @@ static void map_failure_text(const map_test_t *mt, char *buf, size_t len) {
     snprintf(buf, len, "%s", mt->skipped);
   } else if (mt->info.gateway_result >= 0) {
     snprintf(buf, len, "%s: %s (%d)", portmap_strerror(mt->error),
-             gateway_result_name(mt->info.backend, mt->info.gateway_result),
+             cli_gateway_result_name(mt->info.backend, mt->info.gateway_result),
              mt->info.gateway_result);
   } else {
     snprintf(buf, len, "%s", portmap_strerror(mt->error));

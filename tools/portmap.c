@@ -338,44 +338,6 @@ static int utf8_valid(const unsigned char *s) {
   return 1;
 }
 
-static int parse_backends(const char *s, unsigned *out, parse_error_t *err) {
-  unsigned mask = 0;
-  const char *p = s;
-
-  if (cli_ascii_ieq(s, "auto") || cli_ascii_ieq(s, "all")) {
-    *out = 0;
-    return 0;
-  }
-  for (;;) {
-    const char *comma = strchr(p, ',');
-    size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
-    char name[16];
-    if (len == 0 || len >= sizeof name) {
-      goto bad;
-    }
-    memcpy(name, p, len);
-    name[len] = '\0';
-    if (cli_ascii_ieq(name, "pcp")) {
-      mask |= PORTMAP_BACKEND_PCP;
-    } else if (cli_ascii_ieq(name, "natpmp") || cli_ascii_ieq(name, "nat-pmp")) {
-      mask |= PORTMAP_BACKEND_NATPMP;
-    } else if (cli_ascii_ieq(name, "upnp")) {
-      mask |= PORTMAP_BACKEND_UPNP;
-    } else {
-      goto bad;
-    }
-    if (comma == NULL) {
-      break;
-    }
-    p = comma + 1;
-  }
-  *out = mask;
-  return 0;
-bad:
-  cli_set_error(err, "--backend '%s' is invalid: use auto, or a list of pcp, natpmp, upnp", s);
-  return -1;
-}
-
 enum option_id {
   OPT_EXTERNAL,
   OPT_LIFETIME,
@@ -397,14 +359,8 @@ enum option_id {
   OPT_RETRANSMIT
 };
 
-typedef struct option_def {
-  const char *name;
-  enum option_id id;
-  int has_value;
-  unsigned commands; /* where the option makes sense */
-} option_def_t;
-
-static const option_def_t option_defs[] = {
+/* cli_option_t.commands: where the option makes sense */
+static const cli_option_t option_defs[] = {
     {"external", OPT_EXTERNAL, 1, CMD_ADD | CMD_KEEP},
     {"lifetime", OPT_LIFETIME, 1, CMD_ADD | CMD_KEEP},
     {"description", OPT_DESCRIPTION, 1, CMD_ADD | CMD_KEEP},
@@ -426,16 +382,6 @@ static const option_def_t option_defs[] = {
 };
 
 #define N_OPTION_DEFS (sizeof option_defs / sizeof option_defs[0])
-
-static const option_def_t *find_option(const char *name, size_t len) {
-  size_t i;
-  for (i = 0; i < N_OPTION_DEFS; i++) {
-    if (strlen(option_defs[i].name) == len && strncmp(option_defs[i].name, name, len) == 0) {
-      return &option_defs[i];
-    }
-  }
-  return NULL;
-}
 
 /* An address of either family; its family in *is_v6. 0 on success. */
 static int parse_any_addr(const char *s, int *is_v6) {
@@ -546,12 +492,12 @@ bad:
   cli_set_error(err, "--filter '%s' is invalid: use ADDR/PREFIX or ADDR/PREFIX:PORT", value);
 }
 
-static void apply_option(options_t *o, const option_def_t *def, const char *value,
+static void apply_option(options_t *o, const cli_option_t *def, const char *value,
                          parse_error_t *err) {
   unsigned long v;
   portmap_addr_t addr;
 
-  switch (def->id) {
+  switch ((enum option_id)def->id) {
   case OPT_EXTERNAL:
     if (cli_parse_uint(value, 1, 65535, &v) != 0) {
       cli_set_error(err, "--external '%s' is invalid: must be a port 1-65535", value);
@@ -594,7 +540,7 @@ static void apply_option(options_t *o, const option_def_t *def, const char *valu
     o->gateway = value;
     return;
   case OPT_BACKEND:
-    (void)parse_backends(value, &o->backends, err);
+    (void)cli_parse_backends(value, &o->backends, err);
     return;
   case OPT_PORT:
     if (cli_parse_uint(value, 1, 65535, &v) != 0) {
@@ -706,22 +652,15 @@ static void check_pcp_options(const options_t *o, parse_error_t *err) {
   }
 }
 
-/* A word the parser takes as a positional argument: "-1" is a (bad) port, not an option. */
-static int is_option(const char *arg) {
-  return arg[0] == '-' && arg[1] != '\0' && !(arg[1] >= '0' && arg[1] <= '9');
-}
-
 /*
  * Read the whole command line into o. Options and positional words may be
  * mixed. The first usage error is kept in err; --help and --version win over
  * errors so `portmap add 0 --help` still helps.
  */
 static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) {
-  int i;
-  int only_positional = 0;
   unsigned seen = 0; /* bit per option_id, to check against the command afterwards */
   const char *seen_name[N_OPTION_DEFS];
-  char **positional;
+  const char **positional;
   size_t n_pos = 0, j;
 
   memset(seen_name, 0, sizeof seen_name);
@@ -730,52 +669,24 @@ static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) 
     cli_set_error(err, "out of memory");
     return;
   }
-  for (i = 1; i < argc; i++) {
-    const char *arg = argv[i];
-    const option_def_t *def;
-    const char *name, *eq, *value = NULL;
-    size_t name_len;
-
-    if (only_positional || !is_option(arg)) {
-      positional[n_pos++] = argv[i];
-      continue;
+  /* "-1" is a (bad) port, not an option */
+  cli_args_t a = {argc, argv, 0, 0, 1, option_defs, N_OPTION_DEFS};
+  for (;;) {
+    const cli_option_t *def;
+    const char *word, *value;
+    cli_arg_kind_t kind = cli_next_arg(&a, &word, &def, &value, err);
+    if (kind == CLI_ARG_END) {
+      break;
     }
-    if (strcmp(arg, "--") == 0) {
-      only_positional = 1;
-      continue;
-    }
-    if (strcmp(arg, "-h") == 0) {
+    if (kind == CLI_ARG_POSITIONAL) {
+      positional[n_pos++] = word;
+    } else if (kind == CLI_ARG_HELP) {
       o->help = 1;
-      continue;
+    } else if (kind == CLI_ARG_OPTION) {
+      seen |= 1u << def->id;
+      seen_name[def->id] = def->name;
+      apply_option(o, def, value, err);
     }
-    if (arg[1] != '-') {
-      cli_set_error(err, "unknown option '%s'", arg);
-      continue;
-    }
-    name = arg + 2;
-    eq = strchr(name, '=');
-    name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
-    def = find_option(name, name_len);
-    if (def == NULL) {
-      cli_set_error(err, "unknown option '--%.*s'", (int)name_len, name);
-      continue;
-    }
-    if (def->has_value) {
-      if (eq != NULL) {
-        value = eq + 1;
-      } else if (i + 1 < argc) {
-        value = argv[++i];
-      } else {
-        cli_set_error(err, "option --%s needs a value", def->name);
-        continue;
-      }
-    } else if (eq != NULL) {
-      cli_set_error(err, "option --%s takes no value", def->name);
-      continue;
-    }
-    seen |= 1u << def->id;
-    seen_name[def->id] = def->name;
-    apply_option(o, def, value, err);
   }
 
   if (n_pos == 0) {
@@ -789,7 +700,7 @@ static void parse_args(int argc, char **argv, options_t *o, parse_error_t *err) 
     goto done;
   }
   for (j = 0; j < N_OPTION_DEFS; j++) {
-    const option_def_t *def = &option_defs[j];
+    const cli_option_t *def = &option_defs[j];
     if ((seen & (1u << def->id)) != 0 && (def->commands & (unsigned)o->cmd) == 0) {
       cli_set_error(err, "option --%s does not apply to %s", seen_name[def->id], o->cmd_name);
     }
@@ -906,72 +817,14 @@ static const char *external_address(const portmap_info_t *info, char *buf, size_
 }
 
 /* UPnP IGD WANIPConnection error codes seen in the field. */
-static const char *upnp_result_name(int result) {
-  switch (result) {
-  case 402:
-    return "InvalidArgs";
-  case 501:
-    return "ActionFailed";
-  case 606:
-    return "ActionNotAuthorized";
-  case 714:
-    return "NoSuchEntryInArray";
-  case 715:
-    return "WildCardNotPermittedInSrcIP";
-  case 716:
-    return "WildCardNotPermittedInExtPort";
-  case 718:
-    return "ConflictInMappingEntry";
-  case 724:
-    return "SamePortValuesRequired";
-  case 725:
-    return "OnlyPermanentLeasesSupported";
-  case 726:
-    return "RemoteHostOnlySupportsWildcard";
-  case 727:
-    return "ExternalPortOnlySupportsWildcard";
-  case 728:
-    return "NoPortMapsAvailable";
-  case 729:
-    return "ConflictWithOtherMechanisms";
-  default:
-    return "UNKNOWN";
-  }
-}
-
 /* The gateway's result code by name, for whichever protocol said it. */
-static const char *gateway_result_name(const portmap_info_t *info) {
-  switch (info->backend) {
-  case PORTMAP_BACKEND_NATPMP:
-    return cli_natpmp_result_name(info->gateway_result);
-  case PORTMAP_BACKEND_UPNP:
-    return upnp_result_name(info->gateway_result);
-  case PORTMAP_BACKEND_PCP:
-  case PORTMAP_BACKEND_NONE:
-    break;
-  }
-  return portmap_pcp_result_name(info->gateway_result);
-}
-
-static void json_key(FILE *f, int *first, const char *key) {
-  fputc(*first ? '{' : ',', f);
-  *first = 0;
-  cli_json_string(f, key);
-  fputc(':', f);
-}
-
 static void json_str_or_null(FILE *f, int *first, const char *key, const char *value) {
-  json_key(f, first, key);
+  cli_json_key(f, first, key);
   if (value != NULL) {
     cli_json_string(f, value);
   } else {
     fputs("null", f);
   }
-}
-
-static void json_num(FILE *f, int *first, const char *key, long long value) {
-  json_key(f, first, key);
-  fprintf(f, "%lld", value);
 }
 
 /* The gateway as text for messages: the one given, the one the client found, or a phrase. */
@@ -1013,14 +866,14 @@ static void print_event_json(cli_t *cli, portmap_event_t event, const portmap_in
   if (info->protocol == PORTMAP_PROTO_TCP || info->protocol == PORTMAP_PROTO_UDP) {
     json_str_or_null(f, &first, "protocol", info->protocol == PORTMAP_PROTO_TCP ? "tcp" : "udp");
   } else {
-    json_num(f, &first, "protocol", info->protocol);
+    cli_json_num(f, &first, "protocol", info->protocol);
   }
-  json_num(f, &first, "internal_port", info->internal_port);
+  cli_json_num(f, &first, "internal_port", info->internal_port);
   json_str_or_null(f, &first, "external_address", ext);
-  json_num(f, &first, "external_port", info->external_port);
-  json_key(f, &first, "external_is_private");
+  cli_json_num(f, &first, "external_port", info->external_port);
+  cli_json_key(f, &first, "external_is_private");
   fputs(info->external_is_private ? "true" : "false", f);
-  json_num(f, &first, "lifetime", info->lifetime);
+  cli_json_num(f, &first, "lifetime", info->lifetime);
   cli_nonce_hex(info->nonce, nonce);
   /* The nonce is PCP's; NONE is a request that got no backend yet (a delete's given nonce). */
   json_str_or_null(f, &first, "nonce",
@@ -1039,8 +892,9 @@ static void print_event_json(cli_t *cli, portmap_event_t event, const portmap_in
   if (event == PORTMAP_EVENT_FAILED || event == PORTMAP_EVENT_LOST) {
     json_str_or_null(f, &first, "error", portmap_strerror(info->status));
     if (info->gateway_result >= 0) {
-      json_num(f, &first, "gateway_result", info->gateway_result);
-      json_str_or_null(f, &first, "gateway_result_name", gateway_result_name(info));
+      cli_json_num(f, &first, "gateway_result", info->gateway_result);
+      json_str_or_null(f, &first, "gateway_result_name",
+                       cli_gateway_result_name(info->backend, info->gateway_result));
     } else {
       json_str_or_null(f, &first, "gateway_result", NULL);
       json_str_or_null(f, &first, "gateway_result_name", NULL);
@@ -1225,9 +1079,10 @@ static void report_failure(cli_t *cli, const char *prefix, portmap_status_t stat
   case PORTMAP_ERR_REFUSED: {
     int result = info != NULL ? info->gateway_result : -1;
     const char *hint = refusal_hint(result, deleting, cli->opt);
-    if (result >= 0 && strcmp(gateway_result_name(info), "UNKNOWN") != 0) {
+    if (result >= 0 &&
+        strcmp(cli_gateway_result_name(info->backend, info->gateway_result), "UNKNOWN") != 0) {
       fprintf(stderr, "%s refused %s: %s", gw != NULL ? gw : "gateway", what,
-              gateway_result_name(info));
+              cli_gateway_result_name(info->backend, info->gateway_result));
     } else if (result >= 0) {
       fprintf(stderr, "%s refused %s: result %d", gw != NULL ? gw : "gateway", what, result);
     } else {
@@ -1839,14 +1694,6 @@ done:
 }
 
 /* Network text printed raw could drive the terminal: control characters become '?'. */
-static void put_sanitized(FILE *f, const char *s, size_t size) {
-  size_t i;
-  for (i = 0; i < size && s[i] != '\0'; i++) {
-    unsigned char c = (unsigned char)s[i];
-    fputc(c < 0x20 || c == 0x7f ? '?' : c, f);
-  }
-}
-
 /* A fixed-size string from the library, or "" when it is not terminated. */
 static const char *entry_text(const char *s, size_t size) {
   return memchr(s, '\0', size) != NULL ? s : "";
@@ -1867,15 +1714,15 @@ static void print_entry_json(cli_t *cli, const portmap_list_entry_t *e) {
   if (e->protocol == PORTMAP_PROTO_TCP || e->protocol == PORTMAP_PROTO_UDP) {
     json_str_or_null(f, &first, "protocol", e->protocol == PORTMAP_PROTO_TCP ? "tcp" : "udp");
   } else {
-    json_num(f, &first, "protocol", e->protocol);
+    cli_json_num(f, &first, "protocol", e->protocol);
   }
-  json_num(f, &first, "external_port", e->external_port);
+  cli_json_num(f, &first, "external_port", e->external_port);
   json_str_or_null(f, &first, "internal_client", client_addr[0] != '\0' ? client_addr : NULL);
-  json_num(f, &first, "internal_port", e->internal_port);
+  cli_json_num(f, &first, "internal_port", e->internal_port);
   json_str_or_null(f, &first, "remote_host", remote[0] != '\0' ? remote : NULL);
   json_str_or_null(f, &first, "description", ENTRY_TEXT(e->description));
-  json_num(f, &first, "lease", e->lease);
-  json_key(f, &first, "enabled");
+  cli_json_num(f, &first, "lease", e->lease);
+  cli_json_key(f, &first, "enabled");
   fputs(e->enabled ? "true" : "false", f);
   json_str_or_null(f, &first, "gateway", gateway_text(cli, gw, sizeof gw));
   fputs("}\n", f);
@@ -1914,17 +1761,17 @@ static void print_entries_text(cli_t *cli, const portmap_list_entry_t *entries, 
       snprintf(lease, sizeof lease, "%lu s", (unsigned long)e->lease);
     }
     printf("%-6s %-9u ", proto_name(e->protocol, pbuf, sizeof pbuf), (unsigned)e->external_port);
-    put_sanitized(stdout, internal, sizeof internal);
+    cli_put_sanitized(stdout, internal, sizeof internal);
     for (w = (int)strlen(internal); w < 29; w++) {
       fputc(' ', stdout);
     }
     printf(" %-11s %-8s ", lease, e->enabled ? "yes" : "no");
-    put_sanitized(stdout, remote[0] != '\0' ? remote : "*", sizeof e->remote_host);
+    cli_put_sanitized(stdout, remote[0] != '\0' ? remote : "*", sizeof e->remote_host);
     for (w = remote[0] != '\0' ? (int)strlen(remote) : 1; w < 16; w++) {
       fputc(' ', stdout);
     }
     fputc(' ', stdout);
-    put_sanitized(stdout, ENTRY_TEXT(e->description), sizeof e->description);
+    cli_put_sanitized(stdout, ENTRY_TEXT(e->description), sizeof e->description);
     fputc('\n', stdout);
   }
   if (total > n) {
@@ -2008,8 +1855,8 @@ static int cmd_list(cli_t *cli) {
       print_entry_json(cli, &entries[i]);
     }
     json_str_or_null(stdout, &first, "event", "end");
-    json_num(stdout, &first, "count", (long long)n);
-    json_num(stdout, &first, "total", (long long)total);
+    cli_json_num(stdout, &first, "count", (long long)n);
+    cli_json_num(stdout, &first, "total", (long long)total);
     fputs("}\n", stdout);
     check_output(cli);
   } else {
