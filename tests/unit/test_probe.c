@@ -350,32 +350,45 @@ static void test_E5_epoch_change_reprobes(void **state) {
   assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
 }
 
-/* The same after a NAT-PMP epoch went back (N5, here through an N6
- * announcement), at most once per 30 s however often it happens. */
-static void test_N5_epoch_change_reprobes_once_per_30s(void **state) {
-  h_t *h = *state;
+/* PCP refuses the first ANNOUNCE, so 8000 is mapped over NAT-PMP; the
+ * client listens for announcements on a port of its own. Returns it. */
+static uint16_t up_on_natpmp(h_t *h) {
   uint16_t ap = closed_udp_port();
   h->cfg.announce_port = ap;
-  fake_pcp_force_result(h->pcp, PCP_NOT_AUTHORIZED, 1); /* the first ANNOUNCE */
+  fake_pcp_force_result(h->pcp, PCP_NOT_AUTHORIZED, 1);
   up(h);
   map(h, 8000);
   pump(h);
   assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+  return ap;
+}
+
+/* The NAT-PMP gateway reboots and announces itself (N6) to port ap; wait
+ * until the client has seen the epoch go back (epoch_invalid reaches want). */
+static void natpmp_reboot_announced(h_t *h, uint16_t ap, uint64_t want) {
   struct sockaddr_in to;
   memset(&to, 0, sizeof to);
   to.sin_family = AF_INET;
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   to.sin_port = htons(ap);
+  fake_natpmp_reboot(h->nat, h->now);
+  assert_int_equal(fake_natpmp_send_announce(h->nat, (struct sockaddr *)&to, sizeof to), 0);
+  for (int i = 0; i < 20 && stats(h).epoch_invalid < want; i++) {
+    (void)test_client_readable(h->c, 10);
+    pump(h);
+  }
+  assert_int_equal(stats(h).epoch_invalid, want);
+}
+
+/* The same after a NAT-PMP epoch went back (N5, here through an N6
+ * announcement), at most once per 30 s however often it happens. */
+static void test_N5_epoch_change_reprobes_once_per_30s(void **state) {
+  h_t *h = *state;
+  uint16_t ap = up_on_natpmp(h);
   unsigned expect = 1;
   for (int round = 0; round < 3; round++) {
     advance(h, round == 2 ? 30000 : 5000);
-    fake_natpmp_reboot(h->nat, h->now);
-    assert_int_equal(fake_natpmp_send_announce(h->nat, (struct sockaddr *)&to, sizeof to), 0);
-    for (int i = 0; i < 20 && stats(h).epoch_invalid < (uint64_t)round + 1; i++) {
-      (void)test_client_readable(h->c, 10);
-      pump(h);
-    }
-    assert_int_equal(stats(h).epoch_invalid, round + 1);
+    natpmp_reboot_announced(h, ap, (uint64_t)round + 1);
     assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), expect);
     advance(h, 2100); /* the round goes out 2 s after the reboot was seen */
     if (round != 1)
@@ -394,26 +407,9 @@ static void test_N5_epoch_change_reprobes_once_per_30s(void **state) {
  * its new answer instead of going to a worse backend. */
 static void test_refresh_round_waits_for_a_better_backend(void **state) {
   h_t *h = *state;
-  uint16_t ap = closed_udp_port();
-  h->cfg.announce_port = ap;
-  fake_pcp_force_result(h->pcp, PCP_NOT_AUTHORIZED, 1); /* the first ANNOUNCE */
-  up(h);
-  map(h, 8000);
-  pump(h);
-  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+  uint16_t ap = up_on_natpmp(h);
   advance(h, 5000);
-  fake_natpmp_reboot(h->nat, h->now);
-  struct sockaddr_in to;
-  memset(&to, 0, sizeof to);
-  to.sin_family = AF_INET;
-  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  to.sin_port = htons(ap);
-  assert_int_equal(fake_natpmp_send_announce(h->nat, (struct sockaddr *)&to, sizeof to), 0);
-  for (int i = 0; i < 20 && stats(h).epoch_invalid < 1; i++) {
-    (void)test_client_readable(h->c, 10);
-    pump(h);
-  }
-  assert_int_equal(stats(h).epoch_invalid, 1);
+  natpmp_reboot_announced(h, ap, 1);
   fake_pcp_set_hold(h->pcp, 1); /* PCP (now allowed) is slow to answer */
   advance(h, 2100);             /* the refresh round is out */
   assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 2);
