@@ -47,6 +47,20 @@ typedef struct portmap_backend_ops {
   portmap_status_t (*list)(void *state, uint64_t now);
 } portmap_backend_ops_t;
 
+/* For fds(): the open ones (>= 0) of all[n_all] into fds, at most cap of
+ * them; returns how many are open. */
+static inline size_t portmap_backend_put_fds(const int *all, size_t n_all, int *fds, size_t cap) {
+  size_t n = 0;
+  for (size_t i = 0; i < n_all; i++) {
+    if (all[i] < 0)
+      continue;
+    if (n < cap)
+      fds[n] = all[i];
+    n++;
+  }
+  return n;
+}
+
 extern const portmap_backend_ops_t portmap_pcp_backend;
 extern const portmap_backend_ops_t portmap_natpmp_backend;
 extern const portmap_backend_ops_t portmap_upnp_backend;

@@ -2688,16 +2688,8 @@ static void upnp_detach(void *state, portmap_mapping_t *m) {
 
 static size_t upnp_fds(void *state, int *fds, size_t cap) {
   upnp_state_t *st = state;
-  size_t n = 0;
   int all[2] = {st->fd, st->w != NULL ? st->w->result_pipe[0] : -1};
-  for (size_t i = 0; i < 2; i++) {
-    if (all[i] < 0)
-      continue;
-    if (n < cap)
-      fds[n] = all[i];
-    n++;
-  }
-  return n;
+  return portmap_backend_put_fds(all, 2, fds, cap);
 }
 
 static void upnp_readable(void *state, uint64_t now) {

@@ -881,16 +881,8 @@ static void pcp_detach(void *state, portmap_mapping_t *m) {
 
 static size_t pcp_fds(void *state, int *fds, size_t cap) {
   pcp_state_t *st = state;
-  size_t n = 0;
   int all[2] = {st->srv[0].fd, st->srv[1].fd};
-  for (size_t i = 0; i < 2; i++) {
-    if (all[i] < 0)
-      continue;
-    if (n < cap)
-      fds[n] = all[i];
-    n++;
-  }
-  return n;
+  return portmap_backend_put_fds(all, 2, fds, cap);
 }
 
 static void pcp_readable(void *state, uint64_t now) {
