@@ -671,3 +671,17 @@ int fake_natpmp_mapping_remove(fake_natpmp_t *f, size_t i) {
 void fake_natpmp_clear_mappings(fake_natpmp_t *f) {
   f->n_mappings = 0;
 }
+
+static int ops_fd(const void *f) {
+  return fake_natpmp_fd(f);
+}
+
+static int ops_process(void *f) {
+  return fake_natpmp_process(f);
+}
+
+static int ops_process_at(void *f, uint64_t now_ms) {
+  return fake_natpmp_process_at(f, now_ms);
+}
+
+const test_fake_ops_t fake_natpmp_ops = {ops_fd, ops_process, ops_process_at};

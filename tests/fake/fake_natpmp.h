@@ -43,6 +43,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "test_support.h"
+
 #define FAKE_NATPMP_PORT 5351
 #define FAKE_NATPMP_LOG_SIZE 128     /* requests kept in the log */
 #define FAKE_NATPMP_LOG_BYTES 64     /* raw octets kept per logged request */
@@ -202,5 +204,8 @@ int fake_natpmp_find_mapping(const fake_natpmp_t *f, uint8_t opcode, uint16_t in
  *  the epoch (a router that wipes its table, Q14). */
 int fake_natpmp_mapping_remove(fake_natpmp_t *f, size_t i);
 void fake_natpmp_clear_mappings(fake_natpmp_t *f);
+
+/** test_pump() / test_free_answered() adapters for this fake. */
+extern const test_fake_ops_t fake_natpmp_ops;
 
 #endif

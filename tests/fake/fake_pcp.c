@@ -1202,3 +1202,17 @@ int fake_pcp_mapping_remove(fake_pcp_t *f, size_t i) {
 void fake_pcp_clear_mappings(fake_pcp_t *f) {
   f->n_mappings = 0;
 }
+
+static int ops_fd(const void *f) {
+  return fake_pcp_fd(f);
+}
+
+static int ops_process(void *f) {
+  return fake_pcp_process(f);
+}
+
+static int ops_process_at(void *f, uint64_t now_ms) {
+  return fake_pcp_process_at(f, now_ms);
+}
+
+const test_fake_ops_t fake_pcp_ops = {ops_fd, ops_process, ops_process_at};

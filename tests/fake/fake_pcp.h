@@ -64,6 +64,7 @@
 #include <sys/socket.h>
 
 #include "pcp/wire.h"
+#include "test_support.h"
 
 #define FAKE_PCP_LOG_SIZE 64      /* requests kept in the log */
 #define FAKE_PCP_LOG_BYTES 2048   /* raw octets kept per logged request */
@@ -291,5 +292,8 @@ int fake_pcp_find_mapping(const fake_pcp_t *f, const uint8_t nonce[PCP_NONCE_LEN
  *  that wipes its table, Q14). Remove returns 0 or -1 for a bad index. */
 int fake_pcp_mapping_remove(fake_pcp_t *f, size_t i);
 void fake_pcp_clear_mappings(fake_pcp_t *f);
+
+/** test_pump() / test_free_answered() adapters for this fake. */
+extern const test_fake_ops_t fake_pcp_ops;
 
 #endif

@@ -1,6 +1,12 @@
 #include "test_support.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define TEST_MAX_FDS 16
 
@@ -40,4 +46,92 @@ void test_advance(portmap_client_t *c, uint64_t *now, uint64_t ms, void (*pump)(
   }
   *now = target;
   pump(arg);
+}
+
+void test_ev_add(test_ev_t *ev, size_t cap, size_t *n, portmap_mapping_t *m, portmap_event_t e,
+                 const portmap_info_t *info, uint64_t at) {
+  if (*n >= cap)
+    return;
+  ev[*n].m = m;
+  ev[*n].event = e;
+  ev[*n].info = *info;
+  ev[*n].at = at;
+  (*n)++;
+}
+
+size_t test_ev_count(const test_ev_t *ev, size_t n, portmap_event_t e) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (ev[i].event == e)
+      k++;
+  return k;
+}
+
+const test_ev_t *test_ev_find(const test_ev_t *ev, size_t n, portmap_event_t e) {
+  for (size_t i = 0; i < n; i++)
+    if (ev[i].event == e)
+      return &ev[i];
+  return NULL;
+}
+
+uint16_t test_free_udp_port(uint32_t v4) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(v4);
+  socklen_t sl = sizeof sa;
+  uint16_t port = 0;
+  if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+      getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
+    port = ntohs(sa.sin_port);
+  if (fd >= 0)
+    close(fd);
+  return port;
+}
+
+void test_pump(portmap_client_t *c, const test_fake_ops_t *ops, void *fake, uint64_t now,
+               int rounds) {
+  for (int i = 0; i < rounds; i++) {
+    portmap_process(c);
+    struct pollfd p = {ops->fd(fake), POLLIN, 0};
+    int busy = poll(&p, 1, 0) > 0;
+    ops->process_at(fake, now);
+    int cbusy = test_client_readable(c, 0);
+    if (!busy && !cbusy)
+      break;
+  }
+  portmap_process(c);
+}
+
+static void *run_fake(void *arg) {
+  test_fake_runner_t *r = arg;
+  for (int i = 0; i < 200 && !r->stop; i++) { /* at most ~2 s */
+    struct pollfd p = {r->ops->fd(r->fake), POLLIN, 0};
+    poll(&p, 1, 10);
+    r->ops->process(r->fake);
+  }
+  return NULL;
+}
+
+void test_fake_runner_start(test_fake_runner_t *r, const test_fake_ops_t *ops, void *fake) {
+  r->ops = ops;
+  r->fake = fake;
+  r->stop = 0;
+  r->started = pthread_create(&r->th, NULL, run_fake, r) == 0;
+}
+
+void test_fake_runner_stop(test_fake_runner_t *r) {
+  r->stop = 1;
+  if (r->started)
+    pthread_join(r->th, NULL);
+  r->started = 0;
+}
+
+portmap_status_t test_free_answered(portmap_client_t *c, const test_fake_ops_t *ops, void *fake) {
+  test_fake_runner_t r;
+  test_fake_runner_start(&r, ops, fake);
+  portmap_status_t st = portmap_client_free(c);
+  test_fake_runner_stop(&r);
+  return st;
 }

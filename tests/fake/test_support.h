@@ -6,6 +6,7 @@
 #ifndef PORTMAP_TESTS_TEST_SUPPORT_H
 #define PORTMAP_TESTS_TEST_SUPPORT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,5 +23,56 @@ int test_client_readable(portmap_client_t *c, int timeout_ms);
  * its own time. Bounded: at most 100000 steps. */
 void test_advance(portmap_client_t *c, uint64_t *now, uint64_t ms, void (*pump)(void *arg),
                   void *arg);
+
+/* ---- the events a test's mapping callback saw ---- */
+
+typedef struct test_ev {
+  portmap_mapping_t *m;
+  portmap_event_t event;
+  portmap_info_t info;
+  uint64_t at; /* the test's clock when it came */
+} test_ev_t;
+
+/* Append one (dropped once *n reaches cap). */
+void test_ev_add(test_ev_t *ev, size_t cap, size_t *n, portmap_mapping_t *m, portmap_event_t e,
+                 const portmap_info_t *info, uint64_t at);
+size_t test_ev_count(const test_ev_t *ev, size_t n, portmap_event_t e);
+/* The first event e, or NULL. */
+const test_ev_t *test_ev_find(const test_ev_t *ev, size_t n, portmap_event_t e);
+
+/* ---- sockets ---- */
+
+/* A UDP port on the IPv4 loopback address v4 (host order) that nothing
+ * listens on right now (bound, read, closed). */
+uint16_t test_free_udp_port(uint32_t v4);
+
+/* ---- one fake gateway on the other end of loopback ---- */
+
+typedef struct test_fake_ops {
+  int (*fd)(const void *fake);
+  int (*process)(void *fake);                     /* at the fake's own time */
+  int (*process_at)(void *fake, uint64_t now_ms); /* after setting its time */
+} test_fake_ops_t;
+
+/* Let datagrams cross loopback: the client sends, the fake answers at now,
+ * the client reads; at most `rounds` times, fewer once both are idle. */
+void test_pump(portmap_client_t *c, const test_fake_ops_t *ops, void *fake, uint64_t now,
+               int rounds);
+/* The fake answering on a thread of its own (at most ~2 s), for the calls
+ * that block: free, probe_sync, thread mode. */
+typedef struct test_fake_runner {
+  const test_fake_ops_t *ops;
+  void *fake;
+  volatile int stop;
+  int started;
+  pthread_t th;
+} test_fake_runner_t;
+
+void test_fake_runner_start(test_fake_runner_t *r, const test_fake_ops_t *ops, void *fake);
+void test_fake_runner_stop(test_fake_runner_t *r);
+
+/* portmap_client_free(c) while the fake answers the deletes it sends, so
+ * free need not wait them out. Returns what free returned. */
+portmap_status_t test_free_answered(portmap_client_t *c, const test_fake_ops_t *ops, void *fake);
 
 #endif

@@ -35,12 +35,7 @@
 #define OP_UDP 1
 #define OP_TCP 2
 
-typedef struct ev {
-  portmap_mapping_t *m;
-  portmap_event_t event;
-  portmap_info_t info;
-  uint64_t at;
-} ev_t;
+typedef test_ev_t ev_t;
 
 typedef struct h {
   uint64_t now;
@@ -65,26 +60,7 @@ static int h_random(void *buf, size_t len, void *u) {
 
 static void h_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *info, void *u) {
   h_t *h = u;
-  if (h->n_ev < MAX_EVENTS) {
-    h->ev[h->n_ev].m = m;
-    h->ev[h->n_ev].event = e;
-    h->ev[h->n_ev].info = *info;
-    h->ev[h->n_ev].at = h->now;
-    h->n_ev++;
-  }
-}
-
-static uint16_t free_udp_port(void) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, (struct sockaddr *)&sa, sizeof sa);
-  socklen_t sl = sizeof sa;
-  getsockname(fd, (struct sockaddr *)&sa, &sl);
-  close(fd);
-  return ntohs(sa.sin_port);
+  test_ev_add(h->ev, MAX_EVENTS, &h->n_ev, m, e, info, h->now);
 }
 
 static void client_up(h_t *h) {
@@ -102,7 +78,7 @@ static int setup(void **state) {
   portmap_config_init(&h->cfg);
   h->cfg.gateway = GW;
   h->cfg.backends = PORTMAP_BACKEND_NATPMP;
-  h->announce_port = free_udp_port();
+  h->announce_port = test_free_udp_port(INADDR_LOOPBACK);
   h->cfg.announce_port = h->announce_port;
   h->cfg.clock_cb = h_clock;
   h->cfg.clock_user = h;
@@ -113,33 +89,10 @@ static int setup(void **state) {
   return 0;
 }
 
-typedef struct fake_runner {
-  fake_natpmp_t *f;
-  volatile int stop;
-} fake_runner_t;
-
-/* The fake on a thread, for the calls that block (free, probe_sync). */
-static void *run_fake(void *arg) {
-  fake_runner_t *r = arg;
-  for (int i = 0; i < 200 && !r->stop; i++) { /* at most ~2 s */
-    struct pollfd p = {fake_natpmp_fd(r->f), POLLIN, 0};
-    poll(&p, 1, 10);
-    fake_natpmp_process(r->f);
-  }
-  return NULL;
-}
-
 static int teardown(void **state) {
   h_t *h = *state;
-  if (h->c != NULL) {
-    /* answer the deletes that free sends, so it need not wait them out */
-    fake_runner_t r = {h->f, 0};
-    pthread_t th;
-    pthread_create(&th, NULL, run_fake, &r);
-    portmap_client_free(h->c);
-    r.stop = 1;
-    pthread_join(th, NULL);
-  }
+  if (h->c != NULL)
+    test_free_answered(h->c, &fake_natpmp_ops, h->f);
   fake_natpmp_free(h->f);
   free(h);
   return 0;
@@ -147,16 +100,7 @@ static int teardown(void **state) {
 
 /* Let datagrams cross loopback: client sends, fake answers, client reads. */
 static void pump(h_t *h) {
-  for (int i = 0; i < 16; i++) {
-    portmap_process(h->c);
-    struct pollfd p = {fake_natpmp_fd(h->f), POLLIN, 0};
-    int busy = poll(&p, 1, 0) > 0;
-    fake_natpmp_process_at(h->f, h->now);
-    int cbusy = test_client_readable(h->c, 0);
-    if (!busy && !cbusy)
-      break;
-  }
-  portmap_process(h->c);
+  test_pump(h->c, &fake_natpmp_ops, h->f, h->now, 16);
 }
 
 static void pump_cb(void *h) {
@@ -169,11 +113,7 @@ static void advance(h_t *h, uint64_t ms) {
 }
 
 static size_t count_events(h_t *h, portmap_event_t e) {
-  size_t n = 0;
-  for (size_t i = 0; i < h->n_ev; i++)
-    if (h->ev[i].event == e)
-      n++;
-  return n;
+  return test_ev_count(h->ev, h->n_ev, e);
 }
 
 static const ev_t *last_event(h_t *h) {
@@ -182,11 +122,10 @@ static const ev_t *last_event(h_t *h) {
 }
 
 static const ev_t *find_event(h_t *h, portmap_event_t e) {
-  for (size_t i = 0; i < h->n_ev; i++)
-    if (h->ev[i].event == e)
-      return &h->ev[i];
-  fail_msg("no event %d", (int)e);
-  return NULL;
+  const ev_t *found = test_ev_find(h->ev, h->n_ev, e);
+  if (found == NULL)
+    fail_msg("no event %d", (int)e);
+  return found;
 }
 
 static portmap_mapping_t *map_req(h_t *h, portmap_request_t *req) {
@@ -973,13 +912,11 @@ static void test_free_deletes_every_mapping(void **state) {
   map_proto(h, PORTMAP_PROTO_UDP, 8000, 3600);
   pump(h);
   assert_int_equal(fake_natpmp_mapping_count(h->f), 2);
-  fake_runner_t r = {h->f, 0};
-  pthread_t th;
-  pthread_create(&th, NULL, run_fake, &r);
+  test_fake_runner_t r;
+  test_fake_runner_start(&r, &fake_natpmp_ops, h->f);
   assert_int_equal(portmap_client_free(h->c), PORTMAP_OK);
   h->c = NULL;
-  r.stop = 1;
-  pthread_join(th, NULL);
+  test_fake_runner_stop(&r);
   assert_int_equal(fake_natpmp_mapping_count(h->f), 0);
   assert_int_equal(count_events(h, PORTMAP_EVENT_DELETED), 2);
 }
@@ -993,13 +930,11 @@ static void test_probe_reports_available_address_epoch_rtt(void **state) {
   uint8_t a[16];
   v4(a, 100, 64, 1, 2); /* CGN space (Q17) */
   fake_natpmp_set_external(h->f, a);
-  fake_runner_t r = {h->f, 0};
-  pthread_t th;
-  pthread_create(&th, NULL, run_fake, &r);
+  test_fake_runner_t r;
+  test_fake_runner_start(&r, &fake_natpmp_ops, h->f);
   portmap_probe_result_t res;
   assert_int_equal(portmap_probe_sync(h->c, 1000, &res), PORTMAP_OK);
-  r.stop = 1;
-  pthread_join(th, NULL);
+  test_fake_runner_stop(&r);
   assert_int_equal(fake_natpmp_requests(h->f, 0), 1);
   assert_int_equal(res.natpmp.available, 1);
   assert_int_equal(res.natpmp.error, PORTMAP_OK);
@@ -1045,13 +980,11 @@ static void test_Q16_probe_refused(void **state) {
   h->cfg.clock_cb = NULL;
   client_up(h);
   fake_natpmp_force_result(h->f, FAKE_NATPMP_REFUSED, 1);
-  fake_runner_t r = {h->f, 0};
-  pthread_t th;
-  pthread_create(&th, NULL, run_fake, &r);
+  test_fake_runner_t r;
+  test_fake_runner_start(&r, &fake_natpmp_ops, h->f);
   portmap_probe_result_t res;
   assert_int_equal(portmap_probe_sync(h->c, 1000, &res), PORTMAP_OK);
-  r.stop = 1;
-  pthread_join(th, NULL);
+  test_fake_runner_stop(&r);
   assert_int_equal(res.natpmp.available, 0);
   assert_int_equal(res.natpmp.error, PORTMAP_ERR_REFUSED);
   assert_int_equal(res.natpmp.gateway_result, 2);

@@ -26,12 +26,7 @@
 
 #define MAX_EVENTS 256
 
-typedef struct ev {
-  portmap_mapping_t *m;
-  portmap_event_t event;
-  portmap_info_t info;
-  uint64_t at;
-} ev_t;
+typedef test_ev_t ev_t;
 
 typedef struct h {
   uint64_t now;
@@ -63,13 +58,7 @@ static int h_random(void *buf, size_t len, void *u) {
 
 static void h_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *info, void *u) {
   h_t *h = u;
-  if (h->n_ev < MAX_EVENTS) {
-    h->ev[h->n_ev].m = m;
-    h->ev[h->n_ev].event = e;
-    h->ev[h->n_ev].info = *info;
-    h->ev[h->n_ev].at = h->now;
-    h->n_ev++;
-  }
+  test_ev_add(h->ev, MAX_EVENTS, &h->n_ev, m, e, info, h->now);
   if (h->revoke_in_cb && e == PORTMAP_EVENT_MAPPED)
     assert_int_equal(portmap_mapping_revoke(m), PORTMAP_OK);
   if (h->revoke_in_cb && e == PORTMAP_EVENT_MAPPED)
@@ -80,19 +69,6 @@ static void h_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *
     req.internal_port = 9999;
     h->map_in_cb_status = portmap_map(h->cb_client, &req, NULL, NULL, NULL);
   }
-}
-
-static uint16_t free_udp_port(void) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, (struct sockaddr *)&sa, sizeof sa);
-  socklen_t sl = sizeof sa;
-  getsockname(fd, (struct sockaddr *)&sa, &sl);
-  close(fd);
-  return ntohs(sa.sin_port);
 }
 
 static void client_up(h_t *h) {
@@ -110,7 +86,7 @@ static int setup(void **state) {
   h->cfg.gateway = "127.0.0.1";
   h->cfg.backends = PORTMAP_BACKEND_PCP;
   h->cfg.server_port = fake_pcp_port(h->f);
-  h->announce_port = free_udp_port();
+  h->announce_port = test_free_udp_port(INADDR_LOOPBACK);
   h->cfg.announce_port = h->announce_port;
   h->cfg.clock_cb = h_clock;
   h->cfg.clock_user = h;
@@ -122,24 +98,10 @@ static int setup(void **state) {
   return 0;
 }
 
-typedef struct fake_runner {
-  fake_pcp_t *f;
-  volatile int stop;
-} fake_runner_t;
-
-static void *run_fake(void *arg);
-
 static int teardown(void **state) {
   h_t *h = *state;
-  if (h->c != NULL) {
-    /* answer the deletes that free sends, so it need not wait them out */
-    fake_runner_t r = {h->f, 0};
-    pthread_t th;
-    pthread_create(&th, NULL, run_fake, &r);
-    portmap_client_free(h->c);
-    r.stop = 1;
-    pthread_join(th, NULL);
-  }
+  if (h->c != NULL)
+    test_free_answered(h->c, &fake_pcp_ops, h->f);
   fake_pcp_free(h->f);
   free(h);
   return 0;
@@ -147,16 +109,7 @@ static int teardown(void **state) {
 
 /* Let datagrams cross loopback: client sends, fake answers, client reads. */
 static void pump(h_t *h) {
-  for (int i = 0; i < 8; i++) {
-    portmap_process(h->c);
-    struct pollfd p = {fake_pcp_fd(h->f), POLLIN, 0};
-    int busy = poll(&p, 1, 0) > 0;
-    fake_pcp_process_at(h->f, h->now);
-    int cbusy = test_client_readable(h->c, 0);
-    if (!busy && !cbusy)
-      break;
-  }
-  portmap_process(h->c);
+  test_pump(h->c, &fake_pcp_ops, h->f, h->now, 8);
 }
 
 static void pump_cb(void *h) {
@@ -169,11 +122,7 @@ static void advance(h_t *h, uint64_t ms) {
 }
 
 static size_t count_events(h_t *h, portmap_event_t e) {
-  size_t n = 0;
-  for (size_t i = 0; i < h->n_ev; i++)
-    if (h->ev[i].event == e)
-      n++;
-  return n;
+  return test_ev_count(h->ev, h->n_ev, e);
 }
 
 static const ev_t *last_event(h_t *h) {
@@ -937,16 +886,6 @@ static void test_lost_then_recreated_after_expiry(void **state) {
 
 /* ---- the real clock: own-thread mode and the blocking call ---- */
 
-static void *run_fake(void *arg) {
-  fake_runner_t *r = arg;
-  for (int i = 0; i < 200 && !r->stop; i++) { /* at most ~2 s */
-    struct pollfd p = {fake_pcp_fd(r->f), POLLIN, 0};
-    poll(&p, 1, 10);
-    fake_pcp_process(r->f);
-  }
-  return NULL;
-}
-
 typedef struct tw {
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -971,9 +910,8 @@ static void test_thread_mode_maps(void **state) {
   h_t *h = *state;
   h->cfg.clock_cb = NULL; /* real time */
   client_up(h);
-  fake_runner_t r = {h->f, 0};
-  pthread_t th;
-  pthread_create(&th, NULL, run_fake, &r);
+  test_fake_runner_t r;
+  test_fake_runner_start(&r, &fake_pcp_ops, h->f);
   assert_int_equal(portmap_thread_start(h->c), PORTMAP_OK);
   assert_int_equal(portmap_thread_start(h->c), PORTMAP_ERR_STATE);
   tw_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
@@ -994,8 +932,7 @@ static void test_thread_mode_maps(void **state) {
   assert_int_equal(portmap_thread_stop(h->c), PORTMAP_OK);
   portmap_client_free(h->c); /* deletes; the runner still answers */
   h->c = NULL;
-  r.stop = 1;
-  pthread_join(th, NULL);
+  test_fake_runner_stop(&r);
   assert_int_equal(fake_pcp_mapping_count(h->f), 0);
 }
 
@@ -1003,9 +940,8 @@ static void test_map_sync(void **state) {
   h_t *h = *state;
   h->cfg.clock_cb = NULL;
   client_up(h);
-  fake_runner_t r = {h->f, 0};
-  pthread_t th;
-  pthread_create(&th, NULL, run_fake, &r);
+  test_fake_runner_t r;
+  test_fake_runner_start(&r, &fake_pcp_ops, h->f);
   portmap_request_t req;
   portmap_request_init(&req);
   req.internal_port = 8000;
@@ -1034,14 +970,13 @@ static void test_map_sync(void **state) {
   fake_pcp_set_silent(h->f, 0);
   portmap_client_free(h->c);
   h->c = NULL;
-  r.stop = 1;
-  pthread_join(th, NULL);
+  test_fake_runner_stop(&r);
   assert_int_equal(fake_pcp_mapping_count(h->f), 0);
 }
 
 static void test_Q21_closed_port_is_immediate(void **state) {
   h_t *h = *state;
-  h->cfg.server_port = free_udp_port(); /* nothing listens there */
+  h->cfg.server_port = test_free_udp_port(INADDR_LOOPBACK); /* nothing listens there */
   client_up(h);
   map_tcp(h, 8000, 3600);
   for (int i = 0; i < 20 && h->n_ev == 0; i++) {
@@ -1144,13 +1079,11 @@ static void test_I2_B2_peer_renewal_suggests_previous(void **state) {
 static void test_K1_probe_sends_announce(void **state) {
   h_t *h = *state;
   client_up(h);
-  fake_runner_t r = {h->f, 0};
-  pthread_t th;
-  pthread_create(&th, NULL, run_fake, &r);
+  test_fake_runner_t r;
+  test_fake_runner_start(&r, &fake_pcp_ops, h->f);
   portmap_probe_result_t res;
   assert_int_equal(portmap_probe_sync(h->c, 1000, &res), PORTMAP_OK);
-  r.stop = 1;
-  pthread_join(th, NULL);
+  test_fake_runner_stop(&r);
   assert_int_equal(fake_pcp_requests(h->f, PCP_OP_ANNOUNCE), 1);
   pcp_msg_t req;
   fake_pcp_last_request(h->f, &req);
@@ -1166,13 +1099,11 @@ static void test_G4_probe_not_authorized(void **state) {
   h_t *h = *state;
   client_up(h);
   fake_pcp_force_result(h->f, PCP_NOT_AUTHORIZED, 1);
-  fake_runner_t r = {h->f, 0};
-  pthread_t th;
-  pthread_create(&th, NULL, run_fake, &r);
+  test_fake_runner_t r;
+  test_fake_runner_start(&r, &fake_pcp_ops, h->f);
   portmap_probe_result_t res;
   assert_int_equal(portmap_probe_sync(h->c, 1000, &res), PORTMAP_OK);
-  r.stop = 1;
-  pthread_join(th, NULL);
+  test_fake_runner_stop(&r);
   assert_int_equal(res.pcp.available, 0);
   assert_int_equal(res.pcp.error, PORTMAP_ERR_REFUSED);
   assert_int_equal(res.pcp.gateway_result, PCP_NOT_AUTHORIZED);
@@ -1356,9 +1287,8 @@ static void test_callbacks_from_one_thread_at_a_time(void **state) {
   h_t *h = *state;
   h->cfg.clock_cb = NULL;
   client_up(h);
-  fake_runner_t fr = {h->f, 0};
-  pthread_t th;
-  pthread_create(&th, NULL, run_fake, &fr);
+  test_fake_runner_t fr;
+  test_fake_runner_start(&fr, &fake_pcp_ops, h->f);
   assert_int_equal(portmap_thread_start(h->c), PORTMAP_OK);
   rec_h_t r = {h->c, 0, PORTMAP_ERR_STATE};
   portmap_request_t req;
@@ -1376,8 +1306,7 @@ static void test_callbacks_from_one_thread_at_a_time(void **state) {
   assert_int_equal(portmap_thread_stop(h->c), PORTMAP_OK);
   portmap_client_free(h->c);
   h->c = NULL;
-  fr.stop = 1;
-  pthread_join(th, NULL);
+  test_fake_runner_stop(&fr);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)

@@ -30,10 +30,7 @@
 #define GW_HOST 0x7F000047u
 #define MAX_EVENTS 64
 
-typedef struct ev {
-  portmap_event_t event;
-  portmap_info_t info;
-} ev_t;
+typedef test_ev_t ev_t;
 
 typedef struct h {
   uint64_t now;
@@ -56,26 +53,8 @@ static int h_random(void *buf, size_t len, void *u) {
 }
 
 static void h_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *info, void *u) {
-  (void)m;
   h_t *h = u;
-  if (h->n_ev < MAX_EVENTS) {
-    h->ev[h->n_ev].event = e;
-    h->ev[h->n_ev].info = *info;
-    h->n_ev++;
-  }
-}
-
-static uint16_t closed_udp_port(void) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(GW_HOST);
-  bind(fd, (struct sockaddr *)&sa, sizeof sa);
-  socklen_t sl = sizeof sa;
-  getsockname(fd, (struct sockaddr *)&sa, &sl);
-  close(fd);
-  return ntohs(sa.sin_port);
+  test_ev_add(h->ev, MAX_EVENTS, &h->n_ev, m, e, info, h->now);
 }
 
 static int setup(void **state) {
@@ -188,7 +167,7 @@ static void test_F2_natpmp_only_gateway(void **state) {
 
 static void test_Q21_closed_pcp_port_decides_at_once(void **state) {
   h_t *h = *state;
-  h->cfg.server_port = closed_udp_port();
+  h->cfg.server_port = test_free_udp_port(GW_HOST);
   up(h);
   map(h, 8000);
   for (int i = 0; i < 20 && h->n_ev == 0; i++) {
@@ -353,7 +332,7 @@ static void test_E5_epoch_change_reprobes(void **state) {
 /* PCP refuses the first ANNOUNCE, so 8000 is mapped over NAT-PMP; the
  * client listens for announcements on a port of its own. Returns it. */
 static uint16_t up_on_natpmp(h_t *h) {
-  uint16_t ap = closed_udp_port();
+  uint16_t ap = test_free_udp_port(GW_HOST);
   h->cfg.announce_port = ap;
   fake_pcp_force_result(h->pcp, PCP_NOT_AUTHORIZED, 1);
   up(h);

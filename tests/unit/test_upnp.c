@@ -35,11 +35,7 @@
 static const char *const IGD1 = "urn:schemas-upnp-org:device:InternetGatewayDevice:1";
 static const char *const IGD2 = "urn:schemas-upnp-org:device:InternetGatewayDevice:2";
 
-typedef struct ev {
-  portmap_mapping_t *m;
-  portmap_event_t event;
-  portmap_info_t info;
-} ev_t;
+typedef test_ev_t ev_t;
 
 typedef struct h {
   fake_upnp_t *f;
@@ -95,12 +91,7 @@ static void h_trace(int sent, const char *peer, uint16_t port, const uint8_t *da
 
 static void h_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *info, void *u) {
   h_t *h = u;
-  if (h->n_ev < MAX_EVENTS) {
-    h->ev[h->n_ev].m = m;
-    h->ev[h->n_ev].event = e;
-    h->ev[h->n_ev].info = *info;
-    h->n_ev++;
-  }
+  test_ev_add(h->ev, MAX_EVENTS, &h->n_ev, m, e, info, 0);
 }
 
 static h_t *h_new(fake_upnp_profile_t profile) {
@@ -192,11 +183,7 @@ static void advance(h_t *h, uint64_t ms) {
 }
 
 static size_t count_ev(h_t *h, portmap_event_t e) {
-  size_t n = 0;
-  for (size_t i = 0; i < h->n_ev; i++)
-    if (h->ev[i].event == e)
-      n++;
-  return n;
+  return test_ev_count(h->ev, h->n_ev, e);
 }
 
 static const ev_t *last_ev(h_t *h) {
