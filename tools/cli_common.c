@@ -313,3 +313,20 @@ cli_arg_kind_t cli_next_arg(cli_args_t *a, const char **word, const cli_option_t
   }
   return CLI_ARG_OPTION;
 }
+
+void cli_report_client_error(const char *prog, portmap_status_t st, int saved_errno,
+                             const char *gateway) {
+  switch (st) {
+  case PORTMAP_ERR_ADDRESS:
+    fprintf(stderr, "%s: cannot use the gateway address %s: %s\n", prog,
+            gateway != NULL ? gateway : "(default router)", portmap_strerror(st));
+    break;
+  case PORTMAP_ERR_SYSTEM:
+    fprintf(stderr, "%s: cannot open the client's sockets: %s\n", prog,
+            saved_errno != 0 ? strerror(saved_errno) : portmap_strerror(st));
+    break;
+  default:
+    fprintf(stderr, "%s: cannot create the client: %s\n", prog, portmap_strerror(st));
+    break;
+  }
+}

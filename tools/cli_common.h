@@ -38,6 +38,10 @@ void cli_json_key(FILE *f, int *first, const char *key);
 void cli_json_num(FILE *f, int *first, const char *key, long long value);
 /* At most size octets of s, up to its NUL, control characters as '?'. */
 void cli_put_sanitized(FILE *f, const char *s, size_t size);
+/* The one line for a portmap_client_new() failure st (errno saved_errno),
+ * on stderr; gateway is the --gateway given, or NULL. */
+void cli_report_client_error(const char *prog, portmap_status_t st, int saved_errno,
+                             const char *gateway);
 /* --backend: "auto"/"all" (0) or a comma list of pcp, natpmp, upnp. 0 or
  * -1 (the error kept in err). */
 int cli_parse_backends(const char *s, unsigned *out, parse_error_t *err);

@@ -1188,19 +1188,7 @@ static int make_client(cli_t *cli, uint32_t request_timeout_ms, uint32_t destroy
     return EXIT_OK;
   }
   cli->client = NULL;
-  switch (st) {
-  case PORTMAP_ERR_ADDRESS:
-    fprintf(stderr, PROG ": cannot use the gateway address %s: %s\n",
-            o->gateway != NULL ? o->gateway : "(default router)", portmap_strerror(st));
-    break;
-  case PORTMAP_ERR_SYSTEM:
-    fprintf(stderr, PROG ": cannot open the client's sockets: %s\n",
-            saved_errno != 0 ? strerror(saved_errno) : portmap_strerror(st));
-    break;
-  default:
-    fprintf(stderr, PROG ": cannot create the client: %s\n", portmap_strerror(st));
-    break;
-  }
+  cli_report_client_error(PROG, st, saved_errno, o->gateway);
   return exit_code_for(st) == EXIT_OK ? EXIT_USAGE : exit_code_for(st);
 }
 
