@@ -164,7 +164,7 @@ static void v4_mapped(uint8_t out[16], const uint8_t v4[4]) {
  * integer's bytes gives network order on any host. Flags is %04X, RefCnt
  * and Metric are %d, Use is %u.
  */
-static int parse_route4_line(cursor_t line, uint8_t gw[4], uint32_t *metric,
+static int parse_route4_line(cursor_t line, uint8_t gw[16], uint32_t *metric,
                              char ifname[NET_IFNAME_MAX]) {
   const char *f[8];
   size_t n[8];
@@ -182,37 +182,48 @@ static int parse_route4_line(cursor_t line, uint8_t gw[4], uint32_t *metric,
   if ((flags & (NET_RTF_UP | NET_RTF_GATEWAY)) != (NET_RTF_UP | NET_RTF_GATEWAY) ||
       (flags & NET_RTF_REJECT))
     return -1;
-  memcpy(gw, &gateway, 4);
+  uint8_t gw4[4];
+  memcpy(gw4, &gateway, 4);
+  v4_mapped(gw, gw4);
   return 0;
 }
 
-int portmap_net_parse_route4(const char *text, size_t len, uint8_t out[16], char ifname_out[16]) {
+typedef int (*route_line_fn)(cursor_t line, uint8_t gw[16], uint32_t *metric,
+                             char ifname[NET_IFNAME_MAX]);
+
+/* The default route of lowest metric among the lines parse accepts. */
+static int best_route(const char *text, size_t len, route_line_fn parse, uint8_t out[16],
+                      char ifname_out[16]) {
   if (text == NULL || out == NULL)
     return -1;
   cursor_t all = {text, text + len}, line;
   int found = 0;
   uint32_t best_metric = 0;
-  uint8_t best_gw[4] = {0};
+  uint8_t best_gw[16] = {0};
   char best_if[NET_IFNAME_MAX] = "";
   while (next_line(&all, &line)) {
-    uint8_t gw[4];
+    uint8_t gw[16];
     uint32_t metric;
     char ifname[NET_IFNAME_MAX];
-    if (parse_route4_line(line, gw, &metric, ifname) != 0)
+    if (parse(line, gw, &metric, ifname) != 0)
       continue;
     if (!found || metric < best_metric) {
       found = 1;
       best_metric = metric;
-      memcpy(best_gw, gw, 4);
+      memcpy(best_gw, gw, 16);
       memcpy(best_if, ifname, sizeof best_if);
     }
   }
   if (!found)
     return -1;
-  v4_mapped(out, best_gw);
+  memcpy(out, best_gw, 16);
   if (ifname_out != NULL)
     memcpy(ifname_out, best_if, NET_IFNAME_MAX);
   return 0;
+}
+
+int portmap_net_parse_route4(const char *text, size_t len, uint8_t out[16], char ifname_out[16]) {
+  return best_route(text, len, parse_route4_line, out, ifname_out);
 }
 
 /*
@@ -243,32 +254,7 @@ static int parse_route6_line(cursor_t line, uint8_t gw[16], uint32_t *metric,
 }
 
 int portmap_net_parse_route6(const char *text, size_t len, uint8_t out[16], char ifname_out[16]) {
-  if (text == NULL || out == NULL)
-    return -1;
-  cursor_t all = {text, text + len}, line;
-  int found = 0;
-  uint32_t best_metric = 0;
-  uint8_t best_gw[16] = {0};
-  char best_if[NET_IFNAME_MAX] = "";
-  while (next_line(&all, &line)) {
-    uint8_t gw[16];
-    uint32_t metric;
-    char ifname[NET_IFNAME_MAX];
-    if (parse_route6_line(line, gw, &metric, ifname) != 0)
-      continue;
-    if (!found || metric < best_metric) {
-      found = 1;
-      best_metric = metric;
-      memcpy(best_gw, gw, 16);
-      memcpy(best_if, ifname, sizeof best_if);
-    }
-  }
-  if (!found)
-    return -1;
-  memcpy(out, best_gw, 16);
-  if (ifname_out != NULL)
-    memcpy(ifname_out, best_if, NET_IFNAME_MAX);
-  return 0;
+  return best_route(text, len, parse_route6_line, out, ifname_out);
 }
 
 /* Read at most cap octets of a file; a cut-off last line is dropped. */
