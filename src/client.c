@@ -182,6 +182,10 @@ void portmap_mapping_emit(portmap_mapping_t *m, portmap_event_t ev) {
   portmap_client_t *c = m->client;
   if (m->final_queued || m->detached)
     return;
+  if (ev == PORTMAP_EVENT_DELETED) {
+    m->info.lifetime = 0; /* whoever deleted it: nothing is held any more */
+    m->expiry_ms = 0;
+  }
   if (ev == PORTMAP_EVENT_FAILED && portmap_probe_failover(m))
     return; /* moved to the next backend */
   if (m->moved && (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED)) {

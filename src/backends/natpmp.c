@@ -359,10 +359,6 @@ static void nm_free(np_map_t *nm) {
 static void nm_finish(np_map_t *nm, portmap_event_t ev, portmap_status_t status) {
   portmap_mapping_t *m = nm->m;
   m->info.status = status;
-  if (ev == PORTMAP_EVENT_DELETED) {
-    m->info.lifetime = 0;
-    m->expiry_ms = 0;
-  }
   nm_free(nm);
   portmap_mapping_emit(m, ev);
 }

@@ -2048,10 +2048,6 @@ static void pm_free(upnp_map_t *pm, int cleanup) {
 static void pm_finish(upnp_map_t *pm, portmap_event_t ev, portmap_status_t status, int cleanup) {
   portmap_mapping_t *m = pm->m;
   m->info.status = status;
-  if (ev == PORTMAP_EVENT_DELETED) {
-    m->info.lifetime = 0;
-    m->expiry_ms = 0;
-  }
   pm_free(pm, cleanup);
   portmap_mapping_emit(m, ev);
 }

@@ -166,10 +166,6 @@ static void pm_free(pcp_map_t *pm) {
 static void pm_finish(pcp_map_t *pm, portmap_event_t ev, portmap_status_t status) {
   portmap_mapping_t *m = pm->m;
   m->info.status = status;
-  if (ev == PORTMAP_EVENT_DELETED) {
-    m->info.lifetime = 0;
-    m->expiry_ms = 0;
-  }
   pm_free(pm);
   portmap_mapping_emit(m, ev);
 }
