@@ -322,25 +322,21 @@ static int listener_open(portmap_client_t *c, int ipv6, uint16_t port) {
 static void listener_read(portmap_client_t *c, int fd, uint64_t now) {
   for (int n = 0; n < 64; n++) {
     uint8_t buf[1104];
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    ssize_t got = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *)&ss, &sl);
-    if (got < 0) {
-      if (errno == EINTR)
-        continue;
-      break;
-    }
     uint8_t from[16];
-    uint16_t port = 0;
+    uint16_t port;
+    size_t got;
+    int from_ok;
+    if (portmap_net_recv(fd, 0, buf, sizeof buf, &got, from, &port, &from_ok) !=
+        PORTMAP_NET_RECV_OK)
+      break;
     int idx = got < 1 ? -1 : buf[0] == 2 ? 0 : buf[0] == 0 ? 1 : -1;
-    if (portmap_net_from_sockaddr((struct sockaddr *)&ss, sl, from, &port) != 0 || idx < 0 ||
-        c->be_ops[idx] == NULL || c->be_ops[idx]->unsolicited == NULL) {
+    if (!from_ok || idx < 0 || c->be_ops[idx] == NULL || c->be_ops[idx]->unsolicited == NULL) {
       c->stats.received++;
-      portmap_trace(c, 0, from, port, buf, (size_t)(got < 0 ? 0 : got));
+      portmap_trace(c, 0, from, port, buf, got);
       c->stats.malformed++;
       continue;
     }
-    c->be_ops[idx]->unsolicited(c->be_state[idx], from, port, buf, (size_t)got, now);
+    c->be_ops[idx]->unsolicited(c->be_state[idx], from, port, buf, got, now);
   }
 }
 

@@ -379,6 +379,27 @@ socklen_t portmap_net_to_sockaddr(const uint8_t addr[16], uint16_t port, unsigne
   return (socklen_t)sizeof *sin6;
 }
 
+int portmap_net_recv(int fd, int flags, void *buf, size_t cap, size_t *len, uint8_t from[16],
+                     uint16_t *port, int *from_ok) {
+  for (int tries = 0; tries < 8; tries++) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    ssize_t n = recvfrom(fd, buf, cap, flags | MSG_DONTWAIT, (struct sockaddr *)&ss, &sl);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return errno == ECONNREFUSED ? PORTMAP_NET_RECV_REFUSED : PORTMAP_NET_RECV_NONE;
+    }
+    *len = (size_t)n;
+    *port = 0;
+    *from_ok = portmap_net_from_sockaddr((struct sockaddr *)&ss, sl, from, port) == 0;
+    if (!*from_ok)
+      memset(from, 0, 16);
+    return PORTMAP_NET_RECV_OK;
+  }
+  return PORTMAP_NET_RECV_NONE;
+}
+
 int portmap_net_from_sockaddr(const struct sockaddr *sa, socklen_t len, uint8_t out[16],
                               uint16_t *port) {
   if (sa == NULL || out == NULL || len < (socklen_t)sizeof(sa_family_t))

@@ -34,6 +34,18 @@ socklen_t portmap_net_to_sockaddr(const uint8_t addr[16], uint16_t port, unsigne
 int portmap_net_from_sockaddr(const struct sockaddr *sa, socklen_t len, uint8_t out[16],
                               uint16_t *port);
 
+/* portmap_net_recv() outcomes */
+enum { PORTMAP_NET_RECV_NONE = 0, PORTMAP_NET_RECV_OK = 1, PORTMAP_NET_RECV_REFUSED = 2 };
+
+/* One datagram from fd without blocking (flags: MSG_PEEK, MSG_TRUNC... are
+ * added to MSG_DONTWAIT; EINTR is retried). OK: *len is what recvfrom
+ * returned (with MSG_TRUNC the whole datagram's length, possibly more than
+ * cap) and from/port its source, or *from_ok 0 and from zeroed when the
+ * source is no IPv4/IPv6 address. REFUSED: an ICMP error (ECONNREFUSED)
+ * was read instead. NONE: nothing more to read (EAGAIN or another error). */
+int portmap_net_recv(int fd, int flags, void *buf, size_t cap, size_t *len, uint8_t from[16],
+                     uint16_t *port, int *from_ok);
+
 int portmap_net_is_v4(const uint8_t addr[16]);
 int portmap_net_is_unspecified(const uint8_t addr[16]); /* :: or ::ffff:0.0.0.0 */
 /* Not reachable from the Internet: RFC 1918, 100.64/10 (CGN), loopback,

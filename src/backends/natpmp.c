@@ -743,27 +743,22 @@ static void np_readable(void *state, uint64_t now) {
     return;
   for (int i = 0; i < NP_MAX_READS; i++) {
     uint8_t buf[64];
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
+    uint8_t from[16];
+    uint16_t port;
+    size_t len;
+    int from_ok;
     /* Peek first: libnatpmp must only see a datagram that is there, or it
      * retransmits on its own clock. */
-    ssize_t n = recvfrom(st->nat.s, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC,
-                         (struct sockaddr *)&ss, &sl);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      if (errno == ECONNREFUSED) {
-        st->unreachable = 1; /* Q21; reading it cleared the socket error */
-        continue;
-      }
-      break;
+    int got = portmap_net_recv(st->nat.s, MSG_PEEK | MSG_TRUNC, buf, sizeof buf, &len, from, &port,
+                               &from_ok);
+    if (got == PORTMAP_NET_RECV_REFUSED) {
+      st->unreachable = 1; /* Q21; reading it cleared the socket error */
+      continue;
     }
+    if (got != PORTMAP_NET_RECV_OK)
+      break;
     c->stats.received++;
-    size_t len = (size_t)n;
     size_t have = len < sizeof buf ? len : sizeof buf;
-    uint8_t from[16];
-    uint16_t port = 0;
-    int from_ok = portmap_net_from_sockaddr((struct sockaddr *)&ss, sl, from, &port) == 0;
     portmap_trace(c, 0, from_ok ? from : st->gw, from_ok ? port : NATPMP_PORT, buf, have);
     if (!from_ok || memcmp(from, st->gw, 16) != 0 || port != NATPMP_PORT) {
       (void)recv(st->nat.s, buf, sizeof buf, MSG_DONTWAIT);

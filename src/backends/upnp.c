@@ -1650,23 +1650,18 @@ static void on_ssdp(upnp_state_t *st, const uint8_t from[16], uint16_t port, con
 static void ssdp_read(upnp_state_t *st, uint64_t now) {
   for (int i = 0; i < UPNP_MAX_READS && st->fd >= 0; i++) {
     uint8_t buf[PORTMAP_SSDP_MAX_DATAGRAM + 1]; /* one more: longer is refused */
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    ssize_t n =
-        recvfrom(st->fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&ss, &sl);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      break;
-    }
     uint8_t from[16];
-    uint16_t port = 0;
-    if (portmap_net_from_sockaddr((struct sockaddr *)&ss, sl, from, &port) != 0) {
+    uint16_t port;
+    size_t len;
+    int from_ok;
+    int r = portmap_net_recv(st->fd, MSG_TRUNC, buf, sizeof buf, &len, from, &port, &from_ok);
+    if (r != PORTMAP_NET_RECV_OK)
+      break;
+    if (!from_ok) {
       st->c->stats.malformed++;
       continue;
     }
-    size_t len = (size_t)n > sizeof buf ? sizeof buf : (size_t)n;
-    on_ssdp(st, from, port, buf, len, now);
+    on_ssdp(st, from, port, buf, len > sizeof buf ? sizeof buf : len, now);
   }
 }
 

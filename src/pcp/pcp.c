@@ -699,27 +699,22 @@ static void drain_errqueue(pcp_state_t *st, pcp_server_t *s, uint64_t now) {
 static void read_fd(pcp_state_t *st, int fd, pcp_server_t *srv, uint64_t now) {
   for (int i = 0; i < PCP_MAX_READS; i++) {
     uint8_t buf[PCP_MAX_PACKET + 4]; /* one more word: longer is malformed (A9) */
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    ssize_t n =
-        recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&ss, &sl);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      if (errno == ECONNREFUSED && srv != NULL) {
-        drain_errqueue(st, srv, now);
-        continue;
-      }
-      break;
-    }
     uint8_t from[16];
-    uint16_t port = 0;
-    if (portmap_net_from_sockaddr((struct sockaddr *)&ss, sl, from, &port) != 0) {
+    uint16_t port;
+    size_t len;
+    int from_ok;
+    int r = portmap_net_recv(fd, MSG_TRUNC, buf, sizeof buf, &len, from, &port, &from_ok);
+    if (r == PORTMAP_NET_RECV_REFUSED && srv != NULL) {
+      drain_errqueue(st, srv, now);
+      continue;
+    }
+    if (r != PORTMAP_NET_RECV_OK)
+      break;
+    if (!from_ok) {
       st->c->stats.malformed++;
       continue;
     }
-    size_t len = (size_t)n > sizeof buf ? sizeof buf : (size_t)n;
-    on_datagram(st, from, port, buf, len, now);
+    on_datagram(st, from, port, buf, len > sizeof buf ? sizeof buf : len, now);
   }
   if (srv != NULL)
     drain_errqueue(st, srv, now);
