@@ -26,26 +26,9 @@ eport=$(tl_eport "$out" "$PROTO" "$PORT") || tl_fail "no external port in the ma
 granted=$(tl_jsonl get "$out" mapped lifetime)
 tl_log "miniupnpd granted the NAT-PMP mapping $LAB_WAN_IP:$eport a lifetime of $granted s (asked $LIFETIME)"
 [ "$granted" = "$LIFETIME" ] || tl_fail "granted lifetime $granted, expected $LIFETIME (personality short)"
-end=$(awk -v a="$t0" -v d="$DURATION" 'BEGIN { printf "%.3f", a + d }')
-while awk -v e="$end" -v n="$EPOCHREALTIME" 'BEGIN { exit !(n < e) }'; do
-  kill -0 "$pm" 2>/dev/null || { tl_show "$out" "$TL_TMP/keep.err"; tl_fail "portmap keep exited by itself"; }
-  tl_sample "$samples" "$PROTO/$PORT" "$PROTO" "$eport" "$PORT" upnp
-  sleep 0.5
-done
+tl_keep_sample_for "$DURATION" "$t0" "$pm" "$out" "$samples" "$PROTO" "$PORT" "$eport"
 t_term=$EPOCHREALTIME
-tl_log "SIGTERM to portmap (pid $pm)"
-tl_stop "$pm" TERM 2 || { tl_show "$out" "$TL_TMP/keep.err"; tl_fail "portmap keep still running 2 s after SIGTERM"; }
-tl_log "portmap exited $TL_STOP_RC, $TL_STOP_SECS s after SIGTERM"
-tl_wait_stamper "$stamper"
-gone=0
-tl_wait_rule absent "$PROTO" "$eport" "$PORT" 2 && gone=1
-tl_show "$out" "$TL_TMP/keep.err"
-[ "$TL_STOP_RC" -eq 0 ] || tl_fail "portmap keep exited $TL_STOP_RC after SIGTERM, expected 0"
-[ $gone = 1 ] || { tl_rules >&2; tl_fail "the rule for $eport is still on the router 2 s after exit"; }
-left=$(tl_upnp_lease "$PROTO" "$eport" "$PORT")
-[ -z "$left" ] || tl_fail "upnpc -l still lists $PROTO $eport (lease $left) after the delete"
-grep -q '"event":"deleted"' "$out" || tl_fail "no deleted event after SIGTERM"
-tl_jsonl validate "$out" >&2 || tl_fail "invalid --json output"
+tl_keep_stop_clean "$pm" "$stamper" "$out" "$PROTO" "$PORT" "$eport"
 tl_keepcheck --out "$out" --samples "$samples" --key "$PROTO/$PORT" --min-renewed 3 \
   --lifetime "$LIFETIME" --until "$t_term" --backend natpmp >&2 || tl_fail "timeline checks failed (see above)"
 tl_pass

@@ -21,26 +21,9 @@ tl_wait_count "$out" mapped 1 5 "$pm" || { tl_show "$out" "$TL_TMP/keep.err"; tl
 tl_log "mapped after $(tl_since "$t0") s"
 eport=$(tl_eport "$out" "$PROTO" "$PORT") || tl_fail "no external port in the mapped line"
 tl_log "router's UPnP table: $(tl_upnp_list | grep -F -- "$eport->" | tr -s ' ')"
-end=$(awk -v a="$t0" -v d="$DURATION" 'BEGIN { printf "%.3f", a + d }')
-while awk -v e="$end" -v n="$EPOCHREALTIME" 'BEGIN { exit !(n < e) }'; do
-  kill -0 "$pm" 2>/dev/null || { tl_show "$out" "$TL_TMP/keep.err"; tl_fail "portmap keep exited by itself"; }
-  tl_sample "$samples" "$PROTO/$PORT" "$PROTO" "$eport" "$PORT" upnp
-  sleep 0.5
-done
+tl_keep_sample_for "$DURATION" "$t0" "$pm" "$out" "$samples" "$PROTO" "$PORT" "$eport"
 t_term=$EPOCHREALTIME
-tl_log "SIGTERM to portmap (pid $pm)"
-tl_stop "$pm" TERM 2 || { tl_show "$out" "$TL_TMP/keep.err"; tl_fail "portmap keep still running 2 s after SIGTERM"; }
-tl_log "portmap exited $TL_STOP_RC, $TL_STOP_SECS s after SIGTERM"
-tl_wait_stamper "$stamper"
-gone=0
-tl_wait_rule absent "$PROTO" "$eport" "$PORT" 2 && gone=1
-tl_show "$out" "$TL_TMP/keep.err"
-[ "$TL_STOP_RC" -eq 0 ] || tl_fail "portmap keep exited $TL_STOP_RC after SIGTERM, expected 0"
-[ $gone = 1 ] || { tl_rules >&2; tl_fail "the rule for $eport is still on the router 2 s after exit"; }
-left=$(tl_upnp_lease "$PROTO" "$eport" "$PORT")
-[ -z "$left" ] || tl_fail "upnpc -l still lists $PROTO $eport (lease $left) after the delete"
-grep -q '"event":"deleted"' "$out" || tl_fail "no deleted event after SIGTERM"
-tl_jsonl validate "$out" >&2 || tl_fail "invalid --json output"
+tl_keep_stop_clean "$pm" "$stamper" "$out" "$PROTO" "$PORT" "$eport"
 # The lease never ran out: every sample found the entry with >= 1 s left.
 minlease=$(awk '$4 ~ /^[0-9]+$/ { if (m == "" || $4 < m) m = $4 } $4 == "none" { none++ }
   END { print (none ? "none" : m) }' "$samples")

@@ -342,3 +342,35 @@ tl_has_dnat_to() {
   hex=$(tl__proto_hex "$1")
   tl_rules | grep -F "@nh,72,8 $hex " | grep -qF "dport $2 dnat ip to $3"
 }
+
+# tl_keep_sample_for SECONDS T0 PID OUT SAMPLES PROTO PORT EPORT: from T0 for SECONDS, sample
+# the router every 0.5 s (tl_sample, key PROTO/PORT, with the UPnP lease) while the keep
+# process PID (writing OUT) must stay alive.
+tl_keep_sample_for() {
+  local secs=$1 t0=$2 pid=$3 out=$4 samples=$5 proto=$6 port=$7 eport=$8 end
+  end=$(awk -v a="$t0" -v d="$secs" 'BEGIN { printf "%.3f", a + d }')
+  while awk -v e="$end" -v n="$EPOCHREALTIME" 'BEGIN { exit !(n < e) }'; do
+    kill -0 "$pid" 2>/dev/null || { tl_show "$out" "$TL_TMP/keep.err"; tl_fail "portmap keep exited by itself"; }
+    tl_sample "$samples" "$proto/$port" "$proto" "$eport" "$port" upnp
+    sleep 0.5
+  done
+}
+
+# tl_keep_stop_clean PID STAMPER OUT PROTO PORT EPORT: SIGTERM to the keep process; it must
+# exit 0 within 2 s, its mapping must leave the router's nft rules and UPnP table within
+# 2 s, OUT must end with a deleted event and be valid JSON lines.
+tl_keep_stop_clean() {
+  local pid=$1 stamper=$2 out=$3 proto=$4 port=$5 eport=$6 gone=0 left
+  tl_log "SIGTERM to portmap (pid $pid)"
+  tl_stop "$pid" TERM 2 || { tl_show "$out" "$TL_TMP/keep.err"; tl_fail "portmap keep still running 2 s after SIGTERM"; }
+  tl_log "portmap exited $TL_STOP_RC, $TL_STOP_SECS s after SIGTERM"
+  tl_wait_stamper "$stamper"
+  tl_wait_rule absent "$proto" "$eport" "$port" 2 && gone=1
+  tl_show "$out" "$TL_TMP/keep.err"
+  [ "$TL_STOP_RC" -eq 0 ] || tl_fail "portmap keep exited $TL_STOP_RC after SIGTERM, expected 0"
+  [ $gone = 1 ] || { tl_rules >&2; tl_fail "the rule for $eport is still on the router 2 s after exit"; }
+  left=$(tl_upnp_lease "$proto" "$eport" "$port")
+  [ -z "$left" ] || tl_fail "upnpc -l still lists $proto $eport (lease $left) after the delete"
+  grep -q '"event":"deleted"' "$out" || tl_fail "no deleted event after SIGTERM"
+  tl_jsonl validate "$out" >&2 || tl_fail "invalid --json output"
+}
