@@ -63,10 +63,6 @@ tl_keepcheck --out "$out" --samples "$samples" --min-renewed 2 --until "$t_term"
   --max-gap-fraction 1 --lapse-grace 3 --max-absent 6 "${keys[@]}" >&2 ||
   tl_fail "timeline checks failed (see above)"
 # Whatever the loss did to the deletes, nothing of ours outlives its lifetime.
-for ((i = 0; i < (LIFETIME + 2) * 10; i++)); do
-  [ -z "$(tl_our_rules)" ] && break
-  sleep 0.1
-done
-[ -z "$(tl_our_rules)" ] || { tl_our_rules >&2; tl_fail "rules of ours still there $((LIFETIME + 2)) s after exit"; }
+tl_wait_no_rules $((LIFETIME + 2)) || tl_fail "rules of ours still there $((LIFETIME + 2)) s after exit"
 tl_log "no rule of ours left $(tl_since "$t_term") s after SIGTERM"
 tl_pass

@@ -60,11 +60,7 @@ tl_stop "$pm" TERM 2 || { tl_show "$out" "$err"; tl_fail "portmap keep still run
 tl_wait_stamper "$stamper"
 tl_show "$out" "$err"
 [ "$TL_STOP_RC" -eq 0 ] || tl_fail "portmap keep exited $TL_STOP_RC after SIGTERM, expected 0"
-for ((i = 0; i < 40; i++)); do
-  [ -z "$(tl_our_rules)" ] && break
-  sleep 0.05
-done
-[ -z "$(tl_our_rules)" ] || { tl_our_rules >&2; tl_fail "rules of ours are still there after exit"; }
+tl_wait_no_rules 2 || tl_fail "rules of ours are still there after exit"
 [ -z "$(tl_upnp_list)" ] || { tl_upnp_list >&2; tl_fail "the router's UPnP table is not empty after exit"; }
 tl_jsonl validate "$out" >&2 || tl_fail "invalid --json output"
 grep -q '"failed"' "$out" && tl_fail "a \"failed\" event: the reboot should have been survived"

@@ -75,10 +75,6 @@ tl_wait_stamper "$np_st"
 tl_show "$TL_TMP/pcp.out" "$TL_TMP/pcp.err" "$TL_TMP/natpmp.out" "$TL_TMP/natpmp.err"
 for b in pcp natpmp; do tl_jsonl validate "$TL_TMP/$b.out" >&2 || tl_fail "$b: invalid --json output"; done
 grep -q '"failed"' "$TL_TMP/pcp.out" "$TL_TMP/natpmp.out" && tl_fail "a failed event"
-for ((i = 0; i < 40; i++)); do
-  [ -z "$(tl_our_rules)" ] && break
-  sleep 0.05
-done
-[ -z "$(tl_our_rules)" ] || { tl_our_rules >&2; tl_fail "rules of ours are left after exit"; }
+tl_wait_no_rules 2 || tl_fail "rules of ours are left after exit"
 tl_log "WAN $old_wan -> $NEW_WAN: changed after pcp ${took[pcp]} s, natpmp ${took[natpmp]} s"
 tl_pass

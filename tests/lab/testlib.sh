@@ -374,3 +374,17 @@ tl_keep_stop_clean() {
   grep -q '"event":"deleted"' "$out" || tl_fail "no deleted event after SIGTERM"
   tl_jsonl validate "$out" >&2 || tl_fail "invalid --json output"
 }
+
+# tl_wait_no_rules SECONDS: poll (every 0.05 s, bounded) until no rule of ours is left on
+# the router; 1 (with the rules shown) if some still are after SECONDS.
+tl_wait_no_rules() {
+  local n i
+  n=$(awk -v s="$1" 'BEGIN { printf "%d", s * 20 }')
+  for ((i = 0; i < n; i++)); do
+    [ -z "$(tl_our_rules)" ] && return 0
+    sleep 0.05
+  done
+  [ -z "$(tl_our_rules)" ] && return 0
+  tl_our_rules >&2
+  return 1
+}
