@@ -469,14 +469,16 @@ static void on_gateway_timer(portmap_timer_t *t, uint64_t now) {
   /* A new local address (DHCP gave another one) is a new client to the
    * server (A4: the client IP field): map again as after a gateway change. */
   uint8_t local[16];
-  if (!changed && have4 && !c->have_local && c->have_seen_local &&
-      portmap_net_local_address(gw4, 0, local) == 0 && memcmp(local, c->seen_local, 16) != 0)
+  int have_now = have4 && portmap_net_local_address(gw4, 0, local) == 0;
+  if (!changed && !c->have_local && c->have_seen_local && have_now &&
+      memcmp(local, c->seen_local, 16) != 0)
     changed = 1;
-  if (changed) {
+  if (changed)
     portmap_client_gateway_changed(c, have4, gw4, have6, gw6, scope6, now);
-    note_local(c);
-  } else if (!c->have_seen_local) {
-    note_local(c); /* none at start (no address yet): watch from the first one */
+  if (have_now) {
+    /* watched from now on (also when there was none at start) */
+    c->have_seen_local = 1;
+    memcpy(c->seen_local, local, 16);
   }
   portmap_sched_push(&c->sched, t, now + GATEWAY_CHECK_MS);
 }

@@ -49,6 +49,13 @@ static int known_public(const portmap_probe_backend_t *r) {
   return r->external_address[0] != '\0' && !r->external_is_private;
 }
 
+/* Has backend i an answer in force? In a refresh round an old "no" of a
+ * backend asked again counts as no answer yet. */
+static int answered(const portmap_probe_state_t *p, int i) {
+  unsigned bit = 1u << i;
+  return (p->have & bit) && !((p->pending & bit) && !p->res[i].available);
+}
+
 /* The backend to use for m (or for new mappings when m is NULL), skipping
  * those in `exclude`. Returns -1 when undecided (a better backend may still
  * answer), else the index, or PORTMAP_MAX_BACKENDS for "none works". */
@@ -58,8 +65,7 @@ static int choose(portmap_client_t *c, const portmap_mapping_t *m, unsigned excl
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
     if (c->be_ops[i] == NULL || (exclude & (1u << i)))
       continue;
-    /* (in a refresh round an old "no" counts as no answer yet) */
-    if (!(p->have & (1u << i)) || ((p->pending & (1u << i)) && !p->res[i].available)) {
+    if (!answered(p, i)) {
       if (!final)
         return -1; /* a better backend has not answered yet */
       continue;
@@ -78,7 +84,7 @@ static int choose(portmap_client_t *c, const portmap_mapping_t *m, unsigned excl
     for (int j = cand + 1; j < PORTMAP_MAX_BACKENDS; j++) {
       if (c->be_ops[j] == NULL || (exclude & (1u << j)))
         continue;
-      if (!(p->have & (1u << j)) || ((p->pending & (1u << j)) && !p->res[j].available)) {
+      if (!answered(p, j)) {
         if (!final)
           return -1;
         continue;
@@ -240,7 +246,8 @@ void portmap_probe_epoch_changed(portmap_client_t *c, uint64_t now) {
     return;
   /* From the scheduler, not from inside the backend that noticed, and a
    * little later: the rebooted router's other daemons may still be starting.
-   * A second reboot within 30 s is covered by the same round. */
+   * Another epoch change within 30 s of this one asks nothing more (against
+   * servers whose epoch keeps going back); its mappings still recover. */
   if (portmap_sched_push(&c->sched, &p->refresh, now + PROBE_REFRESH_DELAY_MS) != 0)
     return;
   p->refreshed = 1;
