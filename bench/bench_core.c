@@ -20,7 +20,7 @@
 
 #include <portmap/portmap.h>
 
-#include "sched.h"
+#include "util/sched.h"
 
 static double now_s(void) {
   struct timespec ts;

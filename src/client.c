@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "netutil.h"
+#include "util/netutil.h"
 
 #define PORTMAP_MAX_FDS 16
 

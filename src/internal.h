@@ -13,7 +13,7 @@
 #include <portmap/portmap.h>
 
 #include "backends/backend.h"
-#include "sched.h"
+#include "util/sched.h"
 
 #define PORTMAP_MAX_BACKENDS 3
 

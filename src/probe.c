@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "internal.h"
-#include "netutil.h"
+#include "util/netutil.h"
 
 #define PROBE_STALE_MS 30000u /* re-probe after a round that found nothing */
 #define PROBE_GRACE_MIN_MS 1000u

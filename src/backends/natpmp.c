@@ -36,7 +36,7 @@
 #include <natpmp.h>
 
 #include "internal.h"
-#include "netutil.h"
+#include "util/netutil.h"
 
 #define NP_VERSION 0
 #define NP_OP_PUBLIC 0 /* N2: 0 public address, 1 map UDP, 2 map TCP */

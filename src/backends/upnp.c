@@ -85,7 +85,7 @@
 #include <miniupnpc/upnpreplyparse.h>
 
 #include "internal.h"
-#include "netutil.h"
+#include "util/netutil.h"
 #include "upnp/soap.h"
 #include "upnp/ssdp.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "netutil.h"
+#include "util/netutil.h"
 #include "upnp/ssdp.h"
 
 /* ---------- small helpers ---------- */

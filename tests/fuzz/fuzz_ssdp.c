@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "netutil.h"
+#include "util/netutil.h"
 #include "upnp/ssdp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,4 +1,4 @@
-/* Unit tests for src/netutil.c and the public address text functions.
+/* Unit tests for src/util/netutil.c and the public address text functions.
  * Network use: loopback only (127.0.0.1 and ::1). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +16,7 @@
 
 #include <portmap/portmap.h>
 
-#include "netutil.h"
+#include "util/netutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

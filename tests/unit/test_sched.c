@@ -1,4 +1,4 @@
-/* Unit tests for the shared scheduler (src/sched.c). */
+/* Unit tests for the shared scheduler (src/util/sched.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "sched.h"
+#include "util/sched.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

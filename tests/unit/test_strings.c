@@ -1,4 +1,4 @@
-/* Unit tests for src/strings.c: messages, names and config defaults. */
+/* Unit tests for src/util/strings.c: messages, names and config defaults. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

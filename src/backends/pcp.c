@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "netutil.h"
+#include "util/netutil.h"
 #include "pcp/timing.h"
 #include "pcp/wire.h"
 

@@ -10,7 +10,7 @@
  * them back into the heap when it ends. A parked timer's index is its slot,
  * which is always >= len, so cancel and push can tell it from a heap entry.
  */
-#include "sched.h"
+#include "util/sched.h"
 
 #include <stdlib.h>
 #include <string.h>

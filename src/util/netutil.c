@@ -8,7 +8,7 @@
  * not: every field is read through a bounded cursor and any line that does
  * not look exactly like the kernel's output is skipped.
  */
-#include "netutil.h"
+#include "util/netutil.h"
 
 #include <portmap/portmap.h>
 
