@@ -81,6 +81,28 @@ static void info_from_request(const portmap_request_t *req, portmap_info_t *info
   }
 }
 
+/*
+ * A mapping that failed with st: its FAILED event on stdout (--json) and the
+ * line on stderr saying why; the exit status for it.
+ */
+static int report_failed(cli_t *cli, portmap_info_t *info, portmap_status_t st, const char *prefix,
+                         const char *description, int deleting) {
+  info->status = st;
+  if (cli->opt->common.json) {
+    pm_print_event_json(cli, PORTMAP_EVENT_FAILED, info, description);
+  }
+  pm_report_failure(cli, prefix, st, info, deleting);
+  return pm_exit_code_for(st);
+}
+
+/* The same for a request that got no answer (no backend took it, or no answer in time). */
+static int report_request_failed(cli_t *cli, const portmap_request_t *req, portmap_status_t st,
+                                 const char *prefix, const char *description, int deleting) {
+  portmap_info_t info;
+  info_from_request(req, &info);
+  return report_failed(cli, &info, st, prefix, description, deleting);
+}
+
 static void mapping_prefix(const mapping_ctx_t *mc, char *buf, size_t len) {
   char pbuf[16];
   if (mc->cli->opt->cmd != CMD_KEEP) {
@@ -192,12 +214,7 @@ int pm_cmd_add(cli_t *cli) {
       /* portmap_map refused the request before any backend saw it: describe the request */
       info_from_request(&req, &info);
     }
-    info.status = st;
-    if (o->common.json) {
-      pm_print_event_json(cli, PORTMAP_EVENT_FAILED, &info, o->description);
-    }
-    pm_report_failure(cli, "", st, &info, 0);
-    rc = pm_exit_code_for(st);
+    rc = report_failed(cli, &info, st, "", o->description, 0);
   }
   free_client(cli);
   if (rc == CLI_EXIT_OK && cli->output_broken) {
@@ -231,14 +248,7 @@ int pm_cmd_delete(cli_t *cli) {
   cli->n_maps = 1;
   st = portmap_map(cli->client, &req, on_event, &mc, &mc.handle);
   if (st != PORTMAP_OK) {
-    portmap_info_t info;
-    info_from_request(&req, &info);
-    info.status = st;
-    if (o->common.json) {
-      pm_print_event_json(cli, PORTMAP_EVENT_FAILED, &info, NULL);
-    }
-    pm_report_failure(cli, "", st, &info, 1);
-    rc = pm_exit_code_for(st);
+    rc = report_request_failed(cli, &req, st, "", NULL, 1);
     goto done;
   }
   cli->active = 1;
@@ -250,14 +260,7 @@ int pm_cmd_delete(cli_t *cli) {
       rc = CLI_EXIT_USAGE;
     }
   } else if (dr == CLI_DRIVE_DEADLINE) {
-    portmap_info_t info;
-    info_from_request(&req, &info);
-    info.status = PORTMAP_ERR_TIMEOUT;
-    if (o->common.json) {
-      pm_print_event_json(cli, PORTMAP_EVENT_FAILED, &info, NULL);
-    }
-    pm_report_failure(cli, "", PORTMAP_ERR_TIMEOUT, &info, 1);
-    rc = CLI_EXIT_REFUSED;
+    rc = report_request_failed(cli, &req, PORTMAP_ERR_TIMEOUT, "", NULL, 1);
   } else {
     rc = CLI_EXIT_USAGE;
   }
@@ -302,18 +305,11 @@ int pm_cmd_keep(cli_t *cli) {
     make_request(o, mc->target, &req);
     st = portmap_map(cli->client, &req, on_event, mc, &mc->handle);
     if (st != PORTMAP_OK) {
-      portmap_info_t info;
       char prefix[32];
       mc->handle = NULL;
       mc->done = 1;
-      info_from_request(&req, &info);
-      info.status = st;
-      if (o->common.json) {
-        pm_print_event_json(cli, PORTMAP_EVENT_FAILED, &info, o->description);
-      }
       mapping_prefix(mc, prefix, sizeof prefix);
-      pm_report_failure(cli, prefix, st, &info, 0);
-      rc = pm_exit_code_for(st);
+      rc = report_request_failed(cli, &req, st, prefix, o->description, 0);
       goto shutdown;
     }
     cli->active++;
