@@ -1,8 +1,9 @@
 /*
  * Stand-in for miniupnpc.h of miniupnpc 2.2.8 and later (API 19+; 2.3.3 is
- * API 21), reduced to what src/backends/upnp.c takes from it. Debian 12 has
- * API 17 only; tests/CMakeLists.txt compiles upnp.c once more with this
- * directory first on the include path, so the API >= 19 branch
+ * API 21), reduced to what the UPnP code takes from it. Debian 12 has
+ * API 17 only; tests/CMakeLists.txt compiles src/upnp/igd.c (and every other
+ * file that includes miniupnpc) once more with this directory first on the
+ * include path, so the API >= 19 branch
  * (simpleUPnPcommand() without its socket argument) is built on every run.
  * The declarations follow upstream's documented API; the other miniupnpc
  * headers are the system's.

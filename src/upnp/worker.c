@@ -1,0 +1,260 @@
+/*
+ * The UPnP worker thread and its counted context (see worker.h): the
+ * hand-off slots, their lock and condition, the result and abort pipes,
+ * and the orphaning at destroy. It reads a call's inputs, writes its
+ * outputs (through igd.c) and touches nothing but its own context.
+ */
+#include "upnp/worker.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "upnp/igd.h"
+#include "upnp/transport.h"
+
+/* Everything the worker touches besides the calls themselves. One
+ * reference is the backend state's, one the thread's; the last frees it. */
+struct upnp_worker {
+  pthread_mutex_t mu;
+  pthread_cond_t cv; /* work for the thread; the thread's exit for destroy */
+  int refs;
+  int orphaned; /* the backend state is gone: send `last`, then leave */
+  int exited;   /* the thread is leaving worker_main() */
+  uint32_t timeout_ms;
+  upnp_call_t *todo;    /* handed over, not started (one at a time) */
+  upnp_call_t *running; /* in portmap_upnp_run_call() */
+  upnp_call_t *done;    /* finished, not yet collected (wnext) */
+  upnp_call_t *last;    /* once orphaned: the deletes still to send (wnext) */
+  int result_pipe[2];   /* [1] written by the thread, [0] one of fds() */
+  int abort_pipe[2];    /* [1] written once by destroy: drop the query in progress */
+  pthread_t thread;
+};
+
+static int is_query(const upnp_call_t *k) {
+  return k->kind != CALL_ADD && k->kind != CALL_ADDANY && k->kind != CALL_DELETE;
+}
+
+/* Q10: an add that succeeded for a mapping that is gone becomes the
+ * delete that undoes it (the call keeps its URL, service and protocol). */
+static int undo_add(upnp_call_t *k) {
+  if ((k->kind != CALL_ADD && k->kind != CALL_ADDANY) || !k->cleanup || k->rc != 0)
+    return 0;
+  if (k->kind == CALL_ADDANY)
+    copy_str(k->ext_port, sizeof k->ext_port, k->o_reserved);
+  long port = strtol(k->ext_port, NULL, 10);
+  if (port < 1 || port > 65535)
+    return 0;
+  k->kind = CALL_DELETE;
+  k->rc = 0;
+  return 1;
+}
+
+/* Free a call that is off the scheduler (its watchdog is not armed). */
+void portmap_upnp_call_release(upnp_call_t *k) {
+  if (k == NULL)
+    return;
+  free(k->descr);
+  free(k);
+}
+
+void portmap_upnp_call_release_chain(upnp_call_t *k) {
+  while (k != NULL) {
+    upnp_call_t *next = k->wnext;
+    portmap_upnp_call_release(k);
+    k = next;
+  }
+}
+
+static void worker_free(upnp_worker_t *w) {
+  portmap_upnp_call_release_chain(w->todo);
+  portmap_upnp_call_release_chain(w->done);
+  portmap_upnp_call_release_chain(w->last);
+  for (int i = 0; i < 2; i++) {
+    if (w->result_pipe[i] >= 0)
+      close(w->result_pipe[i]);
+    if (w->abort_pipe[i] >= 0)
+      close(w->abort_pipe[i]);
+  }
+  pthread_cond_destroy(&w->cv);
+  pthread_mutex_destroy(&w->mu);
+  free(w);
+}
+
+/* Drop one reference; the last one frees the context. */
+static void worker_unref(upnp_worker_t *w) {
+  pthread_mutex_lock(&w->mu);
+  int last = --w->refs == 0;
+  pthread_mutex_unlock(&w->mu);
+  if (last)
+    worker_free(w);
+}
+
+static void *worker_main(void *arg) {
+  upnp_worker_t *w = arg;
+  pthread_mutex_lock(&w->mu);
+  for (;;) {
+    while (!w->orphaned && w->todo == NULL)
+      pthread_cond_wait(&w->cv, &w->mu);
+    upnp_call_t *k = w->todo;
+    if (k != NULL)
+      w->todo = NULL;
+    else if ((k = w->last) != NULL)
+      w->last = k->wnext;
+    else
+      break; /* orphaned, and every delete sent */
+    k->wnext = NULL;
+    w->running = k;
+    upnp_io_t io;
+    /* Q10: a late add is still heard (and undone); everything else ends
+     * with the watchdog */
+    io.deadline = portmap_upnp_mono_ms() + w->timeout_ms +
+                  (k->kind == CALL_ADD || k->kind == CALL_ADDANY ? UPNP_LATE_ADD_MS : 0u);
+    io.abort_fd = !w->orphaned && is_query(k) ? w->abort_pipe[0] : -1;
+    pthread_mutex_unlock(&w->mu);
+    portmap_upnp_run_call(k, &io);
+    pthread_mutex_lock(&w->mu);
+    w->running = NULL;
+    if (!w->orphaned) {
+      k->wnext = w->done;
+      w->done = k;
+      char b = 1;
+      ssize_t n = write(w->result_pipe[1], &b, 1);
+      (void)n; /* a full pipe is already readable */
+    } else if (undo_add(k)) {
+      k->wnext = w->last; /* nobody else will hear of it: undo it next */
+      w->last = k;
+    } else {
+      portmap_upnp_call_release(k);
+    }
+  }
+  w->exited = 1;
+  pthread_cond_broadcast(&w->cv);
+  int last = --w->refs == 0;
+  pthread_mutex_unlock(&w->mu);
+  if (last)
+    worker_free(w);
+  return NULL;
+}
+
+/* ---------- from the scheduler's side ---------- */
+
+upnp_worker_t *portmap_upnp_worker_new(uint32_t timeout_ms) {
+  upnp_worker_t *w = calloc(1, sizeof *w);
+  if (w == NULL)
+    return NULL;
+  w->result_pipe[0] = w->result_pipe[1] = w->abort_pipe[0] = w->abort_pipe[1] = -1;
+  w->refs = 2;
+  w->timeout_ms = timeout_ms;
+  pthread_condattr_t ca;
+  if (pthread_condattr_init(&ca) != 0) {
+    free(w);
+    return NULL;
+  }
+  int ok =
+      pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(&w->cv, &ca) == 0;
+  pthread_condattr_destroy(&ca);
+  if (!ok) {
+    free(w);
+    return NULL;
+  }
+  if (pthread_mutex_init(&w->mu, NULL) != 0) {
+    pthread_cond_destroy(&w->cv);
+    free(w);
+    return NULL;
+  }
+  if (pipe2(w->result_pipe, O_NONBLOCK | O_CLOEXEC) != 0 ||
+      pipe2(w->abort_pipe, O_NONBLOCK | O_CLOEXEC) != 0 ||
+      pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+    worker_free(w); /* closes only the pipes it finds open */
+    return NULL;
+  }
+  return w;
+}
+
+int portmap_upnp_worker_fd(const upnp_worker_t *w) {
+  return w->result_pipe[0];
+}
+
+void portmap_upnp_worker_hand(upnp_worker_t *w, upnp_call_t *k) {
+  pthread_mutex_lock(&w->mu);
+  w->todo = k;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+upnp_call_t *portmap_upnp_worker_collect(upnp_worker_t *w) {
+  char buf[64];
+  while (read(w->result_pipe[0], buf, sizeof buf) > 0) {
+  }
+  pthread_mutex_lock(&w->mu);
+  upnp_call_t *done = w->done;
+  w->done = NULL;
+  pthread_mutex_unlock(&w->mu);
+  return done;
+}
+
+void portmap_upnp_jobs_init(upnp_jobs_t *j) {
+  j->head = NULL;
+  j->tail = &j->head;
+  j->n = 0;
+  j->dropped = 0;
+}
+
+void portmap_upnp_jobs_keep(upnp_jobs_t *j, upnp_call_t *k, int keep) {
+  k->qnext = k->wnext = NULL;
+  if (keep && j->n >= UPNP_ORPHAN_JOBS_MAX) {
+    j->dropped++;
+    keep = 0;
+  }
+  if (!keep) {
+    portmap_upnp_call_release(k);
+    return;
+  }
+  *j->tail = k;
+  j->tail = &k->wnext;
+  j->n++;
+}
+
+int portmap_upnp_worker_orphan(upnp_worker_t *w, upnp_jobs_t *j) {
+  pthread_mutex_lock(&w->mu);
+  upnp_call_t *k = w->todo;
+  w->todo = NULL;
+  if (k != NULL)
+    portmap_upnp_jobs_keep(j, k, k->purpose == FOR_CLEANUP && k->kind == CALL_DELETE);
+  k = w->done;
+  w->done = NULL;
+  while (k != NULL) {
+    upnp_call_t *next = k->wnext;
+    portmap_upnp_jobs_keep(j, k, undo_add(k)); /* a late add nobody collected */
+    k = next;
+  }
+  w->last = j->head;
+  w->orphaned = 1;
+  char b = 1;
+  ssize_t wr = write(w->abort_pipe[1], &b, 1); /* ends a query at once */
+  (void)wr;
+  pthread_cond_broadcast(&w->cv);
+  int busy = j->head != NULL || (w->running != NULL && !is_query(w->running));
+  if (!busy) {
+    /* idle, or a query that is being dropped: it leaves at once */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += (long)(UPNP_JOIN_WAIT_MS % 1000u) * 1000000L;
+    ts.tv_sec += (time_t)(UPNP_JOIN_WAIT_MS / 1000u) + ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    while (!w->exited && pthread_cond_timedwait(&w->cv, &w->mu, &ts) == 0) {
+    }
+  }
+  int exited = w->exited;
+  pthread_mutex_unlock(&w->mu);
+  if (exited)
+    pthread_join(w->thread, NULL); /* past its last lock: returns at once */
+  else
+    pthread_detach(w->thread);
+  worker_unref(w);
+  return busy;
+}

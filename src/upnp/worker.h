@@ -1,0 +1,63 @@
+/*
+ * The UPnP worker thread: it runs the blocking calls (call.h) one at a
+ * time, handed over by the scheduler's thread, and posts each finished one
+ * back through a pipe. Its context (upnp_worker_t: the hand-off slots,
+ * their lock, the pipes) is counted: the backend holds one reference, the
+ * thread the other, and the last one frees it. The worker never touches
+ * the client, a mapping or the scheduler; the backend never waits for it:
+ * at destroy it orphans the context, leaves it the deletes that must still
+ * reach the gateway (Q10) and goes.
+ */
+#ifndef PORTMAP_UPNP_WORKER_H
+#define PORTMAP_UPNP_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "upnp/call.h"
+
+#define UPNP_ORPHAN_JOBS_MAX 16u /* deletes a destroyed client leaves to the worker */
+#define UPNP_JOIN_WAIT_MS 100u   /* destroy waits this long for an idle worker */
+#define UPNP_LATE_ADD_MS 5000u   /* an add may answer this much past the watchdog */
+
+typedef struct upnp_worker upnp_worker_t;
+
+/* Start the thread with its pipes; each call may take timeout_ms (an add
+ * UPNP_LATE_ADD_MS more, so that a late answer is still heard, Q10).
+ * NULL when a thread, pipe, lock or memory is missing. */
+upnp_worker_t *portmap_upnp_worker_new(uint32_t timeout_ms);
+
+/* The read end of the result pipe: readable when calls came back. */
+int portmap_upnp_worker_fd(const upnp_worker_t *w);
+
+/* Hand k to the thread. One call at a time: the previous one must have
+ * come back (portmap_upnp_worker_collect()). */
+void portmap_upnp_worker_hand(upnp_worker_t *w, upnp_call_t *k);
+
+/* Empty the result pipe and take the calls that came back (a wnext
+ * chain, NULL if none). */
+upnp_call_t *portmap_upnp_worker_collect(upnp_worker_t *w);
+
+/* What a destroyed backend leaves to its worker: a wnext chain of at most
+ * UPNP_ORPHAN_JOBS_MAX calls; calls that did not fit are counted. */
+typedef struct upnp_jobs {
+  upnp_call_t *head, **tail;
+  size_t n, dropped;
+} upnp_jobs_t;
+
+void portmap_upnp_jobs_init(upnp_jobs_t *j);
+
+/* Keep k (off the scheduler: its watchdog is not armed) for the orphaned
+ * worker when keep is set and there is room, else free it. */
+void portmap_upnp_jobs_keep(upnp_jobs_t *j, upnp_call_t *k, int keep);
+
+/* destroy's side, never waiting for the network: the call not started
+ * goes with the jobs if it is a cleanup delete, a late add nobody
+ * collected becomes the delete that undoes it, a query in progress is
+ * aborted; the worker sends the jobs and leaves. It is joined when it
+ * leaves within UPNP_JOIN_WAIT_MS, else detached. w is the caller's no
+ * more. Returns 1 when the worker still has work of its own (the jobs, or
+ * an add or delete in progress). */
+int portmap_upnp_worker_orphan(upnp_worker_t *w, upnp_jobs_t *j);
+
+#endif
