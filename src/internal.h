@@ -1,6 +1,19 @@
 /*
- * Internal shared definitions: the client and mapping objects as the core
- * and the backends see them. Not installed.
+ * The core's own definitions: the client and mapping objects, and the
+ * functions the core's files share. Only files directly in src/ include
+ * this; backends see the core through src/backends/backend.h alone.
+ *
+ * The core's files, each one job:
+ *   client.c   configuration, creating and freeing a client, queries
+ *   mapping.c  requests, mapping handles, event delivery to callbacks
+ *   core.c     the seam's core side: what backends call, and settle(),
+ *              where every decision that follows an event runs
+ *   probe.c    the concurrent probe, backend choice and failover
+ *   watch.c    the gateway and local address, and their changes (B6)
+ *   listen.c   the shared 5350 listener (B5, N6)
+ *   loop.c     fds, deadline and process; the own-thread mode
+ *   sync.c     the blocking helpers (map, probe, list)
+ *   log.c      log and trace records, delivered outside the lock
  */
 #ifndef PORTMAP_INTERNAL_H
 #define PORTMAP_INTERNAL_H
@@ -17,12 +30,6 @@
 
 #define PORTMAP_MAX_BACKENDS 3
 
-typedef struct portmap_mfilter {
-  uint8_t addr[16];
-  uint8_t prefix_len; /* bits of the 128-bit field (IPv4: 96 + n), J2 */
-  uint16_t port;
-} portmap_mfilter_t;
-
 /* A queued callback invocation, delivered outside the lock. */
 typedef struct portmap_event_rec {
   struct portmap_event_rec *next;
@@ -34,25 +41,7 @@ typedef struct portmap_event_rec {
 struct portmap_mapping {
   portmap_client_t *client;
   struct portmap_mapping *prev, *next; /* client's list */
-  /* the request, validated and copied */
-  int protocol;
-  uint16_t internal_port;
-  uint16_t suggested_port;
-  int has_suggested_addr;
-  uint8_t suggested_addr[16];
-  uint32_t lifetime; /* requested, seconds */
-  unsigned flags;
-  size_t description_len;
-  char description[PORTMAP_MAX_DESCRIPTION + 1];
-  int is_peer;
-  uint8_t peer_addr[16];
-  uint16_t peer_port;
-  int has_third_party;
-  uint8_t third_party[16];
-  size_t n_filters;
-  portmap_mfilter_t filters[PORTMAP_MAX_FILTERS];
-  uint8_t nonce[12];
-  int ipv6;
+  portmap_req_t req;                   /* validated and copied */
   portmap_mapping_cb cb;
   void *user;
   /* state */
@@ -65,12 +54,15 @@ struct portmap_mapping {
   int ever_mapped;
   const portmap_backend_ops_t *be;
   void *be_state;
-  void *be_data; /* the backend's per-mapping state */
-  /* the core's own: waiting for the probe, or moving to another backend */
-  portmap_timer_t core_timer;
+  void *be_data;  /* the backend's per-mapping state; NULL when none runs it */
+  int be_ended;   /* the backend made its final report */
   int waiting;    /* no backend runs it yet */
   int moved;      /* it was mapped, then moved: the next success is CHANGED */
   unsigned tried; /* mask of backends that failed it */
+  /* a backend reported FAILED: settle() decides (failover or the event) */
+  int failed_pending;
+  int in_failed_list;
+  struct portmap_mapping *failed_next;
 };
 
 /* The probe: all enabled protocols at once, answers decide, a budget
@@ -78,7 +70,8 @@ struct portmap_mapping {
 typedef struct portmap_probe_state {
   int running;
   int decided;
-  int ever; /* a round has finished or decided */
+  int ever;  /* a round has finished or decided */
+  int dirty; /* answers came in: settle() evaluates them */
   uint64_t started_ms;
   uint64_t decided_ms;
   unsigned pending; /* backends not yet reported in this round */
@@ -96,8 +89,14 @@ typedef struct portmap_probe_state {
   uint64_t refresh_ms;
 } portmap_probe_state_t;
 
+/* What backends hold of the core: a way back to the client. */
+struct portmap_core {
+  struct portmap_client *client;
+};
+
 struct portmap_client {
   pthread_mutex_t mu;
+  portmap_core_t core; /* handed to the backends */
   /* config (strings copied) */
   portmap_config_t cfg;
   char *gateway_str;
@@ -121,6 +120,8 @@ struct portmap_client {
   struct portmap_mapping *mappings;
   size_t n_mappings;
   portmap_event_rec_t *ev_head, *ev_tail;
+  /* mappings whose backend failed them, in report order (settle()) */
+  struct portmap_mapping *failed_head, *failed_tail;
   /* callback bookkeeping (recursive-call detection) */
   int in_callback; /* the dispatching thread is inside a callback */
   int dispatching; /* one thread at a time delivers events */
@@ -150,52 +151,94 @@ struct portmap_client {
 /* Index of a backend in the client's per-backend arrays (PCP 0, NAT-PMP 1, UPnP 2). */
 int portmap_backend_index(portmap_backend_t b);
 
-/* probe.c: choosing a backend */
+/* ---------- probe.c: choosing a backend ---------- */
 void portmap_probe_init(portmap_client_t *c);
 void portmap_probe_start(portmap_client_t *c, uint64_t now);
 /* Drop every cached probe result (the gateway changed). */
 void portmap_probe_forget(portmap_client_t *c);
-/* A backend saw the gateway's epoch go back (reboot, new firmware): what it
- * speaks may have changed too, so a probe round asks again (at most once
- * per 30 s). Mappings keep their backends (each recovers on its own: E5,
- * K2, N5); new ones use the previous answers until the new ones come. */
+/* A backend saw the gateway's epoch go back: a round asks again later. */
 void portmap_probe_epoch_changed(portmap_client_t *c, uint64_t now);
+/* Record a backend's probe outcome (settle() evaluates it). */
+void portmap_probe_record(portmap_client_t *c, portmap_backend_t backend,
+                          const portmap_probe_backend_t *result);
+/* Evaluate the answers recorded since the last call: decide, and start the
+ * mappings that wait. Run only from settle(). */
+void portmap_probe_evaluate(portmap_client_t *c, uint64_t now);
 /* Give a new mapping its backend: at once, or when the probe decides. */
 void portmap_probe_begin(struct portmap_mapping *m, uint64_t now);
 /* Exactly one backend is enabled: no probe, no fallback. */
 int portmap_probe_single(const portmap_client_t *c);
-void portmap_mapping_core_init(struct portmap_mapping *m);
-/* A backend failed m for a reason that says its protocol does not work
- * here: move m to the next backend. Returns 1 when moved (swallow the
- * FAILED event). */
-int portmap_probe_failover(struct portmap_mapping *m);
+/* A backend failed m: move it to the next backend when the reason says its
+ * protocol does not work here. Returns 1 when moved (no FAILED event).
+ * Run only from settle(). */
+int portmap_probe_failover(struct portmap_mapping *m, uint64_t now);
 
-/* clock, randomness, logging */
+/* ---------- core.c: the seam's core side ---------- */
 uint64_t portmap_client_now(portmap_client_t *c);
 int portmap_client_random(portmap_client_t *c, void *buf, size_t len);
-uint32_t portmap_client_random32(portmap_client_t *c);
-void portmap_log(portmap_client_t *c, portmap_log_level_t level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void portmap_trace(portmap_client_t *c, int sent, const uint8_t addr[16], uint16_t port,
-                   const uint8_t *data, size_t len);
+/* Queue an event with the mapping's current info. FAILED does not go out
+ * at once: settle() first decides whether the mapping moves to another
+ * backend. Final events end the mapping. */
+void portmap_mapping_emit(struct portmap_mapping *m, portmap_event_t ev);
+/* Start m on backend i (no event: the caller handles a refusal). */
+portmap_status_t portmap_mapping_start_on(struct portmap_mapping *m, int i, uint64_t now);
+/* expires_in_ms, the address text and the private flag, for now. */
+void portmap_mapping_fill_times(struct portmap_mapping *m, uint64_t now);
+/* Detach m from its backend (if any), cancelling what it runs. */
+void portmap_mapping_unbind(struct portmap_mapping *m);
+/* Run every decision that follows the events and answers recorded so far,
+ * in one place and a fixed order (see core.c). Called with the lock held,
+ * never from inside a backend. */
+void portmap_core_settle(portmap_client_t *c);
+/* Work for settle() is waiting. */
+int portmap_core_unsettled(const portmap_client_t *c);
+
+/* ---------- mapping.c ---------- */
+/* Deliver queued events with the lock released (called with it held). */
+void portmap_dispatch_events(portmap_client_t *c);
+void portmap_mapping_unlink_free(portmap_client_t *c, struct portmap_mapping *m);
+void portmap_mapping_maybe_free(portmap_client_t *c, struct portmap_mapping *m);
+/* Delete on the gateway, or at once when no backend runs it yet. */
+void portmap_mapping_revoke_locked(struct portmap_mapping *m, uint64_t now);
+int portmap_in_own_callback(portmap_client_t *c);
+/* The family's all-zeros address (checklist A7). */
+void portmap_addr_any(uint8_t out[16], int ipv6);
+
+/* ---------- watch.c: the network ---------- */
+/* Find the gateways (configured, else the default routes: B1). */
+void portmap_watch_discover(portmap_client_t *c);
+/* Start watching: the 30 s check of the default route and local address. */
+void portmap_watch_start(portmap_client_t *c, uint64_t now);
 /* The default gateway changed (checklist B6): a new server with fresh
  * state; every mapping is made again there. */
 void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_t gw4[16],
                                     int have6, const uint8_t gw6[16], unsigned scope6,
                                     uint64_t now);
+
+/* ---------- listen.c: the shared 5350 listener ---------- */
+void portmap_listen_open(portmap_client_t *c);
+void portmap_listen_read(portmap_client_t *c, uint64_t now);
+void portmap_listen_close(portmap_client_t *c);
+
+/* ---------- loop.c ---------- */
 /* wake the thread (if any) so it recomputes fds and deadline */
 void portmap_client_wake(portmap_client_t *c);
+/* One bounded wait on the client's fds (and wake_fd when >= 0). */
+void portmap_wait_once(portmap_client_t *c, int max_ms, int wake_fd);
+/* Real monotonic milliseconds (the blocking helpers' own deadlines). */
+uint64_t portmap_real_ms(void);
 
-/* A backend's probe outcome (final for this probe round). */
-void portmap_probe_report(portmap_client_t *c, portmap_backend_t backend,
-                          const portmap_probe_backend_t *result);
-
-/* The outcome of a backend's list(): entries valid only during the call. */
-void portmap_list_report(portmap_client_t *c, portmap_status_t status,
-                         const portmap_list_entry_t *entries, size_t n);
-
-/* Queue an event with the mapping's current info. Final events (FAILED,
- * DELETED) end the mapping: the backend must not touch it afterwards. */
-void portmap_mapping_emit(struct portmap_mapping *m, portmap_event_t ev);
+/* ---------- log.c ---------- */
+void portmap_log(portmap_client_t *c, portmap_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void portmap_vlog(portmap_client_t *c, portmap_log_level_t level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+void portmap_trace(portmap_client_t *c, int sent, const uint8_t addr[16], uint16_t port,
+                   const uint8_t *data, size_t len);
+/* Release the client lock, then hand queued log and trace records to the
+ * application's sinks. */
+void portmap_client_unlock(portmap_client_t *c);
+/* Deliver what is queued (no lock held: client creation and destruction). */
+void portmap_log_flush(portmap_client_t *c);
 
 #endif

@@ -12,6 +12,10 @@
  * A mapping that fails on its backend for a reason that says "this
  * protocol does not work here" (no server, NAT-PMP-only gateway, PCP
  * disabled: checklist G4, F2, Q16, Q21, Q22) moves to the next backend.
+ *
+ * Answers and failures are only recorded where they arrive; evaluating
+ * them (deciding, starting waiting mappings, failover) runs from settle()
+ * in core.c, after the backend that reported has returned.
  */
 #include <string.h>
 
@@ -72,7 +76,7 @@ static int choose(portmap_client_t *c, const portmap_mapping_t *m, unsigned excl
     }
     if (!p->res[i].available)
       continue;
-    if (m != NULL && c->be_ops[i]->check(c->be_state[i], m) != PORTMAP_OK)
+    if (m != NULL && c->be_ops[i]->check(c->be_state[i], &m->req) != PORTMAP_OK)
       continue;
     cand = i;
     break;
@@ -90,7 +94,7 @@ static int choose(portmap_client_t *c, const portmap_mapping_t *m, unsigned excl
         continue;
       }
       if (p->res[j].available && known_public(&p->res[j]) &&
-          (m == NULL || c->be_ops[j]->check(c->be_state[j], m) == PORTMAP_OK))
+          (m == NULL || c->be_ops[j]->check(c->be_state[j], &m->req) == PORTMAP_OK))
         return j;
     }
   }
@@ -128,15 +132,9 @@ int portmap_probe_single(const portmap_client_t *c) {
 }
 
 static void begin_on(portmap_mapping_t *m, int idx, uint64_t now) {
-  portmap_client_t *c = m->client;
-  m->be = c->be_ops[idx];
-  m->be_state = c->be_state[idx];
-  m->info.backend = backend_at(idx);
-  m->waiting = 0;
-  portmap_status_t st = m->be->start(m->be_state, m, now);
+  portmap_status_t st = portmap_mapping_start_on(m, idx, now);
   if (st != PORTMAP_OK) {
     m->info.status = st;
-    m->be_data = NULL;
     portmap_mapping_emit(m, PORTMAP_EVENT_FAILED);
   }
 }
@@ -146,7 +144,7 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
   portmap_mapping_t *next;
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
     next = m->next;
-    if (!m->waiting || m->final_queued || m->detached || portmap_timer_pending(&m->core_timer))
+    if (!m->waiting || m->final_queued || m->detached)
       continue;
     int idx = choose(c, m, m->tried, final);
     if (idx < 0)
@@ -208,13 +206,14 @@ static void on_budget(portmap_timer_t *t, uint64_t now) {
       grace = PROBE_GRACE_MIN_MS;
     portmap_sched_push(&c->sched, &p->grace, now + grace);
   }
-  evaluate(c, 1, now);
+  p->dirty = 1;
 }
 
 static void on_grace(portmap_timer_t *t, uint64_t now) {
   portmap_client_t *c = t->ctx;
+  (void)now;
   c->probe.late = 0;
-  evaluate(c, 1, now);
+  c->probe.dirty = 1;
 }
 
 static void probe_round(portmap_client_t *c, uint64_t now, int keep);
@@ -301,12 +300,12 @@ static void probe_round(portmap_client_t *c, uint64_t now, int keep) {
       memset(&r, 0, sizeof r);
       r.available = 1;
       r.gateway_result = -1;
-      portmap_probe_report(c, backend_at(i), &r);
+      portmap_probe_record(c, backend_at(i), &r);
     }
   }
 }
 
-void portmap_probe_report(portmap_client_t *c, portmap_backend_t backend,
+void portmap_probe_record(portmap_client_t *c, portmap_backend_t backend,
                           const portmap_probe_backend_t *result) {
   portmap_probe_state_t *p = &c->probe;
   int i = portmap_backend_index(backend);
@@ -317,7 +316,6 @@ void portmap_probe_report(portmap_client_t *c, portmap_backend_t backend,
     p->res[i].error = PORTMAP_ERR_NO_BACKEND;
   p->have |= 1u << i;
   p->pending &= ~(1u << i);
-  uint64_t now = portmap_client_now(c);
   if (p->late & (1u << i)) {
     /* a late answer: it may still rescue a round that found nothing */
     p->late &= ~(1u << i);
@@ -331,7 +329,11 @@ void portmap_probe_report(portmap_client_t *c, portmap_backend_t backend,
     p->ever = 1;
     portmap_sched_cancel(&c->sched, &p->budget);
   }
-  evaluate(c, !p->running, now);
+  p->dirty = 1;
+}
+
+void portmap_probe_evaluate(portmap_client_t *c, uint64_t now) {
+  evaluate(c, !c->probe.running, now);
 }
 
 void portmap_probe_begin(portmap_mapping_t *m, uint64_t now) {
@@ -346,20 +348,9 @@ void portmap_probe_begin(portmap_mapping_t *m, uint64_t now) {
   m->waiting = 1;
   if (!p->running &&
       (!p->ever || (p->selected == PORTMAP_BACKEND_NONE && now - p->decided_ms >= PROBE_STALE_MS)))
-    portmap_probe_start(c, now); /* reports may decide at once */
+    portmap_probe_start(c, now); /* reports may decide at once (in settle()) */
   else
-    start_waiting(c, !p->running, now);
-}
-
-static void on_core_timer(portmap_timer_t *t, uint64_t now) {
-  portmap_mapping_t *m = t->ctx;
-  if (m->final_queued || m->detached)
-    return;
-  start_waiting(m->client, !m->client->probe.running, now);
-}
-
-void portmap_mapping_core_init(portmap_mapping_t *m) {
-  portmap_timer_init(&m->core_timer, on_core_timer, m);
+    p->dirty = 1; /* settle() starts it on the chosen backend */
 }
 
 /* Does this failure say "the protocol does not work here"? */
@@ -383,9 +374,10 @@ static int protocol_failure(const portmap_mapping_t *m) {
   }
 }
 
-int portmap_probe_failover(portmap_mapping_t *m) {
+int portmap_probe_failover(portmap_mapping_t *m, uint64_t now) {
   portmap_client_t *c = m->client;
-  if (m->revoked || (m->flags & PORTMAP_FLAG_DELETE) || portmap_probe_single(c) ||
+  (void)now;
+  if (m->revoked || (m->req.flags & PORTMAP_FLAG_DELETE) || portmap_probe_single(c) ||
       !protocol_failure(m))
     return 0;
   int i = portmap_backend_index(m->info.backend);
@@ -422,7 +414,6 @@ int portmap_probe_failover(portmap_mapping_t *m) {
   m->be = NULL;
   m->be_state = NULL;
   m->info.status = PORTMAP_OK;
-  /* started from the scheduler, not from inside the failing backend */
-  portmap_sched_push(&c->sched, &m->core_timer, portmap_client_now(c));
+  p->dirty = 1; /* settle() starts it there, after the failing backend has returned */
   return 1;
 }

@@ -1,9 +1,23 @@
 /*
- * The backend vtable. Every call returns at once (no blocking I/O on the
- * scheduler's thread) and takes `now` from the client's injected clock.
- * Timers go on the client's one scheduler (portmap_client_sched()).
- * A backend reports progress with portmap_mapping_emit(); after it emits
- * a final event (FAILED / DELETED) it must not touch the mapping again.
+ * The seam between the core and the backends: everything a backend sees of
+ * the core, and the vtable through which the core drives a backend. No file
+ * under src/backends/, src/pcp/ or src/upnp/ includes internal.h or sees
+ * the client: a backend gets a portmap_core_t (opaque) and, per mapping, a
+ * handle (opaque), the validated request and a starting result; it keeps
+ * its own per-mapping state (libplum's protocol_state_t is the model).
+ *
+ * Rules for a backend:
+ * - Every call returns at once (no blocking I/O on the scheduler's thread)
+ *   and takes `now` from the core's injected clock.
+ * - Timers go on the core's one scheduler (portmap_core_arm/disarm).
+ * - What happens to a mapping is told with portmap_core_report() (an
+ *   event) or portmap_core_update() (no event). Both only record and queue:
+ *   nothing of the core's policy (failover, starting other mappings,
+ *   re-probing) runs inside them, so a backend is never re-entered from its
+ *   own report. Those decisions run later, from the loop (core.c).
+ * - After a final report (FAILED / DELETED) the core forgets the backend's
+ *   per-mapping state: the backend frees it (before or after the report)
+ *   and must not report on that mapping again.
  */
 #ifndef PORTMAP_BACKEND_H
 #define PORTMAP_BACKEND_H
@@ -13,39 +27,148 @@
 
 #include <portmap/portmap.h>
 
-struct portmap_mapping;
+#include "util/sched.h"
+
+/* The core as a backend sees it. */
+typedef struct portmap_core portmap_core_t;
+
+typedef struct portmap_req_filter {
+  uint8_t addr[16];
+  uint8_t prefix_len; /* bits of the 128-bit field (IPv4: 96 + n), J2 */
+  uint16_t port;
+} portmap_req_filter_t;
+
+/* A mapping's request, validated and copied by the core. Constant while
+ * the mapping lives. */
+typedef struct portmap_req {
+  int protocol;
+  uint16_t internal_port;
+  uint16_t suggested_port;
+  int has_suggested_addr;
+  uint8_t suggested_addr[16];
+  uint32_t lifetime; /* requested, seconds */
+  unsigned flags;
+  size_t description_len;
+  char description[PORTMAP_MAX_DESCRIPTION + 1];
+  int is_peer;
+  uint8_t peer_addr[16];
+  uint16_t peer_port;
+  int has_third_party;
+  uint8_t third_party[16];
+  size_t n_filters;
+  portmap_req_filter_t filters[PORTMAP_MAX_FILTERS];
+  uint8_t nonce[12];
+  int ipv6;
+} portmap_req_t;
+
+/* What a backend says of one mapping: the part of portmap_info_t that the
+ * backend knows. The core fills in the rest (backend, protocol, strings,
+ * time left, private flag). */
+typedef struct portmap_result {
+  portmap_status_t status; /* with FAILED / LOST: why */
+  int gateway_result;      /* the gateway's last result code, -1 none */
+  uint8_t internal_addr[16];
+  uint8_t external_addr[16]; /* all zeros (of the family) when not known */
+  uint16_t external_port;
+  uint32_t lifetime;  /* granted, seconds */
+  uint64_t expiry_ms; /* absolute on the core's clock; 0 = nothing held */
+} portmap_result_t;
+
+/* What start() gets. The pointers stay valid until the backend's final
+ * report or detach(). */
+typedef struct portmap_be_start {
+  portmap_mapping_t *handle; /* for reports; opaque */
+  const portmap_req_t *req;  /* the request */
+  portmap_result_t result;   /* what the application sees now: the starting point */
+  int ever_mapped;           /* mapped before (here or on another backend) */
+} portmap_be_start_t;
 
 typedef struct portmap_backend_ops {
   portmap_backend_t id;
   const char *name;
   /* Create the backend's state for a client. */
-  portmap_status_t (*create)(portmap_client_t *client, void **state);
+  portmap_status_t (*create)(portmap_core_t *core, void **state);
   /* Free everything; mappings are already gone. */
   void (*destroy)(void *state);
   /* Can this backend express the request (options, opcode)? */
-  portmap_status_t (*check)(void *state, const struct portmap_mapping *m);
-  /* Start creating (or, with PORTMAP_FLAG_DELETE, deleting) a mapping. */
-  portmap_status_t (*start)(void *state, struct portmap_mapping *m, uint64_t now);
-  /* Delete the mapping on the gateway; ends with a final event. */
-  void (*revoke)(void *state, struct portmap_mapping *m, uint64_t now);
-  /* Forget the mapping at once: cancel its timers, send nothing. */
-  void (*detach)(void *state, struct portmap_mapping *m);
+  portmap_status_t (*check)(void *state, const portmap_req_t *req);
+  /* Start creating (or, with PORTMAP_FLAG_DELETE, deleting) a mapping.
+   * On PORTMAP_OK *mstate is the backend's per-mapping state (handed back
+   * to revoke and detach); on an error nothing was reported and nothing is
+   * kept. A final report from inside start() is allowed. */
+  portmap_status_t (*start)(void *state, const portmap_be_start_t *start, void **mstate,
+                            uint64_t now);
+  /* Delete the mapping on the gateway; ends with a final report. */
+  void (*revoke)(void *state, void *mstate, uint64_t now);
+  /* Forget the mapping at once: cancel its timers, report nothing.
+   * revoked: the application asked for a delete that could not finish
+   * (a backend may still send it on its way out). */
+  void (*detach)(void *state, void *mstate, int revoked);
   /* The fds to watch for reading; returns the total count. */
   size_t (*fds)(void *state, int *fds, size_t cap);
   /* Read everything pending on the backend's fds (non-blocking). */
   void (*readable)(void *state, uint64_t now);
   /* Start probing the gateway (PCP ANNOUNCE, NAT-PMP public address,
    * SSDP M-SEARCH). Returns at once; the outcome goes to
-   * portmap_probe_report(). */
+   * portmap_core_probe_result(). */
   void (*probe)(void *state, uint64_t now);
   /* A datagram that reached the shared 5350 listener (checklist B5, N6);
    * the backend checks the source itself. */
   void (*unsolicited)(void *state, const uint8_t from[16], uint16_t from_port, const uint8_t *data,
                       size_t len, uint64_t now);
   /* Start reading the gateway's mapping table; the outcome goes to
-   * portmap_list_report(). NULL when the protocol cannot list. */
+   * portmap_core_list_result(). NULL when the protocol cannot list. */
   portmap_status_t (*list)(void *state, uint64_t now);
 } portmap_backend_ops_t;
+
+extern const portmap_backend_ops_t portmap_pcp_backend;
+extern const portmap_backend_ops_t portmap_natpmp_backend;
+extern const portmap_backend_ops_t portmap_upnp_backend;
+
+/* ---------- the core, as the backends call it (src/core.c) ---------- */
+
+/* The injected clock (ms) and CSPRNG (checklist D1, E6). */
+uint64_t portmap_core_now(portmap_core_t *core);
+int portmap_core_random(portmap_core_t *core, void *buf, size_t len);
+uint32_t portmap_core_random32(portmap_core_t *core);
+
+/* Log and trace: queued, delivered to the application outside the lock. */
+void portmap_core_log(portmap_core_t *core, portmap_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void portmap_core_trace(portmap_core_t *core, int sent, const uint8_t addr[16], uint16_t port,
+                        const uint8_t *data, size_t len);
+
+/* The client's counters of what was sent and dropped. */
+portmap_stats_t *portmap_core_stats(portmap_core_t *core);
+/* The client's configuration (defaults filled in; read-only). */
+const portmap_config_t *portmap_core_config(portmap_core_t *core);
+/* The gateway of a family: 1 and its address (and IPv6 scope) when there
+ * is one, else 0. */
+int portmap_core_gateway(portmap_core_t *core, int ipv6, uint8_t addr[16], unsigned *scope);
+/* The configured local address (portmap_config_t.local_address): 1 and the
+ * address when one was given, else 0. */
+int portmap_core_local_address(portmap_core_t *core, uint8_t addr[16]);
+
+/* Timers on the one scheduler. arm returns 0, or -1 out of memory. */
+int portmap_core_arm(portmap_core_t *core, portmap_timer_t *t, uint64_t deadline);
+void portmap_core_disarm(portmap_core_t *core, portmap_timer_t *t);
+
+/* The result for a mapping, with an event (report) or without (update). */
+void portmap_core_report(portmap_core_t *core, portmap_mapping_t *handle, portmap_event_t ev,
+                         const portmap_result_t *result);
+void portmap_core_update(portmap_core_t *core, portmap_mapping_t *handle,
+                         const portmap_result_t *result);
+
+/* A backend's probe outcome (final for this probe round). */
+void portmap_core_probe_result(portmap_core_t *core, portmap_backend_t backend,
+                               const portmap_probe_backend_t *result);
+/* The gateway's epoch went back (reboot, new firmware): what it speaks may
+ * have changed too, so the core asks again (at most once per 30 s).
+ * Mappings keep their backends (each recovers on its own: E5, K2, N5). */
+void portmap_core_epoch_changed(portmap_core_t *core, uint64_t now);
+/* The outcome of list(): entries valid only during the call. */
+void portmap_core_list_result(portmap_core_t *core, portmap_status_t status,
+                              const portmap_list_entry_t *entries, size_t n);
 
 /* For fds(): the open ones (>= 0) of all[n_all] into fds, at most cap of
  * them; returns how many are open. */
@@ -60,9 +183,5 @@ static inline size_t portmap_backend_put_fds(const int *all, size_t n_all, int *
   }
   return n;
 }
-
-extern const portmap_backend_ops_t portmap_pcp_backend;
-extern const portmap_backend_ops_t portmap_natpmp_backend;
-extern const portmap_backend_ops_t portmap_upnp_backend;
 
 #endif

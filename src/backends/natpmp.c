@@ -35,8 +35,9 @@
 
 #include <natpmp.h>
 
-#include "internal.h"
+#include "backends/backend.h"
 #include "util/netutil.h"
+#include "util/reader.h"
 
 #define NP_VERSION 0
 #define NP_OP_PUBLIC 0 /* N2: 0 public address, 1 map UDP, 2 map TCP */
@@ -78,7 +79,11 @@ typedef struct np_job {
 } np_job_t;
 
 struct np_map {
-  portmap_mapping_t *m;
+  np_map_t *prev, *next; /* st->maps */
+  portmap_mapping_t *h;  /* the core's handle */
+  const portmap_req_t *req;
+  portmap_result_t res; /* what we tell the core */
+  int ever_mapped;
   np_state_t *st;
   int deleting;
   int sent; /* something of this mapping went on the wire */
@@ -91,7 +96,8 @@ struct np_map {
 };
 
 struct np_state {
-  portmap_client_t *c;
+  portmap_core_t *core;
+  np_map_t *maps; /* every mapping this backend runs */
   int open;
   natpmp_t nat;
   uint8_t gw[16];
@@ -117,16 +123,12 @@ struct np_state {
   portmap_timer_t probe_timer;
 };
 
-static np_map_t *nm_of(portmap_mapping_t *m) {
-  return m->be == &portmap_natpmp_backend ? m->be_data : NULL;
-}
-
-static uint16_t get16(const uint8_t *p) {
-  return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+/* The 16-bit field at off of a received datagram (0 when it is shorter). */
+static uint16_t field16(const uint8_t *buf, size_t len, size_t off) {
+  portmap_reader_t rd;
+  portmap_rd_init(&rd, buf, len);
+  portmap_rd_skip(&rd, off);
+  return portmap_rd_be16(&rd);
 }
 
 static void addr4(uint8_t out[16], const uint8_t v4[4]) {
@@ -136,23 +138,24 @@ static void addr4(uint8_t out[16], const uint8_t v4[4]) {
 }
 
 static void arm(np_state_t *st, portmap_timer_t *t, uint64_t deadline) {
-  if (portmap_sched_push(&st->c->sched, t, deadline) != 0)
-    portmap_log(st->c, PORTMAP_LOG_ERROR, "natpmp: out of memory for a timer");
+  if (portmap_core_arm(st->core, t, deadline) != 0)
+    portmap_core_log(st->core, PORTMAP_LOG_ERROR, "natpmp: out of memory for a timer");
 }
 
 /* ---------- the socket ---------- */
 
 static portmap_status_t gateway_open(np_state_t *st) {
-  portmap_client_t *c = st->c;
   if (st->open)
     return PORTMAP_OK;
-  if (!c->have_gateway4)
+  uint8_t gw4[16];
+  if (!portmap_core_gateway(st->core, 0, gw4, NULL))
     return PORTMAP_ERR_NO_GATEWAY; /* N1: the IPv4 default gateway */
   in_addr_t gw;
-  memcpy(&gw, c->gateway4 + 12, 4);
+  memcpy(&gw, gw4 + 12, 4);
   int r = initnatpmp(&st->nat, 1, gw);
   if (r != 0) {
-    portmap_log(c, PORTMAP_LOG_WARN, "natpmp: initnatpmp failed (%d): %s", r, strerror(errno));
+    portmap_core_log(st->core, PORTMAP_LOG_WARN, "natpmp: initnatpmp failed (%d): %s", r,
+                     strerror(errno));
     if (r != NATPMP_ERR_SOCKETERROR && st->nat.s >= 0)
       close(st->nat.s);
     st->nat.s = -1;
@@ -161,7 +164,7 @@ static portmap_status_t gateway_open(np_state_t *st) {
   int fl = fcntl(st->nat.s, F_GETFD);
   if (fl >= 0)
     (void)fcntl(st->nat.s, F_SETFD, fl | FD_CLOEXEC);
-  memcpy(st->gw, c->gateway4, 16);
+  memcpy(st->gw, gw4, 16);
   /* connect() bound a random source port; learn the address it chose */
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
@@ -176,20 +179,20 @@ static portmap_status_t gateway_open(np_state_t *st) {
 /* Hand the job's request to libnatpmp, which sends it at once. Returns -1
  * when the socket reports the port closed (Q21). */
 static int raw_send(np_state_t *st, const np_job_t *j) {
-  portmap_client_t *c = st->c;
+  portmap_core_t *core = st->core;
   errno = 0;
   int r = j->kind == JOB_PUBLIC ? sendpublicaddressrequest(&st->nat)
                                 : sendnewportmappingrequest(&st->nat, j->proto, j->internal_port,
                                                             j->external_port, j->lifetime);
   int err = errno;
   if (st->nat.pending_request_len > 0)
-    portmap_trace(c, 1, st->gw, NATPMP_PORT, st->nat.pending_request,
-                  (size_t)st->nat.pending_request_len);
+    portmap_core_trace(core, 1, st->gw, NATPMP_PORT, st->nat.pending_request,
+                       (size_t)st->nat.pending_request_len);
   if (r < 0) {
-    portmap_log(c, PORTMAP_LOG_DEBUG, "natpmp: send failed (%d): %s", r, strerror(err));
+    portmap_core_log(core, PORTMAP_LOG_DEBUG, "natpmp: send failed (%d): %s", r, strerror(err));
     return err == ECONNREFUSED ? -1 : 0;
   }
-  c->stats.sent++;
+  portmap_core_stats(core)->sent++;
   return 0;
 }
 
@@ -235,7 +238,7 @@ static void dequeue(np_state_t *st, np_job_t *j) {
 static void abandon(np_state_t *st, np_job_t *j) {
   if (st->cur == j) {
     st->cur = NULL;
-    portmap_sched_cancel(&st->c->sched, &st->retx);
+    portmap_core_disarm(st->core, &st->retx);
   } else {
     dequeue(st, j);
   }
@@ -244,18 +247,17 @@ static void abandon(np_state_t *st, np_job_t *j) {
 /* N1 (RFC 6886 §3.1): send (or re-send: the identical request) and wait
  * 250 ms, doubling after each send. */
 static void job_send(np_state_t *st, np_job_t *j, uint64_t now) {
-  portmap_client_t *c = st->c;
   if (j->tries == 0)
     j->first_sent = now;
   else
-    c->stats.retransmissions++;
+    portmap_core_stats(st->core)->retransmissions++;
   j->tries++;
   if (j->kind == JOB_MAP)
     j->nm->sent = 1;
   if (raw_send(st, j) != 0)
     st->unreachable = 1;
   unsigned shift = j->tries - 1 > NP_MAX_SHIFT ? NP_MAX_SHIFT : j->tries - 1;
-  uint64_t wait = (uint64_t)c->cfg.natpmp_irt_ms << shift;
+  uint64_t wait = (uint64_t)portmap_core_config(st->core)->natpmp_irt_ms << shift;
   if (j->deadline != 0 && now + wait > j->deadline)
     wait = j->deadline > now ? j->deadline - now : 0;
   arm(st, &st->retx, now + wait);
@@ -279,7 +281,7 @@ static void kick(np_state_t *st, uint64_t now) {
 }
 
 static unsigned max_tries(const np_state_t *st) {
-  unsigned n = st->c->cfg.natpmp_max_tries;
+  unsigned n = portmap_core_config(st->core)->natpmp_max_tries;
   return n == 0 ? 1 : n;
 }
 
@@ -297,7 +299,6 @@ static void ask_public(np_state_t *st, int for_maps) {
 /* A new external address from the gateway: every mapping takes it (§3.2);
  * those currently mapped report CHANGED. */
 static void set_external(np_state_t *st, const uint8_t v4[4], uint64_t now) {
-  portmap_client_t *c = st->c;
   uint8_t a[16];
   addr4(a, v4);
   int known = !portmap_net_is_unspecified(a);
@@ -308,26 +309,26 @@ static void set_external(np_state_t *st, const uint8_t v4[4], uint64_t now) {
   char text[PORTMAP_ADDRSTRLEN];
   portmap_addr_t pa;
   memcpy(pa.bytes, a, 16);
-  portmap_log(c, PORTMAP_LOG_INFO, "natpmp: external address %s",
-              portmap_addr_format(&pa, text, sizeof text));
-  for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next) {
-    np_map_t *nm = nm_of(m);
-    if (nm == NULL || nm->deleting)
+  portmap_core_log(st->core, PORTMAP_LOG_INFO, "natpmp: external address %s",
+                   portmap_addr_format(&pa, text, sizeof text));
+  for (np_map_t *nm = st->maps; nm != NULL; nm = nm->next) {
+    if (nm->deleting)
       continue;
-    memcpy(m->info.external_address.bytes, a, 16);
-    if (m->ever_mapped && m->expiry_ms > now)
-      portmap_mapping_emit(m, PORTMAP_EVENT_CHANGED);
+    memcpy(nm->res.external_addr, a, 16);
+    if (nm->ever_mapped && nm->res.expiry_ms > now)
+      portmap_core_report(st->core, nm->h, PORTMAP_EVENT_CHANGED, &nm->res);
+    else
+      portmap_core_update(st->core, nm->h, &nm->res);
   }
 }
 
 /* ---------- the probe ---------- */
 
 static void probe_report(np_state_t *st, portmap_status_t error, int gateway_result, uint64_t rtt) {
-  portmap_client_t *c = st->c;
   if (!st->probing)
     return;
   st->probing = 0;
-  portmap_sched_cancel(&c->sched, &st->probe_timer);
+  portmap_core_disarm(st->core, &st->probe_timer);
   portmap_probe_backend_t r;
   memset(&r, 0, sizeof r);
   r.available = error == PORTMAP_OK;
@@ -341,7 +342,7 @@ static void probe_report(np_state_t *st, portmap_status_t error, int gateway_res
     r.external_is_private = portmap_net_is_private(st->ext); /* Q17 */
   }
   r.epoch = st->have_epoch ? st->epoch : 0;
-  portmap_probe_report(c, PORTMAP_BACKEND_NATPMP, &r);
+  portmap_core_probe_result(st->core, PORTMAP_BACKEND_NATPMP, &r);
 }
 
 /* ---------- mappings ---------- */
@@ -349,29 +350,42 @@ static void probe_report(np_state_t *st, portmap_status_t error, int gateway_res
 static void nm_free(np_map_t *nm) {
   np_state_t *st = nm->st;
   abandon(st, &nm->job);
-  portmap_sched_cancel(&st->c->sched, &nm->timer);
-  portmap_sched_cancel(&st->c->sched, &nm->expiry);
-  nm->m->be_data = NULL;
+  portmap_core_disarm(st->core, &nm->timer);
+  portmap_core_disarm(st->core, &nm->expiry);
+  if (nm->prev)
+    nm->prev->next = nm->next;
+  else
+    st->maps = nm->next;
+  if (nm->next)
+    nm->next->prev = nm->prev;
   free(nm);
 }
 
-/* End the mapping: free our state first, then queue the final event. */
+/* Tell the core; a success means the mapping has been mapped. */
+static void emit(np_map_t *nm, portmap_event_t ev) {
+  if (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED || ev == PORTMAP_EVENT_CHANGED)
+    nm->ever_mapped = 1;
+  portmap_core_report(nm->st->core, nm->h, ev, &nm->res);
+}
+
+/* End the mapping: free our state first, then report the final event. */
 static void nm_finish(np_map_t *nm, portmap_event_t ev, portmap_status_t status) {
-  portmap_mapping_t *m = nm->m;
-  m->info.status = status;
+  portmap_core_t *core = nm->st->core;
+  portmap_mapping_t *h = nm->h;
+  portmap_result_t res = nm->res;
+  res.status = status;
   nm_free(nm);
-  portmap_mapping_emit(m, ev);
+  portmap_core_report(core, h, ev, &res);
 }
 
 /* Queue the create / renew request (the same request on NAT-PMP). */
 static void request(np_map_t *nm) {
   np_state_t *st = nm->st;
-  portmap_mapping_t *m = nm->m;
-  portmap_client_t *c = st->c;
+  const portmap_req_t *m = nm->req;
   np_job_t *j = &nm->job;
   if (job_active(st, j))
     return;
-  portmap_sched_cancel(&c->sched, &nm->timer);
+  portmap_core_disarm(st->core, &nm->timer);
   j->kind = JOB_MAP;
   j->nm = nm;
   j->proto = m->protocol == PORTMAP_PROTO_TCP ? NATPMP_PROTOCOL_TCP : NATPMP_PROTOCOL_UDP;
@@ -388,24 +402,23 @@ static void request(np_map_t *nm) {
    * N7: never 0, which would delete */
   j->lifetime = m->lifetime != 0 ? m->lifetime : 7200u;
   j->max_tries = max_tries(st);
-  uint32_t timeout = c->cfg.request_timeout_ms;
-  j->deadline = !m->ever_mapped && timeout > 0 ? nm->request_started + timeout : 0;
+  uint32_t timeout = portmap_core_config(st->core)->request_timeout_ms;
+  j->deadline = !nm->ever_mapped && timeout > 0 ? nm->request_started + timeout : 0;
   enqueue(st, j);
 }
 
 /* N4 (RFC 6886 §3.4): delete = lifetime 0 and suggested external port 0. */
 static void request_delete(np_map_t *nm) {
   np_state_t *st = nm->st;
-  portmap_client_t *c = st->c;
   np_job_t *j = &nm->job;
   abandon(st, j);
-  portmap_sched_cancel(&c->sched, &nm->timer);
-  portmap_sched_cancel(&c->sched, &nm->expiry);
+  portmap_core_disarm(st->core, &nm->timer);
+  portmap_core_disarm(st->core, &nm->expiry);
   nm->deleting = 1;
   j->kind = JOB_MAP;
   j->nm = nm;
-  j->proto = nm->m->protocol == PORTMAP_PROTO_TCP ? NATPMP_PROTOCOL_TCP : NATPMP_PROTOCOL_UDP;
-  j->internal_port = nm->m->internal_port;
+  j->proto = nm->req->protocol == PORTMAP_PROTO_TCP ? NATPMP_PROTOCOL_TCP : NATPMP_PROTOCOL_UDP;
+  j->internal_port = nm->req->internal_port;
   j->external_port = 0;
   j->lifetime = 0;
   j->max_tries = max_tries(st) < NP_DELETE_TRIES ? max_tries(st) : NP_DELETE_TRIES;
@@ -416,22 +429,21 @@ static void request_delete(np_map_t *nm) {
 /* No answer to a create/renew after every try. */
 static void map_give_up(np_map_t *nm, uint64_t now) {
   np_state_t *st = nm->st;
-  portmap_mapping_t *m = nm->m;
   if (nm->deleting) {
-    portmap_log(st->c, PORTMAP_LOG_INFO, "natpmp: delete never confirmed");
+    portmap_core_log(st->core, PORTMAP_LOG_INFO, "natpmp: delete never confirmed");
     nm_finish(nm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_TIMEOUT);
     return;
   }
-  if (!m->ever_mapped) {
-    portmap_log(st->c, PORTMAP_LOG_INFO, "natpmp: no answer from the gateway, giving up");
-    m->info.gateway_result = -1;
+  if (!nm->ever_mapped) {
+    portmap_core_log(st->core, PORTMAP_LOG_INFO, "natpmp: no answer from the gateway, giving up");
+    nm->res.gateway_result = -1;
     nm_finish(nm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_TIMEOUT);
     return;
   }
-  if (m->expiry_ms > now) {
+  if (nm->res.expiry_ms > now) {
     /* still mapped: try again halfway to expiry (§3.3, like DHCP); too
      * close to it, the expiry re-creates */
-    uint64_t half = (m->expiry_ms - now) / 2;
+    uint64_t half = (nm->res.expiry_ms - now) / 2;
     if (half >= NP_MIN_RETRY_MS)
       arm(st, &nm->timer, now + half);
     return;
@@ -441,76 +453,70 @@ static void map_give_up(np_map_t *nm, uint64_t now) {
 
 static void on_map_success(np_map_t *nm, const natpmpresp_t *r, uint64_t now) {
   np_state_t *st = nm->st;
-  portmap_client_t *c = st->c;
-  portmap_mapping_t *m = nm->m;
+  portmap_result_t *res = &nm->res;
   uint32_t lifetime = r->pnu.newportmapping.lifetime;
   uint16_t port = r->pnu.newportmapping.mappedpublicport;
   if (lifetime > NP_MAX_LIFETIME)
     lifetime = NP_MAX_LIFETIME;
   if (lifetime == 0) {
     /* N7: a grant of 0 is a mapping that does not exist, never "permanent" */
-    portmap_log(c, PORTMAP_LOG_INFO, "natpmp: the gateway granted lifetime 0");
-    if (m->flags & PORTMAP_FLAG_ONCE) {
+    portmap_core_log(st->core, PORTMAP_LOG_INFO, "natpmp: the gateway granted lifetime 0");
+    if (nm->req->flags & PORTMAP_FLAG_ONCE) {
       nm_finish(nm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_REFUSED);
       return;
     }
-    m->info.status = PORTMAP_ERR_REFUSED;
-    portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
+    res->status = PORTMAP_ERR_REFUSED;
+    emit(nm, PORTMAP_EVENT_LOST);
     arm(st, &nm->timer, now + NP_ERROR_BACKOFF_MS);
     return;
   }
-  int first = !m->ever_mapped;
+  int first = !nm->ever_mapped;
   int changed = nm->have_assigned && nm->assigned_port != port;
   nm->have_assigned = 1;
   nm->assigned_port = port;
-  m->info.backend = PORTMAP_BACKEND_NATPMP;
-  m->info.status = PORTMAP_OK;
-  m->info.lifetime = lifetime;
-  m->info.external_port = port;
+  res->status = PORTMAP_OK;
+  res->lifetime = lifetime;
+  res->external_port = port;
   if (st->have_ext)
-    memcpy(m->info.external_address.bytes, st->ext, 16);
-  m->expiry_ms = now + (uint64_t)lifetime * 1000u;
-  arm(st, &nm->expiry, m->expiry_ms);
+    memcpy(res->external_addr, st->ext, 16);
+  res->expiry_ms = now + (uint64_t)lifetime * 1000u;
+  arm(st, &nm->expiry, res->expiry_ms);
   /* N3 (§3.3): renew halfway to expiry, scheduled from the GRANTED
    * lifetime however short (Q23, Q24) */
-  if (m->flags & PORTMAP_FLAG_ONCE)
-    portmap_sched_cancel(&c->sched, &nm->timer);
+  if (nm->req->flags & PORTMAP_FLAG_ONCE)
+    portmap_core_disarm(st->core, &nm->timer);
   else
     arm(st, &nm->timer, now + (uint64_t)lifetime * 500u);
-  portmap_mapping_emit(m, first     ? PORTMAP_EVENT_MAPPED
-                          : changed ? PORTMAP_EVENT_CHANGED
-                                    : PORTMAP_EVENT_RENEWED);
+  emit(nm, first ? PORTMAP_EVENT_MAPPED : changed ? PORTMAP_EVENT_CHANGED : PORTMAP_EVENT_RENEWED);
 }
 
 static void on_map_error(np_map_t *nm, int result, uint64_t now) {
   np_state_t *st = nm->st;
-  portmap_client_t *c = st->c;
-  portmap_mapping_t *m = nm->m;
   if (result == NP_RESULT_NETWORK_FAILURE || result == NP_RESULT_NO_RESOURCES) {
     /* transient (§3.5): back off, then ask again */
-    portmap_log(c, PORTMAP_LOG_INFO, "natpmp: gateway answered %d; retrying in %u s", result,
-                NP_ERROR_BACKOFF_MS / 1000u);
-    if (m->flags & PORTMAP_FLAG_ONCE) {
+    portmap_core_log(st->core, PORTMAP_LOG_INFO, "natpmp: gateway answered %d; retrying in %u s",
+                     result, NP_ERROR_BACKOFF_MS / 1000u);
+    if (nm->req->flags & PORTMAP_FLAG_ONCE) {
       nm_finish(nm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_REFUSED);
       return;
     }
-    if (!m->ever_mapped || m->expiry_ms <= now) {
-      m->info.status = PORTMAP_ERR_REFUSED;
-      portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
+    if (!nm->ever_mapped || nm->res.expiry_ms <= now) {
+      nm->res.status = PORTMAP_ERR_REFUSED;
+      emit(nm, PORTMAP_EVENT_LOST);
     }
     arm(st, &nm->timer, now + NP_ERROR_BACKOFF_MS);
     return;
   }
   /* 1 unsupported version, 2 not authorized / refused (Q16: NAT-PMP
    * disabled), 5 unsupported opcode, and codes RFC 6886 does not define */
-  portmap_log(c, PORTMAP_LOG_WARN, "natpmp: gateway refused the mapping (result %d)%s", result,
-              result == NP_RESULT_REFUSED ? ": NAT-PMP disabled or not authorized" : "");
+  portmap_core_log(st->core, PORTMAP_LOG_WARN, "natpmp: gateway refused the mapping (result %d)%s",
+                   result,
+                   result == NP_RESULT_REFUSED ? ": NAT-PMP disabled or not authorized" : "");
   nm_finish(nm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_REFUSED);
 }
 
 static void on_map_answer(np_map_t *nm, int result, const natpmpresp_t *r, uint64_t now) {
-  portmap_mapping_t *m = nm->m;
-  m->info.gateway_result = result;
+  nm->res.gateway_result = result;
   if (nm->deleting) {
     if (result == NP_RESULT_SUCCESS)
       nm_finish(nm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
@@ -531,7 +537,8 @@ static void on_public_answer(np_state_t *st, int result, const natpmpresp_t *r, 
     memcpy(v4, &r->pnu.publicaddress.addr, 4);
     set_external(st, v4, now);
   } else {
-    portmap_log(st->c, PORTMAP_LOG_INFO, "natpmp: public address request answered %d", result);
+    portmap_core_log(st->core, PORTMAP_LOG_INFO, "natpmp: public address request answered %d",
+                     result);
   }
   probe_report(st, result == NP_RESULT_SUCCESS ? PORTMAP_OK : PORTMAP_ERR_REFUSED, result,
                now - st->pub.first_sent);
@@ -541,20 +548,19 @@ static void on_public_answer(np_state_t *st, int result, const natpmpresp_t *r, 
 static void job_give_up(np_state_t *st, np_job_t *j, uint64_t now) {
   if (st->cur == j) {
     st->cur = NULL;
-    portmap_sched_cancel(&st->c->sched, &st->retx);
+    portmap_core_disarm(st->core, &st->retx);
   }
   if (j->kind == JOB_PUBLIC) {
     /* N1 (§3.1): nine unanswered tries mean the gateway does not speak
      * NAT-PMP. New mappings still waiting behind this request learn it now
      * rather than after nine tries of their own. */
     st->pub_for_maps = 0;
-    portmap_mapping_t *next;
-    for (portmap_mapping_t *m = st->c->mappings; m != NULL; m = next) {
-      next = m->next;
-      np_map_t *nm = nm_of(m);
-      if (nm == NULL || !nm->job.queued || nm->sent || nm->deleting || m->ever_mapped)
+    np_map_t *next;
+    for (np_map_t *nm = st->maps; nm != NULL; nm = next) {
+      next = nm->next;
+      if (!nm->job.queued || nm->sent || nm->deleting || nm->ever_mapped)
         continue;
-      m->info.gateway_result = -1;
+      nm->res.gateway_result = -1;
       nm_finish(nm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_TIMEOUT);
     }
     probe_report(st, PORTMAP_ERR_TIMEOUT, -1, 0);
@@ -565,9 +571,8 @@ static void job_give_up(np_state_t *st, np_job_t *j, uint64_t now) {
 
 /* N5 (RFC 6886 §3.6): a gateway that lost its state renews every mapping. */
 static void renew_all(np_state_t *st) {
-  for (portmap_mapping_t *m = st->c->mappings; m != NULL; m = m->next) {
-    np_map_t *nm = nm_of(m);
-    if (nm == NULL || nm->deleting || !m->ever_mapped || job_active(st, &nm->job))
+  for (np_map_t *nm = st->maps; nm != NULL; nm = nm->next) {
+    if (nm->deleting || !nm->ever_mapped || job_active(st, &nm->job))
       continue;
     request(nm);
   }
@@ -577,7 +582,6 @@ static void renew_all(np_state_t *st) {
  * new SSSoE more than 2 s below that means the gateway lost its mappings.
  * Recorded after every packet, whatever the verdict. */
 static void epoch_check(np_state_t *st, uint32_t sssoe, uint64_t now) {
-  portmap_client_t *c = st->c;
   int lost = 0;
   if (st->have_epoch) {
     uint64_t elapsed = now > st->epoch_at ? now - st->epoch_at : 0;
@@ -588,35 +592,35 @@ static void epoch_check(np_state_t *st, uint32_t sssoe, uint64_t now) {
   st->epoch = sssoe;
   st->epoch_at = now;
   if (lost) {
-    c->stats.epoch_invalid++;
-    portmap_log(c, PORTMAP_LOG_INFO, "natpmp: gateway epoch went back: it lost its mappings");
+    portmap_core_stats(st->core)->epoch_invalid++;
+    portmap_core_log(st->core, PORTMAP_LOG_INFO,
+                     "natpmp: gateway epoch went back: it lost its mappings");
     renew_all(st);
-    portmap_probe_epoch_changed(c, now);
+    portmap_core_epoch_changed(st->core, now);
   }
 }
 
 /* Q21: ICMP port unreachable: no NAT-PMP server on the gateway. Everything
  * waiting on an answer learns it at once. */
 static void on_unreachable(np_state_t *st, uint64_t now) {
-  portmap_client_t *c = st->c;
-  portmap_log(c, PORTMAP_LOG_INFO, "natpmp: port %u closed on the gateway", NATPMP_PORT);
+  portmap_core_log(st->core, PORTMAP_LOG_INFO, "natpmp: port %u closed on the gateway",
+                   NATPMP_PORT);
   np_job_t *cur = st->cur;
   st->cur = NULL;
-  portmap_sched_cancel(&c->sched, &st->retx);
+  portmap_core_disarm(st->core, &st->retx);
   dequeue(st, &st->pub);
   st->pub_for_maps = 0;
-  portmap_mapping_t *next;
-  for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
-    next = m->next;
-    np_map_t *nm = nm_of(m);
-    if (nm == NULL || (cur != &nm->job && !nm->job.queued))
+  np_map_t *next;
+  for (np_map_t *nm = st->maps; nm != NULL; nm = next) {
+    next = nm->next;
+    if (cur != &nm->job && !nm->job.queued)
       continue;
     dequeue(st, &nm->job);
-    if (nm->deleting && !(m->flags & PORTMAP_FLAG_DELETE)) {
+    if (nm->deleting && !(nm->req->flags & PORTMAP_FLAG_DELETE)) {
       nm_finish(nm, PORTMAP_EVENT_DELETED, PORTMAP_OK); /* nothing is mapped there */
-    } else if (!m->ever_mapped) {
+    } else if (!nm->ever_mapped) {
       /* incl. an explicit delete: another backend may have made it */
-      m->info.gateway_result = -1;
+      nm->res.gateway_result = -1;
       nm_finish(nm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_UNREACHABLE);
     } else {
       map_give_up(nm, now); /* mapped: the renewal schedule tries again */
@@ -663,14 +667,13 @@ static void on_timer(portmap_timer_t *t, uint64_t now) {
 static void on_expiry(portmap_timer_t *t, uint64_t now) {
   np_map_t *nm = t->ctx;
   np_state_t *st = nm->st;
-  portmap_mapping_t *m = nm->m;
-  m->info.lifetime = 0;
-  m->expiry_ms = 0;
-  if (m->flags & PORTMAP_FLAG_ONCE) {
+  nm->res.lifetime = 0;
+  nm->res.expiry_ms = 0;
+  if (nm->req->flags & PORTMAP_FLAG_ONCE) {
     nm_finish(nm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
   } else {
-    m->info.status = PORTMAP_ERR_TIMEOUT;
-    portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
+    nm->res.status = PORTMAP_ERR_TIMEOUT;
+    emit(nm, PORTMAP_EVENT_LOST);
     request(nm); /* re-create, suggesting the old port */
   }
   settle(st, now);
@@ -697,7 +700,7 @@ static int job_matches(const np_job_t *j, int op, int result, const natpmpresp_t
   /* the internal port: parsed by libnatpmp on success; in the octets of an
    * error response when it is long enough to carry it */
   uint16_t iport = result == NP_RESULT_SUCCESS ? r->pnu.newportmapping.privateport
-                   : len >= 10                 ? get16(raw + 8)
+                   : len >= 10                 ? field16(raw, len, 8)
                                                : j->internal_port;
   if (iport != j->internal_port)
     return 0;
@@ -709,16 +712,15 @@ static int job_matches(const np_job_t *j, int op, int result, const natpmpresp_t
 
 static void on_response(np_state_t *st, int op, int result, const natpmpresp_t *r,
                         const uint8_t *raw, size_t len, uint64_t now) {
-  portmap_client_t *c = st->c;
   st->answered = 1;
   epoch_check(st, r->epoch, now);
   np_job_t *j = st->cur;
   if (j == NULL || !job_matches(j, op, result, r, raw, len)) {
-    c->stats.unmatched++; /* a duplicate, or an answer to a request given up */
+    portmap_core_stats(st->core)->unmatched++; /* a duplicate, or an answer to a request given up */
     return;
   }
   st->cur = NULL;
-  portmap_sched_cancel(&c->sched, &st->retx);
+  portmap_core_disarm(st->core, &st->retx);
   if (j->kind == JOB_PUBLIC)
     on_public_answer(st, result, r, now);
   else
@@ -729,16 +731,22 @@ static void on_response(np_state_t *st, int op, int result, const natpmpresp_t *
  * (RFC 6886 §3.2: 12 octets; §3.3: 16; errors carry at least the 8-octet
  * header), another version, or not a response opcode we know. */
 static int well_formed(const uint8_t *buf, size_t len) {
-  if (len < 8 || buf[0] != NP_VERSION || buf[1] < NP_RESPONSE || buf[1] > NP_RESPONSE + 2)
+  portmap_reader_t rd;
+  portmap_rd_init(&rd, buf, len);
+  uint8_t version = portmap_rd_u8(&rd);
+  uint8_t op = portmap_rd_u8(&rd);
+  uint16_t result = portmap_rd_be16(&rd);
+  portmap_rd_skip(&rd, 4); /* seconds since start of epoch */
+  if (!portmap_rd_ok(&rd) || version != NP_VERSION || op < NP_RESPONSE || op > NP_RESPONSE + 2)
     return 0;
-  if (get16(buf + 2) != NP_RESULT_SUCCESS)
+  if (result != NP_RESULT_SUCCESS)
     return 1;
-  return len >= (buf[1] == NP_RESPONSE ? 12u : 16u);
+  return len >= (op == NP_RESPONSE ? 12u : 16u);
 }
 
 static void np_readable(void *state, uint64_t now) {
   np_state_t *st = state;
-  portmap_client_t *c = st->c;
+  portmap_stats_t *stats = portmap_core_stats(st->core);
   if (!st->open)
     return;
   for (int i = 0; i < NP_MAX_READS; i++) {
@@ -757,17 +765,18 @@ static void np_readable(void *state, uint64_t now) {
     }
     if (got != PORTMAP_NET_RECV_OK)
       break;
-    c->stats.received++;
+    stats->received++;
     size_t have = len < sizeof buf ? len : sizeof buf;
-    portmap_trace(c, 0, from_ok ? from : st->gw, from_ok ? port : NATPMP_PORT, buf, have);
+    portmap_core_trace(st->core, 0, from_ok ? from : st->gw, from_ok ? port : NATPMP_PORT, buf,
+                       have);
     if (!from_ok || memcmp(from, st->gw, 16) != 0 || port != NATPMP_PORT) {
       (void)recv(st->nat.s, buf, sizeof buf, MSG_DONTWAIT);
-      c->stats.spoofed++; /* the connected socket filters these already */
+      stats->spoofed++; /* the connected socket filters these already */
       continue;
     }
-    if (!well_formed(buf, len)) {
+    if (!well_formed(buf, have)) {
       (void)recv(st->nat.s, buf, sizeof buf, MSG_DONTWAIT);
-      c->stats.malformed++;
+      stats->malformed++;
       continue;
     }
     int op = buf[1] - NP_RESPONSE;
@@ -800,11 +809,11 @@ static void np_readable(void *state, uint64_t now) {
       result = r.resultcode; /* N2: the gateway's 16-bit result code */
       break;
     default:
-      c->stats.malformed++;
+      stats->malformed++;
       continue;
     }
-    if (rc != 0 && r.resultcode != get16(buf + 2)) {
-      c->stats.malformed++; /* not the datagram we peeked at */
+    if (rc != 0 && r.resultcode != field16(buf, have, 2)) {
+      stats->malformed++; /* not the datagram we peeked at */
       continue;
     }
     on_response(st, op, result, &r, buf, have, now);
@@ -814,11 +823,11 @@ static void np_readable(void *state, uint64_t now) {
 
 /* ---------- vtable ---------- */
 
-static portmap_status_t np_create(portmap_client_t *c, void **state) {
+static portmap_status_t np_create(portmap_core_t *core, void **state) {
   np_state_t *st = calloc(1, sizeof *st);
   if (st == NULL)
     return PORTMAP_ERR_NOMEM;
-  st->c = c;
+  st->core = core;
   st->nat.s = -1;
   st->pub.kind = JOB_PUBLIC;
   portmap_timer_init(&st->retx, on_retx, st);
@@ -831,14 +840,14 @@ static void np_destroy(void *state) {
   np_state_t *st = state;
   if (st == NULL)
     return;
-  portmap_sched_cancel(&st->c->sched, &st->retx);
-  portmap_sched_cancel(&st->c->sched, &st->probe_timer);
+  portmap_core_disarm(st->core, &st->retx);
+  portmap_core_disarm(st->core, &st->probe_timer);
   if (st->open)
     (void)closenatpmp(&st->nat);
   free(st);
 }
 
-static portmap_status_t np_check(void *state, const portmap_mapping_t *m) {
+static portmap_status_t np_check(void *state, const portmap_req_t *m) {
   (void)state;
   /* NAT-PMP maps one TCP or UDP port of our own IPv4 address: nothing else */
   if (m->ipv6 || m->is_peer || m->n_filters > 0 || m->has_third_party ||
@@ -848,31 +857,40 @@ static portmap_status_t np_check(void *state, const portmap_mapping_t *m) {
   return PORTMAP_OK;
 }
 
-static portmap_status_t np_start(void *state, portmap_mapping_t *m, uint64_t now) {
+static portmap_status_t np_start(void *state, const portmap_be_start_t *start, void **mstate,
+                                 uint64_t now) {
   np_state_t *st = state;
-  portmap_client_t *c = st->c;
+  const portmap_req_t *m = start->req;
   portmap_status_t rc = gateway_open(st);
   if (rc != PORTMAP_OK)
     return rc;
   np_map_t *nm = calloc(1, sizeof *nm);
   if (nm == NULL)
     return PORTMAP_ERR_NOMEM;
-  nm->m = m;
+  nm->h = start->handle;
+  nm->req = m;
+  nm->res = start->result;
+  nm->ever_mapped = start->ever_mapped;
   nm->st = st;
   nm->job.kind = JOB_MAP;
   nm->job.nm = nm;
   nm->request_started = now;
   portmap_timer_init(&nm->timer, on_timer, nm);
   portmap_timer_init(&nm->expiry, on_expiry, nm);
-  m->be_data = nm;
-  m->info.backend = PORTMAP_BACKEND_NATPMP;
-  memcpy(m->info.internal_address.bytes, st->local, 16);
+  nm->next = st->maps;
+  if (st->maps)
+    st->maps->prev = nm;
+  st->maps = nm;
+  *mstate = nm;
+  memcpy(nm->res.internal_addr, st->local, 16);
   if (st->have_ext)
-    memcpy(m->info.external_address.bytes, st->ext, 16);
+    memcpy(nm->res.external_addr, st->ext, 16);
+  portmap_core_update(st->core, nm->h, &nm->res);
   if (m->description_len > 0)
-    portmap_log(c, PORTMAP_LOG_DEBUG, "natpmp: NAT-PMP has no description; not sent");
+    portmap_core_log(st->core, PORTMAP_LOG_DEBUG, "natpmp: NAT-PMP has no description; not sent");
   if (m->has_suggested_addr)
-    portmap_log(c, PORTMAP_LOG_DEBUG, "natpmp: NAT-PMP cannot suggest an external address");
+    portmap_core_log(st->core, PORTMAP_LOG_DEBUG,
+                     "natpmp: NAT-PMP cannot suggest an external address");
   if (m->flags & PORTMAP_FLAG_DELETE) {
     request_delete(nm);
   } else {
@@ -889,9 +907,9 @@ static portmap_status_t np_start(void *state, portmap_mapping_t *m, uint64_t now
   return PORTMAP_OK;
 }
 
-static void np_revoke(void *state, portmap_mapping_t *m, uint64_t now) {
+static void np_revoke(void *state, void *mstate, uint64_t now) {
   np_state_t *st = state;
-  np_map_t *nm = m->be_data;
+  np_map_t *nm = mstate;
   if (nm == NULL || nm->deleting)
     return;
   if (!nm->sent) {
@@ -912,16 +930,17 @@ static void np_revoke(void *state, portmap_mapping_t *m, uint64_t now) {
   settle(st, now);
 }
 
-static void np_detach(void *state, portmap_mapping_t *m) {
+static void np_detach(void *state, void *mstate, int revoked) {
   np_state_t *st = state;
-  np_map_t *nm = m->be_data;
+  np_map_t *nm = mstate;
+  (void)revoked;
   if (nm == NULL)
     return;
   int was_cur = st->cur == &nm->job;
   nm_free(nm);
   /* restart the FIFO from the scheduler: detach sends nothing itself */
   if (was_cur && st->head != NULL)
-    arm(st, &st->retx, portmap_client_now(st->c));
+    arm(st, &st->retx, portmap_core_now(st->core));
 }
 
 static size_t np_fds(void *state, int *fds, size_t cap) {
@@ -935,7 +954,7 @@ static size_t np_fds(void *state, int *fds, size_t cap) {
 
 static void np_probe(void *state, uint64_t now) {
   np_state_t *st = state;
-  portmap_client_t *c = st->c;
+  uint32_t budget = portmap_core_config(st->core)->probe_timeout_ms;
   if (st->probing)
     return;
   st->probing = 1;
@@ -944,8 +963,8 @@ static void np_probe(void *state, uint64_t now) {
     probe_report(st, rc, -1, 0);
     return;
   }
-  if (c->cfg.probe_timeout_ms > 0)
-    arm(st, &st->probe_timer, now + c->cfg.probe_timeout_ms);
+  if (budget > 0)
+    arm(st, &st->probe_timer, now + budget);
   /* shares the public-address request with the mappings, in the FIFO
    * behind any request in flight */
   ask_public(st, 0);
@@ -955,23 +974,34 @@ static void np_probe(void *state, uint64_t now) {
 static void np_unsolicited(void *state, const uint8_t from[16], uint16_t from_port,
                            const uint8_t *data, size_t len, uint64_t now) {
   np_state_t *st = state;
-  portmap_client_t *c = st->c;
+  portmap_stats_t *stats = portmap_core_stats(st->core);
   if (len == 0 || data[0] != NP_VERSION)
     return; /* PCP (version 2) is not ours */
-  c->stats.received++;
-  portmap_trace(c, 0, from, from_port, data, len);
+  stats->received++;
+  portmap_core_trace(st->core, 0, from, from_port, data, len);
   /* N6 (RFC 6886 §3.2.1): only from the current gateway's port 5351 */
-  if (!c->have_gateway4 || memcmp(from, c->gateway4, 16) != 0 || from_port != NATPMP_PORT) {
-    c->stats.spoofed++;
+  uint8_t gw4[16];
+  if (!portmap_core_gateway(st->core, 0, gw4, NULL) || memcmp(from, gw4, 16) != 0 ||
+      from_port != NATPMP_PORT) {
+    stats->spoofed++;
     return;
   }
-  /* a gratuitous public address response: version 0, opcode 128, result 0 */
-  if (len < 12 || data[1] != NP_RESPONSE || get16(data + 2) != NP_RESULT_SUCCESS) {
-    c->stats.malformed++;
+  /* a gratuitous public address response: version 0, opcode 128, result 0,
+   * seconds since start of epoch, the address */
+  portmap_reader_t rd;
+  portmap_rd_init(&rd, data, len);
+  portmap_rd_skip(&rd, 1);
+  uint8_t op = portmap_rd_u8(&rd);
+  uint16_t result = portmap_rd_be16(&rd);
+  uint32_t sssoe = portmap_rd_be32(&rd);
+  uint8_t v4[4];
+  portmap_rd_bytes(&rd, v4, sizeof v4);
+  if (!portmap_rd_ok(&rd) || op != NP_RESPONSE || result != NP_RESULT_SUCCESS) {
+    stats->malformed++;
     return;
   }
-  epoch_check(st, get32(data + 4), now);
-  set_external(st, data + 8, now);
+  epoch_check(st, sssoe, now);
+  set_external(st, v4, now);
   if (st->open)
     settle(st, now);
 }

@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "backends/backend.h"
 #include "util/netutil.h"
 #include "pcp/timing.h"
 #include "pcp/wire.h"
@@ -61,13 +61,20 @@ typedef struct pcp_server {
   portmap_timer_t probe_timer;
 } pcp_server_t;
 
+typedef struct pcp_map pcp_map_t;
+
 struct pcp_state {
-  portmap_client_t *c;
+  portmap_core_t *core;
   pcp_server_t srv[2]; /* [0] IPv4, [1] IPv6 */
+  pcp_map_t *maps;     /* every mapping this backend runs */
 };
 
-typedef struct pcp_map {
-  portmap_mapping_t *m;
+struct pcp_map {
+  pcp_map_t *prev, *next; /* st->maps */
+  portmap_mapping_t *h;   /* the core's handle */
+  const portmap_req_t *req;
+  portmap_result_t res; /* what we tell the core */
+  int ever_mapped;
   pcp_server_t *srv;
   enum pcp_phase phase;
   pcp_retx_t retx;
@@ -85,14 +92,10 @@ typedef struct pcp_map {
   uint64_t first_request; /* request_timeout_ms counts from here */
   portmap_timer_t timer;
   portmap_timer_t expiry;
-} pcp_map_t;
+};
 
-static portmap_client_t *client_of(pcp_map_t *pm) {
-  return pm->srv->st->c;
-}
-
-static pcp_map_t *pm_of(portmap_mapping_t *m) {
-  return m->be == &portmap_pcp_backend ? m->be_data : NULL;
+static portmap_core_t *core_of(pcp_map_t *pm) {
+  return pm->srv->st->core;
 }
 
 /* ---------- sockets ---------- */
@@ -111,19 +114,17 @@ static int udp_socket(int ipv6) {
 }
 
 static portmap_status_t server_open(pcp_state_t *st, int ipv6) {
-  portmap_client_t *c = st->c;
   pcp_server_t *s = &st->srv[ipv6];
   if (s->open)
     return PORTMAP_OK;
-  if (ipv6 ? !c->have_gateway6 : !c->have_gateway4)
+  if (!portmap_core_gateway(st->core, ipv6, s->addr, &s->scope))
     return PORTMAP_ERR_NO_GATEWAY;
-  memcpy(s->addr, ipv6 ? c->gateway6 : c->gateway4, 16);
-  s->scope = ipv6 ? c->gateway6_scope : 0;
-  s->port = c->cfg.server_port;
+  s->port = portmap_core_config(st->core)->server_port;
   s->ipv6 = ipv6;
   /* A4: learn the source address the kernel uses towards the server */
-  if (c->have_local && portmap_net_is_v4(c->local_addr) == !ipv6)
-    memcpy(s->local, c->local_addr, 16);
+  uint8_t configured[16];
+  if (portmap_core_local_address(st->core, configured) && portmap_net_is_v4(configured) == !ipv6)
+    memcpy(s->local, configured, 16);
   else if (portmap_net_local_address(s->addr, s->scope, s->local) != 0)
     return PORTMAP_ERR_SYSTEM;
   s->fd = udp_socket(ipv6);
@@ -142,37 +143,52 @@ static portmap_status_t server_open(pcp_state_t *st, int ipv6) {
 }
 
 static void server_send(pcp_server_t *s, const uint8_t *pkt, size_t len) {
-  portmap_client_t *c = s->st->c;
+  portmap_core_t *core = s->st->core;
   struct sockaddr_storage ss;
   socklen_t sl = portmap_net_to_sockaddr(s->addr, s->port, s->scope, &ss);
-  portmap_trace(c, 1, s->addr, s->port, pkt, len);
+  portmap_core_trace(core, 1, s->addr, s->port, pkt, len);
   if (sendto(s->fd, pkt, len, 0, (struct sockaddr *)&ss, sl) < 0)
-    portmap_log(c, PORTMAP_LOG_DEBUG, "pcp: sendto failed: %s", strerror(errno));
+    portmap_core_log(core, PORTMAP_LOG_DEBUG, "pcp: sendto failed: %s", strerror(errno));
   else
-    c->stats.sent++;
+    portmap_core_stats(core)->sent++;
 }
 
 /* ---------- mapping helpers ---------- */
 
 static void pm_free(pcp_map_t *pm) {
-  portmap_client_t *c = client_of(pm);
-  portmap_sched_cancel(&c->sched, &pm->timer);
-  portmap_sched_cancel(&c->sched, &pm->expiry);
-  pm->m->be_data = NULL;
+  portmap_core_t *core = core_of(pm);
+  portmap_core_disarm(core, &pm->timer);
+  portmap_core_disarm(core, &pm->expiry);
+  pcp_state_t *st = pm->srv->st;
+  if (pm->prev)
+    pm->prev->next = pm->next;
+  else
+    st->maps = pm->next;
+  if (pm->next)
+    pm->next->prev = pm->prev;
   free(pm);
 }
 
-/* End the mapping: free our state first, then queue the final event. */
+/* Tell the core; a success means the mapping has been mapped. */
+static void emit(pcp_map_t *pm, portmap_event_t ev) {
+  if (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED || ev == PORTMAP_EVENT_CHANGED)
+    pm->ever_mapped = 1;
+  portmap_core_report(core_of(pm), pm->h, ev, &pm->res);
+}
+
+/* End the mapping: free our state first, then report the final event. */
 static void pm_finish(pcp_map_t *pm, portmap_event_t ev, portmap_status_t status) {
-  portmap_mapping_t *m = pm->m;
-  m->info.status = status;
+  portmap_core_t *core = core_of(pm);
+  portmap_mapping_t *h = pm->h;
+  portmap_result_t res = pm->res;
+  res.status = status;
   pm_free(pm);
-  portmap_mapping_emit(m, ev);
+  portmap_core_report(core, h, ev, &res);
 }
 
 static void arm(pcp_map_t *pm, uint64_t deadline) {
-  if (portmap_sched_push(&client_of(pm)->sched, &pm->timer, deadline) != 0)
-    portmap_log(client_of(pm), PORTMAP_LOG_ERROR, "pcp: out of memory for a timer");
+  if (portmap_core_arm(core_of(pm), &pm->timer, deadline) != 0)
+    portmap_core_log(core_of(pm), PORTMAP_LOG_ERROR, "pcp: out of memory for a timer");
 }
 
 static uint64_t error_ms(uint32_t lifetime_s, uint32_t default_ms) {
@@ -183,21 +199,21 @@ static uint64_t error_ms(uint32_t lifetime_s, uint32_t default_ms) {
 
 /* A new mapping gives up at request_timeout_ms, error lifetimes or not. */
 static uint64_t clip_to_request_timeout(pcp_map_t *pm, uint64_t deadline) {
-  uint32_t timeout = client_of(pm)->cfg.request_timeout_ms;
-  if (timeout == 0 || pm->m->ever_mapped)
+  uint32_t timeout = portmap_core_config(core_of(pm))->request_timeout_ms;
+  if (timeout == 0 || pm->ever_mapped)
     return deadline;
   uint64_t end = pm->first_request + timeout;
   return deadline < end ? deadline : end;
 }
 
 static int request_timed_out(pcp_map_t *pm, uint64_t now) {
-  uint32_t timeout = client_of(pm)->cfg.request_timeout_ms;
-  return timeout > 0 && !pm->m->ever_mapped && now - pm->first_request >= timeout;
+  uint32_t timeout = portmap_core_config(core_of(pm))->request_timeout_ms;
+  return timeout > 0 && !pm->ever_mapped && now - pm->first_request >= timeout;
 }
 
 /* Build the request for the mapping with the given lifetime into pm->pkt. */
 static portmap_status_t build_request(pcp_map_t *pm, uint32_t lifetime) {
-  portmap_mapping_t *m = pm->m;
+  const portmap_req_t *m = pm->req;
   pcp_server_t *s = pm->srv;
   pcp_msg_t msg;
   pcp_msg_init(&msg);
@@ -254,7 +270,7 @@ static portmap_status_t build_request(pcp_map_t *pm, uint32_t lifetime) {
 }
 
 static void retx_init_for(pcp_map_t *pm, int deleting) {
-  const portmap_config_t *cfg = &client_of(pm)->cfg;
+  const portmap_config_t *cfg = portmap_core_config(core_of(pm));
   uint32_t mrc = cfg->pcp_mrc;
   if (deleting && (mrc == 0 || mrc > PCP_DELETE_MRC))
     mrc = PCP_DELETE_MRC; /* a delete is bounded even when creates are not */
@@ -266,7 +282,7 @@ static void retx_init_for(pcp_map_t *pm, int deleting) {
 static void retx_step(pcp_map_t *pm, uint64_t now);
 
 static void start_cycle(pcp_map_t *pm, enum pcp_phase phase, uint64_t now) {
-  uint32_t lifetime = phase == PH_DELETE ? 0 : pm->m->lifetime;
+  uint32_t lifetime = phase == PH_DELETE ? 0 : pm->req->lifetime;
   pm->phase = phase;
   if (build_request(pm, lifetime) != PORTMAP_OK) {
     pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_INVALID);
@@ -277,26 +293,25 @@ static void start_cycle(pcp_map_t *pm, enum pcp_phase phase, uint64_t now) {
 }
 
 static void give_up(pcp_map_t *pm) {
-  portmap_mapping_t *m = pm->m;
-  portmap_log(client_of(pm), PORTMAP_LOG_INFO, "pcp: no answer from the server, giving up");
-  m->info.gateway_result = -1;
+  portmap_core_log(core_of(pm), PORTMAP_LOG_INFO, "pcp: no answer from the server, giving up");
+  pm->res.gateway_result = -1;
   pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_TIMEOUT);
 }
 
 static void retx_step(pcp_map_t *pm, uint64_t now) {
-  portmap_client_t *c = client_of(pm);
+  portmap_core_t *core = core_of(pm);
   if (pm->phase == PH_REQUEST && request_timed_out(pm, now)) {
     give_up(pm);
     return;
   }
   int first = pm->retx.sends == 0;
-  uint32_t wait = pcp_retx_next(&pm->retx, now, portmap_client_random32(c));
+  uint32_t wait = pcp_retx_next(&pm->retx, now, portmap_core_random32(core));
   if (wait == 0) {
     give_up(pm); /* C3 */
     return;
   }
   if (!first)
-    c->stats.retransmissions++;
+    portmap_core_stats(core)->retransmissions++;
   pm->outstanding = 1;
   server_send(pm->srv, pm->pkt, pm->pkt_len);
   uint64_t next = now + wait;
@@ -304,12 +319,12 @@ static void retx_step(pcp_map_t *pm, uint64_t now) {
 }
 
 static void schedule_renewal(pcp_map_t *pm, uint64_t now) {
-  portmap_client_t *c = client_of(pm);
+  portmap_core_t *core = core_of(pm);
   uint32_t d = pcp_renew_delay(pm->granted_lifetime, pm->renew_attempt, now - pm->granted_at,
-                               portmap_client_random32(c));
+                               portmap_core_random32(core));
   pm->phase = PH_RENEW;
   if (d == 0)
-    portmap_sched_cancel(&c->sched, &pm->timer); /* only the expiry is left */
+    portmap_core_disarm(core, &pm->timer); /* only the expiry is left */
   else
     arm(pm, now + d);
 }
@@ -323,7 +338,7 @@ static void on_timer(portmap_timer_t *t, uint64_t now) {
     break;
   case PH_RENEW:
     /* H5: one renewal per attempt point; the next point is the retry */
-    if (build_request(pm, pm->m->lifetime) != PORTMAP_OK) {
+    if (build_request(pm, pm->req->lifetime) != PORTMAP_OK) {
       pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_INVALID);
       return;
     }
@@ -346,32 +361,32 @@ static void on_timer(portmap_timer_t *t, uint64_t now) {
 /* The granted lifetime ran out without a successful renewal. */
 static void on_expiry(portmap_timer_t *t, uint64_t now) {
   pcp_map_t *pm = t->ctx;
-  portmap_mapping_t *m = pm->m;
-  m->info.lifetime = 0;
-  m->expiry_ms = 0;
-  if (m->flags & PORTMAP_FLAG_ONCE) {
+  pm->res.lifetime = 0;
+  pm->res.expiry_ms = 0;
+  if (pm->req->flags & PORTMAP_FLAG_ONCE) {
     pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
     return;
   }
-  m->info.status = PORTMAP_ERR_TIMEOUT;
-  portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
+  pm->res.status = PORTMAP_ERR_TIMEOUT;
+  emit(pm, PORTMAP_EVENT_LOST);
   if (pm->phase == PH_RENEW)
     start_cycle(pm, PH_REQUEST, now); /* re-create, suggesting the old (H2) */
 }
 
 /* E5: the server lost its state; re-create every mapping there. */
 static void recover_server(pcp_server_t *s, pcp_map_t *except, uint64_t now) {
-  portmap_client_t *c = s->st->c;
-  for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next) {
-    pcp_map_t *pm = pm_of(m);
-    if (pm == NULL || pm == except || pm->srv != s)
+  pcp_map_t *next;
+  for (pcp_map_t *pm = s->st->maps; pm != NULL; pm = next) {
+    next = pm->next; /* start_cycle() may end it */
+    if (pm == except || pm->srv != s)
       continue;
     if (pm->phase == PH_RENEW || pm->phase == PH_BACKOFF) {
       pm->renew_attempt = 0;
       start_cycle(pm, PH_REQUEST, now);
     }
   }
-  portmap_probe_epoch_changed(c, now); /* what the gateway speaks may have changed too */
+  /* what the gateway speaks may have changed too */
+  portmap_core_epoch_changed(s->st->core, now);
 }
 
 static void on_recovery(portmap_timer_t *t, uint64_t now) {
@@ -381,7 +396,7 @@ static void on_recovery(portmap_timer_t *t, uint64_t now) {
 /* ---------- responses ---------- */
 
 static int map_matches(const pcp_map_t *pm, const pcp_msg_t *r) {
-  const portmap_mapping_t *m = pm->m;
+  const portmap_req_t *m = pm->req;
   /* D3: protocol, internal port, nonce; PEER also the remote peer */
   if (r->opcode != (m->is_peer ? PCP_OP_PEER : PCP_OP_MAP))
     return 0;
@@ -403,19 +418,19 @@ static void backoff(pcp_map_t *pm, uint32_t lifetime_s, uint32_t default_ms, uin
 }
 
 static void on_success(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
-  portmap_client_t *c = client_of(pm);
-  portmap_mapping_t *m = pm->m;
+  portmap_core_t *core = core_of(pm);
+  portmap_result_t *res = &pm->res;
   uint32_t lifetime = r->lifetime > PCP_MAX_LIFETIME ? PCP_MAX_LIFETIME : r->lifetime; /* H4 */
   if (lifetime == 0) {
     /* a create answered with lifetime 0: the server would not keep it */
-    m->info.status = PORTMAP_ERR_REFUSED;
-    portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
+    res->status = PORTMAP_ERR_REFUSED;
+    emit(pm, PORTMAP_EVENT_LOST);
     backoff(pm, 0, PCP_SHORT_ERROR_MS, now);
     return;
   }
   int changed = pm->have_assigned && (pm->assigned_port != r->external_port ||
                                       memcmp(pm->assigned_addr, r->external_addr, 16) != 0);
-  int first = !m->ever_mapped;
+  int first = !pm->ever_mapped;
   pm->have_assigned = 1; /* H3: report what was assigned */
   pm->assigned_port = r->external_port;
   memcpy(pm->assigned_addr, r->external_addr, 16);
@@ -423,27 +438,24 @@ static void on_success(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
   pm->granted_lifetime = lifetime;
   pm->renew_attempt = 0;
   pm->outstanding = 0;
-  m->info.backend = PORTMAP_BACKEND_PCP;
-  m->info.status = PORTMAP_OK;
-  m->info.lifetime = lifetime;
-  m->info.external_port = r->external_port;
-  memcpy(m->info.external_address.bytes, r->external_addr, 16);
-  m->expiry_ms = now + (uint64_t)lifetime * 1000u;
-  portmap_sched_push(&c->sched, &pm->expiry, m->expiry_ms);
-  if (m->flags & PORTMAP_FLAG_ONCE) {
+  res->status = PORTMAP_OK;
+  res->lifetime = lifetime;
+  res->external_port = r->external_port;
+  memcpy(res->external_addr, r->external_addr, 16);
+  res->expiry_ms = now + (uint64_t)lifetime * 1000u;
+  portmap_core_arm(core, &pm->expiry, res->expiry_ms);
+  if (pm->req->flags & PORTMAP_FLAG_ONCE) {
     pm->phase = PH_RENEW;
-    portmap_sched_cancel(&c->sched, &pm->timer);
+    portmap_core_disarm(core, &pm->timer);
   } else {
     schedule_renewal(pm, now); /* H4: from the GRANTED lifetime */
   }
-  portmap_mapping_emit(m, first     ? PORTMAP_EVENT_MAPPED
-                          : changed ? PORTMAP_EVENT_CHANGED
-                                    : PORTMAP_EVENT_RENEWED);
+  emit(pm, first ? PORTMAP_EVENT_MAPPED : changed ? PORTMAP_EVENT_CHANGED : PORTMAP_EVENT_RENEWED);
 }
 
 static void on_error(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
-  portmap_client_t *c = client_of(pm);
-  portmap_mapping_t *m = pm->m;
+  portmap_core_t *core = core_of(pm);
+  const portmap_req_t *m = pm->req;
   pcp_server_t *s = pm->srv;
   int result = r->result;
   /* G3: the external fields of an error are copies of ours: ignore them */
@@ -451,8 +463,9 @@ static void on_error(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
   if ((result == PCP_UNSUPP_OPTION || result == PCP_MALFORMED_OPTION) && pm->sent_description &&
       !(m->flags & PORTMAP_FLAG_DESCRIPTION_REQUIRED)) {
     /* Q26: never lose a mapping over an optional option */
-    portmap_log(c, PORTMAP_LOG_INFO, "pcp: server refused DESCRIPTION (%s); retrying without",
-                pcp_result_name(result));
+    portmap_core_log(core, PORTMAP_LOG_INFO,
+                     "pcp: server refused DESCRIPTION (%s); retrying without",
+                     pcp_result_name(result));
     pm->omit_description = 1;
     s->no_description = 1;
     start_cycle(pm, PH_REQUEST, now);
@@ -461,15 +474,15 @@ static void on_error(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
   if (result == PCP_NOT_AUTHORIZED || result == PCP_ADDRESS_MISMATCH) {
     /* G4, Q16: PCP is not usable here; log once per server */
     if (!s->refusal_logged)
-      portmap_log(c, PORTMAP_LOG_WARN, "pcp: server answered %s: PCP not usable here",
-                  pcp_result_name(result));
+      portmap_core_log(core, PORTMAP_LOG_WARN, "pcp: server answered %s: PCP not usable here",
+                       pcp_result_name(result));
     s->refusal_logged = 1;
     pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_REFUSED);
     return;
   }
   if (result == PCP_UNSUPP_OPTION && m->has_third_party) {
     /* Q27: do not retry blindly */
-    portmap_log(c, PORTMAP_LOG_WARN, "pcp: THIRD_PARTY not permitted by this gateway");
+    portmap_core_log(core, PORTMAP_LOG_WARN, "pcp: THIRD_PARTY not permitted by this gateway");
     pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_REFUSED);
     return;
   }
@@ -489,9 +502,9 @@ static void on_error(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
       pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_REFUSED);
       return;
     }
-    if (!m->ever_mapped || m->expiry_ms <= now) {
-      m->info.status = PORTMAP_ERR_REFUSED;
-      portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
+    if (!pm->ever_mapped || pm->res.expiry_ms <= now) {
+      pm->res.status = PORTMAP_ERR_REFUSED;
+      emit(pm, PORTMAP_EVENT_LOST);
     }
     backoff(pm, r->lifetime, PCP_SHORT_ERROR_MS, now);
     return;
@@ -501,9 +514,8 @@ static void on_error(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
 }
 
 static void on_map_response(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
-  portmap_client_t *c = client_of(pm);
-  portmap_mapping_t *m = pm->m;
-  m->info.gateway_result = r->result;
+  portmap_core_t *core = core_of(pm);
+  pm->res.gateway_result = r->result;
   if (pm->phase == PH_DELETE) {
     /* H6: SUCCESS with lifetime 0 confirms; a late answer to the create
      * (lifetime > 0) is not a confirmation (B4) */
@@ -515,28 +527,28 @@ static void on_map_response(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
   }
   if (!pm->outstanding) {
     /* H7: an unsolicited mapping update (section 14.2) */
-    if (r->result != PCP_SUCCESS || !m->ever_mapped) {
-      c->stats.unmatched++;
+    if (r->result != PCP_SUCCESS || !pm->ever_mapped) {
+      portmap_core_stats(core)->unmatched++;
       return;
     }
     int same = pm->assigned_port == r->external_port &&
                memcmp(pm->assigned_addr, r->external_addr, 16) == 0;
     if (same && r->lifetime != 0) {
-      c->stats.unmatched++; /* a duplicate (B4), not news */
+      portmap_core_stats(core)->unmatched++; /* a duplicate (B4), not news */
       return;
     }
     if (r->lifetime == 0) {
-      m->info.lifetime = 0;
-      m->expiry_ms = 0;
-      m->info.status = PORTMAP_ERR_REFUSED;
-      portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
+      pm->res.lifetime = 0;
+      pm->res.expiry_ms = 0;
+      pm->res.status = PORTMAP_ERR_REFUSED;
+      emit(pm, PORTMAP_EVENT_LOST);
       start_cycle(pm, PH_REQUEST, now);
       return;
     }
     on_success(pm, r, now);
     return;
   }
-  portmap_sched_cancel(&c->sched, &pm->timer);
+  portmap_core_disarm(core, &pm->timer);
   if (r->result == PCP_SUCCESS)
     on_success(pm, r, now);
   else
@@ -545,7 +557,7 @@ static void on_map_response(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
 
 static void probe_report(pcp_server_t *s, int available, portmap_status_t error, int result,
                          uint64_t now) {
-  portmap_client_t *c = s->st->c;
+  portmap_core_t *core = s->st->core;
   portmap_probe_backend_t r;
   memset(&r, 0, sizeof r);
   r.available = available;
@@ -554,50 +566,47 @@ static void probe_report(pcp_server_t *s, int available, portmap_status_t error,
   r.rtt_ms = (uint32_t)(now - s->probe_sent_ms);
   r.epoch = s->epoch.prev_server;
   s->probe_outstanding = 0;
-  portmap_sched_cancel(&c->sched, &s->probe_timer);
-  portmap_probe_report(c, PORTMAP_BACKEND_PCP, &r);
+  portmap_core_disarm(core, &s->probe_timer);
+  portmap_core_probe_result(core, PORTMAP_BACKEND_PCP, &r);
 }
 
 static void on_natpmp(pcp_server_t *s, uint64_t now) {
-  portmap_client_t *c = s->st->c;
+  portmap_core_t *core = s->st->core;
   int any = 0;
   if (s->probe_outstanding) {
     any = 1;
     probe_report(s, 0, PORTMAP_ERR_NATPMP_GATEWAY, PCP_UNSUPP_VERSION, now);
   }
-  portmap_mapping_t *next;
-  for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
-    next = m->next;
-    pcp_map_t *pm = pm_of(m);
-    if (pm == NULL || pm->srv != s || !pm->outstanding)
+  pcp_map_t *next;
+  for (pcp_map_t *pm = s->st->maps; pm != NULL; pm = next) {
+    next = pm->next;
+    if (pm->srv != s || !pm->outstanding)
       continue;
     any = 1;
-    m->info.gateway_result = PCP_UNSUPP_VERSION;
+    pm->res.gateway_result = PCP_UNSUPP_VERSION;
     pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_NATPMP_GATEWAY);
   }
   if (!any) {
-    c->stats.unmatched++;
+    portmap_core_stats(core)->unmatched++;
     return;
   }
   s->natpmp = 1; /* F2: a NAT-PMP gateway */
-  portmap_log(c, PORTMAP_LOG_INFO, "pcp: the gateway speaks NAT-PMP only (UNSUPP_VERSION)");
+  portmap_core_log(core, PORTMAP_LOG_INFO, "pcp: the gateway speaks NAT-PMP only (UNSUPP_VERSION)");
 }
 
 static void on_unreachable(pcp_server_t *s, uint64_t now) {
-  portmap_client_t *c = s->st->c;
-  portmap_mapping_t *next;
+  pcp_map_t *next;
   if (s->probe_outstanding)
     probe_report(s, 0, PORTMAP_ERR_UNREACHABLE, -1, now);
-  for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
-    next = m->next;
-    pcp_map_t *pm = pm_of(m);
-    if (pm == NULL || pm->srv != s || !pm->outstanding)
+  for (pcp_map_t *pm = s->st->maps; pm != NULL; pm = next) {
+    next = pm->next;
+    if (pm->srv != s || !pm->outstanding)
       continue;
     /* Q21: a closed port is an immediate "no PCP here". Nothing is mapped
      * there, so a pending delete is done. */
-    if (pm->phase == PH_DELETE && !(m->flags & PORTMAP_FLAG_DELETE))
+    if (pm->phase == PH_DELETE && !(pm->req->flags & PORTMAP_FLAG_DELETE))
       pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
-    else if (!m->ever_mapped)
+    else if (!pm->ever_mapped)
       pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_UNREACHABLE); /* incl. an explicit delete */
   }
 }
@@ -606,16 +615,17 @@ static void on_unreachable(pcp_server_t *s, uint64_t now) {
  * the 5350 listener. */
 static void on_datagram(pcp_state_t *st, const uint8_t *from, uint16_t from_port,
                         const uint8_t *data, size_t len, uint64_t now) {
-  portmap_client_t *c = st->c;
-  c->stats.received++;
-  portmap_trace(c, 0, from, from_port, data, len);
+  portmap_core_t *core = st->core;
+  portmap_stats_t *stats = portmap_core_stats(core);
+  stats->received++;
+  portmap_core_trace(core, 0, from, from_port, data, len);
   /* B3, B5: only the server's address and port */
   pcp_server_t *s = NULL;
   for (int i = 0; i < 2; i++)
     if (st->srv[i].open && memcmp(st->srv[i].addr, from, 16) == 0 && st->srv[i].port == from_port)
       s = &st->srv[i];
   if (s == NULL) {
-    c->stats.spoofed++;
+    stats->spoofed++;
     return;
   }
   pcp_msg_t r;
@@ -625,7 +635,7 @@ static void on_datagram(pcp_state_t *st, const uint8_t *from, uint16_t from_port
     return;
   }
   if (w != PCP_WIRE_OK) {
-    c->stats.malformed++;
+    stats->malformed++;
     return;
   }
   /* E4: record the epoch of every response, valid or not */
@@ -633,24 +643,23 @@ static void on_datagram(pcp_state_t *st, const uint8_t *from, uint16_t from_port
   s->answered = 1;
   pcp_map_t *match = NULL;
   if (r.opcode == PCP_OP_MAP || r.opcode == PCP_OP_PEER) {
-    for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next) {
-      pcp_map_t *pm = pm_of(m);
-      if (pm != NULL && pm->srv == s && map_matches(pm, &r)) {
+    for (pcp_map_t *pm = st->maps; pm != NULL; pm = pm->next) {
+      if (pm->srv == s && map_matches(pm, &r)) {
         match = pm;
         break;
       }
     }
     if (match == NULL)
-      c->stats.unmatched++;
+      stats->unmatched++;
   }
   if (!valid) {
-    c->stats.epoch_invalid++;
-    portmap_log(c, PORTMAP_LOG_INFO, "pcp: server epoch invalid: it lost its mappings");
+    stats->epoch_invalid++;
+    portmap_core_log(core, PORTMAP_LOG_INFO, "pcp: server epoch invalid: it lost its mappings");
     if (r.opcode == PCP_OP_ANNOUNCE) {
       /* K2: after a random 0-5 s, once however many announcements come */
       if (!portmap_timer_pending(&s->recovery))
-        portmap_sched_push(&c->sched, &s->recovery,
-                           now + portmap_client_random32(c) % (PCP_RECOVERY_SPREAD_MS + 1));
+        portmap_core_arm(core, &s->recovery,
+                         now + portmap_core_random32(core) % (PCP_RECOVERY_SPREAD_MS + 1));
     } else {
       recover_server(s, match, now); /* E5 */
     }
@@ -689,7 +698,7 @@ static void drain_errqueue(pcp_state_t *st, pcp_server_t *s, uint64_t now) {
       struct sock_extended_err ee;
       memcpy(&ee, CMSG_DATA(cm), sizeof ee);
       if (ee.ee_errno == ECONNREFUSED) {
-        portmap_log(st->c, PORTMAP_LOG_INFO, "pcp: port %u closed on the gateway", s->port);
+        portmap_core_log(st->core, PORTMAP_LOG_INFO, "pcp: port %u closed on the gateway", s->port);
         on_unreachable(s, now);
       }
     }
@@ -711,7 +720,7 @@ static void read_fd(pcp_state_t *st, int fd, pcp_server_t *srv, uint64_t now) {
     if (r != PORTMAP_NET_RECV_OK)
       break;
     if (!from_ok) {
-      st->c->stats.malformed++;
+      portmap_core_stats(st->core)->malformed++;
       continue;
     }
     on_datagram(st, from, port, buf, len > sizeof buf ? sizeof buf : len, now);
@@ -727,22 +736,23 @@ static void read_fd(pcp_state_t *st, int fd, pcp_server_t *srv, uint64_t now) {
  * itself, so the core waits longer only for a backend that is mid-answer. */
 static void on_probe_timer(portmap_timer_t *t, uint64_t now) {
   pcp_server_t *s = t->ctx;
-  portmap_client_t *c = s->st->c;
+  portmap_core_t *core = s->st->core;
   if (!s->probe_outstanding)
     return;
-  uint64_t end = s->probe_sent_ms + c->cfg.probe_timeout_ms;
+  uint64_t end = s->probe_sent_ms + portmap_core_config(core)->probe_timeout_ms;
   if (now >= end) {
     probe_report(s, 0, PORTMAP_ERR_TIMEOUT, -1, now); /* Q22: dropped silently */
     return;
   }
   server_send(s, s->probe_pkt, s->probe_len); /* C4: identical */
-  portmap_sched_push(&c->sched, &s->probe_timer, end);
+  portmap_core_arm(core, &s->probe_timer, end);
 }
 
 static void pcp_probe(void *state, uint64_t now) {
   pcp_state_t *st = state;
-  portmap_client_t *c = st->c;
-  int ipv6 = !c->have_gateway4 && c->have_gateway6;
+  uint8_t gw[16];
+  int ipv6 =
+      !portmap_core_gateway(st->core, 0, gw, NULL) && portmap_core_gateway(st->core, 1, gw, NULL);
   pcp_server_t *s = &st->srv[ipv6];
   portmap_status_t rc = server_open(st, ipv6);
   if (rc != PORTMAP_OK) {
@@ -762,7 +772,8 @@ static void pcp_probe(void *state, uint64_t now) {
   s->probe_outstanding = 1;
   s->probe_sent_ms = now;
   server_send(s, s->probe_pkt, s->probe_len);
-  portmap_sched_push(&c->sched, &s->probe_timer, now + c->cfg.probe_timeout_ms / 2 + 1);
+  portmap_core_arm(st->core, &s->probe_timer,
+                   now + portmap_core_config(st->core)->probe_timeout_ms / 2 + 1);
 }
 
 static void pcp_unsolicited(void *state, const uint8_t from[16], uint16_t from_port,
@@ -770,11 +781,11 @@ static void pcp_unsolicited(void *state, const uint8_t from[16], uint16_t from_p
   on_datagram(state, from, from_port, data, len, now); /* B5 checks the source */
 }
 
-static portmap_status_t pcp_create(portmap_client_t *c, void **state) {
+static portmap_status_t pcp_create(portmap_core_t *core, void **state) {
   pcp_state_t *st = calloc(1, sizeof *st);
   if (st == NULL)
     return PORTMAP_ERR_NOMEM;
-  st->c = c;
+  st->core = core;
   for (int i = 0; i < 2; i++) {
     st->srv[i].st = st;
     st->srv[i].fd = -1;
@@ -790,22 +801,24 @@ static void pcp_destroy(void *state) {
   if (st == NULL)
     return;
   for (int i = 0; i < 2; i++) {
-    portmap_sched_cancel(&st->c->sched, &st->srv[i].recovery);
-    portmap_sched_cancel(&st->c->sched, &st->srv[i].probe_timer);
+    portmap_core_disarm(st->core, &st->srv[i].recovery);
+    portmap_core_disarm(st->core, &st->srv[i].probe_timer);
     if (st->srv[i].fd >= 0)
       close(st->srv[i].fd);
   }
   free(st);
 }
 
-static portmap_status_t pcp_check(void *state, const portmap_mapping_t *m) {
+static portmap_status_t pcp_check(void *state, const portmap_req_t *req) {
   (void)state;
-  (void)m;
+  (void)req;
   return PORTMAP_OK; /* PCP expresses every request the API takes */
 }
 
-static portmap_status_t pcp_start(void *state, portmap_mapping_t *m, uint64_t now) {
+static portmap_status_t pcp_start(void *state, const portmap_be_start_t *start, void **mstate,
+                                  uint64_t now) {
   pcp_state_t *st = state;
+  const portmap_req_t *m = start->req;
   portmap_status_t rc = server_open(st, m->ipv6);
   if (rc != PORTMAP_OK)
     return rc;
@@ -816,14 +829,21 @@ static portmap_status_t pcp_start(void *state, portmap_mapping_t *m, uint64_t no
   pcp_map_t *pm = calloc(1, sizeof *pm);
   if (pm == NULL)
     return PORTMAP_ERR_NOMEM;
-  pm->m = m;
+  pm->h = start->handle;
+  pm->req = m;
+  pm->res = start->result;
+  pm->ever_mapped = start->ever_mapped;
   pm->srv = s;
   portmap_timer_init(&pm->timer, on_timer, pm);
   portmap_timer_init(&pm->expiry, on_expiry, pm);
-  m->be_data = pm;
+  pm->next = st->maps;
+  if (st->maps)
+    st->maps->prev = pm;
+  st->maps = pm;
+  *mstate = pm;
   pm->first_request = now;
-  m->info.backend = PORTMAP_BACKEND_PCP;
-  memcpy(m->info.internal_address.bytes, m->has_third_party ? m->third_party : s->local, 16);
+  memcpy(pm->res.internal_addr, m->has_third_party ? m->third_party : s->local, 16);
+  portmap_core_update(st->core, pm->h, &pm->res);
   if (m->flags & PORTMAP_FLAG_DELETE) {
     start_cycle(pm, PH_DELETE, now);
   } else if (now < s->no_new_until) {
@@ -835,14 +855,14 @@ static portmap_status_t pcp_start(void *state, portmap_mapping_t *m, uint64_t no
   return PORTMAP_OK;
 }
 
-static void pcp_revoke(void *state, portmap_mapping_t *m, uint64_t now) {
+static void pcp_revoke(void *state, void *mstate, uint64_t now) {
   (void)state;
-  pcp_map_t *pm = m->be_data;
+  pcp_map_t *pm = mstate;
   if (pm == NULL)
     return;
   if (pm->phase == PH_DELETE)
     return;
-  if (m->is_peer) {
+  if (pm->req->is_peer) {
     /* I1: PEER cannot delete; it lapses at its lifetime */
     pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
     return;
@@ -860,14 +880,15 @@ static void pcp_revoke(void *state, portmap_mapping_t *m, uint64_t now) {
     pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
     return;
   }
-  portmap_sched_cancel(&client_of(pm)->sched, &pm->expiry);
+  portmap_core_disarm(core_of(pm), &pm->expiry);
   start_cycle(pm, PH_DELETE, now); /* H6 */
 }
 
-static void pcp_detach(void *state, portmap_mapping_t *m) {
+static void pcp_detach(void *state, void *mstate, int revoked) {
   (void)state;
-  if (m->be_data != NULL)
-    pm_free(m->be_data);
+  (void)revoked;
+  if (mstate != NULL)
+    pm_free(mstate);
 }
 
 static size_t pcp_fds(void *state, int *fds, size_t cap) {

@@ -83,7 +83,7 @@
 
 /* Q11: a stable pseudo-random sequence of external ports per (host, port,
  * protocol), so a restarted application asks for the same ports again. */
-static uint16_t conflict_port(const upnp_state_t *st, const portmap_mapping_t *m, unsigned i,
+static uint16_t conflict_port(const upnp_state_t *st, const portmap_req_t *m, unsigned i,
                               uint16_t avoid) {
   uint8_t in[11];
   memcpy(in, st->local + 12, 4);
@@ -109,9 +109,9 @@ static uint16_t conflict_port(const upnp_state_t *st, const portmap_mapping_t *m
 
 static void pm_free(upnp_map_t *pm, int cleanup) {
   upnp_state_t *st = pm->st;
-  portmap_client_t *c = st->c;
-  portmap_sched_cancel(&c->sched, &pm->timer);
-  portmap_sched_cancel(&c->sched, &pm->expiry);
+  portmap_core_t *core = st->core;
+  portmap_core_disarm(core, &pm->timer);
+  portmap_core_disarm(core, &pm->expiry);
   upnp_call_t *k = pm->call;
   if (k != NULL) {
     pm->call = NULL;
@@ -136,21 +136,35 @@ static void pm_free(upnp_map_t *pm, int cleanup) {
   }
   int added = pm->added;
   uint16_t port = pm->ext_port;
-  const char *proto = proto_name(pm->m->protocol);
+  const char *proto = proto_name(pm->req->protocol);
   pm->added = 0;
-  pm->m->be_data = NULL;
+  if (pm->prev)
+    pm->prev->next = pm->next;
+  else
+    st->maps = pm->next;
+  if (pm->next)
+    pm->next->prev = pm->prev;
   free(pm);
   if (cleanup && added) /* Q10: nothing we added outlives the mapping */
-    portmap_upnp_cleanup_submit(st, proto, port, portmap_client_now(c));
+    portmap_upnp_cleanup_submit(st, proto, port, portmap_core_now(core));
 }
 
-/* End the mapping: free our state first, then queue the final event. */
+/* Tell the core; a success means the mapping has been mapped. */
+static void emit(upnp_map_t *pm, portmap_event_t ev) {
+  if (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED || ev == PORTMAP_EVENT_CHANGED)
+    pm->ever_mapped = 1;
+  portmap_core_report(pm->st->core, pm->h, ev, &pm->res);
+}
+
+/* End the mapping: free our state first, then report the final event. */
 void portmap_upnp_pm_finish(upnp_map_t *pm, portmap_event_t ev, portmap_status_t status,
                             int cleanup) {
-  portmap_mapping_t *m = pm->m;
-  m->info.status = status;
+  portmap_core_t *core = pm->st->core;
+  portmap_mapping_t *h = pm->h;
+  portmap_result_t res = pm->res;
+  res.status = status;
   pm_free(pm, cleanup);
-  portmap_mapping_emit(m, ev);
+  portmap_core_report(core, h, ev, &res);
 }
 
 static void pm_wait_gw(upnp_map_t *pm, uint64_t now) {
@@ -161,7 +175,7 @@ static void pm_wait_gw(upnp_map_t *pm, uint64_t now) {
 /* Issue one call for the mapping with its current parameters. */
 static void pm_call(upnp_map_t *pm, enum call_kind kind, uint64_t now) {
   upnp_state_t *st = pm->st;
-  portmap_mapping_t *m = pm->m;
+  const portmap_req_t *m = pm->req;
   if (!st->gw.ready) {
     pm_wait_gw(pm, now); /* the sequence starts over when it is back */
     return;
@@ -186,7 +200,7 @@ static void pm_call(upnp_map_t *pm, enum call_kind kind, uint64_t now) {
 }
 
 static void pm_add(upnp_map_t *pm, uint64_t now) {
-  pm->lease = pm->st->gw.permanent_only ? 0 : pm->m->lifetime; /* Q9 */
+  pm->lease = pm->st->gw.permanent_only ? 0 : pm->req->lifetime; /* Q9 */
   pm_call(pm, CALL_ADD, now);
 }
 
@@ -225,7 +239,7 @@ void portmap_upnp_pm_begin(upnp_map_t *pm, enum map_seq seq, uint64_t now) {
   pm->rediscovered = 0;
   pm->http_retry = 0;
   pm->vanished = 0;
-  portmap_sched_cancel(&pm->st->c->sched, &pm->timer);
+  portmap_core_disarm(pm->st->core, &pm->timer);
   if (!pm->st->gw.ready) {
     pm_wait_gw(pm, now);
     return;
@@ -234,10 +248,9 @@ void portmap_upnp_pm_begin(upnp_map_t *pm, enum map_seq seq, uint64_t now) {
 }
 
 static void pm_retry_later(upnp_map_t *pm, uint64_t now) {
-  portmap_mapping_t *m = pm->m;
   uint64_t wait = UPNP_RETRY_MS;
-  if (m->expiry_ms > now && (m->expiry_ms - now) / 2 < wait)
-    wait = (m->expiry_ms - now) / 2; /* try again before the lease ends */
+  if (pm->res.expiry_ms > now && (pm->res.expiry_ms - now) / 2 < wait)
+    wait = (pm->res.expiry_ms - now) / 2; /* try again before the lease ends */
   if (wait < 1000u)
     wait = 1000u;
   pm->seq = SEQ_IDLE;
@@ -247,65 +260,62 @@ static void pm_retry_later(upnp_map_t *pm, uint64_t now) {
 /* A sequence could not finish. New mappings and deletes end here; a
  * mapping that exists keeps trying (LOST comes from the expiry). */
 void portmap_upnp_pm_fail(upnp_map_t *pm, portmap_status_t status, uint64_t now) {
-  portmap_mapping_t *m = pm->m;
+  const portmap_req_t *m = pm->req;
   if (pm->seq == SEQ_DELETE || pm->seq == SEQ_DELCHECK || pm->revoking) {
     portmap_upnp_pm_finish(pm, PORTMAP_EVENT_FAILED, status, 0);
     return;
   }
-  if (!m->ever_mapped || (m->flags & PORTMAP_FLAG_ONCE)) {
+  if (!pm->ever_mapped || (m->flags & PORTMAP_FLAG_ONCE)) {
     portmap_upnp_pm_finish(pm, PORTMAP_EVENT_FAILED, status, 1);
     return;
   }
-  m->info.status = status;
+  pm->res.status = status;
   if (pm->vanished || (pm->permanent && !pm->added)) {
     /* Q14: it is gone from the gateway and could not be put back */
-    m->info.lifetime = 0;
-    m->expiry_ms = 0;
-    portmap_sched_cancel(&pm->st->c->sched, &pm->expiry);
-    portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
+    pm->res.lifetime = 0;
+    pm->res.expiry_ms = 0;
+    portmap_core_disarm(pm->st->core, &pm->expiry);
+    emit(pm, PORTMAP_EVENT_LOST);
   }
   pm_retry_later(pm, now);
 }
 
 static void pm_success(upnp_map_t *pm, uint64_t now) {
   upnp_state_t *st = pm->st;
-  portmap_mapping_t *m = pm->m;
+  const portmap_req_t *m = pm->req;
   uint8_t ext[16];
   if (pm->have_ext)
     memcpy(ext, pm->ext_addr, 16);
   else
     addr_zero4(ext);
-  int first = !m->ever_mapped;
-  int changed = !first && (m->info.external_port != pm->ext_port ||
-                           memcmp(m->info.external_address.bytes, ext, 16) != 0);
-  m->info.backend = PORTMAP_BACKEND_UPNP;
-  m->info.status = PORTMAP_OK;
-  m->info.gateway_result = 0;
-  m->info.external_port = pm->ext_port;
-  memcpy(m->info.external_address.bytes, ext, 16);
+  int first = !pm->ever_mapped;
+  int changed = !first && (pm->res.external_port != pm->ext_port ||
+                           memcmp(pm->res.external_addr, ext, 16) != 0);
+  pm->res.status = PORTMAP_OK;
+  pm->res.gateway_result = 0;
+  pm->res.external_port = pm->ext_port;
+  memcpy(pm->res.external_addr, ext, 16);
   /* lifetime 0 means a permanent lease (Q9) */
-  m->info.lifetime = pm->permanent ? 0 : pm->lease;
+  pm->res.lifetime = pm->permanent ? 0 : pm->lease;
   if (!pm->permanent)
-    m->expiry_ms = now + (uint64_t)pm->lease * 1000u;
+    pm->res.expiry_ms = now + (uint64_t)pm->lease * 1000u;
   else if (m->flags & PORTMAP_FLAG_ONCE)
-    m->expiry_ms = now + (uint64_t)m->lifetime * 1000u; /* our own end for it */
+    pm->res.expiry_ms = now + (uint64_t)m->lifetime * 1000u; /* our own end for it */
   else
-    m->expiry_ms = 0;
-  if (m->expiry_ms != 0 && (m->flags & PORTMAP_FLAG_ONCE || !pm->permanent))
-    portmap_upnp_arm(st, &pm->expiry, m->expiry_ms);
+    pm->res.expiry_ms = 0;
+  if (pm->res.expiry_ms != 0 && (m->flags & PORTMAP_FLAG_ONCE || !pm->permanent))
+    portmap_upnp_arm(st, &pm->expiry, pm->res.expiry_ms);
   else
-    portmap_sched_cancel(&st->c->sched, &pm->expiry);
+    portmap_core_disarm(st->core, &pm->expiry);
   pm->seq = SEQ_IDLE;
   pm->vanished = 0;
   if (m->flags & PORTMAP_FLAG_ONCE)
-    portmap_sched_cancel(&st->c->sched, &pm->timer);
+    portmap_core_disarm(st->core, &pm->timer);
   else if (pm->permanent)
     portmap_upnp_arm(st, &pm->timer, now + UPNP_PERMANENT_VERIFY_MS); /* Q9: our own timer */
   else
     portmap_upnp_arm(st, &pm->timer, now + (uint64_t)pm->lease * 500u); /* at half the lease */
-  portmap_mapping_emit(m, first     ? PORTMAP_EVENT_MAPPED
-                          : changed ? PORTMAP_EVENT_CHANGED
-                                    : PORTMAP_EVENT_RENEWED);
+  emit(pm, first ? PORTMAP_EVENT_MAPPED : changed ? PORTMAP_EVENT_CHANGED : PORTMAP_EVENT_RENEWED);
 }
 
 /* Q13: "connection refused" or silence: retry once, then find the gateway
@@ -327,15 +337,15 @@ static void pm_http_failure(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t now
   if (!pm->rediscovered) {
     pm->rediscovered = 1;
     pm->http_retry = 0;
-    portmap_log(st->c, PORTMAP_LOG_INFO,
-                "upnp: %u failed requests to %s: looking for the gateway again (Q13)",
-                st->http_failures, k->url);
+    portmap_core_log(st->core, PORTMAP_LOG_INFO,
+                     "upnp: %u failed requests to %s: looking for the gateway again (Q13)",
+                     st->http_failures, k->url);
     if (k->gen == st->gw.gen)
       st->gw.ready = 0;
     pm_wait_gw(pm, now);
     return;
   }
-  pm->m->info.gateway_result = -1;
+  pm->res.gateway_result = -1;
   portmap_upnp_pm_fail(pm, status, now);
 }
 
@@ -343,8 +353,9 @@ static void pm_on_extip(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t now) {
   if (rc == 0) {
     pm->have_ext = portmap_upnp_parse_ext(k->o_extip, pm->ext_addr); /* Q12 */
     if (!pm->have_ext)
-      portmap_log(pm->st->c, PORTMAP_LOG_INFO,
-                  "upnp: the gateway reports no usable external address (\"%s\", Q12)", k->o_extip);
+      portmap_core_log(pm->st->core, PORTMAP_LOG_INFO,
+                       "upnp: the gateway reports no usable external address (\"%s\", Q12)",
+                       k->o_extip);
   }
   /* a SOAP error here is not fatal: map without knowing the address */
   if (pm->seq == SEQ_RENEW)
@@ -354,11 +365,11 @@ static void pm_on_extip(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t now) {
 }
 
 static void pm_next_port(upnp_map_t *pm, uint64_t now, int rc) {
-  portmap_mapping_t *m = pm->m;
+  const portmap_req_t *m = pm->req;
   if (++pm->conflict_try > UPNP_CONFLICT_TRIES) {
-    portmap_log(pm->st->c, PORTMAP_LOG_INFO, "upnp: no free external port after %u tries (Q11)",
-                UPNP_CONFLICT_TRIES);
-    m->info.gateway_result = rc;
+    portmap_core_log(pm->st->core, PORTMAP_LOG_INFO,
+                     "upnp: no free external port after %u tries (Q11)", UPNP_CONFLICT_TRIES);
+    pm->res.gateway_result = rc;
     portmap_upnp_pm_fail(pm, PORTMAP_ERR_REFUSED, now);
     return;
   }
@@ -369,12 +380,13 @@ static void pm_next_port(upnp_map_t *pm, uint64_t now, int rc) {
 
 static void pm_on_add(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t now) {
   upnp_state_t *st = pm->st;
-  portmap_mapping_t *m = pm->m;
+  const portmap_req_t *m = pm->req;
   if (rc == 0) {
     pm->permanent = pm->lease == 0;
     if (pm->tried_permanent && !st->gw.permanent_only) {
       st->gw.permanent_only = 1; /* Q9: remember it for this gateway */
-      portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: the gateway grants permanent leases only");
+      portmap_core_log(st->core, PORTMAP_LOG_INFO,
+                       "upnp: the gateway grants permanent leases only");
     }
     pm_success(pm, now);
     return;
@@ -403,13 +415,13 @@ static void pm_on_add(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t now) {
     pm_add(pm, now);
     return;
   }
-  m->info.gateway_result = rc > 0 ? rc : -1;
+  pm->res.gateway_result = rc > 0 ? rc : -1;
   portmap_upnp_pm_fail(pm, PORTMAP_ERR_REFUSED, now);
 }
 
 static void pm_on_get(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t now) {
   upnp_state_t *st = pm->st;
-  portmap_mapping_t *m = pm->m;
+  const portmap_req_t *m = pm->req;
   if (rc == 0) {
     int ours =
         strcmp(k->o_client, st->client) == 0 && strtol(k->o_port, NULL, 10) == m->internal_port;
@@ -418,10 +430,10 @@ static void pm_on_get(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t now) {
         pm->added = 1;
         pm_call(pm, CALL_DELETE, now);
       } else {
-        portmap_log(st->c, PORTMAP_LOG_WARN,
-                    "upnp: port %u/%s belongs to %s:%s, not to us: not deleting it", pm->ext_port,
-                    proto_name(m->protocol), k->o_client, k->o_port);
-        m->info.gateway_result = -1;
+        portmap_core_log(st->core, PORTMAP_LOG_WARN,
+                         "upnp: port %u/%s belongs to %s:%s, not to us: not deleting it",
+                         pm->ext_port, proto_name(m->protocol), k->o_client, k->o_port);
+        pm->res.gateway_result = -1;
         portmap_upnp_pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_REFUSED, 0);
       }
       return;
@@ -446,9 +458,9 @@ static void pm_on_get(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t now) {
       portmap_upnp_pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK, 0); /* nothing to delete */
       return;
     }
-    portmap_log(st->c, PORTMAP_LOG_INFO,
-                "upnp: port %u/%s vanished from the gateway; adding it again (Q14)", pm->ext_port,
-                proto_name(m->protocol));
+    portmap_core_log(st->core, PORTMAP_LOG_INFO,
+                     "upnp: port %u/%s vanished from the gateway; adding it again (Q14)",
+                     pm->ext_port, proto_name(m->protocol));
     pm->added = 0;
     pm->vanished = 1;
     pm_add(pm, now);
@@ -469,15 +481,14 @@ static void pm_on_delete(upnp_map_t *pm, int rc) {
     portmap_upnp_pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK, 0);
     return;
   }
-  pm->m->info.gateway_result = rc > 0 ? rc : -1;
+  pm->res.gateway_result = rc > 0 ? rc : -1;
   portmap_upnp_pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_REFUSED, 0);
 }
 
 void portmap_upnp_pm_on_result(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t now) {
-  portmap_mapping_t *m = pm->m;
   pm->call = NULL;
   if (rc >= 0)
-    m->info.gateway_result = rc;
+    pm->res.gateway_result = rc;
   /* what any exit must know first (Q10) */
   if (rc == 0 && k->kind == CALL_ADD) {
     pm->added = 1;
@@ -531,12 +542,12 @@ static void on_pm_timer(portmap_timer_t *t, uint64_t now) {
   upnp_map_t *pm = t->ctx;
   if (pm->call != NULL || pm->waiting_gw)
     return;
-  portmap_upnp_pm_begin(pm, pm->m->ever_mapped ? SEQ_RENEW : SEQ_CREATE, now);
+  portmap_upnp_pm_begin(pm, pm->ever_mapped ? SEQ_RENEW : SEQ_CREATE, now);
 }
 
 static void on_pm_expiry(portmap_timer_t *t, uint64_t now) {
   upnp_map_t *pm = t->ctx;
-  portmap_mapping_t *m = pm->m;
+  const portmap_req_t *m = pm->req;
   if (m->flags & PORTMAP_FLAG_ONCE) {
     if (pm->permanent && pm->added && pm->call == NULL && !pm->waiting_gw) {
       pm->revoking = 1;
@@ -546,10 +557,10 @@ static void on_pm_expiry(portmap_timer_t *t, uint64_t now) {
     portmap_upnp_pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK, 0);
     return;
   }
-  m->info.lifetime = 0;
-  m->expiry_ms = 0;
-  m->info.status = PORTMAP_ERR_TIMEOUT;
-  portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
+  pm->res.lifetime = 0;
+  pm->res.expiry_ms = 0;
+  pm->res.status = PORTMAP_ERR_TIMEOUT;
+  emit(pm, PORTMAP_EVENT_LOST);
   if (pm->call == NULL && !pm->waiting_gw && !portmap_timer_pending(&pm->timer))
     portmap_upnp_arm(pm->st, &pm->timer, now);
 }
@@ -557,7 +568,7 @@ static void on_pm_expiry(portmap_timer_t *t, uint64_t now) {
 /* ---------- list ---------- */
 
 void portmap_upnp_list_finish(upnp_state_t *st, portmap_status_t status) {
-  portmap_list_report(st->c, status, st->list, st->list_n);
+  portmap_core_list_result(st->core, status, st->list, st->list_n);
   free(st->list);
   st->list = NULL;
   st->list_n = 0;
@@ -614,11 +625,12 @@ void portmap_upnp_list_on_result(upnp_state_t *st, upnp_call_t *k, int rc, uint6
 
 /* ---------- vtable ---------- */
 
-static portmap_status_t upnp_create(portmap_client_t *c, void **state) {
+static portmap_status_t upnp_create(portmap_core_t *core, void **state) {
   upnp_state_t *st = calloc(1, sizeof *st);
   if (st == NULL)
     return PORTMAP_ERR_NOMEM;
-  st->c = c;
+  st->core = core;
+  st->have_gateway4 = portmap_core_gateway(core, 0, st->gateway4, NULL);
   st->fd = -1;
   portmap_timer_init(&st->disc.timer, portmap_upnp_on_disc_timer, st);
   portmap_timer_init(&st->stuck, portmap_upnp_on_stuck, st);
@@ -628,7 +640,7 @@ static portmap_status_t upnp_create(portmap_client_t *c, void **state) {
 
 /* At destroy: keep a call for the orphaned worker, or free it. */
 static void keep_for_worker(upnp_state_t *st, upnp_call_t *k, int keep, upnp_jobs_t *jobs) {
-  portmap_sched_cancel(&st->c->sched, &k->watchdog);
+  portmap_core_disarm(st->core, &k->watchdog);
   portmap_upnp_jobs_keep(jobs, k, keep);
 }
 
@@ -639,9 +651,9 @@ static void upnp_destroy(void *state) {
   upnp_state_t *st = state;
   if (st == NULL)
     return;
-  portmap_client_t *c = st->c;
-  portmap_sched_cancel(&c->sched, &st->disc.timer);
-  portmap_sched_cancel(&c->sched, &st->stuck);
+  portmap_core_t *core = st->core;
+  portmap_core_disarm(core, &st->disc.timer);
+  portmap_core_disarm(core, &st->stuck);
   upnp_jobs_t jobs;
   portmap_upnp_jobs_init(&jobs);
   /* Q10: deletes still queued go; every other call was for the client */
@@ -657,23 +669,24 @@ static void upnp_destroy(void *state) {
     portmap_upnp_call_release_chain(jobs.head); /* nothing was ever sent: none can exist */
   } else {
     if (st->busy != NULL) /* it stays with the worker, or is among the calls it finished */
-      portmap_sched_cancel(&c->sched, &st->busy->watchdog);
+      portmap_core_disarm(core, &st->busy->watchdog);
     if (portmap_upnp_worker_orphan(w, &jobs))
-      portmap_log(c, PORTMAP_LOG_DEBUG,
-                  "upnp: the worker finishes on its own (%zu delete(s) to send)", jobs.n);
+      portmap_core_log(core, PORTMAP_LOG_DEBUG,
+                       "upnp: the worker finishes on its own (%zu delete(s) to send)", jobs.n);
   }
   if (jobs.dropped > 0)
-    portmap_log(c, PORTMAP_LOG_WARN,
-                "upnp: %zu more port(s) to delete at exit than the worker takes (%u): they may "
-                "stay on the gateway",
-                jobs.dropped, UPNP_ORPHAN_JOBS_MAX);
+    portmap_core_log(
+        core, PORTMAP_LOG_WARN,
+        "upnp: %zu more port(s) to delete at exit than the worker takes (%u): they may "
+        "stay on the gateway",
+        jobs.dropped, UPNP_ORPHAN_JOBS_MAX);
   free(st->list);
   if (st->fd >= 0)
     close(st->fd);
   free(st);
 }
 
-static portmap_status_t upnp_check(void *state, const portmap_mapping_t *m) {
+static portmap_status_t upnp_check(void *state, const portmap_req_t *m) {
   (void)state;
   /* what an IGD port mapping cannot say: PCP-only features, IPv6,
    * protocols other than TCP and UDP (protocol 0 included) */
@@ -684,39 +697,48 @@ static portmap_status_t upnp_check(void *state, const portmap_mapping_t *m) {
   return PORTMAP_OK;
 }
 
-static portmap_status_t upnp_start(void *state, portmap_mapping_t *m, uint64_t now) {
+static portmap_status_t upnp_start(void *state, const portmap_be_start_t *start, void **mstate,
+                                   uint64_t now) {
   upnp_state_t *st = state;
-  if (!st->c->have_gateway4)
+  const portmap_req_t *m = start->req;
+  if (!st->have_gateway4)
     return PORTMAP_ERR_NO_GATEWAY;
   if (portmap_upnp_ensure_local(st) != 0)
     return PORTMAP_ERR_SYSTEM;
   upnp_map_t *pm = calloc(1, sizeof *pm);
   if (pm == NULL)
     return PORTMAP_ERR_NOMEM;
-  pm->m = m;
+  pm->h = start->handle;
+  pm->req = m;
+  pm->res = start->result;
+  pm->ever_mapped = start->ever_mapped;
   pm->st = st;
   portmap_timer_init(&pm->timer, on_pm_timer, pm);
   portmap_timer_init(&pm->expiry, on_pm_expiry, pm);
   /* Q8: never external port 0 ("all ports" to some): suggest the internal one */
   pm->ext_port = m->suggested_port != 0 ? m->suggested_port : m->internal_port;
-  m->be_data = pm;
-  m->info.backend = PORTMAP_BACKEND_UPNP;
-  memcpy(m->info.internal_address.bytes, st->local, 16);
+  pm->next = st->maps;
+  if (st->maps)
+    st->maps->prev = pm;
+  st->maps = pm;
+  *mstate = pm;
+  memcpy(pm->res.internal_addr, st->local, 16);
+  portmap_core_update(st->core, pm->h, &pm->res);
   portmap_upnp_pm_begin(pm, (m->flags & PORTMAP_FLAG_DELETE) ? SEQ_DELCHECK : SEQ_CREATE, now);
   return PORTMAP_OK;
 }
 
-static void upnp_revoke(void *state, portmap_mapping_t *m, uint64_t now) {
+static void upnp_revoke(void *state, void *mstate, uint64_t now) {
   (void)state;
-  upnp_map_t *pm = m->be_data;
+  upnp_map_t *pm = mstate;
   if (pm == NULL || pm->seq == SEQ_DELETE || pm->seq == SEQ_DELCHECK)
     return;
   if (pm->call != NULL || (pm->waiting_gw && pm->added)) {
     pm->revoking = 1; /* decided when the call comes back */
     return;
   }
-  portmap_sched_cancel(&pm->st->c->sched, &pm->timer);
-  portmap_sched_cancel(&pm->st->c->sched, &pm->expiry);
+  portmap_core_disarm(pm->st->core, &pm->timer);
+  portmap_core_disarm(pm->st->core, &pm->expiry);
   pm->waiting_gw = 0;
   if (!pm->added) {
     portmap_upnp_pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK, 0);
@@ -725,11 +747,11 @@ static void upnp_revoke(void *state, portmap_mapping_t *m, uint64_t now) {
   portmap_upnp_pm_begin(pm, SEQ_DELETE, now);
 }
 
-static void upnp_detach(void *state, portmap_mapping_t *m) {
+static void upnp_detach(void *state, void *mstate, int revoked) {
   (void)state;
-  upnp_map_t *pm = m->be_data;
+  upnp_map_t *pm = mstate;
   if (pm != NULL)
-    pm_free(pm, m->revoked); /* kept on the gateway unless a delete was asked for */
+    pm_free(pm, revoked); /* kept on the gateway unless a delete was asked for */
 }
 
 static size_t upnp_fds(void *state, int *fds, size_t cap) {
@@ -754,7 +776,7 @@ static portmap_status_t upnp_list(void *state, uint64_t now) {
   upnp_state_t *st = state;
   if (st->list_active)
     return PORTMAP_ERR_STATE;
-  if (!st->c->have_gateway4)
+  if (!st->have_gateway4)
     return PORTMAP_ERR_NO_GATEWAY;
   st->list = calloc(UPNP_LIST_MAX, sizeof *st->list);
   if (st->list == NULL)

@@ -19,8 +19,8 @@ static void orphan_result(upnp_state_t *st, upnp_call_t *call, int rc);
 /* ---------- helpers ---------- */
 
 void portmap_upnp_arm(upnp_state_t *st, portmap_timer_t *t, uint64_t deadline) {
-  if (portmap_sched_push(&st->c->sched, t, deadline) != 0)
-    portmap_log(st->c, PORTMAP_LOG_ERROR, "upnp: out of memory for a timer");
+  if (portmap_core_arm(st->core, t, deadline) != 0)
+    portmap_core_log(st->core, PORTMAP_LOG_ERROR, "upnp: out of memory for a timer");
 }
 
 int portmap_upnp_parse_ext(const char *text, uint8_t out[16]) {
@@ -35,7 +35,9 @@ int portmap_upnp_parse_ext(const char *text, uint8_t out[16]) {
 /* ---------- the worker ---------- */
 
 static uint32_t call_limit_ms(const upnp_state_t *st) {
-  return st->c->cfg.upnp_timeout_ms > 0 ? st->c->cfg.upnp_timeout_ms : UPNP_DEFAULT_TIMEOUT_MS;
+  return portmap_core_config(st->core)->upnp_timeout_ms > 0
+             ? portmap_core_config(st->core)->upnp_timeout_ms
+             : UPNP_DEFAULT_TIMEOUT_MS;
 }
 
 static int worker_ensure(upnp_state_t *st) {
@@ -51,7 +53,7 @@ static int worker_ensure(upnp_state_t *st) {
 void portmap_upnp_call_free(upnp_call_t *k) {
   if (k == NULL)
     return;
-  portmap_sched_cancel(&k->st->c->sched, &k->watchdog);
+  portmap_core_disarm(k->st->core, &k->watchdog);
   portmap_upnp_call_release(k);
 }
 
@@ -104,7 +106,7 @@ static void pump(upnp_state_t *st, uint64_t now) {
 
 int portmap_upnp_submit(upnp_state_t *st, upnp_call_t *k, uint64_t now) {
   if (worker_ensure(st) != 0) {
-    portmap_log(st->c, PORTMAP_LOG_ERROR, "upnp: cannot start the worker thread");
+    portmap_core_log(st->core, PORTMAP_LOG_ERROR, "upnp: cannot start the worker thread");
     portmap_upnp_call_free(k);
     return -1;
   }
@@ -121,54 +123,59 @@ int portmap_upnp_submit(upnp_state_t *st, upnp_call_t *k, uint64_t now) {
 }
 
 static void log_call(upnp_state_t *st, const upnp_call_t *k, int rc) {
-  portmap_client_t *c = st->c;
-  if (c->cfg.log_cb == NULL || c->cfg.log_level < PORTMAP_LOG_DEBUG)
+  portmap_core_t *core = st->core;
+  if (portmap_core_config(core)->log_cb == NULL ||
+      portmap_core_config(core)->log_level < PORTMAP_LOG_DEBUG)
     return;
   char r[96];
   portmap_upnp_rc_text(rc, r, sizeof r);
   int out = rc == 0 && !k->timed_out;
   switch (k->kind) {
   case CALL_DESCRIBE:
-    portmap_log(c, PORTMAP_LOG_DEBUG, "upnp: GET %s -> %s (HTTP %d, %zu WAN services)", k->url, r,
-                out ? k->http_status : 0, out && k->descr ? k->descr->n_services : 0);
+    portmap_core_log(core, PORTMAP_LOG_DEBUG, "upnp: GET %s -> %s (HTTP %d, %zu WAN services)",
+                     k->url, r, out ? k->http_status : 0,
+                     out && k->descr ? k->descr->n_services : 0);
     break;
   case CALL_STATUS:
-    portmap_log(c, PORTMAP_LOG_DEBUG, "upnp: %s GetStatusInfo() -> %s NewConnectionStatus=%s",
-                k->service, r, out ? k->o_status : "");
+    portmap_core_log(core, PORTMAP_LOG_DEBUG,
+                     "upnp: %s GetStatusInfo() -> %s NewConnectionStatus=%s", k->service, r,
+                     out ? k->o_status : "");
     break;
   case CALL_EXTIP:
-    portmap_log(c, PORTMAP_LOG_DEBUG,
-                "upnp: %s GetExternalIPAddress() -> %s NewExternalIPAddress=%s", k->service, r,
-                out ? k->o_extip : "");
+    portmap_core_log(core, PORTMAP_LOG_DEBUG,
+                     "upnp: %s GetExternalIPAddress() -> %s NewExternalIPAddress=%s", k->service, r,
+                     out ? k->o_extip : "");
     break;
   case CALL_ADD:
   case CALL_ADDANY:
-    portmap_log(c, PORTMAP_LOG_DEBUG,
-                "upnp: %s %s(NewRemoteHost=, NewExternalPort=%s, NewProtocol=%s, "
-                "NewInternalPort=%s, NewInternalClient=%s, NewEnabled=1, "
-                "NewPortMappingDescription=%s, NewLeaseDuration=%s) -> %s%s%s",
-                k->service, k->kind == CALL_ADD ? "AddPortMapping" : "AddAnyPortMapping",
-                k->ext_port, k->proto, k->int_port, k->client, k->desc, k->lease, r,
-                out && k->kind == CALL_ADDANY ? " NewReservedPort=" : "",
-                out && k->kind == CALL_ADDANY ? k->o_reserved : "");
+    portmap_core_log(core, PORTMAP_LOG_DEBUG,
+                     "upnp: %s %s(NewRemoteHost=, NewExternalPort=%s, NewProtocol=%s, "
+                     "NewInternalPort=%s, NewInternalClient=%s, NewEnabled=1, "
+                     "NewPortMappingDescription=%s, NewLeaseDuration=%s) -> %s%s%s",
+                     k->service, k->kind == CALL_ADD ? "AddPortMapping" : "AddAnyPortMapping",
+                     k->ext_port, k->proto, k->int_port, k->client, k->desc, k->lease, r,
+                     out && k->kind == CALL_ADDANY ? " NewReservedPort=" : "",
+                     out && k->kind == CALL_ADDANY ? k->o_reserved : "");
     break;
   case CALL_GET:
-    portmap_log(c, PORTMAP_LOG_DEBUG,
-                "upnp: %s GetSpecificPortMappingEntry(NewExternalPort=%s, NewProtocol=%s) -> %s "
-                "NewInternalClient=%s NewInternalPort=%s NewLeaseDuration=%s",
-                k->service, k->ext_port, k->proto, r, out ? k->o_client : "", out ? k->o_port : "",
-                out ? k->o_lease : "");
+    portmap_core_log(
+        core, PORTMAP_LOG_DEBUG,
+        "upnp: %s GetSpecificPortMappingEntry(NewExternalPort=%s, NewProtocol=%s) -> %s "
+        "NewInternalClient=%s NewInternalPort=%s NewLeaseDuration=%s",
+        k->service, k->ext_port, k->proto, r, out ? k->o_client : "", out ? k->o_port : "",
+        out ? k->o_lease : "");
     break;
   case CALL_DELETE:
-    portmap_log(c, PORTMAP_LOG_DEBUG,
-                "upnp: %s DeletePortMapping(NewExternalPort=%s, NewProtocol=%s) -> %s", k->service,
-                k->ext_port, k->proto, r);
+    portmap_core_log(core, PORTMAP_LOG_DEBUG,
+                     "upnp: %s DeletePortMapping(NewExternalPort=%s, NewProtocol=%s) -> %s",
+                     k->service, k->ext_port, k->proto, r);
     break;
   case CALL_LIST:
-    portmap_log(c, PORTMAP_LOG_DEBUG,
-                "upnp: %s GetGenericPortMappingEntry(NewPortMappingIndex=%s) -> %s %s %s %s:%s",
-                k->service, k->index, r, out ? k->o_proto : "", out ? k->o_ext_port : "",
-                out ? k->o_client : "", out ? k->o_port : "");
+    portmap_core_log(
+        core, PORTMAP_LOG_DEBUG,
+        "upnp: %s GetGenericPortMappingEntry(NewPortMappingIndex=%s) -> %s %s %s %s:%s", k->service,
+        k->index, r, out ? k->o_proto : "", out ? k->o_ext_port : "", out ? k->o_client : "",
+        out ? k->o_port : "");
     break;
   }
 }
@@ -192,9 +199,9 @@ static void dispatch(upnp_state_t *st, upnp_call_t *k, int rc, uint64_t now) {
     break;
   case FOR_CLEANUP:
     if (rc != 0 && rc != UPNP_E_NO_SUCH_ENTRY)
-      portmap_log(st->c, PORTMAP_LOG_WARN,
-                  "upnp: could not delete port %s/%s on the gateway; it may stay there",
-                  k->ext_port, k->proto);
+      portmap_core_log(st->core, PORTMAP_LOG_WARN,
+                       "upnp: could not delete port %s/%s on the gateway; it may stay there",
+                       k->ext_port, k->proto);
     break;
   }
 }
@@ -203,8 +210,8 @@ static void on_watchdog(portmap_timer_t *t, uint64_t now) {
   upnp_call_t *k = t->ctx;
   upnp_state_t *st = k->st;
   k->timed_out = 1;
-  portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: no answer from %s within %u ms", k->url,
-              st->c->cfg.upnp_timeout_ms);
+  portmap_core_log(st->core, PORTMAP_LOG_INFO, "upnp: no answer from %s within %u ms", k->url,
+                   portmap_core_config(st->core)->upnp_timeout_ms);
   log_call(st, k, UPNP_RC_TIMEOUT);
   if (k->kind == CALL_ADD || k->kind == CALL_ADDANY)
     k->cleanup = 1; /* Q10: if it succeeds after all, undo it */
@@ -250,8 +257,8 @@ void portmap_upnp_on_stuck(portmap_timer_t *t, uint64_t now) {
 static void on_call_back(upnp_state_t *st, upnp_call_t *k, uint64_t now) {
   if (st->busy == k)
     st->busy = NULL;
-  portmap_sched_cancel(&st->c->sched, &k->watchdog);
-  portmap_sched_cancel(&st->c->sched, &st->stuck);
+  portmap_core_disarm(st->core, &k->watchdog);
+  portmap_core_disarm(st->core, &st->stuck);
   if (k->timed_out) {
     /* its result was given up on; only a successful add matters (Q10) */
     if (k->purpose == FOR_MAP)
@@ -278,10 +285,8 @@ void portmap_upnp_drain_worker(upnp_state_t *st, uint64_t now) {
 /* ---------- cleanup (Q10) ---------- */
 
 static int port_held(upnp_state_t *st, const char *proto, uint16_t port) {
-  for (portmap_mapping_t *m = st->c->mappings; m != NULL; m = m->next) {
-    upnp_map_t *pm = pm_of(m);
-    if (pm != NULL && pm->added && pm->ext_port == port &&
-        strcmp(proto_name(m->protocol), proto) == 0)
+  for (upnp_map_t *pm = st->maps; pm != NULL; pm = pm->next) {
+    if (pm->added && pm->ext_port == port && strcmp(proto_name(pm->req->protocol), proto) == 0)
       return 1;
   }
   return 0;
@@ -293,12 +298,12 @@ void portmap_upnp_cleanup_submit(upnp_state_t *st, const char *proto, uint16_t p
     return;
   /* the last control URL known, even while the gateway is being looked for again */
   if (st->gw.control_url[0] == '\0') {
-    portmap_log(st->c, PORTMAP_LOG_WARN,
-                "upnp: no gateway to delete port %u/%s on; it may stay there", port, proto);
+    portmap_core_log(st->core, PORTMAP_LOG_WARN,
+                     "upnp: no gateway to delete port %u/%s on; it may stay there", port, proto);
     return;
   }
-  portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: deleting port %u/%s that no mapping owns (Q10)", port,
-              proto);
+  portmap_core_log(st->core, PORTMAP_LOG_INFO,
+                   "upnp: deleting port %u/%s that no mapping owns (Q10)", port, proto);
   upnp_call_t *k = portmap_upnp_call_new(st, CALL_DELETE, FOR_CLEANUP);
   if (k == NULL)
     return;
@@ -316,5 +321,5 @@ static void orphan_result(upnp_state_t *st, upnp_call_t *k, int rc) {
   long port = strtol(k->kind == CALL_ADDANY ? k->o_reserved : k->ext_port, NULL, 10);
   if (port < 1 || port > 65535)
     return;
-  portmap_upnp_cleanup_submit(st, k->proto, (uint16_t)port, portmap_client_now(st->c));
+  portmap_upnp_cleanup_submit(st, k->proto, (uint16_t)port, portmap_core_now(st->core));
 }

@@ -20,12 +20,12 @@
 #include "util/netutil.h"
 
 int portmap_upnp_ensure_local(upnp_state_t *st) {
-  portmap_client_t *c = st->c;
+  uint8_t configured[16];
   if (st->have_local)
     return 0;
-  if (c->have_local && portmap_net_is_v4(c->local_addr))
-    memcpy(st->local, c->local_addr, 16);
-  else if (portmap_net_local_address(c->gateway4, 0, st->local) != 0)
+  if (portmap_core_local_address(st->core, configured) && portmap_net_is_v4(configured))
+    memcpy(st->local, configured, 16);
+  else if (portmap_net_local_address(st->gateway4, 0, st->local) != 0)
     return -1;
   portmap_addr_t a;
   memcpy(a.bytes, st->local, 16);
@@ -37,7 +37,7 @@ int portmap_upnp_ensure_local(upnp_state_t *st) {
 /* ---------- SSDP ---------- */
 
 static int ssdp_open(upnp_state_t *st) {
-  portmap_client_t *c = st->c;
+  portmap_core_t *core = st->core;
   if (st->fd >= 0)
     return 0;
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -49,7 +49,7 @@ static int ssdp_open(upnp_state_t *st) {
     close(fd);
     return -1;
   }
-  if (portmap_ssdp_multicast_allowed(c->gateway4, c->cfg.ssdp_multicast)) {
+  if (portmap_ssdp_multicast_allowed(st->gateway4, portmap_core_config(core)->ssdp_multicast)) {
     /* Q3: multicast from our own interface, TTL 2 (UDA 1.1 section 1.1.2) */
     struct in_addr ifa;
     memcpy(&ifa, st->local + 12, 4);
@@ -64,34 +64,36 @@ static int ssdp_open(upnp_state_t *st) {
 
 static void ssdp_send_to(upnp_state_t *st, const uint8_t addr[16], uint16_t port, const char *host,
                          const char *target) {
-  portmap_client_t *c = st->c;
+  portmap_core_t *core = st->core;
   char buf[512];
   size_t len = portmap_ssdp_build_msearch(buf, sizeof buf, host, target, 1);
   if (len == 0)
     return;
   struct sockaddr_storage ss;
   socklen_t sl = portmap_net_to_sockaddr(addr, port, 0, &ss);
-  portmap_trace(c, 1, addr, port, (const uint8_t *)buf, len);
+  portmap_core_trace(core, 1, addr, port, (const uint8_t *)buf, len);
   if (sendto(st->fd, buf, len, 0, (struct sockaddr *)&ss, sl) < 0)
-    portmap_log(c, PORTMAP_LOG_DEBUG, "upnp: M-SEARCH sendto failed: %s", strerror(errno));
+    portmap_core_log(core, PORTMAP_LOG_DEBUG, "upnp: M-SEARCH sendto failed: %s", strerror(errno));
   else
-    c->stats.sent++;
+    portmap_core_stats(core)->sent++;
 }
 
 /* One datagram per search target (Q2, Q28), unicast to the gateway and,
  * when allowed, multicast (Q3). */
 static void ssdp_send_all(upnp_state_t *st) {
-  portmap_client_t *c = st->c;
+  portmap_core_t *core = st->core;
   static const char *const targets[] = {PORTMAP_SSDP_ST_IGD1, PORTMAP_SSDP_ST_IGD2,
                                         PORTMAP_SSDP_ST_ROOT, PORTMAP_SSDP_ST_DSLF};
-  uint16_t port = c->cfg.ssdp_port != 0 ? c->cfg.ssdp_port : PORTMAP_SSDP_PORT;
+  uint16_t port = portmap_core_config(core)->ssdp_port != 0 ? portmap_core_config(core)->ssdp_port
+                                                            : PORTMAP_SSDP_PORT;
   char host[64];
   portmap_addr_t gw;
-  memcpy(gw.bytes, c->gateway4, 16);
+  memcpy(gw.bytes, st->gateway4, 16);
   char gtext[PORTMAP_ADDRSTRLEN];
   portmap_addr_format(&gw, gtext, sizeof gtext);
   snprintf(host, sizeof host, "%s:%u", gtext, port);
-  int mcast = portmap_ssdp_multicast_allowed(c->gateway4, c->cfg.ssdp_multicast);
+  int mcast =
+      portmap_ssdp_multicast_allowed(st->gateway4, portmap_core_config(core)->ssdp_multicast);
   uint8_t group[16];
   addr_zero4(group);
   group[12] = 239;
@@ -99,7 +101,7 @@ static void ssdp_send_all(upnp_state_t *st) {
   group[14] = 255;
   group[15] = 250;
   for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
-    ssdp_send_to(st, c->gateway4, port, host, targets[i]);
+    ssdp_send_to(st, st->gateway4, port, host, targets[i]);
     if (mcast)
       ssdp_send_to(st, group, PORTMAP_SSDP_PORT, "239.255.255.250:1900", targets[i]);
   }
@@ -125,40 +127,40 @@ static void disc_rearm(upnp_state_t *st) {
 
 static void on_ssdp(upnp_state_t *st, const uint8_t from[16], uint16_t port, const uint8_t *data,
                     size_t len, uint64_t now) {
-  portmap_client_t *c = st->c;
+  portmap_core_t *core = st->core;
   upnp_disc_t *d = &st->disc;
-  c->stats.received++;
-  portmap_trace(c, 0, from, port, data, len);
+  portmap_core_stats(core)->received++;
+  portmap_core_trace(core, 0, from, port, data, len);
   if (d->phase != DISC_SSDP) {
-    c->stats.unmatched++;
+    portmap_core_stats(core)->unmatched++;
     return;
   }
   portmap_ssdp_reply_t r;
   int rc = portmap_ssdp_parse(data, len, &r);
   if (rc != PORTMAP_SSDP_OK) {
-    c->stats.malformed++;
-    portmap_log(c, PORTMAP_LOG_DEBUG, "upnp: SSDP reply dropped (parse error %d)", rc);
+    portmap_core_stats(core)->malformed++;
+    portmap_core_log(core, PORTMAP_LOG_DEBUG, "upnp: SSDP reply dropped (parse error %d)", rc);
     return;
   }
   if (r.st[0] != '\0' && !st_searched(r.st)) {
-    c->stats.unmatched++;
+    portmap_core_stats(core)->unmatched++;
     return;
   }
   portmap_ssdp_url_t u;
-  rc = portmap_ssdp_location_ok(r.location, c->gateway4, &u);
+  rc = portmap_ssdp_location_ok(r.location, st->gateway4, &u);
   if (rc != PORTMAP_SSDP_OK) {
-    c->stats.malformed++;
-    portmap_log(c, PORTMAP_LOG_INFO, "upnp: SSDP LOCATION refused (%d, Q4)", rc);
+    portmap_core_stats(core)->malformed++;
+    portmap_core_log(core, PORTMAP_LOG_INFO, "upnp: SSDP LOCATION refused (%d, Q4)", rc);
     return;
   }
   /* Q1: any source port of the gateway. Q4: another host only for itself. */
-  int from_gw = memcmp(from, c->gateway4, 16) == 0;
+  int from_gw = memcmp(from, st->gateway4, 16) == 0;
   if (!from_gw && memcmp(u.addr, from, 16) != 0) {
-    c->stats.spoofed++;
+    portmap_core_stats(core)->spoofed++;
     return;
   }
   int igd = portmap_ssdp_st_is_igd(r.st);
-  int rank = (from_gw ? 0 : 8) + (memcmp(u.addr, c->gateway4, 16) == 0 ? 0 : 4) + (igd ? 0 : 2);
+  int rank = (from_gw ? 0 : 8) + (memcmp(u.addr, st->gateway4, 16) == 0 ? 0 : 4) + (igd ? 0 : 2);
   size_t i;
   for (i = 0; i < d->n_cand; i++)
     if (strcmp(d->cand[i].location, u.canonical) == 0)
@@ -197,7 +199,7 @@ void portmap_upnp_ssdp_read(upnp_state_t *st, uint64_t now) {
     if (r != PORTMAP_NET_RECV_OK)
       break;
     if (!from_ok) {
-      st->c->stats.malformed++;
+      portmap_core_stats(st->core)->malformed++;
       continue;
     }
     on_ssdp(st, from, port, buf, len > sizeof buf ? sizeof buf : len, now);
@@ -238,16 +240,16 @@ static void probe_report(upnp_state_t *st, portmap_status_t status) {
       copy_str(r.device_name, sizeof r.device_name, d->cand[0].server);
     }
   }
-  portmap_probe_report(st->c, PORTMAP_BACKEND_UPNP, &r);
+  portmap_core_probe_result(st->core, PORTMAP_BACKEND_UPNP, &r);
 }
 
 static void disc_done(upnp_state_t *st, portmap_status_t status, uint64_t now) {
   upnp_disc_t *d = &st->disc;
-  portmap_client_t *c = st->c;
+  portmap_core_t *core = st->core;
   d->phase = DISC_IDLE;
-  portmap_sched_cancel(&c->sched, &d->timer);
+  portmap_core_disarm(core, &d->timer);
   if (status != PORTMAP_OK)
-    portmap_log(c, PORTMAP_LOG_INFO, "upnp: no usable IGD: %s", portmap_strerror(status));
+    portmap_core_log(core, PORTMAP_LOG_INFO, "upnp: no usable IGD: %s", portmap_strerror(status));
   if (st->probe_pending) {
     st->probe_pending = 0;
     probe_report(st, status);
@@ -259,11 +261,10 @@ static void disc_done(upnp_state_t *st, portmap_status_t status, uint64_t now) {
     else
       portmap_upnp_list_finish(st, status);
   }
-  portmap_mapping_t *next;
-  for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
-    next = m->next;
-    upnp_map_t *pm = pm_of(m);
-    if (pm == NULL || !pm->waiting_gw)
+  upnp_map_t *next;
+  for (upnp_map_t *pm = st->maps; pm != NULL; pm = next) {
+    next = pm->next;
+    if (!pm->waiting_gw)
       continue;
     pm->waiting_gw = 0;
     if (pm->revoking) {
@@ -276,7 +277,7 @@ static void disc_done(upnp_state_t *st, portmap_status_t status, uint64_t now) {
     } else if (status == PORTMAP_OK) {
       portmap_upnp_pm_resume(pm, now);
     } else {
-      m->info.gateway_result = d->fail_result;
+      pm->res.gateway_result = d->fail_result;
       portmap_upnp_pm_fail(pm, status, now);
     }
   }
@@ -301,7 +302,7 @@ static void disc_describe_next(upnp_state_t *st, uint64_t now) {
 
 static void disc_finish_ssdp(upnp_state_t *st, uint64_t now) {
   upnp_disc_t *d = &st->disc;
-  portmap_sched_cancel(&st->c->sched, &d->timer);
+  portmap_core_disarm(st->core, &d->timer);
   if (d->n_cand == 0) {
     disc_done(st, PORTMAP_ERR_TIMEOUT, now);
     return;
@@ -338,11 +339,11 @@ void portmap_upnp_on_disc_timer(portmap_timer_t *t, uint64_t now) {
 }
 
 void portmap_upnp_disc_start(upnp_state_t *st, uint64_t now) {
-  portmap_client_t *c = st->c;
+  portmap_core_t *core = st->core;
   upnp_disc_t *d = &st->disc;
   if (d->phase != DISC_IDLE)
     return; /* join the round under way */
-  if (!c->have_gateway4) {
+  if (!st->have_gateway4) {
     disc_done(st, PORTMAP_ERR_NO_GATEWAY, now);
     return;
   }
@@ -350,11 +351,13 @@ void portmap_upnp_disc_start(upnp_state_t *st, uint64_t now) {
     disc_done(st, PORTMAP_ERR_SYSTEM, now);
     return;
   }
-  portmap_sched_cancel(&c->sched, &d->timer);
+  portmap_core_disarm(core, &d->timer);
   memset(d, 0, offsetof(upnp_disc_t, timer));
   d->fail_result = -1;
   d->phase = DISC_SSDP;
-  uint32_t window = c->cfg.probe_timeout_ms > 0 ? c->cfg.probe_timeout_ms : UPNP_SSDP_DEFAULT_MS;
+  uint32_t window = portmap_core_config(core)->probe_timeout_ms > 0
+                        ? portmap_core_config(core)->probe_timeout_ms
+                        : UPNP_SSDP_DEFAULT_MS;
   d->started = now;
   d->deadline = now + window;
   d->resend_at = now + window / 2;
@@ -396,8 +399,8 @@ static void disc_choose(upnp_state_t *st, const upnp_eval_t *e, uint64_t now) {
   g.permanent_only = st->gw.permanent_only && strcmp(st->gw.service, g.service) == 0;
   st->gw = g;
   st->http_failures = 0;
-  portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: using %s at %s (%s, %s)", g.service, g.control_url,
-              g.status[0] ? g.status : "status unknown", g.device_name);
+  portmap_core_log(st->core, PORTMAP_LOG_INFO, "upnp: using %s at %s (%s, %s)", g.service,
+                   g.control_url, g.status[0] ? g.status : "status unknown", g.device_name);
   disc_done(st, PORTMAP_OK, now);
 }
 
@@ -440,8 +443,8 @@ static void disc_on_describe(upnp_state_t *st, upnp_call_t *k, int rc, uint64_t 
       snprintf(why, sizeof why, "HTTP %d", k->http_status);
     else
       portmap_upnp_rc_text(rc, why, sizeof why);
-    portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: cannot read the description at %s (%s)", location,
-                why);
+    portmap_core_log(st->core, PORTMAP_LOG_INFO, "upnp: cannot read the description at %s (%s)",
+                     location, why);
     d->cand_idx++;
     disc_describe_next(st, now);
     return;
@@ -451,11 +454,11 @@ static void disc_on_describe(upnp_state_t *st, upnp_call_t *k, int rc, uint64_t 
     upnp_eval_t *e = &d->ev[d->n_ev];
     memset(e, 0, sizeof *e);
     e->svc = desc->services[i];
-    int urc = portmap_upnp_resolve_url(location, desc->url_base, e->svc.control_url,
-                                       st->c->gateway4, e->url, sizeof e->url);
+    int urc = portmap_upnp_resolve_url(location, desc->url_base, e->svc.control_url, st->gateway4,
+                                       e->url, sizeof e->url);
     if (urc != PORTMAP_SSDP_OK) {
-      portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: control URL of %s refused (%d, Q4)", e->svc.type,
-                  urc);
+      portmap_core_log(st->core, PORTMAP_LOG_INFO, "upnp: control URL of %s refused (%d, Q4)",
+                       e->svc.type, urc);
       continue;
     }
     d->n_ev++;
@@ -475,7 +478,8 @@ static void disc_on_describe(upnp_state_t *st, upnp_call_t *k, int rc, uint64_t 
   copy_str(d->friendly, sizeof d->friendly, desc->friendly_name);
   copy_str(d->device_type, sizeof d->device_type, desc->device_type);
   if (d->n_ev == 0) {
-    portmap_log(st->c, PORTMAP_LOG_INFO, "upnp: %s describes no WAN connection service", location);
+    portmap_core_log(st->core, PORTMAP_LOG_INFO, "upnp: %s describes no WAN connection service",
+                     location);
     d->cand_idx++;
     disc_describe_next(st, now);
     return;

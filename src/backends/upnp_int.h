@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "internal.h"
+#include "backends/backend.h"
 #include "upnp/call.h"
 #include "upnp/igd.h"
 #include "upnp/ssdp.h"
@@ -41,7 +41,11 @@ typedef struct upnp_map upnp_map_t;
 enum map_seq { SEQ_IDLE, SEQ_CREATE, SEQ_RENEW, SEQ_DELETE, SEQ_DELCHECK };
 
 struct upnp_map {
-  portmap_mapping_t *m;
+  upnp_map_t *prev, *next; /* st->maps */
+  portmap_mapping_t *h;    /* the core's handle */
+  const portmap_req_t *req;
+  portmap_result_t res; /* what we tell the core */
+  int ever_mapped;
   upnp_state_t *st;
   enum map_seq seq;
   upnp_call_t *call; /* in flight (queued or with the worker) */
@@ -115,7 +119,10 @@ typedef struct upnp_disc {
 } upnp_disc_t;
 
 struct upnp_state {
-  portmap_client_t *c;
+  portmap_core_t *core;
+  upnp_map_t *maps; /* every mapping this backend runs */
+  int have_gateway4;
+  uint8_t gateway4[16]; /* the core's, as the backend was created (a change makes a new one) */
   int have_local;
   uint8_t local[16];
   char client[PORTMAP_ADDRSTRLEN]; /* NewInternalClient */
@@ -134,10 +141,6 @@ struct upnp_state {
   size_t list_n;
   upnp_worker_t *w; /* NULL until the first call */
 };
-
-static inline upnp_map_t *pm_of(portmap_mapping_t *m) {
-  return m->be == &portmap_upnp_backend ? m->be_data : NULL;
-}
 
 static inline const char *proto_name(int protocol) {
   return protocol == PORTMAP_PROTO_UDP ? "UDP" : "TCP"; /* Q7: upper case */

@@ -1,0 +1,342 @@
+/*
+ * Requests and mapping handles: validating and copying a request, the
+ * mapping's life in the core (start, revoke, detach, free), and delivering
+ * its events to the application's callback outside the lock.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "util/netutil.h"
+
+int portmap_in_own_callback(portmap_client_t *c) {
+  return c->in_callback && pthread_equal(c->dispatch_thread, pthread_self());
+}
+
+void portmap_mapping_unlink_free(portmap_client_t *c, portmap_mapping_t *m) {
+  if (m->prev)
+    m->prev->next = m->next;
+  else
+    c->mappings = m->next;
+  if (m->next)
+    m->next->prev = m->prev;
+  c->n_mappings--;
+  free(m);
+}
+
+/* A mapping is freed once it has ended (final event delivered, or
+ * detached) and no queued event points at it. */
+void portmap_mapping_maybe_free(portmap_client_t *c, portmap_mapping_t *m) {
+  if (m->queued == 0 && !m->in_failed_list &&
+      (m->detached || (m->final_queued && m->be_data == NULL)))
+    portmap_mapping_unlink_free(c, m);
+}
+
+/* Deliver queued events with the lock released. Called with the lock held;
+ * returns with it held. */
+void portmap_dispatch_events(portmap_client_t *c) {
+  /* One thread delivers at a time, in order; events queued meanwhile by
+   * another thread are delivered by the one already delivering. */
+  if (c->dispatching)
+    return;
+  c->dispatching = 1;
+  c->dispatch_thread = pthread_self();
+  while (c->ev_head != NULL) {
+    portmap_event_rec_t *rec = c->ev_head;
+    c->ev_head = rec->next;
+    if (c->ev_head == NULL)
+      c->ev_tail = NULL;
+    portmap_mapping_t *m = rec->mapping;
+    portmap_mapping_cb cb = m->cb; /* read under the lock, used outside it */
+    void *user = m->user;
+    if (!m->detached && cb != NULL) {
+      c->in_callback = 1;
+      portmap_client_unlock(c);
+      cb(m, rec->event, &rec->info, user);
+      pthread_mutex_lock(&c->mu);
+      c->in_callback = 0;
+    }
+    m->queued--;
+    if (rec->event == PORTMAP_EVENT_FAILED || rec->event == PORTMAP_EVENT_DELETED)
+      m->detached = 1; /* ended: the handle is gone after its final event */
+    free(rec);
+    portmap_mapping_maybe_free(c, m);
+  }
+  c->dispatching = 0;
+}
+
+/* The family's all-zeros address (checklist A7). */
+void portmap_addr_any(uint8_t out[16], int ipv6) {
+  memset(out, 0, 16);
+  if (!ipv6)
+    out[10] = out[11] = 0xff;
+}
+
+/* ---------- requests ---------- */
+
+/* Strict UTF-8 (RFC 3629): no overlongs, surrogates or code points past U+10FFFF. */
+static int utf8_valid(const char *text, size_t len) {
+  const uint8_t *s = (const uint8_t *)text;
+  size_t i = 0;
+  while (i < len) {
+    uint8_t b = s[i];
+    size_t extra;
+    uint32_t cp;
+    if (b < 0x80) {
+      i++;
+      continue;
+    } else if (b >= 0xC2 && b <= 0xDF) {
+      extra = 1;
+      cp = b & 0x1Fu;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      extra = 2;
+      cp = b & 0x0Fu;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      extra = 3;
+      cp = b & 0x07u;
+    } else {
+      return 0;
+    }
+    if (len - i <= extra)
+      return 0;
+    for (size_t k = 1; k <= extra; k++) {
+      if ((s[i + k] & 0xC0) != 0x80)
+        return 0;
+      cp = cp << 6 | (s[i + k] & 0x3Fu);
+    }
+    if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return 0;
+    i += extra + 1;
+  }
+  return 1;
+}
+
+static portmap_status_t parse_family(const char *text, int ipv6, uint8_t out[16]) {
+  portmap_addr_t a;
+  portmap_status_t st = portmap_addr_parse(text, &a);
+  if (st != PORTMAP_OK)
+    return PORTMAP_ERR_ADDRESS;
+  if (portmap_net_is_v4(a.bytes) == ipv6)
+    return PORTMAP_ERR_ADDRESS;
+  memcpy(out, a.bytes, 16);
+  return PORTMAP_OK;
+}
+
+/* Validate and copy a request; every bad argument gets its own status. */
+static portmap_status_t request_copy(portmap_client_t *c, const portmap_request_t *req,
+                                     portmap_mapping_t *m) {
+  portmap_status_t st;
+  if (req->protocol < 0 || req->protocol > 255 || (req->ipv6 != 0 && req->ipv6 != 1))
+    return PORTMAP_ERR_INVALID;
+  if ((req->flags & ~(PORTMAP_FLAG_ONCE | PORTMAP_FLAG_PREFER_FAILURE |
+                      PORTMAP_FLAG_DESCRIPTION_REQUIRED | PORTMAP_FLAG_DELETE)) != 0)
+    return PORTMAP_ERR_INVALID;
+  /* checklist H1: protocol 0 (all) requires internal port 0, and a real
+   * protocol needs a port */
+  if (req->protocol == 0 ? req->internal_port != 0 : req->internal_port == 0)
+    return PORTMAP_ERR_PORT;
+  if (req->lifetime > 86400u)
+    return PORTMAP_ERR_LIFETIME;
+  m->req.ipv6 = req->ipv6;
+  m->req.protocol = req->protocol;
+  m->req.internal_port = req->internal_port;
+  m->req.suggested_port = req->external_port;
+  m->req.lifetime = req->lifetime ? req->lifetime : 7200u;
+  m->req.flags = req->flags;
+  if (req->external_address != NULL) {
+    if ((st = parse_family(req->external_address, m->req.ipv6, m->req.suggested_addr)) !=
+        PORTMAP_OK)
+      return st;
+    m->req.has_suggested_addr = !portmap_net_is_unspecified(m->req.suggested_addr);
+  }
+  if (req->description != NULL) {
+    size_t len = strlen(req->description);
+    if (len > PORTMAP_MAX_DESCRIPTION || !utf8_valid(req->description, len))
+      return PORTMAP_ERR_OPTION;
+    memcpy(m->req.description, req->description, len);
+    m->req.description[len] = '\0';
+    m->req.description_len = len;
+  }
+  if (req->peer_address != NULL) {
+    /* checklist I1: PEER needs protocol, internal port and remote port;
+     * PREFER_FAILURE and FILTER are MAP-only */
+    if (req->protocol == 0 || req->peer_port == 0)
+      return PORTMAP_ERR_PORT;
+    if ((req->flags & PORTMAP_FLAG_PREFER_FAILURE) || req->n_filters > 0)
+      return PORTMAP_ERR_OPTION;
+    if ((st = parse_family(req->peer_address, m->req.ipv6, m->req.peer_addr)) != PORTMAP_OK)
+      return st;
+    m->req.is_peer = 1;
+    m->req.peer_port = req->peer_port;
+  } else if (req->peer_port != 0) {
+    return PORTMAP_ERR_INVALID;
+  }
+  if (req->n_filters > PORTMAP_MAX_FILTERS || (req->n_filters > 0 && req->filters == NULL))
+    return PORTMAP_ERR_OPTION;
+  for (size_t i = 0; i < req->n_filters; i++) {
+    const portmap_filter_t *f = &req->filters[i];
+    portmap_req_filter_t *mf = &m->req.filters[i];
+    unsigned max_prefix = m->req.ipv6 ? 128u : 32u;
+    if (f->prefix_length > max_prefix)
+      return PORTMAP_ERR_OPTION;
+    if (f->remote_address == NULL || f->remote_address[0] == '\0') {
+      if (f->prefix_length != 0)
+        return PORTMAP_ERR_OPTION;
+      portmap_addr_any(mf->addr, m->req.ipv6);
+    } else if ((st = parse_family(f->remote_address, m->req.ipv6, mf->addr)) != PORTMAP_OK) {
+      return st;
+    }
+    /* checklist J2: the prefix counts bits of the 128-bit field */
+    mf->prefix_len =
+        (uint8_t)(m->req.ipv6 || f->prefix_length == 0 ? f->prefix_length : 96u + f->prefix_length);
+    mf->port = f->remote_port;
+  }
+  m->req.n_filters = req->n_filters;
+  if (req->third_party != NULL) {
+    if ((st = parse_family(req->third_party, m->req.ipv6, m->req.third_party)) != PORTMAP_OK)
+      return st;
+    /* checklist J1: THIRD_PARTY must not be our own address */
+    if ((c->have_local && memcmp(c->local_addr, m->req.third_party, 16) == 0) ||
+        (c->probe.have_local && memcmp(c->probe.local, m->req.third_party, 16) == 0))
+      return PORTMAP_ERR_THIRD_PARTY;
+    m->req.has_third_party = 1;
+  }
+  if (req->nonce != NULL)
+    memcpy(m->req.nonce, req->nonce, 12);
+  else if (portmap_client_random(c, m->req.nonce, 12) != 0) /* checklist D1 */
+    return PORTMAP_ERR_SYSTEM;
+  return PORTMAP_OK;
+}
+
+portmap_status_t portmap_map(portmap_client_t *client, const portmap_request_t *req,
+                             portmap_mapping_cb cb, void *user, portmap_mapping_t **out) {
+  if (out != NULL)
+    *out = NULL;
+  if (client == NULL || req == NULL)
+    return PORTMAP_ERR_INVALID;
+  portmap_mapping_t *m = calloc(1, sizeof *m);
+  if (m == NULL)
+    return PORTMAP_ERR_NOMEM;
+  pthread_mutex_lock(&client->mu);
+  portmap_status_t st = client->destroying ? PORTMAP_ERR_STATE : request_copy(client, req, m);
+  if (st != PORTMAP_OK)
+    goto done;
+  m->client = client;
+  m->cb = cb;
+  m->user = user;
+  m->info.protocol = m->req.protocol;
+  m->info.internal_port = m->req.internal_port;
+  m->info.gateway_result = -1;
+  m->info.is_peer = m->req.is_peer;
+  memcpy(m->info.nonce, m->req.nonce, 12);
+  portmap_addr_any(m->info.external_address.bytes, m->req.ipv6);
+  /* Options a backend cannot express fail clearly, never silently. */
+  st = PORTMAP_ERR_NO_BACKEND;
+  int able = -1;
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
+    if (client->be_ops[i] == NULL)
+      continue;
+    portmap_status_t cst = client->be_ops[i]->check(client->be_state[i], &m->req);
+    if (cst != PORTMAP_OK) {
+      st = cst;
+      continue;
+    }
+    if (able < 0)
+      able = i;
+  }
+  if (able < 0)
+    goto done;
+  /* link first: the backend may report from start() */
+  m->next = client->mappings;
+  if (client->mappings)
+    client->mappings->prev = m;
+  client->mappings = m;
+  client->n_mappings++;
+  uint64_t now = portmap_client_now(client);
+  if (portmap_probe_single(client)) {
+    /* one backend: start now and report its refusal synchronously */
+    st = portmap_mapping_start_on(m, able, now);
+    if (st != PORTMAP_OK) {
+      portmap_mapping_unlink_free(client, m);
+      m = NULL;
+      goto done;
+    }
+  } else {
+    st = PORTMAP_OK;
+    portmap_probe_begin(m, now);
+  }
+  if (out != NULL)
+    *out = m;
+  m = NULL;
+  portmap_client_wake(client);
+done:
+  portmap_core_settle(client);
+  portmap_client_unlock(client);
+  free(m);
+  return st;
+}
+
+/* Delete on the gateway, or at once when no backend runs it yet. */
+void portmap_mapping_revoke_locked(portmap_mapping_t *m, uint64_t now) {
+  if (m->be_data != NULL) {
+    m->be->revoke(m->be_state, m->be_data, now);
+    return;
+  }
+  m->waiting = 0;
+  m->info.status = PORTMAP_OK;
+  portmap_mapping_emit(m, PORTMAP_EVENT_DELETED);
+}
+
+portmap_status_t portmap_mapping_revoke(portmap_mapping_t *m) {
+  if (m == NULL)
+    return PORTMAP_ERR_INVALID;
+  portmap_client_t *c = m->client;
+  pthread_mutex_lock(&c->mu);
+  portmap_status_t st = PORTMAP_OK;
+  if (m->revoked || m->final_queued || m->detached) {
+    st = PORTMAP_ERR_STATE;
+  } else {
+    m->revoked = 1;
+    portmap_mapping_revoke_locked(m, portmap_client_now(c));
+    portmap_core_settle(c);
+    portmap_client_wake(c);
+  }
+  portmap_client_unlock(c);
+  return st;
+}
+
+portmap_status_t portmap_mapping_detach(portmap_mapping_t *m) {
+  if (m == NULL)
+    return PORTMAP_ERR_INVALID;
+  portmap_client_t *c = m->client;
+  pthread_mutex_lock(&c->mu);
+  portmap_mapping_unbind(m);
+  m->detached = 1;
+  portmap_mapping_maybe_free(c, m);
+  portmap_client_unlock(c);
+  return PORTMAP_OK;
+}
+
+portmap_status_t portmap_mapping_set_callback(portmap_mapping_t *m, portmap_mapping_cb cb,
+                                              void *user) {
+  if (m == NULL)
+    return PORTMAP_ERR_INVALID;
+  portmap_client_t *c = m->client;
+  pthread_mutex_lock(&c->mu);
+  m->cb = cb;
+  m->user = user;
+  portmap_client_unlock(c);
+  return PORTMAP_OK;
+}
+
+portmap_status_t portmap_mapping_info(portmap_mapping_t *m, portmap_info_t *info) {
+  if (m == NULL || info == NULL)
+    return PORTMAP_ERR_INVALID;
+  portmap_client_t *c = m->client;
+  pthread_mutex_lock(&c->mu);
+  portmap_mapping_fill_times(m, portmap_client_now(c));
+  *info = m->info;
+  portmap_client_unlock(c);
+  return PORTMAP_OK;
+}

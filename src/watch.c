@@ -1,0 +1,157 @@
+/*
+ * The network as the client sees it: the gateways (configured, else the
+ * default routes, checklist B1), the local address towards the IPv4 one,
+ * and their changes (B6): a 30 s check, or at once on
+ * portmap_network_changed(). A change makes every mapping again there.
+ */
+#include <string.h>
+
+#include "internal.h"
+#include "util/netutil.h"
+
+#define GATEWAY_CHECK_MS 30000u
+
+void portmap_watch_discover(portmap_client_t *c) {
+  unsigned scope = 0;
+  if (c->gateway_str != NULL) {
+    portmap_addr_t a;
+    if (portmap_addr_parse(c->gateway_str, &a) == PORTMAP_OK) {
+      if (portmap_net_is_v4(a.bytes)) {
+        memcpy(c->gateway4, a.bytes, 16);
+        c->have_gateway4 = 1;
+      } else {
+        memcpy(c->gateway6, a.bytes, 16);
+        c->have_gateway6 = 1;
+      }
+    }
+  }
+  /* checklist B1: the default router of each family not configured */
+  if (!c->have_gateway4 && portmap_net_default_gateway(0, c->gateway4, &scope) == 0)
+    c->have_gateway4 = 1;
+  if (!c->have_gateway6 && portmap_net_default_gateway(1, c->gateway6, &scope) == 0) {
+    c->have_gateway6 = 1;
+    c->gateway6_scope = scope;
+  }
+}
+
+void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_t gw4[16],
+                                    int have6, const uint8_t gw6[16], unsigned scope6,
+                                    uint64_t now) {
+  int have_any = have4 || have6;
+  int same_gateway = have4 == c->have_gateway4 && have6 == c->have_gateway6 &&
+                     (!have4 || memcmp(gw4, c->gateway4, 16) == 0) &&
+                     (!have6 || memcmp(gw6, c->gateway6, 16) == 0);
+  if (same_gateway && have_any)
+    portmap_log(c, PORTMAP_LOG_INFO, "the local address changed: mapping again from the new one");
+  else
+    portmap_log(c, PORTMAP_LOG_INFO, "the default gateway changed: %s",
+                have_any ? "mapping again there" : "none now; waiting for one");
+  /* The old gateway is gone: nothing to delete there, only to forget. */
+  for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next) {
+    if (m->final_queued || m->detached)
+      continue;
+    portmap_mapping_unbind(m);
+    m->waiting = !m->revoked;
+    m->moved = m->ever_mapped;
+    m->tried = 0;
+    m->expiry_ms = 0;
+    if (m->revoked) {
+      m->info.status = PORTMAP_OK;
+      portmap_mapping_emit(m, PORTMAP_EVENT_DELETED);
+    } else if (m->ever_mapped) {
+      /* what the old gateway gave is gone with it */
+      m->info.lifetime = 0;
+      m->info.status = have_any ? PORTMAP_OK : PORTMAP_ERR_NO_GATEWAY;
+      portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
+    }
+  }
+  c->have_gateway4 = have4;
+  if (have4)
+    memcpy(c->gateway4, gw4, 16);
+  c->have_gateway6 = have6;
+  if (have6)
+    memcpy(c->gateway6, gw6, 16);
+  c->gateway6_scope = scope6;
+  /* fresh server state (epoch, sockets, discovered devices): new backends */
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
+    if (c->be_ops[i] == NULL)
+      continue;
+    const portmap_backend_ops_t *ops = c->be_ops[i];
+    ops->destroy(c->be_state[i]);
+    c->be_state[i] = NULL;
+    if (ops->create(&c->core, &c->be_state[i]) != PORTMAP_OK) {
+      portmap_log(c, PORTMAP_LOG_WARN, "backend %s lost with the gateway change", ops->name);
+      c->be_ops[i] = NULL;
+    }
+  }
+  portmap_probe_forget(c);
+  if (!have_any)
+    return; /* the mappings wait for the next gateway (a roam, a DHCP renewal) */
+  for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
+    if (m->waiting && !m->final_queued && !m->detached)
+      portmap_probe_begin(m, now);
+}
+
+static void note_local(portmap_client_t *c) {
+  c->have_seen_local =
+      c->have_gateway4 && portmap_net_local_address(c->gateway4, 0, c->seen_local) == 0;
+}
+
+/* B6: watch the default route when no gateway was configured, and the local
+ * address towards the gateway in any case (every 30 s, or at once after
+ * portmap_network_changed()). */
+static void on_gateway_timer(portmap_timer_t *t, uint64_t now) {
+  portmap_client_t *c = t->ctx;
+  uint8_t gw4[16], gw6[16];
+  unsigned scope6 = 0, scope4 = 0;
+  int have4, have6;
+  if (c->gateway_str != NULL) {
+    /* configured: only the local address can change */
+    have4 = c->have_gateway4;
+    have6 = c->have_gateway6;
+    memcpy(gw4, c->gateway4, 16);
+    memcpy(gw6, c->gateway6, 16);
+    scope6 = c->gateway6_scope;
+  } else {
+    have4 = portmap_net_default_gateway(0, gw4, &scope4) == 0;
+    have6 = portmap_net_default_gateway(1, gw6, &scope6) == 0;
+  }
+  int changed = have4 != c->have_gateway4 || have6 != c->have_gateway6 ||
+                (have4 && memcmp(gw4, c->gateway4, 16) != 0) ||
+                (have6 && memcmp(gw6, c->gateway6, 16) != 0);
+  /* A new local address (DHCP gave another one) is a new client to the
+   * server (A4: the client IP field): map again as after a gateway change. */
+  uint8_t local[16];
+  int have_now = have4 && portmap_net_local_address(gw4, 0, local) == 0;
+  if (!changed && !c->have_local && c->have_seen_local && have_now &&
+      memcmp(local, c->seen_local, 16) != 0)
+    changed = 1;
+  if (changed)
+    portmap_client_gateway_changed(c, have4, gw4, have6, gw6, scope6, now);
+  if (have_now) {
+    /* watched from now on (also when there was none at start) */
+    c->have_seen_local = 1;
+    memcpy(c->seen_local, local, 16);
+  }
+  portmap_sched_push(&c->sched, t, now + GATEWAY_CHECK_MS);
+}
+
+portmap_status_t portmap_network_changed(portmap_client_t *client) {
+  if (client == NULL)
+    return PORTMAP_ERR_INVALID;
+  portmap_status_t st = PORTMAP_OK;
+  pthread_mutex_lock(&client->mu);
+  if (!client->destroying) {
+    if (portmap_sched_push(&client->sched, &client->gateway_timer, portmap_client_now(client)) != 0)
+      st = PORTMAP_ERR_NOMEM;
+    portmap_client_wake(client);
+  }
+  portmap_client_unlock(client);
+  return st;
+}
+
+void portmap_watch_start(portmap_client_t *c, uint64_t now) {
+  note_local(c);
+  portmap_timer_init(&c->gateway_timer, on_gateway_timer, c);
+  portmap_sched_push(&c->sched, &c->gateway_timer, now + GATEWAY_CHECK_MS);
+}
