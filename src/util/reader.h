@@ -74,7 +74,9 @@ static inline uint8_t portmap_rd_u8(portmap_reader_t *r) {
 
 static inline uint16_t portmap_rd_be16(portmap_reader_t *r) {
   const uint8_t *p = portmap_rd_take(r, 2);
-  return p != NULL ? (uint16_t)(p[0] << 8 | p[1]) : 0;
+  if (p == NULL)
+    return 0;
+  return (uint16_t)(p[0] << 8 | p[1]);
 }
 
 static inline uint32_t portmap_rd_be32(portmap_reader_t *r) {
