@@ -5,18 +5,17 @@
  * convenience call, and callback delivery outside the lock.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
+#include "platform/platform.h"
 #include "util/netutil.h"
 
 #define PORTMAP_MAX_FDS 16
@@ -25,26 +24,13 @@
 
 static uint64_t default_clock(void *user) {
   (void)user;
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts); /* checklist E6 */
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  return portmap_plat_now_ms(); /* checklist E6 */
 }
 
 /* The OS CSPRNG (checklist D1): never rand() or a time seed. */
 static int default_random(void *buf, size_t len, void *user) {
   (void)user;
-  uint8_t *p = buf;
-  while (len > 0) {
-    ssize_t n = getrandom(p, len, 0);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
+  return portmap_plat_random(buf, len);
 }
 
 uint64_t portmap_client_now(portmap_client_t *c) {
@@ -152,11 +138,7 @@ static void client_unlock(portmap_client_t *c) {
 }
 
 void portmap_client_wake(portmap_client_t *c) {
-  if (c->wake_pipe[1] >= 0) {
-    char b = 1;
-    ssize_t n = write(c->wake_pipe[1], &b, 1);
-    (void)n; /* a full pipe already wakes the thread */
-  }
+  portmap_plat_wake_signal(c->wake_pipe[1]);
 }
 
 static int in_own_callback(portmap_client_t *c) {
@@ -281,7 +263,7 @@ static void addr_any(uint8_t out[16], int ipv6) {
  * announcements (224.0.0.1 / ff02::1), shared with other clients on this
  * host (SO_REUSEADDR/SO_REUSEPORT). */
 static int listener_open(portmap_client_t *c, int ipv6, uint16_t port) {
-  int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = portmap_plat_socket(ipv6, 0);
   if (fd < 0)
     return -1;
   int one = 1;
@@ -326,8 +308,8 @@ static void listener_read(portmap_client_t *c, int fd, uint64_t now) {
     uint16_t port;
     size_t got;
     int from_ok;
-    if (portmap_net_recv(fd, 0, buf, sizeof buf, &got, from, &port, &from_ok) !=
-        PORTMAP_NET_RECV_OK)
+    if (portmap_plat_recv(fd, 0, buf, sizeof buf, &got, from, &port, &from_ok) !=
+        PORTMAP_PLAT_RECV_OK)
       break;
     int idx = got < 1 ? -1 : buf[0] == 2 ? 0 : buf[0] == 0 ? 1 : -1;
     if (!from_ok || idx < 0 || c->be_ops[idx] == NULL || c->be_ops[idx]->unsolicited == NULL) {
@@ -367,9 +349,9 @@ static void client_discover(portmap_client_t *c) {
     }
   }
   /* checklist B1: the default router of each family not configured */
-  if (!c->have_gateway4 && portmap_net_default_gateway(0, c->gateway4, &scope) == 0)
+  if (!c->have_gateway4 && portmap_plat_default_gateway(0, c->gateway4, &scope) == 0)
     c->have_gateway4 = 1;
-  if (!c->have_gateway6 && portmap_net_default_gateway(1, c->gateway6, &scope) == 0) {
+  if (!c->have_gateway6 && portmap_plat_default_gateway(1, c->gateway6, &scope) == 0) {
     c->have_gateway6 = 1;
     c->gateway6_scope = scope;
   }
@@ -441,7 +423,7 @@ void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_
 
 static void note_local(portmap_client_t *c) {
   c->have_seen_local =
-      c->have_gateway4 && portmap_net_local_address(c->gateway4, 0, c->seen_local) == 0;
+      c->have_gateway4 && portmap_plat_local_address(c->gateway4, 0, c->seen_local) == 0;
 }
 
 /* B6: watch the default route when no gateway was configured, and the local
@@ -460,8 +442,8 @@ static void on_gateway_timer(portmap_timer_t *t, uint64_t now) {
     memcpy(gw6, c->gateway6, 16);
     scope6 = c->gateway6_scope;
   } else {
-    have4 = portmap_net_default_gateway(0, gw4, &scope4) == 0;
-    have6 = portmap_net_default_gateway(1, gw6, &scope6) == 0;
+    have4 = portmap_plat_default_gateway(0, gw4, &scope4) == 0;
+    have6 = portmap_plat_default_gateway(1, gw6, &scope6) == 0;
   }
   int changed = have4 != c->have_gateway4 || have6 != c->have_gateway6 ||
                 (have4 && memcmp(gw4, c->gateway4, 16) != 0) ||
@@ -469,7 +451,7 @@ static void on_gateway_timer(portmap_timer_t *t, uint64_t now) {
   /* A new local address (DHCP gave another one) is a new client to the
    * server (A4: the client IP field): map again as after a gateway change. */
   uint8_t local[16];
-  int have_now = have4 && portmap_net_local_address(gw4, 0, local) == 0;
+  int have_now = have4 && portmap_plat_local_address(gw4, 0, local) == 0;
   if (!changed && !c->have_local && c->have_seen_local && have_now &&
       memcmp(local, c->seen_local, 16) != 0)
     changed = 1;
@@ -971,11 +953,8 @@ static void wait_once(portmap_client_t *c, int max_ms, int wake_fd) {
   int t = portmap_timeout_ms(c);
   if (t < 0 || t > max_ms)
     t = max_ms;
-  if (poll(pfd, k, t) > 0 && wake_fd >= 0 && (pfd[k - 1].revents & POLLIN)) {
-    char buf[64];
-    while (read(wake_fd, buf, sizeof buf) > 0) {
-    }
-  }
+  if (poll(pfd, k, t) > 0 && wake_fd >= 0 && (pfd[k - 1].revents & POLLIN))
+    portmap_plat_wake_drain(wake_fd);
 }
 
 static void *thread_main(void *arg) {
@@ -995,11 +974,7 @@ static void *thread_main(void *arg) {
 static int make_wake_pipe(portmap_client_t *c) {
   if (c->wake_pipe[0] >= 0)
     return 0;
-  if (pipe2(c->wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
-    c->wake_pipe[0] = c->wake_pipe[1] = -1;
-    return -1;
-  }
-  return 0;
+  return portmap_plat_wake_open(c->wake_pipe);
 }
 
 portmap_status_t portmap_thread_start(portmap_client_t *client) {
@@ -1369,10 +1344,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
   portmap_sched_fini(&client->sched);
   client_unlock(client);
   pthread_mutex_destroy(&client->mu);
-  if (client->wake_pipe[0] >= 0) {
-    close(client->wake_pipe[0]);
-    close(client->wake_pipe[1]);
-  }
+  portmap_plat_wake_close(client->wake_pipe);
   free(client->gateway_str);
   free(client->local_str);
   free(client);

@@ -65,7 +65,6 @@
  * requested lifetime ends, since the gateway never will.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -85,6 +84,7 @@
 #include <miniupnpc/upnpreplyparse.h>
 
 #include "internal.h"
+#include "platform/platform.h"
 #include "util/netutil.h"
 #include "upnp/soap.h"
 #include "upnp/ssdp.h"
@@ -434,7 +434,7 @@ static int ensure_local(upnp_state_t *st) {
     return 0;
   if (c->have_local && portmap_net_is_v4(c->local_addr))
     memcpy(st->local, c->local_addr, 16);
-  else if (portmap_net_local_address(c->gateway4, 0, st->local) != 0)
+  else if (portmap_plat_local_address(c->gateway4, 0, st->local) != 0)
     return -1;
   portmap_addr_t a;
   memcpy(a.bytes, st->local, 16);
@@ -450,12 +450,6 @@ static int ensure_local(upnp_state_t *st) {
  * shares undo_add() and the freeing helpers, under the worker's lock or
  * once the worker is gone); never the client, a mapping or the scheduler. */
 
-static uint64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* The bounds of one exchange: a deadline for all of it, and for a query
  * the abort pipe that destroy writes when nobody wants the answer. */
 typedef struct upnp_io {
@@ -467,7 +461,7 @@ typedef struct upnp_io {
  * or UPNPCOMMAND_HTTP_ERROR. */
 static int io_wait(const upnp_io_t *io, int fd, short events) {
   for (;;) {
-    uint64_t now = mono_ms();
+    uint64_t now = portmap_plat_now_ms();
     if (now >= io->deadline)
       return UPNP_RC_TIMEOUT;
     uint64_t left = io->deadline - now;
@@ -492,7 +486,7 @@ static int io_wait(const upnp_io_t *io, int fd, short events) {
 static int io_connect(const upnp_io_t *io, const portmap_ssdp_url_t *u, int *out) {
   struct sockaddr_storage ss;
   socklen_t sl = portmap_net_to_sockaddr(u->addr, u->port, 0, &ss);
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = portmap_plat_socket(ss.ss_family == AF_INET6, 1);
   if (fd < 0)
     return UPNPCOMMAND_HTTP_ERROR;
   if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {
@@ -1103,12 +1097,8 @@ static void worker_free(upnp_worker_t *w) {
   release_chain(w->todo);
   release_chain(w->done);
   release_chain(w->last);
-  for (int i = 0; i < 2; i++) {
-    if (w->result_pipe[i] >= 0)
-      close(w->result_pipe[i]);
-    if (w->abort_pipe[i] >= 0)
-      close(w->abort_pipe[i]);
-  }
+  portmap_plat_wake_close(w->result_pipe);
+  portmap_plat_wake_close(w->abort_pipe);
   pthread_cond_destroy(&w->cv);
   pthread_mutex_destroy(&w->mu);
   free(w);
@@ -1141,7 +1131,7 @@ static void *worker_main(void *arg) {
     upnp_io_t io;
     /* Q10: a late add is still heard (and undone); everything else ends
      * with the watchdog */
-    io.deadline = mono_ms() + w->timeout_ms +
+    io.deadline = portmap_plat_now_ms() + w->timeout_ms +
                   (k->kind == CALL_ADD || k->kind == CALL_ADDANY ? UPNP_LATE_ADD_MS : 0u);
     io.abort_fd = !w->orphaned && is_query(k) ? w->abort_pipe[0] : -1;
     pthread_mutex_unlock(&w->mu);
@@ -1151,9 +1141,7 @@ static void *worker_main(void *arg) {
     if (!w->orphaned) {
       k->wnext = w->done;
       w->done = k;
-      char b = 1;
-      ssize_t n = write(w->result_pipe[1], &b, 1);
-      (void)n; /* a full pipe is already readable */
+      portmap_plat_wake_signal(w->result_pipe[1]);
     } else if (undo_add(k)) {
       k->wnext = w->last; /* nobody else will hear of it: undo it next */
       w->last = k;
@@ -1202,8 +1190,7 @@ static int worker_ensure(upnp_state_t *st) {
     free(w);
     return -1;
   }
-  if (pipe2(w->result_pipe, O_NONBLOCK | O_CLOEXEC) != 0 ||
-      pipe2(w->abort_pipe, O_NONBLOCK | O_CLOEXEC) != 0 ||
+  if (portmap_plat_wake_open(w->result_pipe) != 0 || portmap_plat_wake_open(w->abort_pipe) != 0 ||
       pthread_create(&w->thread, NULL, worker_main, w) != 0) {
     worker_free(w); /* closes only the pipes it finds open */
     return -1;
@@ -1436,9 +1423,7 @@ static void drain_worker(upnp_state_t *st, uint64_t now) {
   upnp_worker_t *w = st->w;
   if (w == NULL)
     return;
-  char buf[64];
-  while (read(w->result_pipe[0], buf, sizeof buf) > 0) {
-  }
+  portmap_plat_wake_drain(w->result_pipe[0]);
   pthread_mutex_lock(&w->mu);
   upnp_call_t *done = w->done;
   w->done = NULL;
@@ -1501,7 +1486,7 @@ static int ssdp_open(upnp_state_t *st) {
   portmap_client_t *c = st->c;
   if (st->fd >= 0)
     return 0;
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = portmap_plat_socket(0, 0);
   if (fd < 0)
     return -1;
   struct sockaddr_storage ss;
@@ -1654,8 +1639,9 @@ static void ssdp_read(upnp_state_t *st, uint64_t now) {
     uint16_t port;
     size_t len;
     int from_ok;
-    int r = portmap_net_recv(st->fd, MSG_TRUNC, buf, sizeof buf, &len, from, &port, &from_ok);
-    if (r != PORTMAP_NET_RECV_OK)
+    int r = portmap_plat_recv(st->fd, PORTMAP_PLAT_RECV_TRUNC, buf, sizeof buf, &len, from, &port,
+                              &from_ok);
+    if (r != PORTMAP_PLAT_RECV_OK)
       break;
     if (!from_ok) {
       st->c->stats.malformed++;
@@ -2581,9 +2567,7 @@ static void upnp_destroy(void *state) {
     }
     w->last = jobs;
     w->orphaned = 1;
-    char b = 1;
-    ssize_t wr = write(w->abort_pipe[1], &b, 1); /* ends a query at once */
-    (void)wr;
+    portmap_plat_wake_signal(w->abort_pipe[1]); /* ends a query at once */
     pthread_cond_broadcast(&w->cv);
     int busy = jobs != NULL || (w->running != NULL && !is_query(w->running));
     if (!busy) {
