@@ -6,35 +6,22 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
+#include "platform/platform.h"
 #include "util/netutil.h"
 
 static uint64_t default_clock(void *user) {
   (void)user;
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts); /* checklist E6 */
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  return portmap_plat_now_ms(); /* checklist E6 */
 }
 
 /* The OS CSPRNG (checklist D1): never rand() or a time seed. */
 static int default_random(void *buf, size_t len, void *user) {
   (void)user;
-  uint8_t *p = buf;
-  while (len > 0) {
-    ssize_t n = getrandom(p, len, 0);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
+  return portmap_plat_random(buf, len);
 }
 
 static char *dup_str(const char *s) {
@@ -243,10 +230,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
   portmap_sched_fini(&client->sched);
   portmap_client_unlock(client);
   pthread_mutex_destroy(&client->mu);
-  if (client->wake_pipe[0] >= 0) {
-    close(client->wake_pipe[0]);
-    close(client->wake_pipe[1]);
-  }
+  portmap_plat_wake_close(client->wake_pipe);
   free(client->gateway_str);
   free(client->local_str);
   free(client);

@@ -10,13 +10,14 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "platform/platform.h"
 #include "util/netutil.h"
 
 /* B5: listen on 5350 for PCP ANNOUNCE and mapping updates and NAT-PMP
  * announcements (224.0.0.1 / ff02::1), shared with other clients on this
  * host (SO_REUSEADDR/SO_REUSEPORT). */
 static int listener_open(portmap_client_t *c, int ipv6, uint16_t port) {
-  int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = portmap_plat_socket(ipv6, 0);
   if (fd < 0)
     return -1;
   int one = 1;
@@ -61,8 +62,8 @@ static void listener_read(portmap_client_t *c, int fd, uint64_t now) {
     uint16_t port;
     size_t got;
     int from_ok;
-    if (portmap_net_recv(fd, 0, buf, sizeof buf, &got, from, &port, &from_ok) !=
-        PORTMAP_NET_RECV_OK)
+    if (portmap_plat_recv(fd, 0, buf, sizeof buf, &got, from, &port, &from_ok) !=
+        PORTMAP_PLAT_RECV_OK)
       break;
     int idx = got < 1 ? -1 : buf[0] == 2 ? 0 : buf[0] == 0 ? 1 : -1;
     if (!from_ok || idx < 0 || c->be_ops[idx] == NULL || c->be_ops[idx]->unsolicited == NULL) {

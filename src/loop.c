@@ -3,24 +3,17 @@
  * pattern): the fds to watch, the next deadline, and process; and the
  * own-thread mode, built on those same calls plus a wake pipe.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "internal.h"
+#include "platform/platform.h"
 
 #define PORTMAP_MAX_FDS 16
 
 void portmap_client_wake(portmap_client_t *c) {
-  if (c->wake_pipe[1] >= 0) {
-    char b = 1;
-    ssize_t n = write(c->wake_pipe[1], &b, 1);
-    (void)n; /* a full pipe already wakes the thread */
-  }
+  portmap_plat_wake_signal(c->wake_pipe[1]); /* a full pipe already wakes the thread */
 }
 
 static size_t fds_locked(portmap_client_t *c, int *fds, size_t cap) {
@@ -126,11 +119,8 @@ void portmap_wait_once(portmap_client_t *c, int max_ms, int wake_fd) {
   int t = portmap_timeout_ms(c);
   if (t < 0 || t > max_ms)
     t = max_ms;
-  if (poll(pfd, k, t) > 0 && wake_fd >= 0 && (pfd[k - 1].revents & POLLIN)) {
-    char buf[64];
-    while (read(wake_fd, buf, sizeof buf) > 0) {
-    }
-  }
+  if (poll(pfd, k, t) > 0 && wake_fd >= 0 && (pfd[k - 1].revents & POLLIN))
+    portmap_plat_wake_drain(wake_fd);
 }
 
 static void *thread_main(void *arg) {
@@ -150,11 +140,7 @@ static void *thread_main(void *arg) {
 static int make_wake_pipe(portmap_client_t *c) {
   if (c->wake_pipe[0] >= 0)
     return 0;
-  if (pipe2(c->wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
-    c->wake_pipe[0] = c->wake_pipe[1] = -1;
-    return -1;
-  }
-  return 0;
+  return portmap_plat_wake_open(c->wake_pipe);
 }
 
 portmap_status_t portmap_thread_start(portmap_client_t *client) {
@@ -200,7 +186,5 @@ portmap_status_t portmap_thread_stop(portmap_client_t *client) {
 }
 
 uint64_t portmap_real_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  return portmap_plat_now_ms();
 }

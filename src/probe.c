@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "internal.h"
-#include "util/netutil.h"
+#include "platform/platform.h"
 
 #define PROBE_STALE_MS 30000u /* re-probe after a round that found nothing */
 #define PROBE_GRACE_MIN_MS 1000u
@@ -280,10 +280,10 @@ static void probe_round(portmap_client_t *c, uint64_t now, int keep) {
   p->pending = 0;
   p->late = 0;
   portmap_sched_cancel(&c->sched, &p->grace);
-  if (c->have_gateway4 && portmap_net_local_address(c->gateway4, 0, p->local) == 0)
+  if (c->have_gateway4 && portmap_plat_local_address(c->gateway4, 0, p->local) == 0)
     p->have_local = 1;
   else if (c->have_gateway6 &&
-           portmap_net_local_address(c->gateway6, c->gateway6_scope, p->local) == 0)
+           portmap_plat_local_address(c->gateway6, c->gateway6_scope, p->local) == 0)
     p->have_local = 1;
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)
     if (c->be_ops[i] != NULL)

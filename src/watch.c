@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "platform/platform.h"
 #include "util/netutil.h"
 
 #define GATEWAY_CHECK_MS 30000u
@@ -26,9 +27,9 @@ void portmap_watch_discover(portmap_client_t *c) {
     }
   }
   /* checklist B1: the default router of each family not configured */
-  if (!c->have_gateway4 && portmap_net_default_gateway(0, c->gateway4, &scope) == 0)
+  if (!c->have_gateway4 && portmap_plat_default_gateway(0, c->gateway4, &scope) == 0)
     c->have_gateway4 = 1;
-  if (!c->have_gateway6 && portmap_net_default_gateway(1, c->gateway6, &scope) == 0) {
+  if (!c->have_gateway6 && portmap_plat_default_gateway(1, c->gateway6, &scope) == 0) {
     c->have_gateway6 = 1;
     c->gateway6_scope = scope;
   }
@@ -94,7 +95,7 @@ void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_
 
 static void note_local(portmap_client_t *c) {
   c->have_seen_local =
-      c->have_gateway4 && portmap_net_local_address(c->gateway4, 0, c->seen_local) == 0;
+      c->have_gateway4 && portmap_plat_local_address(c->gateway4, 0, c->seen_local) == 0;
 }
 
 /* B6: watch the default route when no gateway was configured, and the local
@@ -113,8 +114,8 @@ static void on_gateway_timer(portmap_timer_t *t, uint64_t now) {
     memcpy(gw6, c->gateway6, 16);
     scope6 = c->gateway6_scope;
   } else {
-    have4 = portmap_net_default_gateway(0, gw4, &scope4) == 0;
-    have6 = portmap_net_default_gateway(1, gw6, &scope6) == 0;
+    have4 = portmap_plat_default_gateway(0, gw4, &scope4) == 0;
+    have6 = portmap_plat_default_gateway(1, gw6, &scope6) == 0;
   }
   int changed = have4 != c->have_gateway4 || have6 != c->have_gateway6 ||
                 (have4 && memcmp(gw4, c->gateway4, 16) != 0) ||
@@ -122,7 +123,7 @@ static void on_gateway_timer(portmap_timer_t *t, uint64_t now) {
   /* A new local address (DHCP gave another one) is a new client to the
    * server (A4: the client IP field): map again as after a gateway change. */
   uint8_t local[16];
-  int have_now = have4 && portmap_net_local_address(gw4, 0, local) == 0;
+  int have_now = have4 && portmap_plat_local_address(gw4, 0, local) == 0;
   if (!changed && !c->have_local && c->have_seen_local && have_now &&
       memcmp(local, c->seen_local, 16) != 0)
     changed = 1;

@@ -36,6 +36,7 @@
 #include <natpmp.h>
 
 #include "backends/backend.h"
+#include "platform/platform.h"
 #include "util/netutil.h"
 #include "util/reader.h"
 
@@ -757,13 +758,13 @@ static void np_readable(void *state, uint64_t now) {
     int from_ok;
     /* Peek first: libnatpmp must only see a datagram that is there, or it
      * retransmits on its own clock. */
-    int got = portmap_net_recv(st->nat.s, MSG_PEEK | MSG_TRUNC, buf, sizeof buf, &len, from, &port,
-                               &from_ok);
-    if (got == PORTMAP_NET_RECV_REFUSED) {
+    int got = portmap_plat_recv(st->nat.s, PORTMAP_PLAT_RECV_PEEK | PORTMAP_PLAT_RECV_TRUNC, buf,
+                                sizeof buf, &len, from, &port, &from_ok);
+    if (got == PORTMAP_PLAT_RECV_REFUSED) {
       st->unreachable = 1; /* Q21; reading it cleared the socket error */
       continue;
     }
-    if (got != PORTMAP_NET_RECV_OK)
+    if (got != PORTMAP_PLAT_RECV_OK)
       break;
     stats->received++;
     size_t have = len < sizeof buf ? len : sizeof buf;

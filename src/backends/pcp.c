@@ -14,8 +14,6 @@
  *   DELETE   lifetime-0 request, retransmitted (H6)
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +21,7 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
+#include "platform/platform.h"
 #include "util/netutil.h"
 #include "pcp/timing.h"
 #include "pcp/wire.h"
@@ -100,19 +99,6 @@ static portmap_core_t *core_of(pcp_map_t *pm) {
 
 /* ---------- sockets ---------- */
 
-static int udp_socket(int ipv6) {
-  int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -1;
-  int one = 1;
-  /* ICMP port unreachable reaches an unconnected socket only with RECVERR (Q21) */
-  if (ipv6)
-    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one, sizeof one);
-  else
-    (void)setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one);
-  return fd;
-}
-
 static portmap_status_t server_open(pcp_state_t *st, int ipv6) {
   pcp_server_t *s = &st->srv[ipv6];
   if (s->open)
@@ -125,9 +111,9 @@ static portmap_status_t server_open(pcp_state_t *st, int ipv6) {
   uint8_t configured[16];
   if (portmap_core_local_address(st->core, configured) && portmap_net_is_v4(configured) == !ipv6)
     memcpy(s->local, configured, 16);
-  else if (portmap_net_local_address(s->addr, s->scope, s->local) != 0)
+  else if (portmap_plat_local_address(s->addr, s->scope, s->local) != 0)
     return PORTMAP_ERR_SYSTEM;
-  s->fd = udp_socket(ipv6);
+  s->fd = portmap_plat_udp_icmp_socket(ipv6);
   if (s->fd < 0)
     return PORTMAP_ERR_SYSTEM;
   /* A5: a random source port, never 5350/5351 */
@@ -677,30 +663,12 @@ static void on_datagram(pcp_state_t *st, const uint8_t *from, uint16_t from_port
 
 static void drain_errqueue(pcp_state_t *st, pcp_server_t *s, uint64_t now) {
   for (int i = 0; i < PCP_MAX_READS; i++) {
-    uint8_t data[64];
-    char ctrl[512];
-    struct sockaddr_storage ss;
-    struct iovec iov = {data, sizeof data};
-    struct msghdr mh;
-    memset(&mh, 0, sizeof mh);
-    mh.msg_name = &ss;
-    mh.msg_namelen = sizeof ss;
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = ctrl;
-    mh.msg_controllen = sizeof ctrl;
-    if (recvmsg(s->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+    int r = portmap_plat_icmp_read(s->fd);
+    if (r < 0)
       return;
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
-      if (!((cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_RECVERR) ||
-            (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_RECVERR)))
-        continue;
-      struct sock_extended_err ee;
-      memcpy(&ee, CMSG_DATA(cm), sizeof ee);
-      if (ee.ee_errno == ECONNREFUSED) {
-        portmap_core_log(st->core, PORTMAP_LOG_INFO, "pcp: port %u closed on the gateway", s->port);
-        on_unreachable(s, now);
-      }
+    if (r == 1) {
+      portmap_core_log(st->core, PORTMAP_LOG_INFO, "pcp: port %u closed on the gateway", s->port);
+      on_unreachable(s, now);
     }
   }
 }
@@ -712,12 +680,13 @@ static void read_fd(pcp_state_t *st, int fd, pcp_server_t *srv, uint64_t now) {
     uint16_t port;
     size_t len;
     int from_ok;
-    int r = portmap_net_recv(fd, MSG_TRUNC, buf, sizeof buf, &len, from, &port, &from_ok);
-    if (r == PORTMAP_NET_RECV_REFUSED && srv != NULL) {
+    int r = portmap_plat_recv(fd, PORTMAP_PLAT_RECV_TRUNC, buf, sizeof buf, &len, from, &port,
+                              &from_ok);
+    if (r == PORTMAP_PLAT_RECV_REFUSED && srv != NULL) {
       drain_errqueue(st, srv, now);
       continue;
     }
-    if (r != PORTMAP_NET_RECV_OK)
+    if (r != PORTMAP_PLAT_RECV_OK)
       break;
     if (!from_ok) {
       portmap_core_stats(st->core)->malformed++;

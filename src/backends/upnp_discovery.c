@@ -17,6 +17,7 @@
 #include <miniupnpc/upnpcommands.h>
 
 #include "backends/upnp_int.h"
+#include "platform/platform.h"
 #include "util/netutil.h"
 
 int portmap_upnp_ensure_local(upnp_state_t *st) {
@@ -25,7 +26,7 @@ int portmap_upnp_ensure_local(upnp_state_t *st) {
     return 0;
   if (portmap_core_local_address(st->core, configured) && portmap_net_is_v4(configured))
     memcpy(st->local, configured, 16);
-  else if (portmap_net_local_address(st->gateway4, 0, st->local) != 0)
+  else if (portmap_plat_local_address(st->gateway4, 0, st->local) != 0)
     return -1;
   portmap_addr_t a;
   memcpy(a.bytes, st->local, 16);
@@ -40,7 +41,7 @@ static int ssdp_open(upnp_state_t *st) {
   portmap_core_t *core = st->core;
   if (st->fd >= 0)
     return 0;
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = portmap_plat_socket(0, 0);
   if (fd < 0)
     return -1;
   struct sockaddr_storage ss;
@@ -195,8 +196,9 @@ void portmap_upnp_ssdp_read(upnp_state_t *st, uint64_t now) {
     uint16_t port;
     size_t len;
     int from_ok;
-    int r = portmap_net_recv(st->fd, MSG_TRUNC, buf, sizeof buf, &len, from, &port, &from_ok);
-    if (r != PORTMAP_NET_RECV_OK)
+    int r = portmap_plat_recv(st->fd, PORTMAP_PLAT_RECV_TRUNC, buf, sizeof buf, &len, from, &port,
+                              &from_ok);
+    if (r != PORTMAP_PLAT_RECV_OK)
       break;
     if (!from_ok) {
       portmap_core_stats(st->core)->malformed++;

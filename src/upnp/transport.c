@@ -17,20 +17,15 @@
 
 #include <miniupnpc/upnpcommands.h>
 
+#include "platform/platform.h"
 #include "upnp/http.h"
 #include "util/netutil.h"
-
-uint64_t portmap_upnp_mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* Wait until fd is ready for events. 0, UPNP_RC_TIMEOUT, UPNP_RC_ABORTED
  * or UPNPCOMMAND_HTTP_ERROR. */
 static int io_wait(const upnp_io_t *io, int fd, short events) {
   for (;;) {
-    uint64_t now = portmap_upnp_mono_ms();
+    uint64_t now = portmap_plat_now_ms();
     if (now >= io->deadline)
       return UPNP_RC_TIMEOUT;
     uint64_t left = io->deadline - now;
@@ -55,7 +50,7 @@ static int io_wait(const upnp_io_t *io, int fd, short events) {
 static int io_connect(const upnp_io_t *io, const portmap_ssdp_url_t *u, int *out) {
   struct sockaddr_storage ss;
   socklen_t sl = portmap_net_to_sockaddr(u->addr, u->port, 0, &ss);
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = portmap_plat_socket(ss.ss_family == AF_INET6, 1);
   if (fd < 0)
     return UPNPCOMMAND_HTTP_ERROR;
   if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {

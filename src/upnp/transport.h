@@ -33,9 +33,6 @@ typedef struct http_reply {
   size_t len;
 } http_reply_t;
 
-/* CLOCK_MONOTONIC in ms, the clock of upnp_io_t.deadline. */
-uint64_t portmap_upnp_mono_ms(void);
-
 /* Connect, send the request, read the reply: one deadline for it all. The
  * body is at most cap octets, framed by Content-Length, the chunked coding
  * or the end of the stream; a Content-Length above cap is refused before

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "platform/platform.h"
 #include "upnp/igd.h"
 #include "upnp/transport.h"
 
@@ -73,12 +74,8 @@ static void worker_free(upnp_worker_t *w) {
   portmap_upnp_call_release_chain(w->todo);
   portmap_upnp_call_release_chain(w->done);
   portmap_upnp_call_release_chain(w->last);
-  for (int i = 0; i < 2; i++) {
-    if (w->result_pipe[i] >= 0)
-      close(w->result_pipe[i]);
-    if (w->abort_pipe[i] >= 0)
-      close(w->abort_pipe[i]);
-  }
+  portmap_plat_wake_close(w->result_pipe);
+  portmap_plat_wake_close(w->abort_pipe);
   pthread_cond_destroy(&w->cv);
   pthread_mutex_destroy(&w->mu);
   free(w);
@@ -111,7 +108,7 @@ static void *worker_main(void *arg) {
     upnp_io_t io;
     /* Q10: a late add is still heard (and undone); everything else ends
      * with the watchdog */
-    io.deadline = portmap_upnp_mono_ms() + w->timeout_ms +
+    io.deadline = portmap_plat_now_ms() + w->timeout_ms +
                   (k->kind == CALL_ADD || k->kind == CALL_ADDANY ? UPNP_LATE_ADD_MS : 0u);
     io.abort_fd = !w->orphaned && is_query(k) ? w->abort_pipe[0] : -1;
     pthread_mutex_unlock(&w->mu);
@@ -121,9 +118,7 @@ static void *worker_main(void *arg) {
     if (!w->orphaned) {
       k->wnext = w->done;
       w->done = k;
-      char b = 1;
-      ssize_t n = write(w->result_pipe[1], &b, 1);
-      (void)n; /* a full pipe is already readable */
+      portmap_plat_wake_signal(w->result_pipe[1]); /* a full pipe is already readable */
     } else if (undo_add(k)) {
       k->wnext = w->last; /* nobody else will hear of it: undo it next */
       w->last = k;
@@ -166,8 +161,7 @@ upnp_worker_t *portmap_upnp_worker_new(uint32_t timeout_ms) {
     free(w);
     return NULL;
   }
-  if (pipe2(w->result_pipe, O_NONBLOCK | O_CLOEXEC) != 0 ||
-      pipe2(w->abort_pipe, O_NONBLOCK | O_CLOEXEC) != 0 ||
+  if (portmap_plat_wake_open(w->result_pipe) != 0 || portmap_plat_wake_open(w->abort_pipe) != 0 ||
       pthread_create(&w->thread, NULL, worker_main, w) != 0) {
     worker_free(w); /* closes only the pipes it finds open */
     return NULL;
@@ -187,9 +181,7 @@ void portmap_upnp_worker_hand(upnp_worker_t *w, upnp_call_t *k) {
 }
 
 upnp_call_t *portmap_upnp_worker_collect(upnp_worker_t *w) {
-  char buf[64];
-  while (read(w->result_pipe[0], buf, sizeof buf) > 0) {
-  }
+  portmap_plat_wake_drain(w->result_pipe[0]);
   pthread_mutex_lock(&w->mu);
   upnp_call_t *done = w->done;
   w->done = NULL;
@@ -234,9 +226,7 @@ int portmap_upnp_worker_orphan(upnp_worker_t *w, upnp_jobs_t *j) {
   }
   w->last = j->head;
   w->orphaned = 1;
-  char b = 1;
-  ssize_t wr = write(w->abort_pipe[1], &b, 1); /* ends a query at once */
-  (void)wr;
+  portmap_plat_wake_signal(w->abort_pipe[1]); /* ends a query at once */
   pthread_cond_broadcast(&w->cv);
   int busy = j->head != NULL || (w->running != NULL && !is_query(w->running));
   if (!busy) {

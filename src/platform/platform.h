@@ -1,0 +1,115 @@
+/*
+ * The platform layer: everything the library needs from the operating
+ * system that POSIX does not say, behind one small interface with one
+ * implementation file per OS (c-ares keeps each OS's configuration reading
+ * in its own ares_sysconfig_*.c the same way). Today that is linux.c.
+ *
+ * Addresses are 16 octets, IPv4-mapped (::ffff:a.b.c.d) for IPv4, as in the
+ * rest of the library. A scope is an interface index (0: none), needed for
+ * a link-local IPv6 peer. Nothing here keeps state: two clients share no
+ * platform object.
+ *
+ * Layering: this header and its implementations include nothing from src/
+ * but util/reader.h (header-only); util/ and everything above may call it.
+ */
+#ifndef PORTMAP_PLATFORM_H
+#define PORTMAP_PLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------- routes and addresses ---------- */
+
+/* The default gateway of a family (ipv6 0 or 1): the up default route
+ * with a next hop and the lowest metric (the first of equals). Fills out,
+ * and *scope (if not NULL) with its interface index (0 if unknown).
+ * Returns 0, or -1 when there is none, out is NULL, or the table cannot be
+ * read (out and *scope then untouched). */
+int portmap_plat_default_gateway(int ipv6, uint8_t out[16], unsigned *scope);
+
+/* The route-table parsers behind portmap_plat_default_gateway(), pure and
+ * unit-testable: they take the table's text (any octets, any length, NUL
+ * terminated or not; read through util/reader.h) and skip every line that
+ * is not exactly shaped like the kernel's. Return 0 and fill out and
+ * ifname_out (if not NULL: 1-15 octets and a NUL) with the winner, or -1
+ * (nothing written) when there is no default route or text/out is NULL.
+ * On Linux the text is /proc/net/route (IPv4) or /proc/net/ipv6_route. */
+int portmap_plat_parse_route4(const char *text, size_t len, uint8_t out[16], char ifname_out[16]);
+int portmap_plat_parse_route6(const char *text, size_t len, uint8_t out[16], char ifname_out[16]);
+
+/* The local address the system would use to reach dest (checklist A4), by
+ * a UDP connect() that sends nothing; scope is used only when dest needs
+ * one (link-local). Returns 0, or -1 with errno set (EINVAL for a NULL
+ * argument, else what socket/connect/getsockname said). */
+int portmap_plat_local_address(const uint8_t dest[16], unsigned scope, uint8_t out[16]);
+
+/* ---------- sockets ---------- */
+
+/* A non-blocking, close-on-exec socket: UDP (stream 0) or TCP (stream 1),
+ * IPv4 (ipv6 0) or IPv6. Returns the fd, or -1 with errno set. */
+int portmap_plat_socket(int ipv6, int stream);
+
+/* A non-blocking, close-on-exec UDP socket that reports ICMP errors (port
+ * unreachable) even unconnected (ROUTER-QUIRKS Q21): after one arrives,
+ * portmap_plat_recv() says PORTMAP_PLAT_RECV_REFUSED once and the report
+ * waits for portmap_plat_icmp_read(). Returns the fd, or -1 with errno set.
+ * Reporting is best effort: a system that cannot turn it on still gives a
+ * working socket. */
+int portmap_plat_udp_icmp_socket(int ipv6);
+
+/* Read one queued ICMP report of a portmap_plat_udp_icmp_socket() without
+ * blocking. Returns 1 for "port unreachable" (ECONNREFUSED), 0 for another
+ * report (read and dropped), -1 when none is queued (or fd is bad). Call
+ * until -1 to empty the queue. */
+int portmap_plat_icmp_read(int fd);
+
+/* portmap_plat_recv() flags */
+#define PORTMAP_PLAT_RECV_PEEK 0x1  /* leave the datagram queued */
+#define PORTMAP_PLAT_RECV_TRUNC 0x2 /* *len is the whole datagram's length, even above cap */
+
+/* portmap_plat_recv() outcomes */
+enum { PORTMAP_PLAT_RECV_NONE = 0, PORTMAP_PLAT_RECV_OK = 1, PORTMAP_PLAT_RECV_REFUSED = 2 };
+
+/* One datagram from fd without blocking (EINTR is retried). flags: 0 or
+ * PORTMAP_PLAT_RECV_* or'ed. Returns:
+ *   OK       at most cap octets in buf; *len what was read (with TRUNC the
+ *            whole datagram's length, possibly more than cap); from and
+ *            *port its source and *from_ok 1, or *from_ok 0 and from zeroed when
+ *            the source is no IPv4/IPv6 address.
+ *   REFUSED  an ICMP port unreachable was reported instead (the pending
+ *            socket error, now cleared).
+ *   NONE     nothing to read (EAGAIN), or another error. */
+int portmap_plat_recv(int fd, int flags, void *buf, size_t cap, size_t *len, uint8_t from[16],
+                      uint16_t *port, int *from_ok);
+
+/* ---------- time and randomness ---------- */
+
+/* Fill buf with len octets from the OS CSPRNG (checklist D1; never rand()
+ * or a time seed). Returns 0, or -1 with errno set (buf then partly
+ * filled: do not use it). len 0 always succeeds. */
+int portmap_plat_random(void *buf, size_t len);
+
+/* Milliseconds of a monotonic clock (checklist E6: never the wall clock),
+ * from an arbitrary origin. */
+uint64_t portmap_plat_now_ms(void);
+
+/* ---------- wake mechanism ---------- */
+
+/* A pair of non-blocking, close-on-exec fds: fds[0] becomes readable
+ * (poll POLLIN) after portmap_plat_wake_signal(fds[1]) and stays so until
+ * portmap_plat_wake_drain(fds[0]). Returns 0, or -1 with errno set and
+ * both fds -1. */
+int portmap_plat_wake_open(int fds[2]);
+
+/* Make the read end readable. Never blocks; a full pipe is already
+ * readable, so nothing is lost. wfd -1 does nothing. */
+void portmap_plat_wake_signal(int wfd);
+
+/* Consume every pending signal so that rfd polls unreadable again. Never
+ * blocks; rfd -1 does nothing. */
+void portmap_plat_wake_drain(int rfd);
+
+/* Close both ends that are open (>= 0) and set them to -1; NULL is fine. */
+void portmap_plat_wake_close(int fds[2]);
+
+#endif
