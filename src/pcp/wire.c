@@ -76,57 +76,15 @@
 
 #include <string.h>
 
-/* ---- bounds-checked reader and writer: every access fails past the end ---- */
+#include "util/reader.h"
 
-typedef struct rd {
-  const uint8_t *buf;
-  size_t len, pos;
-} rd_t;
+/* ---- bounds-checked writer: every access fails past the end ----
+ * (received octets are read through util/reader.h) */
 
 typedef struct wr {
   uint8_t *buf;
   size_t cap, pos;
 } wr_t;
-
-static size_t rd_left(const rd_t *r) {
-  return r->len - r->pos;
-}
-
-static int rd_bytes(rd_t *r, void *out, size_t n) {
-  if (rd_left(r) < n)
-    return 0;
-  if (n > 0)
-    memcpy(out, r->buf + r->pos, n);
-  r->pos += n;
-  return 1;
-}
-
-static int rd_skip(rd_t *r, size_t n) {
-  if (rd_left(r) < n)
-    return 0;
-  r->pos += n;
-  return 1;
-}
-
-static int rd_u8(rd_t *r, uint8_t *v) {
-  return rd_bytes(r, v, 1);
-}
-
-static int rd_u16(rd_t *r, uint16_t *v) {
-  uint8_t b[2];
-  if (!rd_bytes(r, b, sizeof b))
-    return 0;
-  *v = (uint16_t)((unsigned)b[0] << 8 | b[1]);
-  return 1;
-}
-
-static int rd_u32(rd_t *r, uint32_t *v) {
-  uint8_t b[4];
-  if (!rd_bytes(r, b, sizeof b))
-    return 0;
-  *v = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
-  return 1;
-}
 
 static int wr_bytes(wr_t *w, const void *p, size_t n) {
   if (w->cap - w->pos < n)
@@ -352,33 +310,38 @@ int pcp_encode_response(const pcp_msg_t *m, uint8_t *buf, size_t cap, size_t *ou
 
 /* ---- decoder ---- */
 
-static int read_payload(rd_t *r, pcp_msg_t *m) {
+/* Every field of a received message is read through the bounded reader;
+ * a short read leaves it bad (and the field zero, as pcp_msg_init() left
+ * it), so each step checks portmap_rd_ok() once. */
+
+static int read_payload(portmap_reader_t *r, pcp_msg_t *m) {
   if (m->opcode == PCP_OP_ANNOUNCE)
     return 1;
-  int ok = rd_bytes(r, m->nonce, PCP_NONCE_LEN);
-  ok = ok && rd_u8(r, &m->protocol);
-  ok = ok && rd_skip(r, 3);
-  ok = ok && rd_u16(r, &m->internal_port);
-  ok = ok && rd_u16(r, &m->external_port);
-  ok = ok && rd_bytes(r, m->external_addr, 16);
+  portmap_rd_bytes(r, m->nonce, PCP_NONCE_LEN);
+  m->protocol = portmap_rd_u8(r);
+  portmap_rd_skip(r, 3);
+  m->internal_port = portmap_rd_be16(r);
+  m->external_port = portmap_rd_be16(r);
+  portmap_rd_bytes(r, m->external_addr, 16);
   if (m->opcode == PCP_OP_PEER) {
-    ok = ok && rd_u16(r, &m->peer_port);
-    ok = ok && rd_skip(r, 2);
-    ok = ok && rd_bytes(r, m->peer_addr, 16);
+    m->peer_port = portmap_rd_be16(r);
+    portmap_rd_skip(r, 2);
+    portmap_rd_bytes(r, m->peer_addr, 16);
   }
-  return ok;
+  return portmap_rd_ok(r);
 }
 
-/* One known option's data (exactly olen octets in d). Returns 0 when it is
- * malformed. */
-static int read_known_option(uint8_t code, rd_t *d, pcp_msg_t *m) {
-  size_t olen = d->len;
+/* One known option's data: d holds exactly its (unpadded) length. Returns
+ * 0 when it is malformed. */
+static int read_known_option(uint8_t code, portmap_reader_t *d, pcp_msg_t *m) {
+  size_t olen = portmap_rd_left(d);
   switch (code) {
   case PCP_OPT_THIRD_PARTY:
     if (olen != THIRD_PARTY_LEN)
       return 0;
     m->has_third_party = 1; /* a repeated one: the last wins */
-    return rd_bytes(d, m->third_party, THIRD_PARTY_LEN);
+    portmap_rd_bytes(d, m->third_party, THIRD_PARTY_LEN);
+    return portmap_rd_ok(d);
   case PCP_OPT_PREFER_FAILURE:
     if (olen != 0)
       return 0;
@@ -386,13 +349,13 @@ static int read_known_option(uint8_t code, rd_t *d, pcp_msg_t *m) {
     return 1;
   case PCP_OPT_FILTER: {
     pcp_filter_t f;
-    uint8_t reserved;
     if (olen != FILTER_LEN || m->n_filters >= PCP_MAX_FILTERS)
       return 0;
-    if (!rd_u8(d, &reserved) || !rd_u8(d, &f.prefix_len) || !rd_u16(d, &f.port) ||
-        !rd_bytes(d, f.addr, 16))
-      return 0;
-    if (!filter_prefix_ok(&f))
+    portmap_rd_skip(d, 1); /* reserved */
+    f.prefix_len = portmap_rd_u8(d);
+    f.port = portmap_rd_be16(d);
+    portmap_rd_bytes(d, f.addr, 16);
+    if (!portmap_rd_ok(d) || !filter_prefix_ok(&f))
       return 0;
     m->filters[m->n_filters++] = f;
     return 1;
@@ -402,7 +365,8 @@ static int read_known_option(uint8_t code, rd_t *d, pcp_msg_t *m) {
      * prefix of what it supports, and so do we: keep the first 128. The
      * text is not checked for UTF-8. */
     size_t n = olen < PCP_MAX_DESCRIPTION ? olen : PCP_MAX_DESCRIPTION;
-    if (!rd_bytes(d, m->description, n))
+    portmap_rd_bytes(d, m->description, n);
+    if (!portmap_rd_ok(d))
       return 0;
     m->description[n] = '\0';
     m->description_len = n;
@@ -413,18 +377,19 @@ static int read_known_option(uint8_t code, rd_t *d, pcp_msg_t *m) {
   }
 }
 
-static int read_options(rd_t *r, pcp_msg_t *m) {
-  while (rd_left(r) > 0) {
-    uint8_t code, reserved;
-    uint16_t olen;
-    if (!rd_u8(r, &code) || !rd_u8(r, &reserved) || !rd_u16(r, &olen))
+static int read_options(portmap_reader_t *r, pcp_msg_t *m) {
+  while (portmap_rd_left(r) > 0) {
+    uint8_t code = portmap_rd_u8(r);
+    portmap_rd_skip(r, 1); /* reserved */
+    uint16_t olen = portmap_rd_be16(r);
+    if (!portmap_rd_ok(r))
       return PCP_WIRE_OPTION;
     /* A8: the length excludes the padding to a multiple of 4. */
     size_t padded = pad4(olen);
-    if (padded > rd_left(r))
+    if (padded > portmap_rd_left(r))
       return PCP_WIRE_OPTION;
-    rd_t d = {r->buf + r->pos, olen, 0};
-    r->pos += padded;
+    portmap_reader_t d = portmap_rd_sub(r, olen);
+    portmap_rd_skip(r, padded - olen);
     if (!option_allowed(code, m->opcode)) {
       /* A11: skipped, even in the mandatory range (< 128); never a drop. */
       m->n_unknown_options++;
@@ -440,25 +405,35 @@ static int read_options(rd_t *r, pcp_msg_t *m) {
 
 /* F2, RFC 6886 section 3.5: a NAT-PMP gateway answers a version-2 request
  * with an 8-octet reply: version 0, opcode byte 0 or 128+op, 16-bit result
- * 1 (UNSUPP_VERSION), 32-bit epoch. */
-static int is_natpmp_reply(const uint8_t *buf, size_t len) {
-  return len == 8 && buf[0] == 0 && (buf[1] == 0 || buf[1] >= 128) && buf[2] == 0 && buf[3] == 1;
+ * 1 (UNSUPP_VERSION), 32-bit epoch. Fills opcode, result and epoch when it
+ * is one. */
+static int read_natpmp_reply(const uint8_t *buf, size_t len, pcp_msg_t *m) {
+  portmap_reader_t r;
+  portmap_rd_init(&r, buf, len);
+  if (portmap_rd_left(&r) != 8)
+    return 0;
+  uint8_t version = portmap_rd_u8(&r);
+  uint8_t op = portmap_rd_u8(&r);
+  uint16_t result = portmap_rd_be16(&r);
+  uint32_t epoch = portmap_rd_be32(&r);
+  if (!portmap_rd_ok(&r) || version != 0 || (op != 0 && op < 128) || result != 1)
+    return 0;
+  m->opcode = (uint8_t)(op & 0x7fu);
+  m->result = PCP_UNSUPP_VERSION;
+  m->epoch = epoch;
+  return 1;
 }
 
 static int decode_msg(const uint8_t *buf, size_t len, pcp_msg_t *m, int response) {
   if (m == NULL)
     return PCP_WIRE_INVALID;
   pcp_msg_init(m);
-  if (buf == NULL)
-    len = 0;
+  portmap_reader_t r;
+  portmap_rd_init(&r, buf, len);
+  len = portmap_rd_left(&r); /* 0 for a NULL buf */
 
-  if (response && is_natpmp_reply(buf, len)) {
-    rd_t r = {buf, len, 4};
-    m->opcode = (uint8_t)(buf[1] & 0x7fu);
-    m->result = PCP_UNSUPP_VERSION;
-    (void)rd_u32(&r, &m->epoch);
+  if (response && read_natpmp_reply(buf, len, m))
     return PCP_WIRE_NATPMP;
-  }
   /* A9 (section 8.3 for requests, 7.2 for responses). */
   if (len < PCP_HEADER_LEN)
     return PCP_WIRE_SHORT;
@@ -467,17 +442,19 @@ static int decode_msg(const uint8_t *buf, size_t len, pcp_msg_t *m, int response
   if (len % 4 != 0)
     return PCP_WIRE_UNALIGNED;
 
-  rd_t r = {buf, len, 0};
-  uint8_t version, rop, b2, b3;
-  int ok = rd_u8(&r, &version) && rd_u8(&r, &rop) && rd_u8(&r, &b2) && rd_u8(&r, &b3);
-  ok = ok && rd_u32(&r, &m->lifetime);
+  uint8_t version = portmap_rd_u8(&r);
+  uint8_t rop = portmap_rd_u8(&r);
+  portmap_rd_skip(&r, 1); /* reserved */
+  uint8_t b3 = portmap_rd_u8(&r);
+  m->lifetime = portmap_rd_be32(&r);
   if (response) {
-    ok = ok && rd_u32(&r, &m->epoch) && rd_skip(&r, 12);
+    m->epoch = portmap_rd_be32(&r);
+    portmap_rd_skip(&r, 12);
     m->result = b3;
   } else {
-    ok = ok && rd_bytes(&r, m->client_addr, 16);
+    portmap_rd_bytes(&r, m->client_addr, 16);
   }
-  if (!ok)
+  if (!portmap_rd_ok(&r))
     return PCP_WIRE_SHORT;
   m->opcode = (uint8_t)(rop & 0x7fu);
 

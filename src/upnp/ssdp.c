@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "util/netutil.h"
+#include "util/reader.h"
 #include "upnp/ssdp.h"
 
 /* ---------- small helpers ---------- */
@@ -30,18 +31,8 @@ static int is_tchar(int b) {
   return is_alpha(b) || is_digit(b) || (b != 0 && strchr("!#$%&'*+-.^_`|~", b) != NULL);
 }
 
-static int mem_ieq(const uint8_t *a, size_t alen, const char *b) {
-  size_t blen = strlen(b);
-  if (alen != blen)
-    return 0;
-  for (size_t i = 0; i < alen; i++)
-    if (lower(a[i]) != lower((unsigned char)b[i]))
-      return 0;
-  return 1;
-}
-
 /* Copy a value into a field of cap octets (NUL included); -1 when too long. */
-static int set_field(char *dst, size_t cap, const uint8_t *src, size_t len) {
+static int set_field(char *dst, size_t cap, const char *src, size_t len) {
   if (len >= cap)
     return -1;
   memcpy(dst, src, len);
@@ -53,78 +44,87 @@ static int set_field(char *dst, size_t cap, const uint8_t *src, size_t len) {
 
 static const char SSDP_STATUS[] = "HTTP/1.1 200";
 
-/* CACHE-CONTROL: max-age=N among other directives; N of 1-9 digits. */
-static long parse_max_age(const uint8_t *v, size_t len) {
+/* CACHE-CONTROL: max-age=N among other directives; N of 1-9 digits. The
+ * key starts the value or follows a space, tab or comma. */
+static long parse_max_age(const char *v, size_t len) {
   static const char key[] = "max-age";
   const size_t klen = sizeof key - 1;
-  for (size_t i = 0; i + klen <= len; i++) {
-    if (!mem_ieq(v + i, klen, key))
+  portmap_reader_t r;
+  portmap_rd_init(&r, v, len);
+  int prev = ','; /* the start of the value counts as a separator */
+  while (portmap_rd_left(&r) >= klen) {
+    portmap_reader_t d = r; /* a candidate at r's position */
+    const char *k = (const char *)portmap_rd_take(&d, klen);
+    int at_start = prev == ' ' || prev == '\t' || prev == ',';
+    prev = portmap_rd_u8(&r);
+    if (!at_start || !portmap_rd_text_eq(k, klen, key))
       continue;
-    if (i > 0 && v[i - 1] != ' ' && v[i - 1] != '\t' && v[i - 1] != ',')
+    portmap_rd_skip_ws(&d);
+    if (portmap_rd_peek(&d) != '=')
       continue;
-    size_t p = i + klen;
-    while (p < len && (v[p] == ' ' || v[p] == '\t'))
-      p++;
-    if (p >= len || v[p] != '=')
-      continue;
-    p++;
-    while (p < len && (v[p] == ' ' || v[p] == '\t'))
-      p++;
-    long n = 0;
-    size_t digits = 0;
-    while (p < len && is_digit(v[p]) && digits < 9) {
-      n = n * 10 + (v[p] - '0');
-      p++;
-      digits++;
-    }
-    if (digits == 0 || (p < len && is_digit(v[p])))
-      return PORTMAP_SSDP_NO_MAX_AGE;
-    return n;
+    portmap_rd_skip(&d, 1);
+    portmap_rd_skip_ws(&d);
+    uint64_t n = portmap_rd_number(&d, 10, 9, 999999999u);
+    return portmap_rd_ok(&d) ? (long)n : PORTMAP_SSDP_NO_MAX_AGE;
   }
   return PORTMAP_SSDP_NO_MAX_AGE;
 }
 
-static int parse_header(const uint8_t *line, size_t len, portmap_ssdp_reply_t *r, int seen[3]) {
-  if (line[0] == ' ' || line[0] == '\t')
+/* One header line (not empty, no CR or LF, no control octet). */
+static int parse_header(const char *line, size_t len, portmap_ssdp_reply_t *r, int seen[3]) {
+  portmap_reader_t lr;
+  portmap_rd_init(&lr, line, len);
+  int first = portmap_rd_peek(&lr);
+  if (first == ' ' || first == '\t')
     return PORTMAP_SSDP_ERR_SYNTAX; /* obsolete line folding: an injection vector */
-  size_t colon = 0;
-  while (colon < len && line[colon] != ':') {
-    if (!is_tchar(line[colon]))
-      return PORTMAP_SSDP_ERR_SYNTAX;
-    colon++;
-  }
-  if (colon == 0 || colon == len)
+  const char *name, *v;
+  size_t nlen, vlen;
+  if (portmap_rd_until(&lr, ':', &name, &nlen) != 1 || nlen == 0)
     return PORTMAP_SSDP_ERR_SYNTAX;
-  const uint8_t *v = line + colon + 1;
-  size_t vlen = len - colon - 1;
-  while (vlen > 0 && (v[0] == ' ' || v[0] == '\t')) {
-    v++;
-    vlen--;
-  }
+  for (size_t i = 0; i < nlen; i++)
+    if (!is_tchar((unsigned char)name[i]))
+      return PORTMAP_SSDP_ERR_SYNTAX;
+  portmap_rd_skip_ws(&lr);
+  vlen = portmap_rd_left(&lr);
+  v = (const char *)portmap_rd_take(&lr, vlen);
   while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
     vlen--;
-  if (mem_ieq(line, colon, "LOCATION")) {
+  if (portmap_rd_text_eq(name, nlen, "LOCATION")) {
     if (seen[0]++)
       return PORTMAP_SSDP_ERR_DUPLICATE;
     if (set_field(r->location, sizeof r->location, v, vlen) != 0)
       return PORTMAP_SSDP_ERR_TOO_LONG;
-  } else if (mem_ieq(line, colon, "ST")) {
+  } else if (portmap_rd_text_eq(name, nlen, "ST")) {
     if (seen[1]++)
       return PORTMAP_SSDP_ERR_DUPLICATE;
     if (set_field(r->st, sizeof r->st, v, vlen) != 0)
       return PORTMAP_SSDP_ERR_TOO_LONG;
-  } else if (mem_ieq(line, colon, "USN")) {
+  } else if (portmap_rd_text_eq(name, nlen, "USN")) {
     if (seen[2]++)
       return PORTMAP_SSDP_ERR_DUPLICATE;
     if (set_field(r->usn, sizeof r->usn, v, vlen) != 0)
       return PORTMAP_SSDP_ERR_TOO_LONG;
-  } else if (mem_ieq(line, colon, "SERVER")) {
+  } else if (portmap_rd_text_eq(name, nlen, "SERVER")) {
     if (r->server[0] == '\0' && set_field(r->server, sizeof r->server, v, vlen) != 0)
       return PORTMAP_SSDP_ERR_TOO_LONG;
-  } else if (mem_ieq(line, colon, "CACHE-CONTROL")) {
+  } else if (portmap_rd_text_eq(name, nlen, "CACHE-CONTROL")) {
     r->max_age = parse_max_age(v, vlen);
   }
   return PORTMAP_SSDP_OK;
+}
+
+/* A line may hold tabs but no other control octet (NUL included), and no
+ * CR: the one before its LF is gone, any other is a lone CR (header
+ * injection). */
+static int line_octets_ok(const char *line, size_t len) {
+  portmap_reader_t lr;
+  portmap_rd_init(&lr, line, len);
+  while (portmap_rd_left(&lr) > 0) {
+    uint8_t b = portmap_rd_u8(&lr);
+    if ((b < 0x20 && b != '\t') || b == 0x7f)
+      return 0;
+  }
+  return 1;
 }
 
 int portmap_ssdp_parse(const uint8_t *buf, size_t len, portmap_ssdp_reply_t *out) {
@@ -136,41 +136,31 @@ int portmap_ssdp_parse(const uint8_t *buf, size_t len, portmap_ssdp_reply_t *out
     return PORTMAP_SSDP_ERR_STATUS;
   if (len > PORTMAP_SSDP_MAX_DATAGRAM)
     return PORTMAP_SSDP_ERR_TOO_LONG;
+  portmap_reader_t r;
+  portmap_rd_init(&r, buf, len);
   const size_t slen = sizeof SSDP_STATUS - 1;
-  if (len < slen || memcmp(buf, SSDP_STATUS, slen) != 0)
+  const uint8_t *status = portmap_rd_take(&r, slen);
+  if (status == NULL || memcmp(status, SSDP_STATUS, slen) != 0)
     return PORTMAP_SSDP_ERR_STATUS;
-  if (len > slen && buf[slen] != ' ' && buf[slen] != '\r' && buf[slen] != '\n')
+  int after = portmap_rd_peek(&r);
+  if (after != -1 && after != ' ' && after != '\r' && after != '\n')
     return PORTMAP_SSDP_ERR_STATUS; /* "HTTP/1.1 2000" */
 
-  portmap_ssdp_reply_t r;
-  memset(&r, 0, sizeof r);
-  r.max_age = PORTMAP_SSDP_NO_MAX_AGE;
+  portmap_ssdp_reply_t rep;
+  memset(&rep, 0, sizeof rep);
+  rep.max_age = PORTMAP_SSDP_NO_MAX_AGE;
   int seen[3] = {0, 0, 0};
-  size_t pos = 0, headers = 0;
+  size_t headers = 0;
   int first = 1, ended = 0;
-  while (pos < len) {
-    size_t start = pos, end = pos;
-    size_t term = 0;
-    for (; end < len; end++) {
-      uint8_t b = buf[end];
-      if (b == '\n') {
-        term = 1;
-        break;
-      }
-      if (b == '\r') {
-        if (end + 1 < len && buf[end + 1] == '\n') {
-          term = 2;
-          break;
-        }
-        return PORTMAP_SSDP_ERR_BYTE; /* a lone CR: header injection */
-      }
-      if ((b < 0x20 && b != '\t') || b == 0x7f)
-        return PORTMAP_SSDP_ERR_BYTE; /* NUL and other control octets */
-    }
-    size_t line_len = end - start;
+  portmap_rd_init(&r, buf, len); /* the status line is read as a line too */
+  while (portmap_rd_left(&r) > 0) {
+    const char *line;
+    size_t line_len;
+    (void)portmap_rd_line(&r, &line, &line_len);
+    if (!line_octets_ok(line, line_len))
+      return PORTMAP_SSDP_ERR_BYTE;
     if (line_len > PORTMAP_SSDP_MAX_LINE)
       return PORTMAP_SSDP_ERR_TOO_LONG;
-    pos = end + term;
     if (first) {
       first = 0; /* the status line, checked above */
       continue;
@@ -181,15 +171,15 @@ int portmap_ssdp_parse(const uint8_t *buf, size_t len, portmap_ssdp_reply_t *out
     }
     if (++headers > PORTMAP_SSDP_MAX_HEADERS)
       return PORTMAP_SSDP_ERR_TOO_LONG;
-    int rc = parse_header(buf + start, line_len, &r, seen);
+    int rc = parse_header(line, line_len, &rep, seen);
     if (rc != PORTMAP_SSDP_OK)
       return rc;
   }
-  if (ended && pos < len)
+  if (ended && portmap_rd_left(&r) > 0)
     return PORTMAP_SSDP_ERR_SYNTAX; /* SSDP replies carry no body */
-  if (r.location[0] == '\0')
+  if (rep.location[0] == '\0')
     return PORTMAP_SSDP_ERR_NO_LOCATION;
-  *out = r;
+  *out = rep;
   return PORTMAP_SSDP_OK;
 }
 
@@ -226,45 +216,44 @@ int portmap_ssdp_url_parse(const char *url, portmap_ssdp_url_t *out) {
   size_t len = strnlen(url, PORTMAP_SSDP_URL_MAX);
   if (len >= PORTMAP_SSDP_URL_MAX)
     return PORTMAP_SSDP_ERR_URL_TOO_LONG;
-  if (strncasecmp(url, "http://", 7) != 0)
+  portmap_reader_t r;
+  portmap_rd_init(&r, url, len);
+  const uint8_t *scheme = portmap_rd_take(&r, 7);
+  if (scheme == NULL || !portmap_rd_text_eq((const char *)scheme, 7, "http://"))
     return PORTMAP_SSDP_ERR_URL_SCHEME;
-  const char *p = url + 7;
-  if (*p == '[') {
-    const char *close = strchr(p, ']');
+  if (portmap_rd_peek(&r) == '[') {
+    portmap_rd_skip(&r, 1);
+    const char *h;
+    size_t hl;
     char tmp[64];
-    size_t hl = close != NULL ? (size_t)(close - p - 1) : 0;
-    if (close == NULL || hl == 0 || hl >= sizeof tmp)
+    if (portmap_rd_until(&r, ']', &h, &hl) != 1 || hl == 0 || hl >= sizeof tmp)
       return PORTMAP_SSDP_ERR_URL_HOST;
-    memcpy(tmp, p + 1, hl);
+    memcpy(tmp, h, hl);
     tmp[hl] = '\0';
-    if (strchr(tmp, '%') != NULL || inet_pton(AF_INET6, tmp, u.addr) != 1)
+    if (memchr(tmp, '%', hl) != NULL || inet_pton(AF_INET6, tmp, u.addr) != 1)
       return PORTMAP_SSDP_ERR_URL_HOST; /* zones make no sense in a LOCATION */
     char text[INET6_ADDRSTRLEN];
     if (inet_ntop(AF_INET6, u.addr, text, sizeof text) == NULL)
       return PORTMAP_SSDP_ERR_URL_HOST;
     snprintf(u.host, sizeof u.host, "[%s]", text);
-    p = close + 1;
   } else {
     /* a strict dotted quad: inet_aton's octal and short forms are refused */
     uint8_t q[4];
     for (int i = 0; i < 4; i++) {
       if (i > 0) {
-        if (*p != '.')
+        if (portmap_rd_peek(&r) != '.')
           return PORTMAP_SSDP_ERR_URL_HOST;
-        p++;
+        portmap_rd_skip(&r, 1);
       }
-      unsigned v = 0, digits = 0;
-      const char *s = p;
-      while (is_digit(*p) && digits < 4) {
-        v = v * 10 + (unsigned)(*p - '0');
-        p++;
-        digits++;
-      }
-      if (digits == 0 || digits > 3 || v > 255 || (digits > 1 && *s == '0'))
+      size_t start = portmap_rd_pos(&r);
+      int lead = portmap_rd_peek(&r);
+      uint64_t v = portmap_rd_number(&r, 10, 3, 255);
+      if (!portmap_rd_ok(&r) || (portmap_rd_pos(&r) - start > 1 && lead == '0'))
         return PORTMAP_SSDP_ERR_URL_HOST;
       q[i] = (uint8_t)v;
     }
-    if (*p != '\0' && *p != ':' && *p != '/' && *p != '?')
+    int next = portmap_rd_peek(&r);
+    if (next != -1 && next != ':' && next != '/' && next != '?')
       return PORTMAP_SSDP_ERR_URL_HOST; /* user info, host names, ... */
     memset(u.addr, 0, 10);
     u.addr[10] = u.addr[11] = 0xff;
@@ -272,27 +261,23 @@ int portmap_ssdp_url_parse(const char *url, portmap_ssdp_url_t *out) {
     snprintf(u.host, sizeof u.host, "%u.%u.%u.%u", q[0], q[1], q[2], q[3]);
   }
   u.port = 80;
-  if (*p == ':') {
-    p++;
-    unsigned long v = 0;
-    unsigned digits = 0;
-    while (is_digit(*p) && digits < 6) {
-      v = v * 10 + (unsigned long)(*p - '0');
-      p++;
-      digits++;
-    }
-    if (digits == 0 || v == 0 || v > 65535 || (*p != '\0' && *p != '/' && *p != '?'))
+  if (portmap_rd_peek(&r) == ':') {
+    portmap_rd_skip(&r, 1);
+    /* up to 6 digits (leading zeros allowed), 1-65535 */
+    uint64_t v = portmap_rd_number(&r, 10, 6, 65535);
+    int next = portmap_rd_peek(&r);
+    if (!portmap_rd_ok(&r) || v == 0 || (next != -1 && next != '/' && next != '?'))
       return PORTMAP_SSDP_ERR_URL_PORT;
     u.port = (uint16_t)v;
-  } else if (*p != '\0' && *p != '/' && *p != '?') {
+  } else if (portmap_rd_peek(&r) != -1 && portmap_rd_peek(&r) != '/' &&
+             portmap_rd_peek(&r) != '?') {
     return PORTMAP_SSDP_ERR_URL_HOST;
   }
-  if (*p == '\0')
-    snprintf(u.path, sizeof u.path, "/");
-  else if (*p == '?')
-    snprintf(u.path, sizeof u.path, "/%s", p);
-  else
-    snprintf(u.path, sizeof u.path, "%s", p);
+  /* the rest is the path (and query); "" means "/" */
+  size_t rest_len = portmap_rd_left(&r);
+  const char *rest = (const char *)portmap_rd_take(&r, rest_len);
+  snprintf(u.path, sizeof u.path, "%s%.*s", rest_len == 0 || rest[0] == '?' ? "/" : "",
+           (int)rest_len, rest);
   if (!path_ok(u.path))
     return PORTMAP_SSDP_ERR_URL_PATH;
   int n = snprintf(u.canonical, sizeof u.canonical, "http://%s:%u%s", u.host, u.port, u.path);

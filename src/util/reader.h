@@ -23,8 +23,12 @@ typedef struct portmap_reader {
   int bad; /* a read went past the end, or a number did not parse */
 } portmap_reader_t;
 
+/* NULL data is an empty buffer whatever len says. The reader then points at
+ * a static empty string instead, so that reading nothing (take(0), sub(0),
+ * an empty line or token) still yields a pointer and never does arithmetic
+ * on NULL, which is undefined even with a zero offset. */
 static inline void portmap_rd_init(portmap_reader_t *r, const void *data, size_t len) {
-  r->data = (const uint8_t *)data;
+  r->data = data != NULL ? (const uint8_t *)data : (const uint8_t *)"";
   r->len = data != NULL ? len : 0;
   r->pos = 0;
   r->bad = 0;
@@ -103,7 +107,8 @@ static inline portmap_reader_t portmap_rd_sub(portmap_reader_t *r, size_t n) {
 
 /* The octets up to (not including) delim, which is consumed; without a
  * delim, everything left. Returns 1 when delim was found, 0 when not (the
- * reader is then at the end), -1 when bad. */
+ * reader is then at the end), -1 when bad. At the end it returns 0 and an
+ * empty rest every time, so loop on portmap_rd_left() > 0. */
 static inline int portmap_rd_until(portmap_reader_t *r, uint8_t delim, const char **out,
                                    size_t *out_len) {
   *out = NULL;
@@ -121,7 +126,9 @@ static inline int portmap_rd_until(portmap_reader_t *r, uint8_t delim, const cha
 }
 
 /* The next line without its LF or CRLF. Returns 1 for a whole line, 0 for
- * an unterminated rest (possibly empty), -1 when bad. */
+ * an unterminated rest (possibly empty), -1 when bad. A CR not right before
+ * the LF (a lone CR, or one ending an unterminated rest) ends nothing and
+ * stays in the line, for the caller to refuse. */
 static inline int portmap_rd_line(portmap_reader_t *r, const char **line, size_t *len) {
   int whole = portmap_rd_until(r, '\n', line, len);
   if (whole == 1 && *len > 0 && (*line)[*len - 1] == '\r')
@@ -160,10 +167,11 @@ static inline int portmap_rd_digit_value(uint8_t ch, unsigned base) {
   return v < (int)base ? v : -1;
 }
 
-/* An unsigned number in base 10 or 16: at least one digit, at most
- * max_digits, no sign or prefix, value at most max. Stops at the first
- * octet that is not a digit. Marks the reader bad (and returns 0) when
- * there is no digit, too many digits, or the value exceeds max. */
+/* An unsigned number in base 10 or 16 (hex digits in either case): at
+ * least one digit, at most max_digits (leading zeros count), no sign or
+ * prefix, value at most max. Stops at the first octet that is not a digit.
+ * Marks the reader bad (and returns 0) when there is no digit, too many
+ * digits, or the value exceeds max. */
 static inline uint64_t portmap_rd_number(portmap_reader_t *r, unsigned base, size_t max_digits,
                                          uint64_t max) {
   if (r->bad)

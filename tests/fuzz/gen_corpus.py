@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Write the seed corpus for the PCP fuzzers (RFC 6887, RFC 7220).
+"""Write the seed corpus for the PCP fuzzers (RFC 6887, RFC 7220) and the
+reader fuzzer.
 
     python3 tests/fuzz/gen_corpus.py [OUT_DIR]   # default: tests/fuzz/corpus
 
-Writes OUT_DIR/pcp_response/seed-*.bin and OUT_DIR/pcp_request/seed-*.bin.
-Packets are built here from the RFC layouts, independently of src/pcp/wire.c.
+Writes OUT_DIR/pcp_response/seed-*.bin, OUT_DIR/pcp_request/seed-*.bin and
+OUT_DIR/reader/seed-*.bin. Packets are built here from the RFC layouts,
+independently of src/pcp/wire.c.
 Files found by libFuzzer are committed next to them as found-*.bin; this
 script only rewrites seed-* files.
 """
@@ -175,6 +177,45 @@ def requests():
     yield "opcode_5", req_header(5, 7200) + m
 
 
+# fuzz_reader.c programs: | n | n opcode bytes | buffer |; an opcode is
+# (arg << 4) | call, and arg % 4 also picks the reader (0 = the root).
+U8, BE16, BE32, BYTES, TAKE, SKIP, PEEK, SUB, UNTIL, LINE, WS, TOKEN, DEC, HEX, TEXT_EQ = range(15)
+
+
+def program(ops, buf):
+    ops = bytes((arg << 4) | call for call, arg in ops)
+    return bytes([len(ops)]) + ops + buf
+
+
+def reader_programs():
+    pcp = resp_header(1, 0, 7200, 1234) + map_payload()
+    yield "binary", program([(U8, 0), (U8, 0), (BE16, 0), (BE32, 0), (BYTES, 12), (TAKE, 4),
+                             (PEEK, 0), (SKIP, 4), (BE32, 0), (BE16, 0)], pcp[:36])
+    yield "past_end", program([(BE32, 0), (BE16, 0), (U8, 0), (PEEK, 0), (BE32, 0), (U8, 0),
+                               (LINE, 0), (TOKEN, 0), (DEC, 0)], b"\x01\x02\x03\x04\x05\x06\x07")
+    # an option TLV cut out with a sub-reader (into slot 1), read to its end and past it
+    tlv = opt(1, v4(192, 168, 1, 10))
+    yield "sub", program([(SUB, 0), (BE32, 1), (SUB, 4), (BE32, 1),
+                          (BE32, 1), (BE32, 1), (U8, 1), (U8, 0)], tlv)
+    reply = (b"HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\n"
+             b"LOCATION: http://192.168.1.1:5000/rootDesc.xml\r\nEXT:\r\n\r\n")
+    yield "ssdp_lines", program([(LINE, 0)] * 6, reply)
+    yield "ssdp_header", program([(LINE, 0), (UNTIL, 1), (WS, 0), (TOKEN, 0), (TEXT_EQ, 0),
+                                  (UNTIL, 6), (DEC, 8), (LINE, 0), (TEXT_EQ, 0), (UNTIL, 1),
+                                  (WS, 0), (LINE, 0), (LINE, 0), (LINE, 0)], reply)
+    yield "line_endings", program([(LINE, 0)] * 8, b"lf\ncrlf\r\nlone\rcr\n\n\r\nlast\r")
+    yield "tokens", program([(TOKEN, 0), (WS, 0), (TOKEN, 0), (WS, 0), (TOKEN, 0), (PEEK, 0),
+                             (SKIP, 0), (TOKEN, 0)], b"GET /x\tHTTP/1.1\r\n")
+    yield "numbers", program([(DEC, 11), (SKIP, 0), (HEX, 3), (SKIP, 0), (DEC, 4), (SKIP, 0),
+                              (DEC, 7)], b"65535 fF 250 259")
+    yield "uint64_max", program([(DEC, 15), (SKIP, 0), (DEC, 15), (SKIP, 0), (HEX, 15)],
+                                b"18446744073709551615 18446744073709551616 FFFFFFFFFFFFFFFF")
+    yield "chunk_size", program([(HEX, 7), (UNTIL, 5), (LINE, 0), (HEX, 15), (LINE, 0)],
+                                b"1a;ext=1\r\nZ\r\n")
+    yield "empty", program([(U8, 0), (LINE, 0), (TOKEN, 0), (SUB, 0), (DEC, 0), (TEXT_EQ, 3)],
+                           b"")
+
+
 def write(outdir, name, gen):
     d = os.path.join(outdir, name)
     os.makedirs(d, exist_ok=True)
@@ -194,6 +235,7 @@ def main():
     outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "corpus")
     write(outdir, "pcp_response", responses)
     write(outdir, "pcp_request", requests)
+    write(outdir, "reader", reader_programs)
 
 
 if __name__ == "__main__":
