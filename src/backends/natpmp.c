@@ -36,9 +36,9 @@
 #include <natpmp.h>
 
 #include "backends/backend.h"
+#include "natpmp/wire.h"
 #include "platform/platform.h"
 #include "util/netutil.h"
-#include "util/reader.h"
 
 #define NP_VERSION 0
 #define NP_OP_PUBLIC 0 /* N2: 0 public address, 1 map UDP, 2 map TCP */
@@ -123,14 +123,6 @@ struct np_state {
   int probing;
   portmap_timer_t probe_timer;
 };
-
-/* The 16-bit field at off of a received datagram (0 when it is shorter). */
-static uint16_t field16(const uint8_t *buf, size_t len, size_t off) {
-  portmap_reader_t rd;
-  portmap_rd_init(&rd, buf, len);
-  portmap_rd_skip(&rd, off);
-  return portmap_rd_be16(&rd);
-}
 
 static void addr4(uint8_t out[16], const uint8_t v4[4]) {
   memset(out, 0, 10);
@@ -583,12 +575,7 @@ static void renew_all(np_state_t *st) {
  * new SSSoE more than 2 s below that means the gateway lost its mappings.
  * Recorded after every packet, whatever the verdict. */
 static void epoch_check(np_state_t *st, uint32_t sssoe, uint64_t now) {
-  int lost = 0;
-  if (st->have_epoch) {
-    uint64_t elapsed = now > st->epoch_at ? now - st->epoch_at : 0;
-    uint64_t expected_ms = (uint64_t)st->epoch * 1000u + elapsed * 7u / 8u;
-    lost = (uint64_t)sssoe * 1000u + 2000u < expected_ms;
-  }
+  int lost = st->have_epoch && portmap_natpmp_epoch_lost(st->epoch, st->epoch_at, sssoe, now);
   st->have_epoch = 1;
   st->epoch = sssoe;
   st->epoch_at = now;
@@ -701,7 +688,7 @@ static int job_matches(const np_job_t *j, int op, int result, const natpmpresp_t
   /* the internal port: parsed by libnatpmp on success; in the octets of an
    * error response when it is long enough to carry it */
   uint16_t iport = result == NP_RESULT_SUCCESS ? r->pnu.newportmapping.privateport
-                   : len >= 10                 ? field16(raw, len, 8)
+                   : len >= 10                 ? portmap_natpmp_field16(raw, len, 8)
                                                : j->internal_port;
   if (iport != j->internal_port)
     return 0;
@@ -726,23 +713,6 @@ static void on_response(np_state_t *st, int op, int result, const natpmpresp_t *
     on_public_answer(st, result, r, now);
   else
     on_map_answer(j->nm, result, r, now);
-}
-
-/* What libnatpmp would misparse: shorter than the response it claims to be
- * (RFC 6886 §3.2: 12 octets; §3.3: 16; errors carry at least the 8-octet
- * header), another version, or not a response opcode we know. */
-static int well_formed(const uint8_t *buf, size_t len) {
-  portmap_reader_t rd;
-  portmap_rd_init(&rd, buf, len);
-  uint8_t version = portmap_rd_u8(&rd);
-  uint8_t op = portmap_rd_u8(&rd);
-  uint16_t result = portmap_rd_be16(&rd);
-  portmap_rd_skip(&rd, 4); /* seconds since start of epoch */
-  if (!portmap_rd_ok(&rd) || version != NP_VERSION || op < NP_RESPONSE || op > NP_RESPONSE + 2)
-    return 0;
-  if (result != NP_RESULT_SUCCESS)
-    return 1;
-  return len >= (op == NP_RESPONSE ? 12u : 16u);
 }
 
 static void np_readable(void *state, uint64_t now) {
@@ -775,7 +745,7 @@ static void np_readable(void *state, uint64_t now) {
       stats->spoofed++; /* the connected socket filters these already */
       continue;
     }
-    if (!well_formed(buf, have)) {
+    if (!portmap_natpmp_response_ok(buf, have)) {
       (void)recv(st->nat.s, buf, sizeof buf, MSG_DONTWAIT);
       stats->malformed++;
       continue;
@@ -813,7 +783,7 @@ static void np_readable(void *state, uint64_t now) {
       stats->malformed++;
       continue;
     }
-    if (rc != 0 && r.resultcode != field16(buf, have, 2)) {
+    if (rc != 0 && r.resultcode != portmap_natpmp_field16(buf, have, 2)) {
       stats->malformed++; /* not the datagram we peeked at */
       continue;
     }
@@ -987,17 +957,10 @@ static void np_unsolicited(void *state, const uint8_t from[16], uint16_t from_po
     stats->spoofed++;
     return;
   }
-  /* a gratuitous public address response: version 0, opcode 128, result 0,
-   * seconds since start of epoch, the address */
-  portmap_reader_t rd;
-  portmap_rd_init(&rd, data, len);
-  portmap_rd_skip(&rd, 1);
-  uint8_t op = portmap_rd_u8(&rd);
-  uint16_t result = portmap_rd_be16(&rd);
-  uint32_t sssoe = portmap_rd_be32(&rd);
+  /* a gratuitous public address response */
+  uint32_t sssoe;
   uint8_t v4[4];
-  portmap_rd_bytes(&rd, v4, sizeof v4);
-  if (!portmap_rd_ok(&rd) || op != NP_RESPONSE || result != NP_RESULT_SUCCESS) {
+  if (portmap_natpmp_parse_announce(data, len, &sssoe, v4) != 0) {
     stats->malformed++;
     return;
   }
