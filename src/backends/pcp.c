@@ -4,7 +4,8 @@
  * recovery, result-code classes and error lifetimes, the renewal schedule,
  * delete with retransmission, NAT-PMP detection, and the listener for
  * unsolicited ANNOUNCE and mapping updates. The wire format lives in
- * wire.c and the timing rules in timing.c; this file only decides.
+ * src/pcp/wire.c and the timing rules in src/pcp/timing.c; this file only
+ * decides. It sees the core only through backends/backend.h.
  *
  * Per mapping, one phase at a time:
  *   REQUEST  creating or re-creating, retransmitted per section 8.1.1
