@@ -47,21 +47,21 @@ struct portmap_mapping {
   /* state */
   portmap_info_t info; /* what the application sees */
   uint64_t expiry_ms;  /* absolute; 0 = not mapped */
-  int revoked;         /* revoke requested */
-  int final_queued;    /* a final event is queued: no more events */
-  int detached;        /* forgotten: free when no event refers to it */
   unsigned queued;     /* events in the queue that point here */
-  int ever_mapped;
   const portmap_backend_ops_t *be;
   void *be_state;
-  void *be_data;  /* the backend's per-mapping state; NULL when none runs it */
-  int be_ended;   /* the backend made its final report */
-  int waiting;    /* no backend runs it yet */
-  int moved;      /* it was mapped, then moved: the next success is CHANGED */
-  unsigned tried; /* mask of backends that failed it */
+  void *be_data;             /* the backend's per-mapping state; NULL when none runs it */
+  unsigned tried;            /* mask of backends that failed it */
+  unsigned revoked : 1;      /* revoke requested */
+  unsigned final_queued : 1; /* a final event is queued: no more events */
+  unsigned detached : 1;     /* forgotten: free when no event refers to it */
+  unsigned ever_mapped : 1;
+  unsigned be_ended : 1; /* the backend made its final report */
+  unsigned waiting : 1;  /* no backend runs it yet */
+  unsigned moved : 1;    /* it was mapped, then moved: the next success is CHANGED */
   /* a backend reported FAILED: settle() decides (failover or the event) */
-  int failed_pending;
-  int in_failed_list;
+  unsigned failed_pending : 1;
+  unsigned in_failed_list : 1;
   struct portmap_mapping *failed_next;
 };
 

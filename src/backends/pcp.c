@@ -74,19 +74,19 @@ struct pcp_map {
   portmap_mapping_t *h;   /* the core's handle */
   const portmap_req_t *req;
   portmap_result_t res; /* what we tell the core */
-  int ever_mapped;
+  unsigned ever_mapped : 1;
+  unsigned outstanding : 1; /* a response to pkt is expected */
+  unsigned sent_description : 1;
+  unsigned omit_description : 1;
+  unsigned have_assigned : 1; /* H2: suggest what we were given */
   pcp_server_t *srv;
   enum pcp_phase phase;
   pcp_retx_t retx;
   uint8_t pkt[PCP_MAX_REQUEST]; /* kept for identical retransmissions (C4) */
   size_t pkt_len;
-  int outstanding; /* a response to pkt is expected */
-  int sent_description;
-  int omit_description;
   unsigned renew_attempt;
   uint64_t granted_at;
   uint32_t granted_lifetime;
-  int have_assigned; /* H2: suggest what we were given */
   uint8_t assigned_addr[16];
   uint16_t assigned_port;
   uint64_t first_request; /* request_timeout_ms counts from here */
@@ -802,7 +802,7 @@ static portmap_status_t pcp_start(void *state, const portmap_be_start_t *start, 
   pm->h = start->handle;
   pm->req = m;
   pm->res = start->result;
-  pm->ever_mapped = start->ever_mapped;
+  pm->ever_mapped = start->ever_mapped != 0;
   pm->srv = s;
   portmap_timer_init(&pm->timer, on_timer, pm);
   portmap_timer_init(&pm->expiry, on_expiry, pm);

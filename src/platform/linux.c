@@ -10,6 +10,7 @@
  * any line that does not look exactly like the kernel's output is skipped.
  */
 #include "platform/platform.h"
+#include "util/netutil.h"
 
 #include "util/reader.h"
 
@@ -43,10 +44,6 @@ static int all_zero(const uint8_t *b, size_t n) {
   return 1;
 }
 
-static int is_v4(const uint8_t a[16]) {
-  return all_zero(a, 10) && a[10] == 0xff && a[11] == 0xff;
-}
-
 static void v4_mapped(uint8_t out[16], const uint8_t v4[4]) {
   memset(out, 0, 10);
   out[10] = 0xff;
@@ -59,46 +56,6 @@ static int needs_scope(const uint8_t a[16]) {
   if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
     return 1;
   return a[0] == 0xff && ((a[1] & 0x0f) == 0x01 || (a[1] & 0x0f) == 0x02);
-}
-
-/* Own copies of netutil's conversions: the platform sits below util/. */
-static socklen_t to_sockaddr(const uint8_t addr[16], uint16_t port, unsigned scope,
-                             struct sockaddr_storage *ss) {
-  memset(ss, 0, sizeof *ss);
-  if (is_v4(addr)) {
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(port);
-    memcpy(&sin->sin_addr, addr + 12, 4);
-    return (socklen_t)sizeof *sin;
-  }
-  struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-  sin6->sin6_family = AF_INET6;
-  sin6->sin6_port = htons(port);
-  memcpy(&sin6->sin6_addr, addr, 16);
-  sin6->sin6_scope_id = scope;
-  return (socklen_t)sizeof *sin6;
-}
-
-static int from_sockaddr(const struct sockaddr_storage *ss, socklen_t len, uint8_t out[16],
-                         uint16_t *port) {
-  if (ss->ss_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
-    struct sockaddr_in sin;
-    memcpy(&sin, ss, sizeof sin);
-    v4_mapped(out, (const uint8_t *)&sin.sin_addr);
-    if (port != NULL)
-      *port = ntohs(sin.sin_port);
-    return 0;
-  }
-  if (ss->ss_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
-    struct sockaddr_in6 sin6;
-    memcpy(&sin6, ss, sizeof sin6);
-    memcpy(out, &sin6.sin6_addr, 16);
-    if (port != NULL)
-      *port = ntohs(sin6.sin6_port);
-    return 0;
-  }
-  return -1;
 }
 
 /* ---------- route-table fields ---------- */
@@ -357,7 +314,7 @@ int portmap_plat_local_address(const uint8_t dest[16], unsigned scope, uint8_t o
     errno = EINVAL;
     return -1;
   }
-  sslen = to_sockaddr(dest, 5351, needs_scope(dest) ? scope : 0, &ss);
+  sslen = portmap_net_to_sockaddr(dest, 5351, needs_scope(dest) ? scope : 0, &ss);
   fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -1;
@@ -367,7 +324,7 @@ int portmap_plat_local_address(const uint8_t dest[16], unsigned scope, uint8_t o
   memset(&local, 0, sizeof local);
   if (getsockname(fd, (struct sockaddr *)&local, &locallen) != 0)
     goto done;
-  if (from_sockaddr(&local, locallen, out, NULL) != 0) {
+  if (portmap_net_from_sockaddr((struct sockaddr *)&local, locallen, out, NULL) != 0) {
     errno = EAFNOSUPPORT;
     goto done;
   }
@@ -449,7 +406,7 @@ int portmap_plat_recv(int fd, int flags, void *buf, size_t cap, size_t *len, uin
     }
     *len = (size_t)n;
     *port = 0;
-    *from_ok = from_sockaddr(&ss, sl, from, port) == 0;
+    *from_ok = portmap_net_from_sockaddr((struct sockaddr *)&ss, sl, from, port) == 0;
     if (!*from_ok)
       memset(from, 0, 16);
     return PORTMAP_PLAT_RECV_OK;

@@ -9,8 +9,9 @@
  * a link-local IPv6 peer. Nothing here keeps state: two clients share no
  * platform object.
  *
- * Layering: this header and its implementations include nothing from src/
- * but util/reader.h (header-only); util/ and everything above may call it.
+ * Layering: below the core, the backends and the protocol layers, which
+ * call it; above util/, whose reader and address helpers it uses
+ * (ARCHITECTURE.md).
  */
 #ifndef PORTMAP_PLATFORM_H
 #define PORTMAP_PLATFORM_H
