@@ -90,6 +90,11 @@ portmap_status_t portmap_client_new(const portmap_config_t *cfg, portmap_client_
     st = PORTMAP_ERR_SYSTEM;
     goto done;
   }
+  c->loop_thread = pthread_self();
+  if (portmap_plat_wake_open(c->wake_pipe) != 0) {
+    st = PORTMAP_ERR_SYSTEM;
+    goto done;
+  }
   c->core.client = c;
   portmap_watch_discover(c);
   portmap_watch_start(c, portmap_client_now(c));
@@ -118,6 +123,8 @@ portmap_status_t portmap_client_new(const portmap_config_t *cfg, portmap_client_
     portmap_probe_start(c, portmap_client_now(c));
   portmap_core_settle(c);
   portmap_log_flush(c); /* nobody else has the client yet */
+  pthread_mutex_lock(&c->mu);
+  portmap_client_unlock(c); /* the loop hears of the first fds and deadline */
   *out = c;
   c = NULL;
 done:
@@ -128,6 +135,7 @@ done:
     portmap_listen_close(c);
     portmap_sched_fini(&c->sched);
     portmap_log_flush(c);
+    portmap_plat_wake_close(c->wake_pipe);
     free(c->gateway_str);
     free(c->local_str);
     free(c);
@@ -201,7 +209,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
     uint64_t t = portmap_real_ms();
     if (!pending || t >= deadline)
       break;
-    portmap_wait_once(client, (int)(deadline - t), -1);
+    portmap_wait_once(client, deadline - t);
   }
   portmap_status_t st = PORTMAP_OK;
   pthread_mutex_lock(&client->mu);
@@ -215,6 +223,11 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
   }
   portmap_core_settle(client);
   portmap_dispatch_events(client);
+  /* the loop stops watching every fd (and its timer) before any is closed */
+  client->closing = 1;
+  client->loop_thread = pthread_self();
+  portmap_client_unlock(client);
+  pthread_mutex_lock(&client->mu);
   while (client->mappings != NULL) {
     portmap_mapping_t *m = client->mappings;
     portmap_mapping_unbind(m);
@@ -230,6 +243,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
   portmap_sched_fini(&client->sched);
   portmap_client_unlock(client);
   pthread_mutex_destroy(&client->mu);
+  portmap_loop_fini(client);
   portmap_plat_wake_close(client->wake_pipe);
   free(client->gateway_str);
   free(client->local_str);

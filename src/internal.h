@@ -29,6 +29,13 @@
 #include "util/sched.h"
 
 #define PORTMAP_MAX_BACKENDS 3
+#define PORTMAP_MAX_WATCHED 32 /* fds the loop is told about (a client has about 8) */
+
+/* An fd the application's loop was told to watch (fd_cb). */
+typedef struct portmap_watched {
+  int fd;
+  uint64_t ident; /* portmap_plat_fd_identity(): a reused number is another fd */
+} portmap_watched_t;
 
 /* A queued callback invocation, delivered outside the lock. */
 typedef struct portmap_event_rec {
@@ -135,7 +142,16 @@ struct portmap_client {
   int thread_running;
   int thread_stop;
   pthread_t thread;
-  int wake_pipe[2];
+  int wake_pipe[2]; /* always open: one of the fds; other threads' calls write it */
+  /* the event-loop contract (fd_cb, timer_cb): what the loop was told */
+  pthread_t loop_thread; /* the creator, then whoever last called portmap_process() */
+  portmap_watched_t watched[PORTMAP_MAX_WATCHED];
+  size_t n_watched;
+  int timer_told;
+  uint64_t timer_deadline; /* absolute; PORTMAP_SCHED_NONE = none */
+  int *deferred;           /* fds backends closed that the loop may still watch */
+  size_t n_deferred, cap_deferred;
+  int closing; /* portmap_client_free: no fds are watched any more */
   portmap_stats_t stats;
   /* the shared 5350 listener (checklist B5, N6) */
   int listen_fd[2];
@@ -223,8 +239,17 @@ void portmap_listen_close(portmap_client_t *c);
 /* ---------- loop.c ---------- */
 /* wake the thread (if any) so it recomputes fds and deadline */
 void portmap_client_wake(portmap_client_t *c);
-/* One bounded wait on the client's fds (and wake_fd when >= 0). */
-void portmap_wait_once(portmap_client_t *c, int max_ms, int wake_fd);
+/* One bounded wait on the client's fds (the wake pipe among them), at most
+ * max_ms (clamped to INT32_MAX) of real time. */
+void portmap_wait_once(portmap_client_t *c, uint64_t max_ms);
+/* Release the client lock; then hand queued log and trace records to the
+ * application's sinks and, on the loop's thread, tell the loop which fds
+ * to watch and when to wake (fd_cb, timer_cb), and close the fds that
+ * backends gave up once the loop has let go of them. Other threads wake
+ * the loop instead. */
+void portmap_client_unlock(portmap_client_t *c);
+/* Close the fds still deferred (client destruction). */
+void portmap_loop_fini(portmap_client_t *c);
 /* Real monotonic milliseconds (the blocking helpers' own deadlines). */
 uint64_t portmap_real_ms(void);
 
@@ -235,9 +260,9 @@ void portmap_vlog(portmap_client_t *c, portmap_log_level_t level, const char *fm
     __attribute__((format(printf, 3, 0)));
 void portmap_trace(portmap_client_t *c, int sent, const uint8_t addr[16], uint16_t port,
                    const uint8_t *data, size_t len);
-/* Release the client lock, then hand queued log and trace records to the
- * application's sinks. */
-void portmap_client_unlock(portmap_client_t *c);
+/* Take the queued records (under the lock) and deliver them (without). */
+struct portmap_logrec *portmap_log_take(portmap_client_t *c);
+void portmap_log_deliver(const portmap_config_t *cfg, struct portmap_logrec *list);
 /* Deliver what is queued (no lock held: client creation and destruction). */
 void portmap_log_flush(portmap_client_t *c);
 

@@ -1,7 +1,8 @@
 /*
  * Log and trace records. Sinks never run under the client lock (they may
  * call back into the library): records queue up here and go out at the
- * next unlock, on whichever thread was in the library.
+ * next unlock (portmap_client_unlock, loop.c), on whichever thread was in
+ * the library.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +79,7 @@ void portmap_trace(portmap_client_t *c, int sent, const uint8_t addr[16], uint16
   log_enqueue(c, rec);
 }
 
-static void log_deliver(const portmap_config_t *cfg, portmap_logrec_t *rec) {
+void portmap_log_deliver(const portmap_config_t *cfg, portmap_logrec_t *rec) {
   while (rec != NULL) {
     portmap_logrec_t *next = rec->next;
     if (rec->is_trace)
@@ -90,19 +91,13 @@ static void log_deliver(const portmap_config_t *cfg, portmap_logrec_t *rec) {
   }
 }
 
-static portmap_logrec_t *take_all(portmap_client_t *c) {
+portmap_logrec_t *portmap_log_take(portmap_client_t *c) {
   portmap_logrec_t *list = c->log_head;
   c->log_head = c->log_tail = NULL;
   c->log_queued = 0;
   return list;
 }
 
-void portmap_client_unlock(portmap_client_t *c) {
-  portmap_logrec_t *list = take_all(c);
-  pthread_mutex_unlock(&c->mu);
-  log_deliver(&c->cfg, list);
-}
-
 void portmap_log_flush(portmap_client_t *c) {
-  log_deliver(&c->cfg, take_all(c));
+  portmap_log_deliver(&c->cfg, portmap_log_take(c));
 }

@@ -1,7 +1,9 @@
 /*
  * The event loop, as the application drives it (the c-ares / curl-multi
- * pattern): the fds to watch, the next deadline, and process; and the
- * own-thread mode, built on those same calls plus a wake pipe.
+ * pattern): the fds to watch, the next deadline, and process; the
+ * event-loop contract (fd_cb and timer_cb told of every change, on the
+ * loop's thread, at the unlock that ends each call); and the own-thread
+ * mode, built on those same calls and the wake pipe.
  */
 #include <poll.h>
 #include <stdlib.h>
@@ -10,7 +12,7 @@
 #include "internal.h"
 #include "platform/platform.h"
 
-#define PORTMAP_MAX_FDS 16
+#define PORTMAP_MAX_FDS 16 /* per backend */
 
 void portmap_client_wake(portmap_client_t *c) {
   portmap_plat_wake_signal(c->wake_pipe[1]); /* a full pipe already wakes the thread */
@@ -18,6 +20,13 @@ void portmap_client_wake(portmap_client_t *c) {
 
 static size_t fds_locked(portmap_client_t *c, int *fds, size_t cap) {
   size_t total = 0;
+  if (c->closing)
+    return 0;
+  if (c->wake_pipe[0] >= 0) {
+    if (total < cap)
+      fds[total] = c->wake_pipe[0];
+    total++;
+  }
   for (int i = 0; i < 2; i++) {
     if (c->listen_fd[i] < 0)
       continue;
@@ -48,17 +57,28 @@ size_t portmap_fds(portmap_client_t *client, int *fds, size_t cap) {
   return n;
 }
 
-static int timeout_locked(portmap_client_t *c) {
+/* The next deadline on the client's clock; 0 when something is due now,
+ * PORTMAP_SCHED_NONE when nothing is. */
+static uint64_t deadline_locked(portmap_client_t *c) {
+  if (c->closing)
+    return PORTMAP_SCHED_NONE;
   if (c->ev_head != NULL || portmap_core_unsettled(c))
     return 0;
-  uint64_t next = portmap_sched_next(&c->sched);
-  if (next == PORTMAP_SCHED_NONE)
+  return portmap_sched_next(&c->sched);
+}
+
+static int relative_ms(portmap_client_t *c, uint64_t deadline) {
+  if (deadline == PORTMAP_SCHED_NONE)
     return -1;
   uint64_t now = portmap_client_now(c);
-  if (next <= now)
+  if (deadline <= now)
     return 0;
-  uint64_t d = next - now;
+  uint64_t d = deadline - now;
   return d > INT32_MAX ? INT32_MAX : (int)d;
+}
+
+static int timeout_locked(portmap_client_t *c) {
+  return relative_ms(c, deadline_locked(c));
 }
 
 int portmap_timeout_ms(portmap_client_t *client) {
@@ -71,6 +91,7 @@ int portmap_timeout_ms(portmap_client_t *client) {
 }
 
 static void process_locked(portmap_client_t *c) {
+  portmap_plat_wake_drain(c->wake_pipe[0]);
   uint64_t now = portmap_client_now(c);
   portmap_listen_read(c, now);
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)
@@ -87,40 +108,35 @@ portmap_status_t portmap_process(portmap_client_t *client) {
     return PORTMAP_ERR_INVALID;
   pthread_mutex_lock(&client->mu);
   portmap_status_t st = PORTMAP_OK;
-  if (portmap_in_own_callback(client))
+  if (portmap_in_own_callback(client)) {
     st = PORTMAP_ERR_RECURSIVE;
-  else
+  } else {
+    client->loop_thread = pthread_self();
     process_locked(client);
+  }
   portmap_client_unlock(client);
   return st;
 }
 
 /* One bounded wait on the client's fds (and the wake pipe when given).
  * Real time bounds the wait even when the client's clock is injected. */
-void portmap_wait_once(portmap_client_t *c, int max_ms, int wake_fd) {
-  int fds[PORTMAP_MAX_FDS];
-  struct pollfd pfd[PORTMAP_MAX_FDS + 1];
-  size_t n = portmap_fds(c, fds, PORTMAP_MAX_FDS);
-  if (n > PORTMAP_MAX_FDS)
-    n = PORTMAP_MAX_FDS;
-  nfds_t k = 0;
+void portmap_wait_once(portmap_client_t *c, uint64_t max_ms) {
+  int fds[PORTMAP_MAX_WATCHED];
+  struct pollfd pfd[PORTMAP_MAX_WATCHED];
+  size_t n = portmap_fds(c, fds, PORTMAP_MAX_WATCHED);
+  if (n > PORTMAP_MAX_WATCHED)
+    n = PORTMAP_MAX_WATCHED;
   for (size_t i = 0; i < n; i++) {
-    pfd[k].fd = fds[i];
-    pfd[k].events = POLLIN;
-    pfd[k].revents = 0;
-    k++;
-  }
-  if (wake_fd >= 0) {
-    pfd[k].fd = wake_fd;
-    pfd[k].events = POLLIN;
-    pfd[k].revents = 0;
-    k++;
+    pfd[i].fd = fds[i];
+    pfd[i].events = POLLIN;
+    pfd[i].revents = 0;
   }
   int t = portmap_timeout_ms(c);
-  if (t < 0 || t > max_ms)
-    t = max_ms;
-  if (poll(pfd, k, t) > 0 && wake_fd >= 0 && (pfd[k - 1].revents & POLLIN))
-    portmap_plat_wake_drain(wake_fd);
+  if (max_ms > INT32_MAX)
+    max_ms = INT32_MAX; /* never a negative (endless) poll timeout */
+  if (t < 0 || (uint64_t)t > max_ms)
+    t = (int)max_ms;
+  (void)poll(pfd, (nfds_t)n, t); /* the wake pipe is drained by portmap_process() */
 }
 
 static void *thread_main(void *arg) {
@@ -131,16 +147,10 @@ static void *thread_main(void *arg) {
     portmap_client_unlock(c);
     if (stop)
       break;
-    portmap_wait_once(c, 1000, c->wake_pipe[0]);
+    portmap_wait_once(c, 1000);
     portmap_process(c);
   }
   return NULL;
-}
-
-static int make_wake_pipe(portmap_client_t *c) {
-  if (c->wake_pipe[0] >= 0)
-    return 0;
-  return portmap_plat_wake_open(c->wake_pipe);
 }
 
 portmap_status_t portmap_thread_start(portmap_client_t *client) {
@@ -148,10 +158,8 @@ portmap_status_t portmap_thread_start(portmap_client_t *client) {
     return PORTMAP_ERR_INVALID;
   pthread_mutex_lock(&client->mu);
   portmap_status_t st = PORTMAP_OK;
-  if (client->thread_running) {
-    st = PORTMAP_ERR_STATE;
-  } else if (make_wake_pipe(client) != 0) {
-    st = PORTMAP_ERR_SYSTEM;
+  if (client->thread_running || client->cfg.fd_cb != NULL || client->cfg.timer_cb != NULL) {
+    st = PORTMAP_ERR_STATE; /* with callbacks the client belongs to the application's loop */
   } else {
     client->thread_stop = 0;
     if (pthread_create(&client->thread, NULL, thread_main, client) != 0)
@@ -187,4 +195,140 @@ portmap_status_t portmap_thread_stop(portmap_client_t *client) {
 
 uint64_t portmap_real_ms(void) {
   return portmap_plat_now_ms();
+}
+
+/* ---------- the event-loop contract ---------- */
+
+typedef struct loop_news {
+  struct {
+    int fd;
+    int events;
+  } fd[2 * PORTMAP_MAX_WATCHED];
+  size_t n_fd;
+  int timer; /* timer_cb must hear timeout_ms */
+  int timeout_ms;
+} loop_news_t;
+
+static int watched_has(const portmap_watched_t *w, size_t n, const portmap_watched_t *x) {
+  for (size_t i = 0; i < n; i++)
+    if (w[i].fd == x->fd && w[i].ident == x->ident)
+      return 1;
+  return 0;
+}
+
+/* What the loop has not heard yet, taken as told. Under the lock; removals
+ * first, so that a number reused for another socket is dropped, then
+ * added again. */
+static void loop_news_take(portmap_client_t *c, loop_news_t *news) {
+  news->n_fd = 0;
+  news->timer = 0;
+  if (c->cfg.fd_cb != NULL) {
+    int fds[PORTMAP_MAX_WATCHED];
+    size_t n = fds_locked(c, fds, PORTMAP_MAX_WATCHED);
+    if (n > PORTMAP_MAX_WATCHED) {
+      portmap_log(c, PORTMAP_LOG_ERROR, "%zu fds to watch; only %d are told", n,
+                  PORTMAP_MAX_WATCHED);
+      n = PORTMAP_MAX_WATCHED;
+    }
+    portmap_watched_t now[PORTMAP_MAX_WATCHED];
+    for (size_t i = 0; i < n; i++) {
+      now[i].fd = fds[i];
+      now[i].ident = portmap_plat_fd_identity(fds[i]);
+    }
+    for (size_t i = 0; i < c->n_watched; i++) {
+      if (!watched_has(now, n, &c->watched[i])) {
+        news->fd[news->n_fd].fd = c->watched[i].fd;
+        news->fd[news->n_fd].events = 0;
+        news->n_fd++;
+      }
+    }
+    for (size_t i = 0; i < n; i++) {
+      if (!watched_has(c->watched, c->n_watched, &now[i])) {
+        news->fd[news->n_fd].fd = now[i].fd;
+        news->fd[news->n_fd].events = PORTMAP_FD_READ;
+        news->n_fd++;
+      }
+    }
+    memcpy(c->watched, now, n * sizeof now[0]);
+    c->n_watched = n;
+  }
+  if (c->cfg.timer_cb != NULL) {
+    uint64_t deadline = deadline_locked(c);
+    if (!c->timer_told || deadline != c->timer_deadline) {
+      c->timer_told = 1;
+      c->timer_deadline = deadline;
+      news->timer = 1;
+      news->timeout_ms = relative_ms(c, deadline);
+    }
+  }
+}
+
+/* Close what backends gave up once the loop has heard it is not watched. */
+static void close_deferred(portmap_client_t *c) {
+  size_t keep = 0;
+  for (size_t i = 0; i < c->n_deferred; i++) {
+    int fd = c->deferred[i];
+    portmap_watched_t x = {fd, portmap_plat_fd_identity(fd)};
+    if (watched_has(c->watched, c->n_watched, &x))
+      c->deferred[keep++] = fd; /* the loop has not heard yet */
+    else
+      portmap_plat_close(fd);
+  }
+  c->n_deferred = keep;
+}
+
+void portmap_core_close_fd(portmap_core_t *core, int fd) {
+  portmap_client_t *c = core->client;
+  if (fd < 0)
+    return;
+  portmap_watched_t x = {fd, portmap_plat_fd_identity(fd)};
+  if (c->cfg.fd_cb == NULL || !watched_has(c->watched, c->n_watched, &x)) {
+    portmap_plat_close(fd);
+    return;
+  }
+  if (c->n_deferred == c->cap_deferred) {
+    size_t cap = c->cap_deferred ? 2 * c->cap_deferred : 8;
+    int *d = realloc(c->deferred, cap * sizeof *d);
+    if (d == NULL) {
+      portmap_plat_close(fd); /* out of memory: the loop hears of it after the close */
+      return;
+    }
+    c->deferred = d;
+    c->cap_deferred = cap;
+  }
+  c->deferred[c->n_deferred++] = fd; /* the number stays ours until the loop has let go */
+  portmap_plat_wake_signal(c->wake_pipe[1]);
+}
+
+void portmap_client_unlock(portmap_client_t *c) {
+  loop_news_t news;
+  news.n_fd = 0;
+  news.timer = 0;
+  int loop_cb = c->cfg.fd_cb != NULL || c->cfg.timer_cb != NULL;
+  int on_loop = loop_cb && pthread_equal(c->loop_thread, pthread_self());
+  if (on_loop)
+    loop_news_take(c, &news);
+  else if (loop_cb)
+    portmap_plat_wake_signal(c->wake_pipe[1]); /* the loop's thread looks at once */
+  int close_after = on_loop && c->n_deferred > 0;
+  struct portmap_logrec *logs = portmap_log_take(c);
+  pthread_mutex_unlock(&c->mu);
+  portmap_log_deliver(&c->cfg, logs);
+  for (size_t i = 0; i < news.n_fd; i++)
+    c->cfg.fd_cb(news.fd[i].fd, news.fd[i].events, c->cfg.fd_user);
+  if (news.timer)
+    c->cfg.timer_cb(news.timeout_ms, c->cfg.timer_user);
+  if (close_after) {
+    pthread_mutex_lock(&c->mu);
+    close_deferred(c);
+    pthread_mutex_unlock(&c->mu);
+  }
+}
+
+void portmap_loop_fini(portmap_client_t *c) {
+  for (size_t i = 0; i < c->n_deferred; i++)
+    portmap_plat_close(c->deferred[i]);
+  free(c->deferred);
+  c->deferred = NULL;
+  c->n_deferred = c->cap_deferred = 0;
 }

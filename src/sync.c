@@ -55,7 +55,7 @@ portmap_status_t portmap_map_sync(portmap_client_t *client, const portmap_reques
     uint64_t now = portmap_real_ms();
     if (now >= deadline)
       break;
-    portmap_wait_once(client, (int)(deadline - now), -1);
+    portmap_wait_once(client, deadline - now);
   }
   if (!w->done)
     st = PORTMAP_ERR_TIMEOUT;
@@ -145,7 +145,7 @@ portmap_status_t portmap_probe_sync(portmap_client_t *client, int timeout_ms,
     uint64_t now = portmap_real_ms();
     if (!running || now - start >= budget)
       break;
-    portmap_wait_once(client, (int)(budget - (now - start)), -1);
+    portmap_wait_once(client, budget - (now - start));
   }
   pthread_mutex_lock(&client->mu);
   copy_probe(client, out);
@@ -189,7 +189,7 @@ portmap_status_t portmap_list_sync(portmap_client_t *client, int timeout_ms,
     uint64_t now = portmap_real_ms();
     if (done || now >= deadline)
       break;
-    portmap_wait_once(client, (int)(deadline - now), -1);
+    portmap_wait_once(client, deadline - now);
   }
   pthread_mutex_lock(&client->mu);
   if (!client->list_done) {

@@ -13,6 +13,23 @@
  *
  * Callbacks run only from portmap_process() (and so from our thread in
  * thread mode) and never while an internal lock is held.
+ *
+ * Event-loop contract (the c-ares ARES_OPT_SOCK_STATE_CB / curl multi
+ * CURLMOPT_SOCKETFUNCTION + TIMERFUNCTION pattern). Either:
+ *  - poll: after every library call, watch portmap_fds() for reading and
+ *    wake after portmap_timeout_ms(); call portmap_process() on either; or
+ *  - callbacks: set portmap_config_t.fd_cb and .timer_cb. The library then
+ *    tells the loop about every fd to start or stop watching (sockets open
+ *    lazily and are replaced when the gateway changes) and every change of
+ *    the next deadline, as it happens; the loop calls portmap_process() when
+ *    a watched fd is readable or the timer fires. Nothing is re-read.
+ * One of the fds is the client's wake pipe: a call made from another
+ * thread (portmap_map(), revoke, ...) makes it readable, so the loop's
+ * thread runs portmap_process() and picks up the change. With callbacks,
+ * fd_cb and timer_cb run only on the loop's thread: the one that created
+ * the client or last called portmap_process(); calls from other threads
+ * only wake it. An fd is reported removed (fd_cb(fd, 0)) before it is
+ * closed.
  */
 #ifndef PORTMAP_PORTMAP_H
 #define PORTMAP_PORTMAP_H
@@ -201,6 +218,22 @@ typedef void (*portmap_trace_cb)(int sent, const char *peer, uint16_t port, cons
 typedef void (*portmap_mapping_cb)(portmap_mapping_t *mapping, portmap_event_t event,
                                    const portmap_info_t *info, void *user);
 
+/** For portmap_fd_cb: watch the fd for reading. */
+#define PORTMAP_FD_READ 1
+/**
+ * Event-loop callback: start watching fd (events = PORTMAP_FD_READ) or stop
+ * (events = 0; the fd is still open during the call and is closed soon
+ * after). Runs outside the library's locks on the loop's thread; it may
+ * call the library.
+ */
+typedef void (*portmap_fd_cb)(int fd, int events, void *user);
+/**
+ * Event-loop callback: the next deadline changed. Call portmap_process()
+ * after timeout_ms milliseconds (0: as soon as possible; -1: no timer
+ * needed). Each call replaces the previous deadline.
+ */
+typedef void (*portmap_timer_cb)(int timeout_ms, void *user);
+
 /** Client configuration. Initialise with portmap_config_init(). Strings are copied. */
 typedef struct portmap_config {
   const char *gateway;         /**< gateway address; NULL = default router */
@@ -230,6 +263,10 @@ typedef struct portmap_config {
   void *clock_user;
   portmap_random_cb random_cb; /**< NULL = getrandom() */
   void *random_user;
+  portmap_fd_cb fd_cb; /**< NULL = the application polls portmap_fds() (see the contract above) */
+  void *fd_user;
+  portmap_timer_cb timer_cb; /**< NULL = the application asks portmap_timeout_ms() */
+  void *timer_user;
 } portmap_config_t;
 
 /** What a probe learnt about one protocol. */
@@ -331,9 +368,11 @@ PORTMAP_API portmap_status_t portmap_mapping_set_callback(portmap_mapping_t *map
 PORTMAP_API portmap_status_t portmap_mapping_info(portmap_mapping_t *mapping, portmap_info_t *info);
 
 /**
- * File descriptors the client wants watched for reading. Writes at most cap
- * fds and returns how many there are in all (call again with a bigger array
- * if that is more than cap).
+ * File descriptors the client wants watched for reading, the wake pipe
+ * first. Writes at most cap fds and returns how many there are in all
+ * (call again with a bigger array if that is more than cap). The set
+ * changes as sockets open and close: re-read it after every call into the
+ * library, or use portmap_config_t.fd_cb instead.
  */
 PORTMAP_API size_t portmap_fds(portmap_client_t *client, int *fds, size_t cap);
 
@@ -342,7 +381,8 @@ PORTMAP_API int portmap_timeout_ms(portmap_client_t *client);
 
 /**
  * Read whatever arrived on the client's fds (never blocks), run every due
- * timer, and deliver callbacks.
+ * timer, and deliver callbacks. The calling thread becomes the loop's
+ * thread for fd_cb and timer_cb.
  * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL); PORTMAP_ERR_RECURSIVE (from a callback).
  */
 PORTMAP_API portmap_status_t portmap_process(portmap_client_t *client);
@@ -350,7 +390,9 @@ PORTMAP_API portmap_status_t portmap_process(portmap_client_t *client);
 /**
  * Run the client on a thread of ours (built on the calls above plus a
  * wake pipe). Every other call stays safe to make from any thread.
- * @return PORTMAP_OK; PORTMAP_ERR_STATE (already running); PORTMAP_ERR_SYSTEM.
+ * @return PORTMAP_OK; PORTMAP_ERR_STATE (already running, or the client
+ * has fd_cb / timer_cb: it belongs to the application's loop);
+ * PORTMAP_ERR_SYSTEM.
  */
 PORTMAP_API portmap_status_t portmap_thread_start(portmap_client_t *client);
 

@@ -149,6 +149,12 @@ int portmap_core_gateway(portmap_core_t *core, int ipv6, uint8_t addr[16], unsig
  * address when one was given, else 0. */
 int portmap_core_local_address(portmap_core_t *core, uint8_t addr[16]);
 
+/* Close an fd this backend reported in fds(). Every such fd is closed
+ * through here, never by close(): when the application's loop watches it
+ * (fd_cb), the close waits until the loop has been told to stop, so its
+ * number cannot come back for another socket while still watched. */
+void portmap_core_close_fd(portmap_core_t *core, int fd);
+
 /* Timers on the one scheduler. arm returns 0, or -1 out of memory. */
 int portmap_core_arm(portmap_core_t *core, portmap_timer_t *t, uint64_t deadline);
 void portmap_core_disarm(portmap_core_t *core, portmap_timer_t *t);

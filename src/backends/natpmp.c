@@ -814,7 +814,7 @@ static void np_destroy(void *state) {
   portmap_core_disarm(st->core, &st->retx);
   portmap_core_disarm(st->core, &st->probe_timer);
   if (st->open)
-    (void)closenatpmp(&st->nat);
+    portmap_core_close_fd(st->core, st->nat.s); /* all closenatpmp() would do */
   free(st);
 }
 

@@ -773,8 +773,7 @@ static void pcp_destroy(void *state) {
   for (int i = 0; i < 2; i++) {
     portmap_core_disarm(st->core, &st->srv[i].recovery);
     portmap_core_disarm(st->core, &st->srv[i].probe_timer);
-    if (st->srv[i].fd >= 0)
-      close(st->srv[i].fd);
+    portmap_core_close_fd(st->core, st->srv[i].fd);
   }
   free(st);
 }

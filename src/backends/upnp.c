@@ -632,6 +632,7 @@ static portmap_status_t upnp_create(portmap_core_t *core, void **state) {
   st->core = core;
   st->have_gateway4 = portmap_core_gateway(core, 0, st->gateway4, NULL);
   st->fd = -1;
+  st->w_fd = -1;
   portmap_timer_init(&st->disc.timer, portmap_upnp_on_disc_timer, st);
   portmap_timer_init(&st->stuck, portmap_upnp_on_stuck, st);
   *state = st;
@@ -681,8 +682,8 @@ static void upnp_destroy(void *state) {
         "stay on the gateway",
         jobs.dropped, UPNP_ORPHAN_JOBS_MAX);
   free(st->list);
-  if (st->fd >= 0)
-    close(st->fd);
+  portmap_core_close_fd(core, st->fd);
+  portmap_core_close_fd(core, st->w_fd);
   free(st);
 }
 
@@ -756,7 +757,9 @@ static void upnp_detach(void *state, void *mstate, int revoked) {
 
 static size_t upnp_fds(void *state, int *fds, size_t cap) {
   upnp_state_t *st = state;
-  int all[2] = {st->fd, st->w != NULL ? portmap_upnp_worker_fd(st->w) : -1};
+  int all[2] = {st->fd, st->w_fd >= 0   ? st->w_fd
+                        : st->w != NULL ? portmap_upnp_worker_fd(st->w)
+                                        : -1};
   return portmap_backend_put_fds(all, 2, fds, cap);
 }
 

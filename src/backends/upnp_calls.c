@@ -12,6 +12,7 @@
 #include <miniupnpc/upnpcommands.h>
 
 #include "backends/upnp_int.h"
+#include "platform/platform.h"
 #include "util/netutil.h"
 
 static void orphan_result(upnp_state_t *st, upnp_call_t *call, int rc);
@@ -44,7 +45,12 @@ static int worker_ensure(upnp_state_t *st) {
   if (st->w != NULL)
     return 0;
   st->w = portmap_upnp_worker_new(call_limit_ms(st));
-  return st->w != NULL ? 0 : -1;
+  if (st->w == NULL)
+    return -1;
+  /* The worker closes its pipe when it leaves, maybe after us: the loop
+   * watches a copy we close through the core. */
+  st->w_fd = portmap_plat_dup(portmap_upnp_worker_fd(st->w));
+  return 0;
 }
 
 /* ---------- calls ---------- */

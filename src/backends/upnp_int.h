@@ -140,6 +140,7 @@ struct upnp_state {
   portmap_list_entry_t *list;
   size_t list_n;
   upnp_worker_t *w; /* NULL until the first call */
+  int w_fd;         /* our own copy of its result pipe: the fd we report */
 };
 
 static inline const char *proto_name(int protocol) {

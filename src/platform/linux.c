@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -478,4 +479,22 @@ void portmap_plat_wake_close(int fds[2]) {
       close(fds[i]);
     fds[i] = -1;
   }
+}
+
+/* ---------- fd identity ---------- */
+
+uint64_t portmap_plat_fd_identity(int fd) {
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0)
+    return 0;
+  return ((uint64_t)st.st_dev << 40) ^ (uint64_t)st.st_ino ^ 1u;
+}
+
+void portmap_plat_close(int fd) {
+  if (fd >= 0)
+    (void)close(fd);
+}
+
+int portmap_plat_dup(int fd) {
+  return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
 }

@@ -113,4 +113,15 @@ void portmap_plat_wake_drain(int rfd);
 /* Close both ends that are open (>= 0) and set them to -1; NULL is fine. */
 void portmap_plat_wake_close(int fds[2]);
 
+/* close(), retried on nothing (EINTR leaves the fd closed on Linux). */
+void portmap_plat_close(int fd);
+
+/* A second fd for what fd refers to (close-on-exec), or -1. */
+int portmap_plat_dup(int fd);
+
+/* What an open fd refers to (device and inode of the socket or pipe): a
+ * closed fd whose number came back for another socket has another
+ * identity. 0 when fd is not open. */
+uint64_t portmap_plat_fd_identity(int fd);
+
 #endif

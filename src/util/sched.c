@@ -124,7 +124,7 @@ void portmap_sched_fini(portmap_sched_t *s) {
   memset(s, 0, sizeof *s);
 }
 
-void portmap_timer_init(portmap_timer_t *t, portmap_timer_cb cb, void *ctx) {
+void portmap_timer_init(portmap_timer_t *t, portmap_timer_fn cb, void *ctx) {
   t->deadline = PORTMAP_SCHED_NONE;
   t->seq = 0;
   t->index = SIZE_MAX;

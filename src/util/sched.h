@@ -14,13 +14,13 @@
 #define PORTMAP_SCHED_NONE UINT64_MAX
 
 struct portmap_timer;
-typedef void (*portmap_timer_cb)(struct portmap_timer *timer, uint64_t now);
+typedef void (*portmap_timer_fn)(struct portmap_timer *timer, uint64_t now);
 
 typedef struct portmap_timer {
   uint64_t deadline; /* ms on the client's monotonic clock */
   uint64_t seq;      /* insertion order: ties fire first-in first-out */
   size_t index;      /* position in the heap, SIZE_MAX when not scheduled */
-  portmap_timer_cb cb;
+  portmap_timer_fn cb;
   void *ctx;
 } portmap_timer_t;
 
@@ -39,7 +39,7 @@ void portmap_sched_init(portmap_sched_t *s);
 /* Frees the heap array; the timers themselves belong to their owners. */
 void portmap_sched_fini(portmap_sched_t *s);
 
-void portmap_timer_init(portmap_timer_t *t, portmap_timer_cb cb, void *ctx);
+void portmap_timer_init(portmap_timer_t *t, portmap_timer_fn cb, void *ctx);
 int portmap_timer_pending(const portmap_timer_t *t);
 
 /* Insert t at deadline, or move it there if already scheduled.
