@@ -4,6 +4,20 @@
 #   development  headers, libportmap.a, the .so link, CMake package, portmap.pc, man3
 #   tools        portmap, portmap-probe and their man pages (tools/CMakeLists.txt)
 set(PORTMAP_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/portmap)
+option(PORTMAP_PACKAGING
+  "Install as a distribution package wants it: gzipped man pages, Debian changelogs, no RPATH" OFF)
+
+# Install a file (gzipped with PORTMAP_PACKAGING) as DIR/NAME[.gz].
+function(portmap_install_doc file dir name component)
+  install(FILES ${file} DESTINATION ${dir} RENAME ${name} COMPONENT ${component})
+  if(PORTMAP_PACKAGING)
+    install(CODE "execute_process(COMMAND gzip -9nf
+        \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${dir}/${name}\" RESULT_VARIABLE rc)
+      if(NOT rc EQUAL 0)
+        message(FATAL_ERROR \"gzip ${dir}/${name} failed\")
+      endif()" COMPONENT ${component})
+  endif()
+endfunction()
 
 # Each library in an export set of its own, so a shared-only consumer does
 # not need the static library's dependencies.
@@ -39,4 +53,11 @@ configure_file(cmake/portmap.pc.in ${CMAKE_CURRENT_BINARY_DIR}/portmap.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/portmap.pc
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT development)
 
-install(FILES man/libportmap.3 DESTINATION ${CMAKE_INSTALL_MANDIR}/man3 COMPONENT development)
+portmap_install_doc(${CMAKE_CURRENT_SOURCE_DIR}/man/libportmap.3 ${CMAKE_INSTALL_MANDIR}/man3
+  libportmap.3 development)
+if(PORTMAP_BUILD_TOOLS)
+  foreach(page portmap.1 portmap-probe.1)
+    portmap_install_doc(${CMAKE_CURRENT_SOURCE_DIR}/man/${page} ${CMAKE_INSTALL_MANDIR}/man1
+      ${page} tools)
+  endforeach()
+endif()
