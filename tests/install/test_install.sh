@@ -1,22 +1,90 @@
 #!/usr/bin/env bash
-# Install the built tree into a temporary prefix, then build and run a
-# program against it twice: with find_package(portmap) and with pkg-config.
+# Install the built tree into a temporary prefix, move the prefix elsewhere
+# (nothing may depend on where it was installed), then check what is there
+# and build and run programs against it: find_package(portmap) with the
+# default and with the static library, pkg-config with the shared and with
+# the static library; and run the installed tools from the moved prefix.
+# Usage: test_install.sh BUILD_DIR SANITIZE_FLAGS SHARED(0|1)
 set -euo pipefail
 build=$1
 # a sanitized library needs its runtime in the program that links it
 san=${2:-}
+shared=${3:-1}
 src=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
-cmake -S "$src/consumer" -B "$tmp/cm" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
-  -DCMAKE_C_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="$san" >/dev/null
-cmake --build "$tmp/cm" >/dev/null
-LD_LIBRARY_PATH="$tmp/prefix/lib:$tmp/prefix/lib/$(gcc -print-multiarch 2>/dev/null || true)" "$tmp/cm/consumer"
-pcdir=$(dirname "$(find "$tmp/prefix" -name portmap.pc | head -n 1)")
-flags=$(PKG_CONFIG_PATH=$pcdir pkg-config --cflags --libs portmap)
+fail() {
+  echo "install test: $*" >&2
+  exit 1
+}
+
+cmake --install "$build" --prefix "$tmp/installed" >/dev/null
+mv "$tmp/installed" "$tmp/prefix"
+p=$tmp/prefix
+unset LD_LIBRARY_PATH
+
+# What the prefix holds.
+[ -f "$p/include/portmap/portmap.h" ] || fail "no include/portmap/portmap.h"
+libdir=$(dirname "$(find "$p" -name libportmap.a | head -n 1)")
+[ -f "$libdir/libportmap.a" ] || fail "no libportmap.a"
+if [ "$shared" = 1 ]; then
+  [ -e "$libdir/libportmap.so" ] && [ -e "$libdir/libportmap.so.0" ] || fail "no libportmap.so(.0)"
+elif find "$p" -name 'libportmap.so*' | grep -q .; then
+  fail "BUILD_SHARED_LIBS=OFF installed a shared library"
+fi
+cmdir=$libdir/cmake/portmap
+for f in portmapConfig.cmake portmapConfigVersion.cmake portmap-static-targets.cmake \
+  FindPortmapNatpmp.cmake FindPortmapMiniupnpc.cmake; do
+  [ -f "$cmdir/$f" ] || fail "no $cmdir/$f"
+done
+[ -f "$libdir/pkgconfig/portmap.pc" ] || fail "no portmap.pc"
+for m in man1/portmap.1 man1/portmap-probe.1 man3/libportmap.3; do
+  [ -f "$p/share/man/$m" ] || fail "no man page $m"
+done
+# The exported targets name no absolute path: every file comes from
+# ${_IMPORT_PREFIX}, every dependency is an imported target.
+if grep -nE '(INTERFACE|IMPORTED)_[A-Z_]+ +"' "$cmdir"/portmap-*targets*.cmake | grep -E '"/|;/'; then
+  fail "an absolute path in the exported targets (above)"
+fi
+if grep -n 'INTERFACE_LINK_LIBRARIES' "$cmdir"/portmap-*targets.cmake | grep -E '\.so|\.a[";]'; then
+  fail "a library file in INTERFACE_LINK_LIBRARIES (above)"
+fi
+
+# The tools start from the moved prefix (RPATH $ORIGIN/../lib), no LD_LIBRARY_PATH.
+"$p/bin/portmap" --version >/dev/null || fail "installed portmap does not run"
+"$p/bin/portmap-probe" --version >/dev/null || fail "installed portmap-probe does not run"
+
+run_consumer() { # NAME DYNAMIC(0|1) BINARY
+  local needs
+  needs=$(readelf -d "$3" | grep -c 'NEEDED.*libportmap' || true)
+  if [ "$2" = 1 ] && [ "$needs" = 0 ]; then fail "$1: not linked to libportmap.so"; fi
+  if [ "$2" = 0 ] && [ "$needs" != 0 ]; then fail "$1: linked to libportmap.so"; fi
+  LD_LIBRARY_PATH=$libdir "$3" >/dev/null || fail "$1: the consumer failed"
+  echo "install test: $1 consumer built and ran"
+}
+
+# find_package: portmap::portmap (shared when installed), then the static one.
+for mode in default static; do
+  cmake -S "$src/consumer" -B "$tmp/cm-$mode" -DCMAKE_PREFIX_PATH="$p" \
+    -DPORTMAP_USE_STATIC_LIBS=$([ $mode = static ] && echo ON || echo OFF) \
+    -DCMAKE_C_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="$san" >/dev/null
+  cmake --build "$tmp/cm-$mode" >/dev/null
+  dyn=$shared
+  [ $mode = static ] && dyn=0
+  run_consumer "find_package ($mode)" "$dyn" "$tmp/cm-$mode/consumer"
+done
+
+# pkg-config: dynamic, and --static with the archive.
+export PKG_CONFIG_PATH=$libdir/pkgconfig
+if [ "$shared" = 1 ]; then
+  # shellcheck disable=SC2046
+  cc -std=c99 -Wall -Werror $san -o "$tmp/pc-consumer" "$src/consumer/main.c" \
+    $(pkg-config --cflags --libs portmap)
+  run_consumer "pkg-config" 1 "$tmp/pc-consumer"
+fi
+flags=$(pkg-config --static --cflags --libs portmap)
 # shellcheck disable=SC2086
-# shellcheck disable=SC2086
-cc -std=c99 -Wall -Werror $san -o "$tmp/pc-consumer" "$src/consumer/main.c" $flags
-LD_LIBRARY_PATH="$(dirname "$(find "$tmp/prefix" -name 'libportmap.so*' | head -n 1)")" "$tmp/pc-consumer"
-echo "install test: find_package and pkg-config consumers built and ran"
+cc -std=c99 -Wall -Werror $san -o "$tmp/pc-static" "$src/consumer/main.c" \
+  ${flags/-lportmap/-l:libportmap.a}
+run_consumer "pkg-config --static" 0 "$tmp/pc-static"
+echo "install test: prefix complete, relocatable; tools and consumers run"
