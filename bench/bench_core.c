@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Core benchmarks: the scheduler's cost per operation at scale, and the
  * memory one mapping costs. Prints figures; asserts nothing (speed and

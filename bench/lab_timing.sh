@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/lab_timing.sh: wall-time figures for `portmap add` and `portmap-probe` against a
 # real miniupnpd (tests/lab/lab.sh, network namespaces), with the stock clients upnpc and
 # natpmpc for comparison. Run as root; see bench/README.md. Not a test: it always exits 0

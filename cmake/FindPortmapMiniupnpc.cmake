@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # miniupnpc (UPnP-IGD backend) as the imported target portmap::miniupnpc.
 # Uses pkg-config's answer as a hint when there is one, then plain header
 # and library search (miniupnpc's own CMake package is not installed by

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # libnatpmp (NAT-PMP backend) as the imported target portmap::natpmp.
 # libnatpmp installs neither a pkg-config file nor a CMake package, so this
 # module finds it by header and library name. It is installed next to

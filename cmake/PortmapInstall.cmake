@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Install rules of the library (included from the top-level CMakeLists.txt).
 # Components, one per Debian package (cmake/PortmapPackaging.cmake):
 #   runtime      libportmap.so.N

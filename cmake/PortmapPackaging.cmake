@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Debian packages from the tree: `cpack -G DEB` in a build configured with
 # -DCMAKE_INSTALL_PREFIX=/usr -DPORTMAP_INSTALL_RPATH=OFF (tests/install/test_deb.sh).
 #   libportmap0     the shared library (component runtime)
@@ -69,6 +70,9 @@ if(PORTMAP_PACKAGING)
     string(TOUPPER ${c} C)
     portmap_install_doc(${CMAKE_CURRENT_BINARY_DIR}/changelog.Debian
       ${CMAKE_INSTALL_DATAROOTDIR}/doc/${CPACK_DEBIAN_${C}_PACKAGE_NAME} changelog.Debian ${c})
+    # the licence (MIT), never compressed (Debian policy 12.5)
+    install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/cmake/deb/copyright
+      DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/${CPACK_DEBIAN_${C}_PACKAGE_NAME} COMPONENT ${c})
   endforeach()
 endif()
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # demo.sh: libportmap end to end on a machine with no router.
 #
 #   sudo bash scripts/demo.sh          (from the repository root)

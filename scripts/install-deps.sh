@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Install the Debian packages the build, the tests and the lab need, when
 # they are missing. Needs root (apt-get); prints what it does.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Set up, build and run the whole test suite: unit, fake-gateway, CLI,
 # fuzz-corpus replay and the real-miniupnpd lab (label "lab"; it needs root
 # and reports SKIPPED with the reason when namespaces cannot be made).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The client: configuration and its defaults, creating a client (backends,
  * listener, first probe), the queries, and freeing it (every mapping

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The seam's core side: what a backend may call (src/backends/backend.h),
  * the event queue's entry, and settle(), the one place where the decisions

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The core's own definitions: the client and mapping objects, and the
  * functions the core's files share. Only files directly in src/ include

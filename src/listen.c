@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The shared 5350 listener (checklist B5, N6): PCP ANNOUNCE and mapping
  * updates and NAT-PMP announcements, handed to the backend whose version

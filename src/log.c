@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Log and trace records. Sinks never run under the client lock (they may
  * call back into the library): records queue up here and go out at the

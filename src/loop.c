@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The event loop, as the application drives it (the c-ares / curl-multi
  * pattern): the fds to watch, the next deadline, and process; the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Requests and mapping handles: validating and copying a request, the
  * mapping's life in the core (start, revoke, detach, free), and delivering

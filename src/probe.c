@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Choosing a backend: the concurrent probe and the fallback between
  * backends.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The blocking helpers: map, probe and list with a timeout, each a bounded
  * loop over the same public calls an application's loop makes.

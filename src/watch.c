@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The network as the client sees it: the gateways (configured, else the
  * default routes, checklist B1), the local address towards the IPv4 one,

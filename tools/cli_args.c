@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The command line of both tools: the first-usage-error record, strict
  * numbers, the word scanner, the options every tool takes alike (--gateway,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The command line of the tools: scanner, strict values, the options every tool shares. */
 #ifndef PORTMAP_TOOLS_CLI_ARGS_H
 #define PORTMAP_TOOLS_CLI_ARGS_H

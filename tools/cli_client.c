@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A tool's client: its configuration from the common options, its creation
  * (a failure explained in one line), and its diagnostics on stderr: the

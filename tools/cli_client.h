@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A tool's client: configured from the common options, created, and its diagnostics on stderr. */
 #ifndef PORTMAP_TOOLS_CLI_CLIENT_H
 #define PORTMAP_TOOLS_CLI_CLIENT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The tools' event loop: poll() on the client's fds up to its deadline
  * (portmap_fds, portmap_timeout_ms, portmap_process), plus the self-pipe

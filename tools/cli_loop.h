@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The tools' event loop on the public API (portmap_fds/timeout_ms/process) and their signals. */
 #ifndef PORTMAP_TOOLS_CLI_LOOP_H
 #define PORTMAP_TOOLS_CLI_LOOP_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the tools print, in one place: JSON values, network text with its
  * control characters defused, and the names of protocols, gateway results,

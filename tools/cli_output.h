@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the tools print: JSON values, sanitized text, names of protocols, results and nonces. */
 #ifndef PORTMAP_TOOLS_CLI_OUTPUT_H
 #define PORTMAP_TOOLS_CLI_OUTPUT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * portmap-probe: the diagnostic to run when port mapping does not work.
  *

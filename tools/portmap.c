@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * portmap: the command-line front end of libportmap. This file: its help,
  * its command line and main(); the commands are in portmap_cmds.c, what

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The commands of `portmap`: add, keep, delete and list, each on its own
  * client built from the options, driven by the shared loop (cli_loop.c);

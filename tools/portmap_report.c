@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What `portmap` prints: mapping events as text or JSON lines, the list
  * table, and the one stderr line per failure with what to try; and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the files of the `portmap` tool share: its options, its run state, its entry points. */
 #ifndef PORTMAP_TOOLS_PORTMAP_TOOL_H
 #define PORTMAP_TOOLS_PORTMAP_TOOL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What `portmap-probe` found, told: for each protocol whether it works and
  * why not, the UPnP device, the map test, the verdict and what to try; as a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the files of `portmap-probe` share: its options, its findings, its report. */
 #ifndef PORTMAP_TOOLS_PROBE_TOOL_H
 #define PORTMAP_TOOLS_PROBE_TOOL_H

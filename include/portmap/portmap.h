@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libportmap: get a working port forward from whatever the gateway speaks
  * (PCP, RFC 6887; NAT-PMP, RFC 6886; UPnP-IGD).

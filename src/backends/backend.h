@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The seam between the core and the backends: everything a backend sees of
  * the core, and the vtable through which the core drives a backend. No file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The NAT-PMP backend (RFC 6886), on libnatpmp.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The PCP session engine (RFC 6887): one server per address family,
  * retransmission, nonces and response matching, epoch validation and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The UPnP-IGD backend: our own non-blocking SSDP discovery on the
  * scheduler's thread, and the blocking HTTP/SOAP exchanges on one worker

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The UPnP backend's calls, from the scheduler's side: built for the
  * current gateway, queued, handed to the worker one at a time (which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The UPnP backend's discovery, per client and shared by every mapping,
  * the probe and list: SSDP M-SEARCH and its replies on the scheduler's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The UPnP-IGD backend's private header: its shared state (the gateway,
  * discovery, the call queue, list) and the functions its three files call

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * NAT-PMP checks on received datagrams (see wire.h), read through the one
  * bounded reader.

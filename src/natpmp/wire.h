@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * NAT-PMP (RFC 6886) checks on received datagrams, sans I/O: libnatpmp
  * builds and parses the messages; these decide first whether a datagram is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pure PCP timing rules (RFC 6887 sections 8.1.1, 11.2.1, 8.5): no clocks,
  * no randomness source, no state beyond what the caller passes in.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pure PCP timing rules: retransmission (RFC 6887 section 8.1.1, checklist
  * C1-C3), renewal schedule (section 11.2.1, checklist H4/H5) and epoch

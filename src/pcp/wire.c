@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * PCP wire codec (RFC 6887 sections 7, 11, 12, 13, 14; RFC 7220).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The platform layer on Linux (see platform.h): default routes from
  * /proc/net/route and /proc/net/ipv6_route, the local address by

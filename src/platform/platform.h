@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The platform layer: everything the library needs from the operating
  * system that POSIX does not say, behind one small interface with one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * One UPnP "call": the inputs and outputs of one HTTP exchange (fetch the
  * root description, or one SOAP action), handed from the scheduler's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The HTTP/1.x response reader of the UPnP transport, sans I/O (see
  * http.h): the head, the chunked coding and the bounds, over caller

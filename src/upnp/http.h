@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The HTTP/1.x response reader of the UPnP transport, sans I/O: the status
  * line and the two headers that frame the body (Content-Length,

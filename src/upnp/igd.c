@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The IGD layer of the UPnP worker (see igd.h): the description fetch, the
  * SOAP actions' requests (miniupnpc's or src/upnp/soap.c's octets, by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The IGD layer of the UPnP worker: what one call (call.h) sends and what
  * its answer means. The root description fetched and scanned; the SOAP

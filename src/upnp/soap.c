@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The HTTP request of one UPnP-IGD SOAP action, built without I/O (see
  * soap.h). Every piece is bounded; nothing is written past cap.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The HTTP request of one UPnP-IGD SOAP action, built without I/O.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * UPnP-IGD discovery, sans I/O: SSDP replies, M-SEARCH, URL checks and the
  * root-description scanner. See ssdp.h for the formats and the rules; the

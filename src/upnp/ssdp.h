@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * UPnP-IGD discovery, sans I/O: the SSDP reply parser, the M-SEARCH
  * builder, the LOCATION / control-URL checker (the SSRF guard of

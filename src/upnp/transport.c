@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The UPnP worker's HTTP transport (see transport.h): bounded non-blocking
  * connect, send and receive under one deadline; the reply is framed by the

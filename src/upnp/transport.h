@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The UPnP worker's HTTP transport: one exchange (a non-blocking connect
  * to a URL's literal address, the request sent, the reply read through the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The UPnP worker thread and its counted context (see worker.h): the
  * hand-off slots, their lock and condition, the result and abort pipes,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The UPnP worker thread: it runs the blocking calls (call.h) one at a
  * time, handed over by the scheduler's thread, and posts each finished one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Network helpers, portable: sockaddr conversion, address classification,
  * and the public portmap_addr_parse() / portmap_addr_format(). What needs

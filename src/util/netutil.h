@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Network helpers, portable: sockaddr conversion and address
  * classification. Addresses are 16 octets, IPv4-mapped for IPv4. Default

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The one bounded byte reader: every parser of network (and kernel) input
  * reads through it, so the bounds checks live here once (c-ares reads

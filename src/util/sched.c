@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The shared scheduler: an intrusive binary min-heap ordered by
  * (deadline, seq). Every push takes a fresh seq, so timers with equal

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The one shared scheduler: a binary min-heap of deadlines for every
  * timer of every mapping of every backend (renewals, retransmissions,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Names and messages for the public enums, and the defaults of the public
  * configuration structs. The switches have no default so that -Wswitch

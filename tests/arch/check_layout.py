@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The layout rules of ARCHITECTURE.md, checked on every run.
 
 - Folders under src/ form layers; a file includes only its own folder or
@@ -9,8 +10,8 @@
   core through src/backends/backend.h only.
 - Only src/platform/ holds OS-specific calls (routes from /proc, RECVERR,
   the error queue, getrandom, pipe2, linux/ headers).
-- Every C file in src/ and tools/ is under 1,000 lines and opens with a
-  comment saying its job.
+- Every C file in src/ and tools/ is under 1,000 lines and opens (after its
+  SPDX licence line) with a comment saying its job.
 
 Usage: check_layout.py SOURCE_DIR. Prints one line per violation; exit 1 if any.
 """
@@ -45,7 +46,8 @@ def main():
         lines = text.count("\n")
         if lines >= MAX_LINES:
             problems.append(f"{rel}: {lines} lines (the limit is {MAX_LINES})")
-        if not text.lstrip().startswith("/*"):
+        body = text.split("\n", 1)[1] if text.startswith("/* SPDX-License-Identifier:") else text
+        if not body.lstrip().startswith("/*"):
             problems.append(f"{rel}: does not open with a comment saying its job")
         if not rel.startswith("src/"):
             continue

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """End-to-end tests of the portmap tool against loopback only.
 
     test_cli_gateway.py PORTMAP_BINARY SCENARIO

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """End-to-end tests of portmap-probe against loopback only.
 
     test_cli_probe.py PORTMAP_PROBE_BINARY SCENARIO

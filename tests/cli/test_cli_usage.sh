@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Usage tests for the portmap and portmap-probe tools: bad invocations must
 # exit 2 with exactly two lines on stderr ("PROG: <what is wrong>" and
 # "usage: PROG ..."), nothing on stdout; --help and --version must exit 0. No

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fake NAT-PMP server on loopback; see fake_natpmp.h for what it does.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A fake NAT-PMP server (RFC 6886) on loopback, for tests.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fake PCP server on loopback; see fake_pcp.h for what it does.
  *

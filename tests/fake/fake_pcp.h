@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A fake PCP server (RFC 6887) on loopback, for tests.
  *

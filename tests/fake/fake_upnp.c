@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The fake UPnP IGD (see fake_upnp.h): SSDP on UDP 127.0.0.1, HTTP on TCP
  * 127.0.0.1, one thread, one lock.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A fake UPnP Internet Gateway Device on loopback, for tests: an SSDP
  * responder, an HTTP server for the root description and the SOAP control

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pieces every client-driving unit test needs: a deterministic stand-in
  * for the CSPRNG, a look at whether the client has datagrams waiting, and

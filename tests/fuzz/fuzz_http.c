@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the sans-I/O HTTP/1.x response reader of the UPnP
  * transport (src/upnp/http.c). Each input is tried as a head, searched for
  * the end of a head, decoded as a chunked body, and fed as a whole

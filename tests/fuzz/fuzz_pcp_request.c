@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the server-side PCP request decoder (used by the fake gateway). Any input
  * must decode without undefined behaviour; an accepted request must re-encode (pcp_encode_request),
  * and the re-encoding must decode to the same fields and re-encode to the same octets. */

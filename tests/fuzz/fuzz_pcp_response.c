@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the client-side PCP response decoder. Any input must
  * decode without undefined behaviour; an accepted response must re-encode
  * (pcp_encode_response), and the re-encoding must decode to the same fields

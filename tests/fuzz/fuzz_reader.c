@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the bounded reader (src/util/reader.h). The input is
  * a program and the buffer it reads:
  *

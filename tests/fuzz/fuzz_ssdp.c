@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the sans-I/O UPnP discovery code (src/upnp/ssdp.c).
  * Each input is tried as an SSDP reply (and its LOCATION through the Q4
  * checker), as a URL, and as a root description (with every control URL

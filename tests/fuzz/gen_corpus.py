@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Write the seed corpus for the PCP fuzzers (RFC 6887, RFC 7220) and the
 reader fuzzer.
 

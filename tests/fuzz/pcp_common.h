@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared by the PCP fuzz targets: abort on a broken rule, and compare the
  * fields requests and responses have in common after a round trip. */
 #ifndef PORTMAP_FUZZ_PCP_COMMON_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Replays every file of a corpus directory through LLVMFuzzerTestOneInput,
  * so the committed corpus runs in every CTest run without libFuzzer. */
 #include <dirent.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Compiled as strict C99 with -pedantic -Werror: the public header must pass. */
 #include <portmap/portmap.h>
 

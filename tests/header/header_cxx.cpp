@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Compiled as C++ with -pedantic -Werror: the public header must pass.
 #include <portmap/portmap.h>
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Build the Debian packages from the tree (cpack -G DEB), install them with
 # dpkg -i, build and run consumers against the installed files (CMake and
 # pkg-config), run the installed tools, then purge the packages again (also

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Install the built tree into a temporary prefix, move the prefix elsewhere
 # (nothing may depend on where it was installed), then check what is there
 # and build and run programs against it: find_package(portmap) with the

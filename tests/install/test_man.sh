@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lint the man pages: mandoc -T lint (warnings and worse) and groff through
 # man --warnings; both must be silent. Exit 77 (skipped) when neither exists.
 # Usage: test_man.sh MANDIR

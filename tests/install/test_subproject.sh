@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Used through add_subdirectory(), libportmap registers no tests by default
 # and gives the parent portmap::portmap. Configure only (fast).
 # Usage: test_subproject.sh SOURCE_DIR

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The global symbols defined by libportmap.a and libportmap.so are exactly
 # the functions the public header declares: nothing internal (pcp_*,
 # portmap_sched_*, ...) can clash with an application's names.

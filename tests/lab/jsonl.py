@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Read `portmap --json` output (one JSON object per line) for the lab tests.
 
 Lines may carry an arrival timestamp written by the test: "SECONDS<TAB>JSON".

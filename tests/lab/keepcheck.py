@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Judge a `portmap keep --json` run against what the router showed (lab tests).
 
   keepcheck.py --out FILE [--samples FILE] --key PROTO/PORT [--key ...] [options]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # lab_run works in a subshell on purpose: its LAB_* state dies with it.
 # shellcheck disable=SC2030,SC2031
 # lab.sh: a real gateway on one machine. miniupnpd (Debian miniupnpd-nftables)

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """A stand-in for the `portmap` CLI, used to validate the lab tests themselves.
 
 PCP (with the K2 reaction to an ANNOUNCE whose epoch went back), falling back to UPnP

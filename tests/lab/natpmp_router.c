@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * natpmp_router: the project's fake NAT-PMP server (tests/fake/fake_natpmp.h) as a
  * standalone "router" for the lab personality `natpmp` (tests/lab/lab.sh). miniupnpd

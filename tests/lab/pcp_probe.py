@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Minimal PCP (RFC 6887) / NAT-PMP peer for checking the lab's miniupnpd by hand.
 
 Not part of libportmap: an independent second opinion, run inside the client namespace

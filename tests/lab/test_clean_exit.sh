@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: a clean exit leaves nothing behind. `portmap keep` with four mappings on three
 # ports (8000/tcp 8000/udp 8001/udp 8002/tcp) gets SIGTERM or SIGINT (by its PID): it
 # must exit 0 within 2 s, print a "deleted" event for each, and leave zero rules of ours

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: the client's own LAN address changes under kept mappings (a DHCP server hands
 # out another lease), with the same gateway. The mappings on the router point at the old
 # address, which is gone; the client must notice and map again from the new address.

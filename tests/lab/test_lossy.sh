@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: 30 % of the packets to the router's port 5351 are dropped (personality lossy:
 # nft numgen; min_lifetime=2 so short lifetimes are granted). One `portmap keep` with
 # three mappings (tcp and udp, 8 s lifetime, --backend pcp,natpmp: PCP usually, NAT-PMP

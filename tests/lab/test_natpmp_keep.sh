@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: `portmap keep --backend natpmp` keeps a short NAT-PMP mapping alive on the real
 # router for more than three lifetimes, then deletes it (RFC 6886 §3.3, checklist N3/N4).
 #   bash tests/lab/test_natpmp_keep.sh PATH/TO/portmap      (as root)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: a NAT-PMP-only router (personality natpmp: the project's fake NAT-PMP server,
 # tests/lab/natpmp_router.c, instead of miniupnpd, which always answers PCP). It answers
 # PCP with the 8-octet NAT-PMP UNSUPP_VERSION reply (RFC 6887 §9) and has no UPnP. What

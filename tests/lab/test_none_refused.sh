@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: a router with no port-mapping service at all (no miniupnpd: ICMP port
 # unreachable on 5351, no SSDP answer). `portmap add` and `portmap delete` must report
 # "nothing answered" (exit 1), in bounded time, and print no "mapped" event.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: `portmap add` creates a PCP mapping that the real router (miniupnpd) really
 # installs, and `portmap delete --nonce` (RFC 6887 §15, checklist H6) really removes it.
 #

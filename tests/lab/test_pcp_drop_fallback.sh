@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: a router whose port 5351 silently drops everything (PCP and NAT-PMP never
 # answer) but which speaks UPnP-IGD. `portmap add` must give up on PCP/NAT-PMP in bounded
 # time and fall back to UPnP; `portmap delete` must remove the mapping.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: PCP over IPv6 to the router's IPv6 (ULA) address. `portmap add --ipv6
 # --gateway fd70:6d61:7000:77::1` must map the client's IPv6 address: miniupnpd 2.3.1
 # answers with a firewall pinhole, not NAT (an accept rule in chain miniupnpd for the

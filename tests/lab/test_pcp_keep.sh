@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: `portmap keep` keeps a short PCP mapping alive on the real router.
 #
 #   bash tests/lab/test_pcp_keep.sh PATH/TO/portmap      (as root)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: what miniupnpd 2.3.1 does with PCP PEER, FILTER, PREFER_FAILURE and
 # THIRD_PARTY (RFC 6887 §12, §13; checklist H8, I1, J1, J2; ROUTER-QUIRKS Q27), asked
 # through `portmap add --peer/--filter/--prefer-failure/--third-party`, and what the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: the router reboots under kept PCP mappings (checklist K2, RFC 6887 §14.1).
 # `lab.sh reboot` stops miniupnpd, forgets its leases, flushes its NAT/filter chains and
 # starts it again; on start miniupnpd multicasts one PCP ANNOUNCE (epoch 0, to

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: THIRD_PARTY where the router permits it (personality thirdparty:
 # pcp_allow_thirdparty=yes, min_lifetime=2). RFC 6887 §13.1, checklist J1.
 #  1. add --third-party .5: mapped via pcp; the router's DNAT rule goes to .5, nothing

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: the concurrent probe picks the right backend on every kind of router.
 # For each personality (its own lab, one after the other) `portmap-probe --json` and
 # `portmap add 8000/tcp --json` run in the client namespace with the automatic backend

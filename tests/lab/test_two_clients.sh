@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: two `portmap keep` processes on one host (the client namespace), different
 # ports, each with its own PCP mappings (and nonces), both listening for ANNOUNCEs on
 # 224.0.0.1:5350 (SO_REUSEADDR/SO_REUSEPORT, checklist B5). Both renew (6 s lifetime).

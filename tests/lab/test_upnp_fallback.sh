@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: a router with UPnP-IGD only (no PCP, no NAT-PMP: ICMP port unreachable on
 # 5351). `portmap add` must fall back to UPnP (found by SSDP; no --gateway), create the
 # mapping on the router, and `portmap delete` must remove it.

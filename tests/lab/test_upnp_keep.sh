@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: `portmap keep --backend upnp` with an 8 s lease keeps the UPnP-IGD mapping
 # alive on the real router for more than three leases: each renewal (a new
 # AddPortMapping) must land before the lease runs out. Checked by nft and by asking the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: the router reboots under kept UPnP-IGD mappings (ROUTER-QUIRKS Q14). UPnP has
 # no epoch: the mappings come back with the next renewal (a fresh AddPortMapping). With
 # an 8 s lease the library renews every 4-5 s (at most 5/8 of the lease), so every

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Lab test: the router's external (WAN) address changes under kept mappings. `lab.sh
 # wan-address` moves the WAN veth to a new address and signals miniupnpd, which resets
 # its epoch to 0 and multicasts NAT-PMP address notices and PCP ANNOUNCEs to

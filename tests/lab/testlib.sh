@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # testlib.sh: helpers for tests/lab/test_*.sh (source it; bash).
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for the core side of the backend seam (src/core.c): a report
  * only records and queues; what follows from it (probe evaluation, starting

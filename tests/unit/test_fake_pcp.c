@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Tests of the fake PCP server itself (tests/fake/fake_pcp.c), driven by a
  * plain UDP socket on loopback that speaks through the real codec

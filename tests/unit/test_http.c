@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for the sans-I/O HTTP/1.x response reader of the UPnP
  * transport (src/upnp/http.c): the head (status line, Content-Length,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for the event-loop contract (src/loop.c): with fd_cb and
  * timer_cb the application hears of every fd to watch or drop and every

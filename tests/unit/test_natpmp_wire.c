@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for the NAT-PMP datagram checks (src/natpmp/wire.c). Test
  * names carry the checklist ID they prove (docs/RFC-CHECKLIST.md). */
 #include <stdarg.h>

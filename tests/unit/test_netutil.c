@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for src/util/netutil.c (sockaddr conversion, classification)
  * and the public address text functions. No network use. The route
  * parsers and the local-address lookup are tested in test_platform.c. */

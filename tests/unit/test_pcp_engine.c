@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The PCP engine end to end against the fake gateway on loopback, with the
  * clock and the random source injected: no sleep, a 2-hour lifetime renews

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for the PCP timing rules (src/pcp/timing.c). Test names carry
  * the checklist ID they prove (docs/RFC-CHECKLIST.md). */
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for the platform layer (src/platform/platform.h, linux.c):
  * route-table parsing, default gateway, local address, sockets and ICMP
  * reports, receive, random bytes, the clock and the wake pipe.

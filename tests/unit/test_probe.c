@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Choosing the backend: the concurrent probe, the order of preference, and
  * mappings moving to the next backend when a protocol turns out not to

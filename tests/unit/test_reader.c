@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for the bounded byte reader (src/util/reader.h): every
  * function at its exact bounds, one octet past them, and after the reader

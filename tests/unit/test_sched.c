@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for the shared scheduler (src/util/sched.c). */
 #include <setjmp.h>
 #include <stdarg.h>

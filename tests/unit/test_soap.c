@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/upnp/soap.c: the SOAP request builder used with miniupnpc API >= 19.
  * Against the miniupnpc this is built with (API < 19: it can still hand out

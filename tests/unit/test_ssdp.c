@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for the sans-I/O UPnP discovery code (src/upnp/ssdp.c): the
  * SSDP reply parser, the LOCATION / control URL checker (ROUTER-QUIRKS Q4),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for src/util/strings.c: messages, names and config defaults. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The UPnP-IGD backend end to end against the fake IGD (tests/fake/
  * fake_upnp.h) on loopback, with backends = PORTMAP_BACKEND_UPNP, gateway

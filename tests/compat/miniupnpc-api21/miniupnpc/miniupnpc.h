@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Stand-in for miniupnpc.h of miniupnpc 2.2.8 and later (API 19+; 2.3.3 is
  * API 21), reduced to what the UPnP code takes from it. Debian 12 has
