@@ -25,6 +25,27 @@ static int default_random(void *buf, size_t len, void *user) {
   return portmap_plat_random(buf, len);
 }
 
+/* Every value in its range: a timeout in milliseconds must fit the int of
+ * poll() and of portmap_timeout_ms() (INT32_MAX, about 24.8 days); counts
+ * and ports their own ranges. Nothing is clamped or wrapped. */
+static portmap_status_t config_check(const portmap_config_t *cfg) {
+  const uint32_t ms[] = {cfg->pcp_irt_ms,         cfg->pcp_mrt_ms,         cfg->pcp_mrd_ms,
+                         cfg->request_timeout_ms, cfg->destroy_timeout_ms, cfg->probe_timeout_ms,
+                         cfg->natpmp_irt_ms,      cfg->upnp_timeout_ms};
+  for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+    if (ms[i] > INT32_MAX)
+      return PORTMAP_ERR_INVALID;
+  if ((cfg->backends & ~PORTMAP_BACKEND_ALL) != 0 || (unsigned)cfg->log_level > PORTMAP_LOG_DEBUG)
+    return PORTMAP_ERR_INVALID;
+  if (cfg->announce_port < -1 || cfg->announce_port > 65535)
+    return PORTMAP_ERR_INVALID;
+  if (cfg->pcp_irt_ms == 0 || cfg->pcp_mrt_ms < cfg->pcp_irt_ms || cfg->natpmp_irt_ms == 0)
+    return PORTMAP_ERR_INVALID;
+  if (cfg->natpmp_max_tries > 32 || (cfg->ssdp_multicast != 0 && cfg->ssdp_multicast != 1))
+    return PORTMAP_ERR_INVALID; /* 9 tries already take 64 s (RFC 6886 3.1) */
+  return PORTMAP_OK;
+}
+
 static char *dup_str(const char *s) {
   if (s == NULL)
     return NULL;
@@ -35,20 +56,22 @@ static char *dup_str(const char *s) {
   return d;
 }
 
-portmap_status_t portmap_client_new(const portmap_config_t *cfg, portmap_client_t **out) {
+portmap_status_t portmap_client_new_sized(const portmap_config_t *user_cfg, size_t cfg_size,
+                                          portmap_client_t **out) {
   portmap_status_t st = PORTMAP_OK;
   portmap_client_t *c = NULL;
   if (out == NULL)
     return PORTMAP_ERR_INVALID;
   *out = NULL;
-  portmap_config_t defaults;
-  if (cfg == NULL) {
-    portmap_config_init(&defaults);
-    cfg = &defaults;
-  }
-  if ((cfg->backends & ~PORTMAP_BACKEND_ALL) != 0 || cfg->log_level > PORTMAP_LOG_DEBUG ||
-      cfg->announce_port < -1 || cfg->announce_port > 65535 || cfg->pcp_irt_ms == 0 ||
-      cfg->pcp_mrt_ms < cfg->pcp_irt_ms)
+  if (user_cfg != NULL && cfg_size < PORTMAP_CONFIG_SIZE_1_0)
+    return PORTMAP_ERR_INVALID;
+  /* this version's whole struct: the defaults, then what the program gave */
+  portmap_config_t full;
+  portmap_config_init(&full);
+  if (user_cfg != NULL)
+    portmap_abi_out(&full, sizeof full, user_cfg, cfg_size);
+  const portmap_config_t *cfg = &full;
+  if (config_check(cfg) != PORTMAP_OK)
     return PORTMAP_ERR_INVALID;
   portmap_addr_t tmp;
   if (cfg->gateway != NULL && portmap_addr_parse(cfg->gateway, &tmp) != PORTMAP_OK)
@@ -144,11 +167,12 @@ done:
   return st;
 }
 
-portmap_status_t portmap_client_stats(portmap_client_t *client, portmap_stats_t *stats) {
-  if (client == NULL || stats == NULL)
+portmap_status_t portmap_client_stats_sized(portmap_client_t *client, portmap_stats_t *stats,
+                                            size_t size) {
+  if (client == NULL || stats == NULL || size < PORTMAP_STATS_SIZE_1_0)
     return PORTMAP_ERR_INVALID;
   pthread_mutex_lock(&client->mu);
-  *stats = client->stats;
+  portmap_abi_out(stats, size, &client->stats, sizeof client->stats);
   portmap_client_unlock(client);
   return PORTMAP_OK;
 }

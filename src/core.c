@@ -151,7 +151,8 @@ void portmap_core_list_result(portmap_core_t *core, portmap_status_t status,
   c->list_status = status;
   c->list_count = n;
   for (size_t i = 0; i < n && i < c->list_cap; i++)
-    c->list_out[i] = entries[i];
+    portmap_abi_out(c->list_out + i * c->list_entry_size, c->list_entry_size, &entries[i],
+                    sizeof entries[i]);
 }
 
 void portmap_mapping_fill_times(portmap_mapping_t *m, uint64_t now) {

@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <portmap/portmap.h>
 
@@ -30,6 +31,23 @@
 #include "util/sched.h"
 
 #define PORTMAP_MAX_BACKENDS 3
+
+/* The ABI (README "ABI that can grow"): public structs only grow at their
+ * end, and every call that takes one also takes the size the program was
+ * built with. These are the sizes of version 1.0, the least accepted. */
+#define PORTMAP_END_OF(type, member) (offsetof(type, member) + sizeof(((type *)0)->member))
+#define PORTMAP_CONFIG_SIZE_1_0 PORTMAP_END_OF(portmap_config_t, timer_user)
+#define PORTMAP_REQUEST_SIZE_1_0 PORTMAP_END_OF(portmap_request_t, ipv6)
+#define PORTMAP_INFO_SIZE_1_0 PORTMAP_END_OF(portmap_info_t, is_peer)
+#define PORTMAP_PROBE_RESULT_SIZE_1_0 PORTMAP_END_OF(portmap_probe_result_t, elapsed_ms)
+#define PORTMAP_LIST_ENTRY_SIZE_1_0 PORTMAP_END_OF(portmap_list_entry_t, enabled)
+#define PORTMAP_STATS_SIZE_1_0 PORTMAP_END_OF(portmap_stats_t, epoch_invalid)
+
+/* Copy the first n octets of a struct the library filled to the caller's,
+ * n being the smaller of the two sizes. */
+static inline void portmap_abi_out(void *dst, size_t dst_size, const void *src, size_t src_size) {
+  memcpy(dst, src, dst_size < src_size ? dst_size : src_size);
+}
 #define PORTMAP_MAX_WATCHED 32 /* fds the loop is told about (a client has about 8) */
 
 /* An fd the application's loop was told to watch (fd_cb). */
@@ -161,7 +179,8 @@ struct portmap_client {
   /* portmap_list_sync() */
   int list_done;
   portmap_status_t list_status;
-  portmap_list_entry_t *list_out;
+  unsigned char *list_out; /* entries of list_entry_size octets each */
+  size_t list_entry_size;
   size_t list_cap, list_count;
 };
 

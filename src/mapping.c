@@ -210,12 +210,17 @@ static portmap_status_t request_copy(portmap_client_t *c, const portmap_request_
   return PORTMAP_OK;
 }
 
-portmap_status_t portmap_map(portmap_client_t *client, const portmap_request_t *req,
-                             portmap_mapping_cb cb, void *user, portmap_mapping_t **out) {
+portmap_status_t portmap_map_sized(portmap_client_t *client, const portmap_request_t *user_req,
+                                   size_t req_size, portmap_mapping_cb cb, void *user,
+                                   portmap_mapping_t **out) {
   if (out != NULL)
     *out = NULL;
-  if (client == NULL || req == NULL)
+  if (client == NULL || user_req == NULL || req_size < PORTMAP_REQUEST_SIZE_1_0)
     return PORTMAP_ERR_INVALID;
+  portmap_request_t full; /* this version's whole struct */
+  portmap_request_init(&full);
+  portmap_abi_out(&full, sizeof full, user_req, req_size);
+  const portmap_request_t *req = &full;
   portmap_mapping_t *m = calloc(1, sizeof *m);
   if (m == NULL)
     return PORTMAP_ERR_NOMEM;
@@ -331,13 +336,14 @@ portmap_status_t portmap_mapping_set_callback(portmap_mapping_t *m, portmap_mapp
   return PORTMAP_OK;
 }
 
-portmap_status_t portmap_mapping_info(portmap_mapping_t *m, portmap_info_t *info) {
-  if (m == NULL || info == NULL)
+portmap_status_t portmap_mapping_info_sized(portmap_mapping_t *m, portmap_info_t *info,
+                                            size_t size) {
+  if (m == NULL || info == NULL || size < PORTMAP_INFO_SIZE_1_0)
     return PORTMAP_ERR_INVALID;
   portmap_client_t *c = m->client;
   pthread_mutex_lock(&c->mu);
   portmap_mapping_fill_times(m, portmap_client_now(c));
-  *info = m->info;
+  portmap_abi_out(info, size, &m->info, sizeof m->info);
   portmap_client_unlock(c);
   return PORTMAP_OK;
 }

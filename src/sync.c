@@ -25,14 +25,19 @@ static void sync_cb(portmap_mapping_t *m, portmap_event_t ev, const portmap_info
   w->info = *info;
 }
 
-portmap_status_t portmap_map_sync(portmap_client_t *client, const portmap_request_t *req,
-                                  int timeout_ms, portmap_info_t *info, portmap_mapping_t **out) {
+portmap_status_t portmap_map_sync_sized(portmap_client_t *client, const portmap_request_t *req,
+                                        size_t req_size, int timeout_ms, portmap_info_t *user_info,
+                                        size_t info_size, portmap_mapping_t **out) {
   if (out != NULL)
     *out = NULL;
-  if (client == NULL || req == NULL || info == NULL || timeout_ms < 0)
+  if (client == NULL || req == NULL || user_info == NULL || timeout_ms < 0 ||
+      info_size < PORTMAP_INFO_SIZE_1_0)
     return PORTMAP_ERR_INVALID;
+  portmap_info_t full; /* this version's whole struct, copied out at the end */
+  portmap_info_t *info = &full;
   memset(info, 0, sizeof *info);
   info->gateway_result = -1;
+  portmap_abi_out(user_info, info_size, info, sizeof *info);
   pthread_mutex_lock(&client->mu);
   int bad = client->thread_running || portmap_in_own_callback(client);
   portmap_client_unlock(client);
@@ -43,7 +48,7 @@ portmap_status_t portmap_map_sync(portmap_client_t *client, const portmap_reques
   if (w == NULL)
     return PORTMAP_ERR_NOMEM;
   portmap_mapping_t *m = NULL;
-  portmap_status_t st = portmap_map(client, req, sync_cb, w, &m);
+  portmap_status_t st = portmap_map_sized(client, req, req_size, sync_cb, w, &m);
   if (st != PORTMAP_OK) {
     free(w);
     return st;
@@ -83,6 +88,7 @@ portmap_status_t portmap_map_sync(portmap_client_t *client, const portmap_reques
       *out = m;
   }
   free(w);
+  portmap_abi_out(user_info, info_size, info, sizeof *info);
   return st;
 }
 
@@ -115,11 +121,14 @@ static void copy_probe(portmap_client_t *c, portmap_probe_result_t *out) {
   out->selected = p->decided ? p->selected : PORTMAP_BACKEND_NONE;
 }
 
-portmap_status_t portmap_probe_sync(portmap_client_t *client, int timeout_ms,
-                                    portmap_probe_result_t *out) {
-  if (client == NULL || out == NULL || timeout_ms < 0)
+portmap_status_t portmap_probe_sync_sized(portmap_client_t *client, int timeout_ms,
+                                          portmap_probe_result_t *user_out, size_t size) {
+  if (client == NULL || user_out == NULL || timeout_ms < 0 || size < PORTMAP_PROBE_RESULT_SIZE_1_0)
     return PORTMAP_ERR_INVALID;
+  portmap_probe_result_t full; /* this version's whole struct, copied out at the end */
+  portmap_probe_result_t *out = &full;
   memset(out, 0, sizeof *out);
+  portmap_abi_out(user_out, size, out, sizeof *out);
   pthread_mutex_lock(&client->mu);
   portmap_status_t st = PORTMAP_OK;
   if (portmap_in_own_callback(client))
@@ -152,12 +161,15 @@ portmap_status_t portmap_probe_sync(portmap_client_t *client, int timeout_ms,
   copy_probe(client, out);
   portmap_client_unlock(client);
   out->elapsed_ms = (uint32_t)(portmap_real_ms() - start);
+  portmap_abi_out(user_out, size, out, sizeof *out);
   return PORTMAP_OK;
 }
 
-portmap_status_t portmap_list_sync(portmap_client_t *client, int timeout_ms,
-                                   portmap_list_entry_t *entries, size_t cap, size_t *count) {
-  if (client == NULL || count == NULL || (entries == NULL && cap > 0) || timeout_ms < 0)
+portmap_status_t portmap_list_sync_sized(portmap_client_t *client, int timeout_ms,
+                                         portmap_list_entry_t *entries, size_t entry_size,
+                                         size_t cap, size_t *count) {
+  if (client == NULL || count == NULL || (entries == NULL && cap > 0) || timeout_ms < 0 ||
+      entry_size < PORTMAP_LIST_ENTRY_SIZE_1_0)
     return PORTMAP_ERR_INVALID;
   *count = 0;
   pthread_mutex_lock(&client->mu);
@@ -171,7 +183,8 @@ portmap_status_t portmap_list_sync(portmap_client_t *client, int timeout_ms,
       if (client->be_ops[i] == NULL || client->be_ops[i]->list == NULL)
         continue;
       client->list_done = 0;
-      client->list_out = entries;
+      client->list_out = (unsigned char *)entries;
+      client->list_entry_size = entry_size;
       client->list_cap = cap;
       client->list_count = 0;
       st = client->be_ops[i]->list(client->be_state[i], portmap_client_now(client));

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file portmap.h
  * libportmap: get a working port forward from whatever the gateway speaks
  * (PCP, RFC 6887; NAT-PMP, RFC 6886; UPnP-IGD).
  *
@@ -42,6 +43,7 @@
 extern "C" {
 #endif
 
+/** Marks the library's exported functions (every other symbol is hidden). */
 #if defined(_WIN32)
 #define PORTMAP_API
 #elif defined(__GNUC__)
@@ -50,9 +52,17 @@ extern "C" {
 #define PORTMAP_API
 #endif
 
-#define PORTMAP_VERSION_MAJOR 0
-#define PORTMAP_VERSION_MINOR 1
+/** Major version: changes when the API or ABI breaks (and with it the SONAME). */
+#define PORTMAP_VERSION_MAJOR 1
+/** Minor version: additions that keep old programs working. */
+#define PORTMAP_VERSION_MINOR 0
+/** Patch version: fixes only. */
 #define PORTMAP_VERSION_PATCH 0
+/** The version as one number, 0xMMmmpp, for comparisons in the preprocessor. */
+#define PORTMAP_VERSION_HEX                                                                        \
+  ((PORTMAP_VERSION_MAJOR << 16) | (PORTMAP_VERSION_MINOR << 8) | PORTMAP_VERSION_PATCH)
+/** The version as text. */
+#define PORTMAP_VERSION_STR "1.0.0"
 
 /** Status of a library call. Numbers are stable and never reused. */
 typedef enum portmap_status {
@@ -89,9 +99,9 @@ typedef enum portmap_backend {
 #define PORTMAP_BACKEND_ALL 7u
 
 /** Named IANA protocol numbers; any other number 1-255 is accepted by PCP. */
-#define PORTMAP_PROTO_ALL 0 /**< PCP only: every protocol, internal port 0 */
-#define PORTMAP_PROTO_TCP 6
-#define PORTMAP_PROTO_UDP 17
+#define PORTMAP_PROTO_ALL 0  /**< PCP only: every protocol, internal port 0 */
+#define PORTMAP_PROTO_TCP 6  /**< TCP */
+#define PORTMAP_PROTO_UDP 17 /**< UDP */
 
 /** Events delivered to a mapping's callback. */
 typedef enum portmap_event {
@@ -111,9 +121,9 @@ typedef enum portmap_log_level {
   PORTMAP_LOG_DEBUG = 3
 } portmap_log_level_t;
 
-/** An IP address in 16 octets; IPv4 is IPv4-mapped (::ffff:a.b.c.d). */
+/** An IP address in 16 octets; IPv4 is IPv4-mapped (\::ffff:a.b.c.d). */
 typedef struct portmap_addr {
-  uint8_t bytes[16];
+  uint8_t bytes[16]; /**< network order */
 } portmap_addr_t;
 
 /** Text form of an address: large enough for any IPv6 address. */
@@ -157,22 +167,22 @@ typedef struct portmap_request {
   uint16_t peer_port;              /**< required with peer_address */
   const char *third_party;         /**< THIRD_PARTY internal address, NULL = none */
   const portmap_filter_t *filters; /**< FILTER options */
-  size_t n_filters;
-  const uint8_t *nonce; /**< 12 octets to reuse (delete after a restart), NULL = fresh */
-  int ipv6;             /**< 1 = map an IPv6 internal address, 0 = IPv4 */
+  size_t n_filters;                /**< number of filters */
+  const uint8_t *nonce;            /**< 12 octets to reuse (delete after a restart), NULL = fresh */
+  int ipv6;                        /**< 1 = map an IPv6 internal address, 0 = IPv4 */
 } portmap_request_t;
 
 /** State of a mapping, as passed to callbacks and by portmap_mapping_info(). */
 typedef struct portmap_info {
-  portmap_backend_t backend; /**< backend serving (or trying) it */
-  int protocol;
-  uint16_t internal_port;
-  portmap_addr_t internal_address;
+  portmap_backend_t backend;       /**< backend serving (or trying) it */
+  int protocol;                    /**< IANA protocol number, as requested */
+  uint16_t internal_port;          /**< as requested */
+  portmap_addr_t internal_address; /**< the address the mapping points at (ours, or THIRD_PARTY) */
   portmap_addr_t external_address; /**< all zeros when not known */
-  char external_address_str[PORTMAP_ADDRSTRLEN];
-  uint16_t external_port;
-  uint32_t lifetime;       /**< granted lifetime in seconds */
-  uint32_t expires_in_ms;  /**< time left before the mapping expires */
+  char external_address_str[PORTMAP_ADDRSTRLEN]; /**< external_address as text */
+  uint16_t external_port;                        /**< external port, 0 when not known */
+  uint32_t lifetime;                             /**< granted lifetime in seconds */
+  uint32_t expires_in_ms;                        /**< time left before the mapping expires */
   int external_is_private; /**< 1 when the external address is private / CGN (Q17) */
   int gateway_result;      /**< last result code from the gateway, -1 none */
   portmap_status_t status; /**< with FAILED/LOST: why */
@@ -182,16 +192,18 @@ typedef struct portmap_info {
 
 /** Counters of what the client dropped (all network input is hostile). */
 typedef struct portmap_stats {
-  uint64_t received;  /**< datagrams read */
-  uint64_t malformed; /**< dropped: failed to parse */
-  uint64_t spoofed;   /**< dropped: wrong source address or port */
-  uint64_t unmatched; /**< dropped: matched no outstanding request or mapping */
-  uint64_t sent;      /**< datagrams sent */
-  uint64_t retransmissions;
-  uint64_t epoch_invalid; /**< responses that showed the server lost state */
+  uint64_t received;        /**< datagrams read */
+  uint64_t malformed;       /**< dropped: failed to parse */
+  uint64_t spoofed;         /**< dropped: wrong source address or port */
+  uint64_t unmatched;       /**< dropped: matched no outstanding request or mapping */
+  uint64_t sent;            /**< datagrams sent */
+  uint64_t retransmissions; /**< requests sent again after no answer */
+  uint64_t epoch_invalid;   /**< responses that showed the server lost state */
 } portmap_stats_t;
 
+/** A client: sockets, one scheduler, and its mappings (opaque). */
 typedef struct portmap_client portmap_client_t;
+/** A mapping made on a client (opaque handle). */
 typedef struct portmap_mapping portmap_mapping_t;
 
 /** Monotonic clock in milliseconds (injectable for tests). */
@@ -235,7 +247,13 @@ typedef void (*portmap_fd_cb)(int fd, int events, void *user);
  */
 typedef void (*portmap_timer_cb)(int timeout_ms, void *user);
 
-/** Client configuration. Initialise with portmap_config_init(). Strings are copied. */
+/**
+ * Client configuration. Initialise with portmap_config_init(). Strings are
+ * copied. portmap_client_new() checks every value: each *_ms at most
+ * INT32_MAX, pcp_irt_ms and natpmp_irt_ms not 0, pcp_mrt_ms not below
+ * pcp_irt_ms, natpmp_max_tries at most 32, ssdp_multicast 0 or 1,
+ * announce_port -1 to 65535; anything else is PORTMAP_ERR_INVALID.
+ */
 typedef struct portmap_config {
   const char *gateway;         /**< gateway address; NULL = default router */
   const char *local_address;   /**< local address; NULL = learnt by connect() */
@@ -250,24 +268,24 @@ typedef struct portmap_config {
   uint16_t
       server_port;   /**< PCP server port (5351), for tests; NAT-PMP always uses 5351 (libnatpmp) */
   int announce_port; /**< listener port for unsolicited messages: 0 = 5350, -1 = off */
-  uint32_t natpmp_irt_ms;    /**< NAT-PMP first retransmission time (250), doubling */
-  uint32_t natpmp_max_tries; /**< NAT-PMP sends per request (9) */
-  uint16_t ssdp_port;        /**< SSDP port of the gateway (1900); for tests */
-  int ssdp_multicast;        /**< also multicast M-SEARCH (1); never to a loopback gateway */
-  uint32_t upnp_timeout_ms;  /**< bound on each UPnP HTTP/SOAP exchange (2000) */
-  portmap_log_cb log_cb;     /**< NULL = silent */
-  void *log_user;
+  uint32_t natpmp_irt_ms;        /**< NAT-PMP first retransmission time (250), doubling */
+  uint32_t natpmp_max_tries;     /**< NAT-PMP sends per request (9) */
+  uint16_t ssdp_port;            /**< SSDP port of the gateway (1900); for tests */
+  int ssdp_multicast;            /**< also multicast M-SEARCH (1); never to a loopback gateway */
+  uint32_t upnp_timeout_ms;      /**< bound on each UPnP HTTP/SOAP exchange (2000) */
+  portmap_log_cb log_cb;         /**< NULL = silent */
+  void *log_user;                /**< passed to log_cb */
   portmap_log_level_t log_level; /**< most verbose level passed to log_cb */
   portmap_trace_cb trace_cb;     /**< NULL = none */
-  void *trace_user;
-  portmap_clock_cb clock_cb; /**< NULL = CLOCK_MONOTONIC */
-  void *clock_user;
-  portmap_random_cb random_cb; /**< NULL = getrandom() */
-  void *random_user;
+  void *trace_user;              /**< passed to trace_cb */
+  portmap_clock_cb clock_cb;     /**< NULL = CLOCK_MONOTONIC */
+  void *clock_user;              /**< passed to clock_cb */
+  portmap_random_cb random_cb;   /**< NULL = getrandom() */
+  void *random_user;             /**< passed to random_cb */
   portmap_fd_cb fd_cb; /**< NULL = the application polls portmap_fds() (see the contract above) */
-  void *fd_user;
+  void *fd_user;       /**< passed to fd_cb */
   portmap_timer_cb timer_cb; /**< NULL = the application asks portmap_timeout_ms() */
-  void *timer_user;
+  void *timer_user;          /**< passed to timer_cb */
 } portmap_config_t;
 
 /** What a probe learnt about one protocol. */
@@ -285,34 +303,58 @@ typedef struct portmap_probe_backend {
   char service_type[128];     /**< WAN connection service in use */
   int igd_version;            /**< 1 or 2 */
   char connection_status[32]; /**< GetStatusInfo: Connected, ... */
-  char control_url[256];
+  char control_url[256];      /**< control URL of that service */
 } portmap_probe_backend_t;
 
 /** The outcome of a probe of the gateway for all three protocols at once. */
 typedef struct portmap_probe_result {
-  char gateway[PORTMAP_ADDRSTRLEN];
-  char local_address[PORTMAP_ADDRSTRLEN];
-  portmap_probe_backend_t pcp, natpmp, upnp;
-  portmap_backend_t selected; /**< the backend new mappings use, NONE if none works */
-  uint32_t elapsed_ms;
+  char gateway[PORTMAP_ADDRSTRLEN];       /**< the gateway asked, as text */
+  char local_address[PORTMAP_ADDRSTRLEN]; /**< our address towards it, as text */
+  portmap_probe_backend_t pcp;            /**< what PCP said */
+  portmap_probe_backend_t natpmp;         /**< what NAT-PMP said */
+  portmap_probe_backend_t upnp;           /**< what UPnP-IGD said */
+  portmap_backend_t selected;             /**< the backend new mappings use, NONE if none works */
+  uint32_t elapsed_ms;                    /**< how long the probe took */
 } portmap_probe_result_t;
 
-/** Fill cfg with defaults. */
-PORTMAP_API void portmap_config_init(portmap_config_t *cfg);
-
-/** Fill req with defaults (TCP, no port, default lifetime, renewed until revoked). */
-PORTMAP_API void portmap_request_init(portmap_request_t *req);
+/**
+ * Fill cfg with defaults.
+ * ABI: a macro over portmap_config_init_sized(), which also takes the size of
+ * the struct the program was built with, so that a newer library keeps
+ * working with an older program (see "ABI that can grow" in README.md).
+ */
+#define portmap_config_init(cfg) portmap_config_init_sized((cfg), sizeof(portmap_config_t))
+/** The ABI entry point of portmap_config_init(): size is sizeof(portmap_config_t). */
+PORTMAP_API void portmap_config_init_sized(portmap_config_t *cfg, size_t size);
 
 /**
- * Create a client.
+ * Fill req with defaults (TCP, no port, default lifetime, renewed until revoked).
+ * ABI: a macro over portmap_request_init_sized(), which also takes the size of
+ * the struct the program was built with, so that a newer library keeps
+ * working with an older program (see "ABI that can grow" in README.md).
+ */
+#define portmap_request_init(req) portmap_request_init_sized((req), sizeof(portmap_request_t))
+/** The ABI entry point of portmap_request_init(): size is sizeof(portmap_request_t). */
+PORTMAP_API void portmap_request_init_sized(portmap_request_t *req, size_t size);
+
+/**
+ * Create a client (cfg NULL: the defaults of portmap_config_init()).
+ * Every value of cfg is checked: a timeout, size or count out of its
+ * range is PORTMAP_ERR_INVALID, never wrapped or clamped.
  * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL out or bad config),
  * PORTMAP_ERR_ADDRESS (gateway/local address unparsable), PORTMAP_ERR_NOMEM,
  * PORTMAP_ERR_SYSTEM (socket setup failed).
  * A missing default gateway is not an error here: mappings then fail with
  * PORTMAP_ERR_NO_GATEWAY.
+ * ABI: a macro over portmap_client_new_sized(), which also takes the size of
+ * the struct the program was built with, so that a newer library keeps
+ * working with an older program (see "ABI that can grow" in README.md).
  */
-PORTMAP_API portmap_status_t portmap_client_new(const portmap_config_t *cfg,
-                                                portmap_client_t **out);
+#define portmap_client_new(cfg, out)                                                               \
+  portmap_client_new_sized((cfg), sizeof(portmap_config_t), (out))
+/** The ABI entry point of portmap_client_new(): cfg_size is sizeof(portmap_config_t). */
+PORTMAP_API portmap_status_t portmap_client_new_sized(const portmap_config_t *cfg, size_t cfg_size,
+                                                      portmap_client_t **out);
 
 /**
  * Destroy a client: stop the thread if running, delete every mapping on the
@@ -332,10 +374,17 @@ PORTMAP_API portmap_status_t portmap_client_free(portmap_client_t *client);
  * backend can express the request); PORTMAP_ERR_NOMEM;
  * PORTMAP_ERR_NO_GATEWAY; PORTMAP_ERR_NO_BACKEND; PORTMAP_ERR_SYSTEM;
  * PORTMAP_ERR_STATE (portmap_client_free has begun).
+ * ABI: a macro over portmap_map_sized(), which also takes the size of
+ * the struct the program was built with, so that a newer library keeps
+ * working with an older program (see "ABI that can grow" in README.md).
  */
-PORTMAP_API portmap_status_t portmap_map(portmap_client_t *client, const portmap_request_t *req,
-                                         portmap_mapping_cb cb, void *user,
-                                         portmap_mapping_t **out);
+#define portmap_map(client, req, cb, user, out)                                                    \
+  portmap_map_sized((client), (req), sizeof(portmap_request_t), (cb), (user), (out))
+/** The ABI entry point of portmap_map(): req_size is sizeof(portmap_request_t). */
+PORTMAP_API portmap_status_t portmap_map_sized(portmap_client_t *client,
+                                               const portmap_request_t *req, size_t req_size,
+                                               portmap_mapping_cb cb, void *user,
+                                               portmap_mapping_t **out);
 
 /**
  * Delete a mapping on the gateway. The DELETED (or, if the gateway never
@@ -365,8 +414,15 @@ PORTMAP_API portmap_status_t portmap_mapping_set_callback(portmap_mapping_t *map
 /**
  * Copy a mapping's current state.
  * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL argument).
+ * ABI: a macro over portmap_mapping_info_sized(), which also takes the size of
+ * the struct the program was built with, so that a newer library keeps
+ * working with an older program (see "ABI that can grow" in README.md).
  */
-PORTMAP_API portmap_status_t portmap_mapping_info(portmap_mapping_t *mapping, portmap_info_t *info);
+#define portmap_mapping_info(mapping, info)                                                        \
+  portmap_mapping_info_sized((mapping), (info), sizeof(portmap_info_t))
+/** The ABI entry point of portmap_mapping_info(): size is sizeof(portmap_info_t). */
+PORTMAP_API portmap_status_t portmap_mapping_info_sized(portmap_mapping_t *mapping,
+                                                        portmap_info_t *info, size_t size);
 
 /**
  * File descriptors the client wants watched for reading, the wake pipe
@@ -412,10 +468,18 @@ PORTMAP_API portmap_status_t portmap_thread_stop(portmap_client_t *client);
  * @return PORTMAP_OK; the statuses of portmap_map(); PORTMAP_ERR_TIMEOUT;
  * PORTMAP_ERR_REFUSED (info->gateway_result says why); PORTMAP_ERR_STATE;
  * PORTMAP_ERR_NATPMP_GATEWAY; PORTMAP_ERR_UNREACHABLE; PORTMAP_ERR_RECURSIVE.
+ * ABI: a macro over portmap_map_sync_sized(), which also takes the size of
+ * the struct the program was built with, so that a newer library keeps
+ * working with an older program (see "ABI that can grow" in README.md).
  */
-PORTMAP_API portmap_status_t portmap_map_sync(portmap_client_t *client,
-                                              const portmap_request_t *req, int timeout_ms,
-                                              portmap_info_t *info, portmap_mapping_t **out);
+#define portmap_map_sync(client, req, timeout_ms, info, out)                                       \
+  portmap_map_sync_sized((client), (req), sizeof(portmap_request_t), (timeout_ms), (info),         \
+                         sizeof(portmap_info_t), (out))
+/** The ABI entry point of portmap_map_sync(). */
+PORTMAP_API portmap_status_t portmap_map_sync_sized(portmap_client_t *client,
+                                                    const portmap_request_t *req, size_t req_size,
+                                                    int timeout_ms, portmap_info_t *info,
+                                                    size_t info_size, portmap_mapping_t **out);
 
 /**
  * Probe the gateway for PCP, NAT-PMP and UPnP at once and wait at most
@@ -424,20 +488,26 @@ PORTMAP_API portmap_status_t portmap_map_sync(portmap_client_t *client,
  * thread mode or from a callback.
  * @return PORTMAP_OK (see out->selected); PORTMAP_ERR_INVALID;
  * PORTMAP_ERR_NO_GATEWAY; PORTMAP_ERR_STATE; PORTMAP_ERR_RECURSIVE.
+ * ABI: a macro over portmap_probe_sync_sized(), which also takes the size of
+ * the struct the program was built with, so that a newer library keeps
+ * working with an older program (see "ABI that can grow" in README.md).
  */
-PORTMAP_API portmap_status_t portmap_probe_sync(portmap_client_t *client, int timeout_ms,
-                                                portmap_probe_result_t *out);
+#define portmap_probe_sync(client, timeout_ms, out)                                                \
+  portmap_probe_sync_sized((client), (timeout_ms), (out), sizeof(portmap_probe_result_t))
+/** The ABI entry point of portmap_probe_sync(). */
+PORTMAP_API portmap_status_t portmap_probe_sync_sized(portmap_client_t *client, int timeout_ms,
+                                                      portmap_probe_result_t *out, size_t size);
 
 /** One row of a gateway's port-mapping table (UPnP only). */
 typedef struct portmap_list_entry {
-  int protocol; /**< PORTMAP_PROTO_TCP or PORTMAP_PROTO_UDP */
-  uint16_t external_port;
-  char internal_client[PORTMAP_ADDRSTRLEN];
-  uint16_t internal_port;
-  char remote_host[PORTMAP_ADDRSTRLEN]; /**< "" = any */
-  char description[PORTMAP_MAX_DESCRIPTION + 1];
-  uint32_t lease; /**< seconds left, 0 = permanent */
-  int enabled;
+  int protocol;                                  /**< PORTMAP_PROTO_TCP or PORTMAP_PROTO_UDP */
+  uint16_t external_port;                        /**< external port of the entry */
+  char internal_client[PORTMAP_ADDRSTRLEN];      /**< the host the entry forwards to, as text */
+  uint16_t internal_port;                        /**< port on that host */
+  char remote_host[PORTMAP_ADDRSTRLEN];          /**< "" = any */
+  char description[PORTMAP_MAX_DESCRIPTION + 1]; /**< the entry's description (sanitised) */
+  uint32_t lease;                                /**< seconds left, 0 = permanent */
+  int enabled; /**< 1 when the gateway says the entry is enabled */
 } portmap_list_entry_t;
 
 /**
@@ -449,10 +519,17 @@ typedef struct portmap_list_entry {
  * PORTMAP_ERR_TIMEOUT; PORTMAP_ERR_REFUSED; PORTMAP_ERR_UNREACHABLE (the
  * gateway's UPnP service cannot be reached); PORTMAP_ERR_NO_GATEWAY;
  * PORTMAP_ERR_SYSTEM; PORTMAP_ERR_NOMEM; PORTMAP_ERR_STATE; PORTMAP_ERR_RECURSIVE.
+ * ABI: a macro over portmap_list_sync_sized(), which also takes the size of
+ * the struct the program was built with, so that a newer library keeps
+ * working with an older program (see "ABI that can grow" in README.md).
  */
-PORTMAP_API portmap_status_t portmap_list_sync(portmap_client_t *client, int timeout_ms,
-                                               portmap_list_entry_t *entries, size_t cap,
-                                               size_t *count);
+#define portmap_list_sync(client, timeout_ms, entries, cap, count)                                 \
+  portmap_list_sync_sized((client), (timeout_ms), (entries), sizeof(portmap_list_entry_t), (cap),  \
+                          (count))
+/** The ABI entry point of portmap_list_sync(): entry_size is sizeof(portmap_list_entry_t). */
+PORTMAP_API portmap_status_t portmap_list_sync_sized(portmap_client_t *client, int timeout_ms,
+                                                     portmap_list_entry_t *entries,
+                                                     size_t entry_size, size_t cap, size_t *count);
 
 /**
  * Tell the client that the network may have changed (the system reported a
@@ -474,8 +551,15 @@ PORTMAP_API portmap_status_t portmap_network_changed(portmap_client_t *client);
 /**
  * Copy the drop and traffic counters.
  * @return PORTMAP_OK; PORTMAP_ERR_INVALID.
+ * ABI: a macro over portmap_client_stats_sized(), which also takes the size of
+ * the struct the program was built with, so that a newer library keeps
+ * working with an older program (see "ABI that can grow" in README.md).
  */
-PORTMAP_API portmap_status_t portmap_client_stats(portmap_client_t *client, portmap_stats_t *stats);
+#define portmap_client_stats(client, stats)                                                        \
+  portmap_client_stats_sized((client), (stats), sizeof(portmap_stats_t))
+/** The ABI entry point of portmap_client_stats(): size is sizeof(portmap_stats_t). */
+PORTMAP_API portmap_status_t portmap_client_stats_sized(portmap_client_t *client,
+                                                        portmap_stats_t *stats, size_t size);
 
 /**
  * The gateway in use as text ("" if none known).
@@ -486,6 +570,14 @@ PORTMAP_API portmap_status_t portmap_client_gateway(portmap_client_t *client, ch
 
 /** A message for a status; never NULL. */
 PORTMAP_API const char *portmap_strerror(portmap_status_t status);
+
+/**
+ * The version of the library the program runs with (which may be newer
+ * than the header it was built with).
+ * @param text if not NULL, set to the version as text ("1.0.0").
+ * @return the version as PORTMAP_VERSION_HEX would give it.
+ */
+PORTMAP_API unsigned portmap_version(const char **text);
 /** Name of a PCP result code (RFC 6887 section 7.4), "UNKNOWN" for others. */
 PORTMAP_API const char *portmap_pcp_result_name(int result);
 /** "pcp", "natpmp", "upnp" or "none". */

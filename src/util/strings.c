@@ -96,9 +96,20 @@ PORTMAP_API const char *portmap_event_name(portmap_event_t event) {
   return "unknown";
 }
 
-PORTMAP_API void portmap_config_init(portmap_config_t *cfg) {
-  if (cfg == NULL)
+PORTMAP_API unsigned portmap_version(const char **text) {
+  if (text != NULL)
+    *text = PORTMAP_VERSION_STR;
+  return PORTMAP_VERSION_HEX;
+}
+
+/* The defaults are made in a whole struct of this version, then the
+ * caller's first `size` octets of it are written (a program built with an
+ * older, smaller struct gets only what it has room for). */
+PORTMAP_API void portmap_config_init_sized(portmap_config_t *out, size_t size) {
+  if (out == NULL)
     return;
+  portmap_config_t full;
+  portmap_config_t *cfg = &full;
   memset(cfg, 0, sizeof *cfg);
   cfg->gateway = NULL;
   cfg->local_address = NULL;
@@ -126,11 +137,18 @@ PORTMAP_API void portmap_config_init(portmap_config_t *cfg) {
   cfg->clock_user = NULL;
   cfg->random_cb = NULL;
   cfg->random_user = NULL;
+  cfg->fd_cb = NULL;
+  cfg->fd_user = NULL;
+  cfg->timer_cb = NULL;
+  cfg->timer_user = NULL;
+  memcpy(out, cfg, size < sizeof full ? size : sizeof full);
 }
 
-PORTMAP_API void portmap_request_init(portmap_request_t *req) {
-  if (req == NULL)
+PORTMAP_API void portmap_request_init_sized(portmap_request_t *out, size_t size) {
+  if (out == NULL)
     return;
+  portmap_request_t full;
+  portmap_request_t *req = &full;
   memset(req, 0, sizeof *req);
   req->protocol = PORTMAP_PROTO_TCP;
   req->internal_port = 0;
@@ -146,4 +164,5 @@ PORTMAP_API void portmap_request_init(portmap_request_t *req) {
   req->n_filters = 0;
   req->nonce = NULL;
   req->ipv6 = 0;
+  memcpy(out, req, size < sizeof full ? size : sizeof full);
 }

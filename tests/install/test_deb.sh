@@ -16,7 +16,9 @@ skip() {
 [ "$(id -u)" = 0 ] || skip "dpkg -i needs root (run the suite as root, as CI does)"
 command -v dpkg-deb >/dev/null && command -v cpack >/dev/null ||
   skip "dpkg-deb or cpack missing (scripts/install-deps.sh)"
-pkgs=(portmap-tools libportmap-dev libportmap0)
+so=${PORTMAP_SOVERSION:?set by CTest: the major version, in the SONAME}
+lib=libportmap$so
+pkgs=(portmap-tools libportmap-dev "$lib")
 for p in "${pkgs[@]}"; do
   if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     skip "$p is already installed on this machine; not replacing it"
@@ -49,13 +51,13 @@ for d in "${debs[@]}"; do
   echo "$(dpkg-deb -f "$d" Package) $(dpkg-deb -f "$d" Version): Depends: $(dpkg-deb -f "$d" Depends)"
 done
 dep() { dpkg-deb -f "$tmp"/build/"$1"_*.deb Depends; }
-ver=$(dpkg-deb -f "$tmp"/build/libportmap0_*.deb Version)
-dep libportmap0 | grep -q 'libnatpmp1' && dep libportmap0 | grep -q 'libminiupnpc' ||
-  fail "libportmap0 does not depend on libnatpmp1 and libminiupnpc"
-dep libportmap-dev | grep -qF "libportmap0 (= $ver)" || fail "libportmap-dev: no libportmap0 (= $ver)"
+ver=$(dpkg-deb -f "$tmp"/build/"$lib"_*.deb Version)
+dep "$lib" | grep -q 'libnatpmp1' && dep "$lib" | grep -q 'libminiupnpc' ||
+  fail "$lib does not depend on libnatpmp1 and libminiupnpc"
+dep libportmap-dev | grep -qF "$lib (= $ver)" || fail "libportmap-dev: no $lib (= $ver)"
 dep libportmap-dev | grep -q 'libnatpmp-dev' && dep libportmap-dev | grep -q 'libminiupnpc-dev' ||
   fail "libportmap-dev does not depend on libnatpmp-dev and libminiupnpc-dev"
-dep portmap-tools | grep -qF "libportmap0 (= $ver)" || fail "portmap-tools: no libportmap0 (= $ver)"
+dep portmap-tools | grep -qF "$lib (= $ver)" || fail "portmap-tools: no $lib (= $ver)"
 
 if command -v lintian >/dev/null; then
   echo "lintian findings:"
@@ -76,7 +78,7 @@ for mode in OFF ON; do
   cmake --build "$tmp/cm-$mode" >"$tmp/log" 2>&1 || { cat "$tmp/log"; fail "consumer build"; }
   "$tmp/cm-$mode/consumer" >/dev/null || fail "consumer (static=$mode) failed"
 done
-readelf -d "$tmp/cm-OFF/consumer" | grep -q 'NEEDED.*libportmap.so.0' || fail "not linked to libportmap.so.0"
+readelf -d "$tmp/cm-OFF/consumer" | grep -q "NEEDED.*libportmap.so.$so" || fail "not linked to libportmap.so.$so"
 # shellcheck disable=SC2046
 "$cc" -o "$tmp/pc-consumer" "$src/tests/install/consumer/main.c" $(pkg-config --cflags --libs portmap)
 "$tmp/pc-consumer" >/dev/null || fail "pkg-config consumer failed"

@@ -29,7 +29,8 @@ unset LD_LIBRARY_PATH
 libdir=$(dirname "$(find "$p" -name libportmap.a | head -n 1)")
 [ -f "$libdir/libportmap.a" ] || fail "no libportmap.a"
 if [ "$shared" = 1 ]; then
-  [ -e "$libdir/libportmap.so" ] && [ -e "$libdir/libportmap.so.0" ] || fail "no libportmap.so(.0)"
+  [ -e "$libdir/libportmap.so" ] && [ -e "$libdir/libportmap.so.${PORTMAP_SOVERSION:?}" ] ||
+    fail "no libportmap.so(.${PORTMAP_SOVERSION})"
 elif find "$p" -name 'libportmap.so*' | grep -q .; then
   fail "BUILD_SHARED_LIBS=OFF installed a shared library"
 fi
