@@ -3,11 +3,23 @@
 # Set up, build and run the whole test suite: unit, fake-gateway, CLI,
 # fuzz-corpus replay and the real-miniupnpd lab (label "lab"; it needs root
 # and reports SKIPPED with the reason when namespaces cannot be made).
+# First the tests that race threads on purpose run once more under
+# ThreadSanitizer (their own build: TSan and ASan do not mix).
 # Usage: bash scripts/test.sh [extra ctest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 build=${PORTMAP_BUILD_DIR:-build-test}
+if [ "${PORTMAP_SKIP_TSAN:-0}" != 1 ]; then
+  tsan=${build}-tsan
+  tsan_tests="test_handles test_loop test_core"
+  cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=Debug -DPORTMAP_WERROR=ON -DPORTMAP_TSAN=ON \
+    -DPORTMAP_BUILD_TOOLS=OFF >/dev/null
+  # shellcheck disable=SC2086 # a list of targets
+  cmake --build "$tsan" -j"$(nproc)" --target $tsan_tests
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    ctest --test-dir "$tsan" --output-on-failure -R "^($(echo $tsan_tests | tr ' ' '|'))\$"
+fi
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DPORTMAP_WERROR=ON -DPORTMAP_SANITIZE=${PORTMAP_SANITIZE:-ON} >/dev/null
 cmake --build "$build" -j"$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j2 "$@"

@@ -88,6 +88,7 @@ struct portmap_mapping {
   /* a backend reported FAILED: settle() decides (failover or the event) */
   unsigned failed_pending : 1;
   unsigned in_failed_list : 1;
+  unsigned app_ref : 1; /* the program holds the handle (portmap_map's out) */
   struct portmap_mapping *failed_next;
 };
 

@@ -28,7 +28,7 @@ void portmap_mapping_unlink_free(portmap_client_t *c, portmap_mapping_t *m) {
 /* A mapping is freed once it has ended (final event delivered, or
  * detached) and no queued event points at it. */
 void portmap_mapping_maybe_free(portmap_client_t *c, portmap_mapping_t *m) {
-  if (m->queued == 0 && !m->in_failed_list &&
+  if (m->queued == 0 && !m->in_failed_list && !m->app_ref &&
       (m->detached || (m->final_queued && m->be_data == NULL)))
     portmap_mapping_unlink_free(c, m);
 }
@@ -272,8 +272,10 @@ portmap_status_t portmap_map_sized(portmap_client_t *client, const portmap_reque
     st = PORTMAP_OK;
     portmap_probe_begin(m, now);
   }
-  if (out != NULL)
+  if (out != NULL) {
+    m->app_ref = 1; /* kept until portmap_mapping_release() or the client's end */
     *out = m;
+  }
   m = NULL;
   portmap_client_wake(client);
 done:
@@ -317,11 +319,26 @@ portmap_status_t portmap_mapping_detach(portmap_mapping_t *m) {
     return PORTMAP_ERR_INVALID;
   portmap_client_t *c = m->client;
   pthread_mutex_lock(&c->mu);
-  portmap_mapping_unbind(m);
-  m->detached = 1;
+  portmap_status_t st = PORTMAP_OK;
+  if (m->final_queued || m->detached) {
+    st = PORTMAP_ERR_STATE;
+  } else {
+    portmap_mapping_unbind(m);
+    m->detached = 1;
+    portmap_mapping_maybe_free(c, m);
+  }
+  portmap_client_unlock(c);
+  return st;
+}
+
+void portmap_mapping_release(portmap_mapping_t *m) {
+  if (m == NULL)
+    return;
+  portmap_client_t *c = m->client;
+  pthread_mutex_lock(&c->mu);
+  m->app_ref = 0;
   portmap_mapping_maybe_free(c, m);
   portmap_client_unlock(c);
-  return PORTMAP_OK;
 }
 
 portmap_status_t portmap_mapping_set_callback(portmap_mapping_t *m, portmap_mapping_cb cb,
@@ -330,10 +347,15 @@ portmap_status_t portmap_mapping_set_callback(portmap_mapping_t *m, portmap_mapp
     return PORTMAP_ERR_INVALID;
   portmap_client_t *c = m->client;
   pthread_mutex_lock(&c->mu);
-  m->cb = cb;
-  m->user = user;
+  portmap_status_t st = PORTMAP_OK;
+  if (m->final_queued || m->detached) {
+    st = PORTMAP_ERR_STATE;
+  } else {
+    m->cb = cb;
+    m->user = user;
+  }
   portmap_client_unlock(c);
-  return PORTMAP_OK;
+  return st;
 }
 
 portmap_status_t portmap_mapping_info_sized(portmap_mapping_t *m, portmap_info_t *info,
@@ -342,8 +364,13 @@ portmap_status_t portmap_mapping_info_sized(portmap_mapping_t *m, portmap_info_t
     return PORTMAP_ERR_INVALID;
   portmap_client_t *c = m->client;
   pthread_mutex_lock(&c->mu);
-  portmap_mapping_fill_times(m, portmap_client_now(c));
-  portmap_abi_out(info, size, &m->info, sizeof m->info);
+  portmap_status_t st = PORTMAP_OK;
+  if (m->final_queued || m->detached) {
+    st = PORTMAP_ERR_STATE;
+  } else {
+    portmap_mapping_fill_times(m, portmap_client_now(c));
+    portmap_abi_out(info, size, &m->info, sizeof m->info);
+  }
   portmap_client_unlock(c);
-  return PORTMAP_OK;
+  return st;
 }

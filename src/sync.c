@@ -69,7 +69,7 @@ portmap_status_t portmap_map_sync_sized(portmap_client_t *client, const portmap_
     st = PORTMAP_OK;
   else
     st = w->info.status != PORTMAP_OK ? w->info.status : PORTMAP_ERR_REFUSED;
-  /* After a final event the handle is gone; otherwise it lives on. */
+  /* After a final event the mapping is over; otherwise it lives on. */
   int ended = w->done && (w->event == PORTMAP_EVENT_FAILED || w->event == PORTMAP_EVENT_DELETED);
   if (w->done)
     *info = w->info;
@@ -84,9 +84,12 @@ portmap_status_t portmap_map_sync_sized(portmap_client_t *client, const portmap_
     portmap_client_unlock(client);
     if (st != PORTMAP_OK)
       portmap_mapping_revoke(m);
-    else if (out != NULL)
-      *out = m;
   }
+  /* our handle goes to the caller, or back */
+  if (!ended && st == PORTMAP_OK && out != NULL)
+    *out = m;
+  else
+    portmap_mapping_release(m);
   free(w);
   portmap_abi_out(user_info, info_size, info, sizeof *info);
   return st;

@@ -224,7 +224,8 @@ typedef void (*portmap_trace_cb)(int sent, const char *peer, uint16_t port, cons
                                  size_t len, void *user);
 /**
  * Mapping callback: every state change, and exactly one final
- * event (FAILED or DELETED), after which the handle is freed. info is
+ * event (FAILED or DELETED), after which the mapping is over: calls on its
+ * handle return PORTMAP_ERR_STATE (see portmap_map() on handles). info is
  * valid only during the call. Calling portmap_mapping_revoke() from here is
  * allowed; portmap_client_free() is not.
  */
@@ -374,6 +375,14 @@ PORTMAP_API portmap_status_t portmap_client_free(portmap_client_t *client);
  * backend can express the request); PORTMAP_ERR_NOMEM;
  * PORTMAP_ERR_NO_GATEWAY; PORTMAP_ERR_NO_BACKEND; PORTMAP_ERR_SYSTEM;
  * PORTMAP_ERR_STATE (portmap_client_free has begun).
+ *
+ * Handles. With out not NULL, *out is a handle the program holds: every
+ * call on it is safe from any thread, also after the mapping's final event
+ * (they then return PORTMAP_ERR_STATE), until the program gives it back
+ * with portmap_mapping_release() or the client is freed. With out NULL the
+ * program holds nothing: the mapping's memory goes with its final event,
+ * and the handle passed to the callback is valid only during the call.
+ *
  * ABI: a macro over portmap_map_sized(), which also takes the size of
  * the struct the program was built with, so that a newer library keeps
  * working with an older program (see "ABI that can grow" in README.md).
@@ -388,32 +397,43 @@ PORTMAP_API portmap_status_t portmap_map_sized(portmap_client_t *client,
 
 /**
  * Delete a mapping on the gateway. The DELETED (or, if the gateway never
- * confirms, FAILED) event follows from portmap_process(); the handle is
- * freed after it.
- * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL); PORTMAP_ERR_STATE (already revoked).
+ * confirms, FAILED) event follows from portmap_process().
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL); PORTMAP_ERR_STATE (already
+ * revoked, detached or ended).
  */
 PORTMAP_API portmap_status_t portmap_mapping_revoke(portmap_mapping_t *mapping);
 
 /**
  * Forget a mapping without deleting it on the gateway: it is no longer
- * renewed, no more events are delivered, and the handle is freed now. For
- * tools that create a mapping and exit (its nonce lets a later process
- * delete it).
- * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL).
+ * renewed and no more events are delivered. For tools that create a
+ * mapping and exit (its nonce lets a later process delete it).
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL); PORTMAP_ERR_STATE (already
+ * detached or ended).
  */
 PORTMAP_API portmap_status_t portmap_mapping_detach(portmap_mapping_t *mapping);
 
 /**
+ * Give back a handle obtained from portmap_map() or portmap_map_sync().
+ * The mapping itself goes on (revoke or detach it first to end it); the
+ * handle must not be used again. Handles not given back are freed with the
+ * client. Accepts NULL.
+ */
+PORTMAP_API void portmap_mapping_release(portmap_mapping_t *mapping);
+
+/**
  * Set the callback that receives the mapping's events from now on (for
  * instance after portmap_map_sync(), which leaves the mapping without one).
- * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL mapping).
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL mapping); PORTMAP_ERR_STATE
+ * (the mapping has ended).
  */
 PORTMAP_API portmap_status_t portmap_mapping_set_callback(portmap_mapping_t *mapping,
                                                           portmap_mapping_cb cb, void *user);
 
 /**
  * Copy a mapping's current state.
- * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL argument).
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL argument); PORTMAP_ERR_STATE
+ * (the mapping has ended: its final event has been queued, or it was
+ * detached).
  * ABI: a macro over portmap_mapping_info_sized(), which also takes the size of
  * the struct the program was built with, so that a newer library keeps
  * working with an older program (see "ABI that can grow" in README.md).

@@ -107,7 +107,7 @@ void test_pump(portmap_client_t *c, const test_fake_ops_t *ops, void *fake, uint
 
 static void *run_fake(void *arg) {
   test_fake_runner_t *r = arg;
-  for (int i = 0; i < 200 && !r->stop; i++) { /* at most ~2 s */
+  for (int i = 0; i < 200 && !__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE); i++) { /* ~2 s */
     struct pollfd p = {r->ops->fd(r->fake), POLLIN, 0};
     poll(&p, 1, 10);
     r->ops->process(r->fake);
@@ -123,7 +123,7 @@ void test_fake_runner_start(test_fake_runner_t *r, const test_fake_ops_t *ops, v
 }
 
 void test_fake_runner_stop(test_fake_runner_t *r) {
-  r->stop = 1;
+  __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
   if (r->started)
     pthread_join(r->th, NULL);
   r->started = 0;

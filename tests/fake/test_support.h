@@ -64,7 +64,7 @@ void test_pump(portmap_client_t *c, const test_fake_ops_t *ops, void *fake, uint
 typedef struct test_fake_runner {
   const test_fake_ops_t *ops;
   void *fake;
-  volatile int stop;
+  int stop; /* atomic: read by the runner, set by the test */
   int started;
   pthread_t th;
 } test_fake_runner_t;
