@@ -14,6 +14,8 @@
 #include "platform/platform.h"
 #include "util/netutil.h"
 
+static void on_shutdown_timer(portmap_timer_t *t, uint64_t now);
+
 static uint64_t default_clock(void *user) {
   (void)user;
   return portmap_plat_now_ms(); /* checklist E6 */
@@ -123,6 +125,7 @@ portmap_status_t portmap_client_new_sized(const portmap_config_t *user_cfg, size
   portmap_watch_discover(c);
   portmap_watch_start(c, portmap_client_now(c));
   portmap_probe_init(c);
+  portmap_timer_init(&c->shutdown_timer, on_shutdown_timer, c);
   static const portmap_backend_ops_t *const all[PORTMAP_MAX_BACKENDS] = {
       &portmap_pcp_backend, &portmap_natpmp_backend, &portmap_upnp_backend};
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
@@ -141,6 +144,10 @@ portmap_status_t portmap_client_new_sized(const portmap_config_t *user_cfg, size
     c->be_ops[i] = all[i];
     c->be_state[i] = state;
   }
+  if (portmap_probe_single(c))
+    for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)
+      if (c->be_ops[i] != NULL)
+        c->cs_backend = c->be_ops[i]->id; /* nothing to choose */
   portmap_listen_open(c);
   /* probe all protocols at once as the client starts */
   if (!portmap_probe_single(c) && (c->have_gateway4 || c->have_gateway6))
@@ -261,6 +268,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
   portmap_sched_cancel(&client->sched, &client->probe.budget);
   portmap_sched_cancel(&client->sched, &client->probe.grace);
   portmap_sched_cancel(&client->sched, &client->gateway_timer);
+  portmap_sched_cancel(&client->sched, &client->shutdown_timer);
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)
     if (client->be_ops[i] != NULL)
       client->be_ops[i]->destroy(client->be_state[i]);
@@ -273,5 +281,119 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
   free(client->gateway_str);
   free(client->local_str);
   free(client);
+  return st;
+}
+
+/* ---------- the client's own state ---------- */
+
+static void state_locked(portmap_client_t *c, portmap_client_state_t *st) {
+  memset(st, 0, sizeof *st);
+  st->backend = c->cs_backend;
+  if (c->cs_have_ext) {
+    memcpy(st->external_address.bytes, c->cs_ext, 16);
+    portmap_addr_format(&st->external_address, st->external_address_str,
+                        sizeof st->external_address_str);
+    st->external_is_private = portmap_net_is_private(c->cs_ext);
+  }
+  if (c->have_gateway4 || c->have_gateway6) {
+    portmap_addr_t a;
+    memcpy(a.bytes, c->have_gateway4 ? c->gateway4 : c->gateway6, 16);
+    portmap_addr_format(&a, st->gateway, sizeof st->gateway);
+  }
+  st->shut_down = c->shut_down;
+}
+
+void portmap_client_emit(portmap_client_t *c, portmap_client_event_t ev) {
+  if (c->cfg.client_cb == NULL)
+    return;
+  portmap_event_rec_t *rec = calloc(1, sizeof *rec);
+  if (rec == NULL)
+    return; /* the getter still tells the state */
+  rec->client_event = ev;
+  state_locked(c, &rec->client_state);
+  if (c->ev_tail)
+    c->ev_tail->next = rec;
+  else
+    c->ev_head = rec;
+  c->ev_tail = rec;
+}
+
+void portmap_client_note_backend(portmap_client_t *c, portmap_backend_t backend) {
+  if (backend == c->cs_backend)
+    return;
+  c->cs_backend = backend;
+  portmap_client_emit(c, PORTMAP_CLIENT_BACKEND);
+}
+
+void portmap_client_note_external(portmap_client_t *c, const uint8_t addr[16]) {
+  if (portmap_net_is_unspecified(addr) || (c->cs_have_ext && memcmp(addr, c->cs_ext, 16) == 0))
+    return;
+  c->cs_have_ext = 1;
+  memcpy(c->cs_ext, addr, 16);
+  portmap_client_emit(c, PORTMAP_CLIENT_EXTERNAL_ADDRESS);
+}
+
+portmap_status_t portmap_client_state_sized(portmap_client_t *client, portmap_client_state_t *state,
+                                            size_t size) {
+  if (client == NULL || state == NULL || size < PORTMAP_END_OF(portmap_client_state_t, shut_down))
+    return PORTMAP_ERR_INVALID;
+  portmap_client_state_t full;
+  pthread_mutex_lock(&client->mu);
+  state_locked(client, &full);
+  portmap_client_unlock(client);
+  portmap_abi_out(state, size, &full, sizeof full);
+  return PORTMAP_OK;
+}
+
+/* ---------- shutdown without blocking ---------- */
+
+void portmap_client_shutdown_check(portmap_client_t *c) {
+  if (!c->shutting_down || c->shut_down)
+    return;
+  for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
+    if (!m->final_queued && !m->detached)
+      return;
+  portmap_sched_cancel(&c->sched, &c->shutdown_timer);
+  c->shut_down = 1;
+  portmap_client_emit(c, PORTMAP_CLIENT_SHUTDOWN);
+}
+
+/* destroy_timeout_ms is up: what the gateway did not confirm ends now. */
+static void on_shutdown_timer(portmap_timer_t *t, uint64_t now) {
+  portmap_client_t *c = t->ctx;
+  (void)now;
+  for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next) {
+    if (m->final_queued || m->detached)
+      continue;
+    m->info.status = PORTMAP_ERR_CANCELLED;
+    portmap_mapping_unbind(m);
+    portmap_mapping_emit(m, PORTMAP_EVENT_FAILED);
+  }
+}
+
+portmap_status_t portmap_client_shutdown(portmap_client_t *client) {
+  if (client == NULL)
+    return PORTMAP_ERR_INVALID;
+  pthread_mutex_lock(&client->mu);
+  portmap_status_t st = PORTMAP_OK;
+  if (client->destroying) {
+    st = PORTMAP_ERR_STATE;
+  } else {
+    client->destroying = 1;
+    client->shutting_down = 1;
+    uint64_t now = portmap_client_now(client);
+    for (portmap_mapping_t *m = client->mappings; m != NULL; m = m->next) {
+      if (!m->revoked && !m->final_queued && !m->detached) {
+        m->revoked = 1;
+        portmap_mapping_revoke_locked(m, now);
+      }
+    }
+    portmap_sched_push(&client->sched, &client->shutdown_timer,
+                       now + client->cfg.destroy_timeout_ms);
+    portmap_core_settle(client);
+    portmap_client_shutdown_check(client);
+    portmap_client_wake(client);
+  }
+  portmap_client_unlock(client);
   return st;
 }

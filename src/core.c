@@ -155,7 +155,27 @@ void portmap_core_list_result(portmap_core_t *core, portmap_status_t status,
                     sizeof entries[i]);
 }
 
+static portmap_mapping_state_t state_of(const portmap_mapping_t *m) {
+  if (m->final_queued || m->detached)
+    return PORTMAP_STATE_ENDED;
+  if (m->revoked)
+    return PORTMAP_STATE_DELETING;
+  if (m->waiting)
+    return PORTMAP_STATE_PROBING;
+  switch (m->last_event) {
+  case PORTMAP_EVENT_LOST:
+    return PORTMAP_STATE_LOST;
+  case PORTMAP_EVENT_MAPPED:
+  case PORTMAP_EVENT_RENEWED:
+  case PORTMAP_EVENT_CHANGED:
+    return PORTMAP_STATE_MAPPED;
+  default:
+    return PORTMAP_STATE_MAPPING;
+  }
+}
+
 void portmap_mapping_fill_times(portmap_mapping_t *m, uint64_t now) {
+  m->info.state = state_of(m);
   if (m->expiry_ms > now) {
     uint64_t left = m->expiry_ms - now;
     m->info.expires_in_ms = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
@@ -185,8 +205,11 @@ static void queue_event(portmap_mapping_t *m, portmap_event_t ev) {
   int final = ev == PORTMAP_EVENT_FAILED || ev == PORTMAP_EVENT_DELETED;
   if (final)
     m->final_queued = 1;
-  if (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED || ev == PORTMAP_EVENT_CHANGED)
+  if (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED || ev == PORTMAP_EVENT_CHANGED) {
     m->ever_mapped = 1;
+    portmap_client_note_external(c, m->info.external_address.bytes);
+  }
+  m->last_event = ev;
   if (rec == NULL) {
     /* Out of memory: a final event must still end the mapping. */
     if (final)

@@ -56,12 +56,15 @@ typedef struct portmap_watched {
   uint64_t ident; /* portmap_plat_fd_identity(): a reused number is another fd */
 } portmap_watched_t;
 
-/* A queued callback invocation, delivered outside the lock. */
+/* A queued callback invocation, delivered outside the lock: a mapping's
+ * event, or (mapping NULL) one of the client's. */
 typedef struct portmap_event_rec {
   struct portmap_event_rec *next;
   struct portmap_mapping *mapping;
   portmap_event_t event;
   portmap_info_t info;
+  portmap_client_event_t client_event;
+  portmap_client_state_t client_state;
 } portmap_event_rec_t;
 
 struct portmap_mapping {
@@ -88,7 +91,8 @@ struct portmap_mapping {
   /* a backend reported FAILED: settle() decides (failover or the event) */
   unsigned failed_pending : 1;
   unsigned in_failed_list : 1;
-  unsigned app_ref : 1; /* the program holds the handle (portmap_map's out) */
+  unsigned app_ref : 1;       /* the program holds the handle (portmap_map's out) */
+  portmap_event_t last_event; /* 0 before the first */
   struct portmap_mapping *failed_next;
 };
 
@@ -153,7 +157,16 @@ struct portmap_client {
   int in_callback; /* the dispatching thread is inside a callback */
   int dispatching; /* one thread at a time delivers events */
   pthread_t dispatch_thread;
-  int destroying; /* portmap_client_free has begun */
+  int destroying; /* portmap_client_free or _shutdown has begun: no new mappings */
+  /* the client's own state, told through client_cb when it changes */
+  portmap_backend_t cs_backend;
+  int cs_have_ext;
+  uint8_t cs_ext[16];
+  int shutting_down, shut_down;
+  portmap_timer_t shutdown_timer;
+  /* a log or trace sink, fd_cb or timer_cb runs on sink_thread */
+  unsigned sink_depth;
+  pthread_t sink_thread;
   /* log and trace records, delivered once the lock is released */
   struct portmap_logrec *log_head, *log_tail;
   unsigned log_queued;
@@ -229,6 +242,16 @@ void portmap_mapping_unbind(struct portmap_mapping *m);
 void portmap_core_settle(portmap_client_t *c);
 /* Work for settle() is waiting. */
 int portmap_core_unsettled(const portmap_client_t *c);
+
+/* ---------- client.c: the client's own state ---------- */
+/* The protocol new mappings use, or the external address, may have
+ * changed: tell client_cb when it did. */
+void portmap_client_note_backend(portmap_client_t *c, portmap_backend_t backend);
+void portmap_client_note_external(portmap_client_t *c, const uint8_t addr[16]);
+/* Queue a client event with the client's current state. */
+void portmap_client_emit(portmap_client_t *c, portmap_client_event_t ev);
+/* Shutting down and every mapping ended: tell SHUTDOWN (once). */
+void portmap_client_shutdown_check(portmap_client_t *c);
 
 /* ---------- mapping.c ---------- */
 /* Deliver queued events with the lock released (called with it held). */

@@ -101,6 +101,7 @@ static void process_locked(portmap_client_t *c) {
   portmap_sched_run(&c->sched, portmap_client_now(c));
   /* every handler has returned: now the decisions, then the callbacks */
   portmap_core_settle(c);
+  portmap_client_shutdown_check(c);
   portmap_dispatch_events(c);
 }
 
@@ -114,6 +115,10 @@ portmap_status_t portmap_process(portmap_client_t *client) {
   } else {
     client->loop_thread = pthread_self();
     process_locked(client);
+    /* the deadline is told again after every process, changed or not: a
+     * loop whose one-shot timer fired a little early re-arms it (curl does
+     * the same after a timeout) */
+    client->timer_told = 0;
   }
   portmap_client_unlock(client);
   return st;
@@ -313,15 +318,25 @@ void portmap_client_unlock(portmap_client_t *c) {
     portmap_plat_wake_signal(c->wake_pipe[1]); /* the loop's thread looks at once */
   int close_after = on_loop && c->n_deferred > 0;
   struct portmap_logrec *logs = portmap_log_take(c);
+  /* While a sink runs, a call it makes that would free the client (or
+   * block) is refused as recursive: the client must outlive the sink. */
+  int sinks = logs != NULL || news.n_fd > 0 || news.timer;
+  if (sinks) {
+    c->sink_depth++;
+    c->sink_thread = pthread_self();
+  }
   pthread_mutex_unlock(&c->mu);
   portmap_log_deliver(&c->cfg, logs);
   for (size_t i = 0; i < news.n_fd; i++)
     c->cfg.fd_cb(news.fd[i].fd, news.fd[i].events, c->cfg.fd_user);
   if (news.timer)
     c->cfg.timer_cb(news.timeout_ms, c->cfg.timer_user);
-  if (close_after) {
+  if (sinks || close_after) {
     pthread_mutex_lock(&c->mu);
-    close_deferred(c);
+    if (sinks)
+      c->sink_depth--;
+    if (close_after)
+      close_deferred(c);
     pthread_mutex_unlock(&c->mu);
   }
 }

@@ -11,7 +11,9 @@
 #include "util/netutil.h"
 
 int portmap_in_own_callback(portmap_client_t *c) {
-  return c->in_callback && pthread_equal(c->dispatch_thread, pthread_self());
+  pthread_t self = pthread_self();
+  return (c->in_callback && pthread_equal(c->dispatch_thread, self)) ||
+         (c->sink_depth > 0 && pthread_equal(c->sink_thread, self));
 }
 
 void portmap_mapping_unlink_free(portmap_client_t *c, portmap_mapping_t *m) {
@@ -47,6 +49,19 @@ void portmap_dispatch_events(portmap_client_t *c) {
     c->ev_head = rec->next;
     if (c->ev_head == NULL)
       c->ev_tail = NULL;
+    if (rec->mapping == NULL) {
+      /* the client's own event */
+      portmap_client_cb ccb = c->cfg.client_cb;
+      if (ccb != NULL) {
+        c->in_callback = 1;
+        portmap_client_unlock(c);
+        ccb(c, rec->client_event, &rec->client_state, c->cfg.client_user);
+        pthread_mutex_lock(&c->mu);
+        c->in_callback = 0;
+      }
+      free(rec);
+      continue;
+    }
     portmap_mapping_t *m = rec->mapping;
     portmap_mapping_cb cb = m->cb; /* read under the lock, used outside it */
     void *user = m->user;

@@ -182,6 +182,11 @@ static void evaluate(portmap_client_t *c, int final, uint64_t now) {
       p->decided_ms = now;
       portmap_log(c, PORTMAP_LOG_INFO, "probe: now using %s", portmap_backend_name(sel));
     }
+    portmap_client_note_backend(c, p->selected);
+    portmap_addr_t ext;
+    if (idx < PORTMAP_MAX_BACKENDS && p->res[idx].external_address[0] != '\0' &&
+        portmap_addr_parse(p->res[idx].external_address, &ext) == PORTMAP_OK)
+      portmap_client_note_external(c, ext.bytes); /* what the chosen protocol answered */
   }
   start_waiting(c, final, now);
 }
@@ -393,6 +398,7 @@ int portmap_probe_failover(portmap_mapping_t *m, uint64_t now) {
   if (p->selected == m->info.backend) {
     int next = choose(c, NULL, 1u << i, 1);
     p->selected = next >= PORTMAP_MAX_BACKENDS ? PORTMAP_BACKEND_NONE : backend_at(next);
+    portmap_client_note_backend(c, p->selected);
   }
   m->tried |= 1u << i;
   int next = choose(c, m, m->tried, !p->running);

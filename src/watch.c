@@ -74,6 +74,10 @@ void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_
   if (have6)
     memcpy(c->gateway6, gw6, 16);
   c->gateway6_scope = scope6;
+  if (!same_gateway) {
+    c->cs_have_ext = 0; /* the new gateway's external address is not known yet */
+    portmap_client_emit(c, have_any ? PORTMAP_CLIENT_GATEWAY_FOUND : PORTMAP_CLIENT_GATEWAY_LOST);
+  }
   /* fresh server state (epoch, sockets, discovered devices): new backends */
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
     if (c->be_ops[i] == NULL)
@@ -87,6 +91,7 @@ void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_
     }
   }
   portmap_probe_forget(c);
+  portmap_client_note_backend(c, PORTMAP_BACKEND_NONE); /* until the new round decides */
   if (!have_any)
     return; /* the mappings wait for the next gateway (a roam, a DHCP renewal) */
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)

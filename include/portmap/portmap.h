@@ -172,6 +172,16 @@ typedef struct portmap_request {
   int ipv6;                        /**< 1 = map an IPv6 internal address, 0 = IPv4 */
 } portmap_request_t;
 
+/** Where a mapping stands, for a user interface (portmap_info_t.state). */
+typedef enum portmap_mapping_state {
+  PORTMAP_STATE_PROBING = 1,  /**< finding out which protocol the gateway speaks */
+  PORTMAP_STATE_MAPPING = 2,  /**< asking the gateway for it */
+  PORTMAP_STATE_MAPPED = 3,   /**< held, and renewed as its lifetime requires */
+  PORTMAP_STATE_LOST = 4,     /**< lost or refused for now: retrying */
+  PORTMAP_STATE_DELETING = 5, /**< a delete was asked for and is under way */
+  PORTMAP_STATE_ENDED = 6     /**< final: deleted, failed or detached */
+} portmap_mapping_state_t;
+
 /** State of a mapping, as passed to callbacks and by portmap_mapping_info(). */
 typedef struct portmap_info {
   portmap_backend_t backend;       /**< backend serving (or trying) it */
@@ -183,11 +193,12 @@ typedef struct portmap_info {
   uint16_t external_port;                        /**< external port, 0 when not known */
   uint32_t lifetime;                             /**< granted lifetime in seconds */
   uint32_t expires_in_ms;                        /**< time left before the mapping expires */
-  int external_is_private; /**< 1 when the external address is private / CGN (Q17) */
-  int gateway_result;      /**< last result code from the gateway, -1 none */
-  portmap_status_t status; /**< with FAILED/LOST: why */
-  uint8_t nonce[12];       /**< PCP mapping nonce */
-  int is_peer;             /**< 1 for a PCP PEER mapping */
+  int external_is_private;       /**< 1 when the external address is private / CGN (Q17) */
+  int gateway_result;            /**< last result code from the gateway, -1 none */
+  portmap_status_t status;       /**< with FAILED/LOST: why */
+  uint8_t nonce[12];             /**< PCP mapping nonce */
+  int is_peer;                   /**< 1 for a PCP PEER mapping */
+  portmap_mapping_state_t state; /**< where it stands */
 } portmap_info_t;
 
 /** Counters of what the client dropped (all network input is hostile). */
@@ -212,8 +223,11 @@ typedef uint64_t (*portmap_clock_cb)(void *user);
 typedef int (*portmap_random_cb)(void *buf, size_t len, void *user);
 /**
  * Log sink. msg is valid only during the call. It runs outside the
- * library's locks (it may call the library), on whichever thread was in
- * the library when the message was made.
+ * library's locks, on whichever thread was in the library when the message
+ * was made. It may call the library, except what would free the client or
+ * run its loop: portmap_client_free(), portmap_process(), the *_sync()
+ * helpers and portmap_thread_stop() return PORTMAP_ERR_RECURSIVE there
+ * (the same holds for the trace sink, fd_cb and timer_cb).
  */
 typedef void (*portmap_log_cb)(portmap_log_level_t level, const char *msg, void *user);
 /**
@@ -238,7 +252,7 @@ typedef void (*portmap_mapping_cb)(portmap_mapping_t *mapping, portmap_event_t e
  * Event-loop callback: start watching fd (events = PORTMAP_FD_READ) or stop
  * (events = 0; the fd is still open during the call and is closed soon
  * after). Runs outside the library's locks on the loop's thread; it may
- * call the library.
+ * call the library, with the exceptions of portmap_log_cb.
  */
 typedef void (*portmap_fd_cb)(int fd, int events, void *user);
 /**
@@ -247,6 +261,33 @@ typedef void (*portmap_fd_cb)(int fd, int events, void *user);
  * needed). Each call replaces the previous deadline.
  */
 typedef void (*portmap_timer_cb)(int timeout_ms, void *user);
+
+/** Events about the client as a whole (portmap_config_t.client_cb). */
+typedef enum portmap_client_event {
+  PORTMAP_CLIENT_EXTERNAL_ADDRESS = 1, /**< the gateway's external address changed */
+  PORTMAP_CLIENT_BACKEND = 2,          /**< the protocol new mappings use changed */
+  PORTMAP_CLIENT_GATEWAY_LOST = 3,     /**< no default gateway any more */
+  PORTMAP_CLIENT_GATEWAY_FOUND = 4,    /**< a (new) default gateway is in use */
+  PORTMAP_CLIENT_SHUTDOWN = 5          /**< portmap_client_shutdown() is done: free at once */
+} portmap_client_event_t;
+
+/** What the client knows, as passed to client_cb and by portmap_client_state(). */
+typedef struct portmap_client_state {
+  portmap_backend_t backend;       /**< the protocol new mappings use; NONE when none (yet) */
+  portmap_addr_t external_address; /**< the gateway's external address; all zeros when not known */
+  char external_address_str[PORTMAP_ADDRSTRLEN]; /**< external_address as text, "" when not known */
+  int external_is_private;          /**< 1 when it is private / CGN (double NAT, Q17) */
+  char gateway[PORTMAP_ADDRSTRLEN]; /**< the gateway in use as text, "" when none */
+  int shut_down;                    /**< 1 once portmap_client_shutdown() has finished */
+} portmap_client_state_t;
+
+/**
+ * Client callback: a change that concerns the client as a whole (not one
+ * mapping). Runs like the mapping callbacks: from portmap_process(), outside
+ * the library's locks. state is valid only during the call.
+ */
+typedef void (*portmap_client_cb)(portmap_client_t *client, portmap_client_event_t event,
+                                  const portmap_client_state_t *state, void *user);
 
 /**
  * Client configuration. Initialise with portmap_config_init(). Strings are
@@ -285,8 +326,10 @@ typedef struct portmap_config {
   void *random_user;             /**< passed to random_cb */
   portmap_fd_cb fd_cb; /**< NULL = the application polls portmap_fds() (see the contract above) */
   void *fd_user;       /**< passed to fd_cb */
-  portmap_timer_cb timer_cb; /**< NULL = the application asks portmap_timeout_ms() */
-  void *timer_user;          /**< passed to timer_cb */
+  portmap_timer_cb timer_cb;   /**< NULL = the application asks portmap_timeout_ms() */
+  void *timer_user;            /**< passed to timer_cb */
+  portmap_client_cb client_cb; /**< NULL = none */
+  void *client_user;           /**< passed to client_cb */
 } portmap_config_t;
 
 /** What a probe learnt about one protocol. */
@@ -366,6 +409,30 @@ PORTMAP_API portmap_status_t portmap_client_new_sized(const portmap_config_t *cf
  * confirmed in time (everything is freed anyway).
  */
 PORTMAP_API portmap_status_t portmap_client_free(portmap_client_t *client);
+
+/**
+ * Begin an orderly shutdown that never blocks: no new mappings are taken,
+ * every mapping is deleted on the gateway, and the loop goes on as usual.
+ * When every mapping has had its final event (at most destroy_timeout_ms
+ * later: what is not confirmed by then ends with FAILED and
+ * PORTMAP_ERR_CANCELLED), client_cb hears PORTMAP_CLIENT_SHUTDOWN, after
+ * which portmap_client_free() returns at once.
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL); PORTMAP_ERR_STATE (already
+ * shutting down).
+ */
+PORTMAP_API portmap_status_t portmap_client_shutdown(portmap_client_t *client);
+
+/**
+ * What the client knows now: the protocol in use, the external address
+ * (cached: never blocks, never asks the gateway), the gateway.
+ * @return PORTMAP_OK; PORTMAP_ERR_INVALID (NULL argument).
+ * ABI: a macro over portmap_client_state_sized() (see "ABI that can grow" in README.md).
+ */
+#define portmap_client_state(client, state)                                                        \
+  portmap_client_state_sized((client), (state), sizeof(portmap_client_state_t))
+/** The ABI entry point of portmap_client_state(): size is sizeof(portmap_client_state_t). */
+PORTMAP_API portmap_status_t portmap_client_state_sized(portmap_client_t *client,
+                                                        portmap_client_state_t *state, size_t size);
 
 /**
  * Start a mapping. Returns at once; the callback reports the outcome.
