@@ -85,7 +85,7 @@ int main(int argc, char **argv) {
 
   portmap_request_t req;
   example_request(&args, &req);
-  st = portmap_map(client, &req, on_event, &l, NULL); /* fd_cb: the PCP socket, timer_cb: 0 */
+  st = portmap_map(client, &req, on_event, &l, NULL); /* fd_cb: new sockets; timer_cb */
   if (st != PORTMAP_OK) {
     portmap_client_free(client);
     return example_fail("portmap_map", st);
