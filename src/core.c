@@ -113,6 +113,7 @@ static void apply_result(portmap_mapping_t *m, const portmap_result_t *r) {
   m->info.external_port = r->external_port;
   m->info.lifetime = r->lifetime;
   m->expiry_ms = r->expiry_ms;
+  portmap_probe_note(m);
 }
 
 void portmap_core_update(portmap_core_t *core, portmap_mapping_t *m,
@@ -184,8 +185,10 @@ static void queue_event(portmap_mapping_t *m, portmap_event_t ev) {
   int final = ev == PORTMAP_EVENT_FAILED || ev == PORTMAP_EVENT_DELETED;
   if (final)
     m->final_queued = 1;
-  if (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED || ev == PORTMAP_EVENT_CHANGED)
+  if (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED || ev == PORTMAP_EVENT_CHANGED) {
     m->ever_mapped = 1;
+    m->retrying = 0; /* a later wait is a new loss */
+  }
   if (rec == NULL) {
     /* Out of memory: a final event must still end the mapping. */
     if (final)

@@ -67,6 +67,7 @@ struct portmap_mapping {
   unsigned be_ended : 1; /* the backend made its final report */
   unsigned waiting : 1;  /* no backend runs it yet */
   unsigned moved : 1;    /* it was mapped, then moved: the next success is CHANGED */
+  unsigned retrying : 1; /* LOST was told: no backend works, the retry back-off runs */
   /* a backend reported FAILED: settle() decides (failover or the event) */
   unsigned failed_pending : 1;
   unsigned in_failed_list : 1;
@@ -95,6 +96,10 @@ typedef struct portmap_probe_state {
   portmap_timer_t refresh;
   int refreshed;
   uint64_t refresh_ms;
+  /* request_timeout_ms 0: ask again while mappings wait with no backend
+   * that works, or a preferred backend said "not now" (probe.c) */
+  portmap_timer_t retry;
+  uint32_t retry_step_ms; /* the next back-off step, 0 = the first */
 } portmap_probe_state_t;
 
 /* What backends hold of the core: a way back to the client. */
@@ -189,6 +194,11 @@ int portmap_probe_single(const portmap_client_t *c);
  * protocol does not work here. Returns 1 when moved (no FAILED event).
  * Run only from settle(). */
 int portmap_probe_failover(struct portmap_mapping *m, uint64_t now);
+/* A new mapping's per-backend results: none tried yet. */
+void portmap_probe_info_init(const portmap_client_t *c, portmap_info_t *info);
+/* Record m's current status and gateway result as the last attempt of the
+ * backend that runs it (info.tried). */
+void portmap_probe_note(struct portmap_mapping *m);
 
 /* ---------- core.c: the seam's core side ---------- */
 uint64_t portmap_client_now(portmap_client_t *c);
