@@ -113,6 +113,7 @@ static void apply_result(portmap_mapping_t *m, const portmap_result_t *r) {
   m->info.external_port = r->external_port;
   m->info.lifetime = r->lifetime;
   m->expiry_ms = r->expiry_ms;
+  portmap_probe_note(m);
 }
 
 void portmap_core_update(portmap_core_t *core, portmap_mapping_t *m,
@@ -160,11 +161,11 @@ static portmap_mapping_state_t state_of(const portmap_mapping_t *m) {
     return PORTMAP_STATE_ENDED;
   if (m->revoked)
     return PORTMAP_STATE_DELETING;
+  if (m->last_event == PORTMAP_EVENT_LOST)
+    return PORTMAP_STATE_LOST; /* retrying, on its backend or by probing again */
   if (m->waiting)
     return PORTMAP_STATE_PROBING;
   switch (m->last_event) {
-  case PORTMAP_EVENT_LOST:
-    return PORTMAP_STATE_LOST;
   case PORTMAP_EVENT_MAPPED:
   case PORTMAP_EVENT_RENEWED:
   case PORTMAP_EVENT_CHANGED:
@@ -208,6 +209,7 @@ static void queue_event(portmap_mapping_t *m, portmap_event_t ev) {
   if (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED || ev == PORTMAP_EVENT_CHANGED) {
     m->ever_mapped = 1;
     portmap_client_note_external(c, m->info.external_address.bytes);
+    m->retrying = 0; /* a later wait is a new loss */
   }
   m->last_event = ev;
   if (rec == NULL) {

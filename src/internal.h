@@ -36,9 +36,9 @@
  * end, and every call that takes one also takes the size the program was
  * built with. These are the sizes of version 1.0, the least accepted. */
 #define PORTMAP_END_OF(type, member) (offsetof(type, member) + sizeof(((type *)0)->member))
-#define PORTMAP_CONFIG_SIZE_1_0 PORTMAP_END_OF(portmap_config_t, timer_user)
+#define PORTMAP_CONFIG_SIZE_1_0 PORTMAP_END_OF(portmap_config_t, client_user)
 #define PORTMAP_REQUEST_SIZE_1_0 PORTMAP_END_OF(portmap_request_t, ipv6)
-#define PORTMAP_INFO_SIZE_1_0 PORTMAP_END_OF(portmap_info_t, is_peer)
+#define PORTMAP_INFO_SIZE_1_0 PORTMAP_END_OF(portmap_info_t, tried)
 #define PORTMAP_PROBE_RESULT_SIZE_1_0 PORTMAP_END_OF(portmap_probe_result_t, elapsed_ms)
 #define PORTMAP_LIST_ENTRY_SIZE_1_0 PORTMAP_END_OF(portmap_list_entry_t, enabled)
 #define PORTMAP_STATS_SIZE_1_0 PORTMAP_END_OF(portmap_stats_t, epoch_invalid)
@@ -88,6 +88,7 @@ struct portmap_mapping {
   unsigned be_ended : 1; /* the backend made its final report */
   unsigned waiting : 1;  /* no backend runs it yet */
   unsigned moved : 1;    /* it was mapped, then moved: the next success is CHANGED */
+  unsigned retrying : 1; /* LOST was told: no backend works, the retry back-off runs */
   /* a backend reported FAILED: settle() decides (failover or the event) */
   unsigned failed_pending : 1;
   unsigned in_failed_list : 1;
@@ -118,6 +119,10 @@ typedef struct portmap_probe_state {
   portmap_timer_t refresh;
   int refreshed;
   uint64_t refresh_ms;
+  /* request_timeout_ms 0: ask again while mappings wait with no backend
+   * that works, or a preferred backend said "not now" (probe.c) */
+  portmap_timer_t retry;
+  uint32_t retry_step_ms; /* the next back-off step, 0 = the first */
 } portmap_probe_state_t;
 
 /* What backends hold of the core: a way back to the client. */
@@ -222,6 +227,11 @@ int portmap_probe_single(const portmap_client_t *c);
  * protocol does not work here. Returns 1 when moved (no FAILED event).
  * Run only from settle(). */
 int portmap_probe_failover(struct portmap_mapping *m, uint64_t now);
+/* A new mapping's per-backend results: none tried yet. */
+void portmap_probe_info_init(const portmap_client_t *c, portmap_info_t *info);
+/* Record m's current status and gateway result as the last attempt of the
+ * backend that runs it (info.tried). */
+void portmap_probe_note(struct portmap_mapping *m);
 
 /* ---------- core.c: the seam's core side ---------- */
 uint64_t portmap_client_now(portmap_client_t *c);

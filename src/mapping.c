@@ -252,6 +252,7 @@ portmap_status_t portmap_map_sized(portmap_client_t *client, const portmap_reque
   m->info.is_peer = m->req.is_peer;
   memcpy(m->info.nonce, m->req.nonce, 12);
   portmap_addr_any(m->info.external_address.bytes, m->req.ipv6);
+  portmap_probe_info_init(client, &m->info);
   /* Options a backend cannot express fail clearly, never silently. */
   st = PORTMAP_ERR_NO_BACKEND;
   int able = -1;

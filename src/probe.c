@@ -17,6 +17,28 @@
  * Answers and failures are only recorded where they arrive; evaluating
  * them (deciding, starting waiting mappings, failover) runs from settle()
  * in core.c, after the backend that reported has returned.
+ *
+ * Never giving up (request_timeout_ms 0, the default, with more than one
+ * backend enabled; one backend alone follows its own protocol's limits:
+ * PCP retransmits for ever unless pcp_mrc / pcp_mrd say otherwise, NAT-PMP
+ * gives up after natpmp_max_tries, RFC 6886 §3.1). When no backend
+ * works for a mapping (nothing answers, every protocol refuses, or its
+ * last backend failed it for a reason that may pass: no answer, port
+ * closed, a transient refusal), the mapping is not FAILED: it reports LOST
+ * once and waits, and the probe asks every protocol again after a back-off
+ * of 2 s, doubling to 5 min (RETRY_*), each delay +-10 % from the injected
+ * CSPRNG; the first backend that works takes it (MAPPED, or CHANGED if it
+ * was mapped before). A refusal about the request itself (an option the
+ * gateway will not honour, PREFER_FAILURE, a delete) still fails, and so
+ * does a PORTMAP_FLAG_ONCE mapping; request_timeout_ms > 0 fails as before.
+ * The same back-off asks a preferred backend again when its probe answer
+ * was a transient refusal (PCP NETWORK_FAILURE, NO_RESOURCES,
+ * USER_EX_QUOTA; NAT-PMP 3, 4: a router still booting) while a worse one
+ * is in use, so one such answer never demotes it for good.
+ *
+ * Each mapping's info.tried[] keeps, per backend, what its last attempt
+ * came to: the mapping's own result (portmap_probe_note(), from every
+ * report), or the probe's answer when the backend never ran the mapping.
  */
 #include <string.h>
 
@@ -27,6 +49,17 @@
 #define PROBE_GRACE_MIN_MS 1000u
 #define PROBE_REFRESH_MIN_MS 30000u  /* at most one epoch-change round per 30 s */
 #define PROBE_REFRESH_DELAY_MS 2000u /* ...asked this long after the reboot was seen */
+#define RETRY_FIRST_MS 2000u         /* request_timeout_ms 0: the first re-probe */
+#define RETRY_MAX_MS 300000u         /* ...the spacing doubles up to this */
+#define RETRY_JITTER_PERMILLE 100u   /* ...each delay step +-10 % */
+
+/* Gateway result codes that mean "not now" (RFC 6887 §7.4 short-lifetime
+ * errors; RFC 6886 §3.5). */
+#define PCP_RESULT_NETWORK_FAILURE 7
+#define PCP_RESULT_NO_RESOURCES 8
+#define PCP_RESULT_USER_EX_QUOTA 10
+#define NATPMP_RESULT_NETWORK_FAILURE 3
+#define NATPMP_RESULT_NO_RESOURCES 4
 
 int portmap_backend_index(portmap_backend_t b) {
   switch (b) {
@@ -44,6 +77,15 @@ int portmap_backend_index(portmap_backend_t b) {
 
 static portmap_backend_t backend_at(int i) {
   return i == 0 ? PORTMAP_BACKEND_PCP : i == 1 ? PORTMAP_BACKEND_NATPMP : PORTMAP_BACKEND_UPNP;
+}
+
+static int transient_refusal(portmap_backend_t b, int result) {
+  if (b == PORTMAP_BACKEND_PCP)
+    return result == PCP_RESULT_NETWORK_FAILURE || result == PCP_RESULT_NO_RESOURCES ||
+           result == PCP_RESULT_USER_EX_QUOTA;
+  if (b == PORTMAP_BACKEND_NATPMP)
+    return result == NATPMP_RESULT_NETWORK_FAILURE || result == NATPMP_RESULT_NO_RESOURCES;
+  return 0;
 }
 
 static int known_private(const portmap_probe_backend_t *r) {
@@ -109,7 +151,7 @@ static portmap_status_t none_reason(portmap_client_t *c, int *gateway_result) {
   int rank = 0;
   *gateway_result = -1;
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
-    if (c->be_ops[i] == NULL || !(p->have & (1u << i)))
+    if (c->be_ops[i] == NULL || !(p->have & (1u << i)) || p->res[i].available)
       continue;
     portmap_status_t e = p->res[i].error;
     int r = e == PORTMAP_ERR_REFUSED       ? 4
@@ -125,6 +167,48 @@ static portmap_status_t none_reason(portmap_client_t *c, int *gateway_result) {
   return best;
 }
 
+void portmap_probe_info_init(const portmap_client_t *c, portmap_info_t *info) {
+  for (int i = 0; i < PORTMAP_INFO_BACKENDS && i < PORTMAP_MAX_BACKENDS; i++) {
+    memset(&info->tried[i], 0, sizeof info->tried[i]);
+    info->tried[i].backend = backend_at(i);
+    info->tried[i].status = c->be_ops[i] != NULL ? PORTMAP_OK : PORTMAP_ERR_NO_BACKEND;
+    info->tried[i].gateway_result = -1;
+  }
+}
+
+void portmap_probe_note(portmap_mapping_t *m) {
+  int i = portmap_backend_index(m->info.backend);
+  if (i < 0 || i >= PORTMAP_INFO_BACKENDS)
+    return;
+  portmap_backend_result_t *t = &m->info.tried[i];
+  t->backend = m->info.backend;
+  t->tried = 1;
+  t->status = m->info.status;
+  t->gateway_result = m->info.gateway_result;
+}
+
+/* No backend works for m: each one it did not run says why through its
+ * probe answer (FAILED, LOST). */
+static void note_probe(portmap_client_t *c, portmap_mapping_t *m) {
+  const portmap_probe_state_t *p = &c->probe;
+  for (int i = 0; i < PORTMAP_INFO_BACKENDS && i < PORTMAP_MAX_BACKENDS; i++) {
+    portmap_backend_result_t *t = &m->info.tried[i];
+    if (c->be_ops[i] == NULL || (m->tried & (1u << i)) || !(p->have & (1u << i)))
+      continue; /* not enabled, the mapping's own result, or no answer yet */
+    t->backend = backend_at(i);
+    t->gateway_result = p->res[i].gateway_result;
+    if (p->res[i].available) {
+      /* it works, but not for this request */
+      t->tried = 0;
+      t->status = PORTMAP_ERR_UNSUPPORTED;
+      t->gateway_result = -1;
+    } else {
+      t->tried = 1;
+      t->status = p->res[i].error;
+    }
+  }
+}
+
 int portmap_probe_single(const portmap_client_t *c) {
   int n = 0;
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)
@@ -136,8 +220,92 @@ static void begin_on(portmap_mapping_t *m, int idx, uint64_t now) {
   portmap_status_t st = portmap_mapping_start_on(m, idx, now);
   if (st != PORTMAP_OK) {
     m->info.status = st;
+    m->info.gateway_result = -1;
+    portmap_probe_note(m);
     portmap_mapping_emit(m, PORTMAP_EVENT_FAILED);
   }
+}
+
+/* ---------- never giving up: the retry back-off ---------- */
+
+/* request_timeout_ms 0: m waits for a backend that works instead of failing. */
+static int keeps_trying(const portmap_mapping_t *m) {
+  return m->client->cfg.request_timeout_ms == 0 && !m->revoked && !m->client->destroying &&
+         !portmap_probe_single(m->client) &&
+         !(m->req.flags & (PORTMAP_FLAG_DELETE | PORTMAP_FLAG_ONCE));
+}
+
+/* A probe answer in force that says "not now" rather than "not here". */
+static int transient_answer(const portmap_probe_state_t *p, int i) {
+  const portmap_probe_backend_t *r = &p->res[i];
+  return (p->have & (1u << i)) && !r->available && r->error == PORTMAP_ERR_REFUSED &&
+         transient_refusal(backend_at(i), r->gateway_result);
+}
+
+/* A backend preferred to the one in use said "not now": ask it again. */
+static int recheck_wanted(const portmap_client_t *c) {
+  const portmap_probe_state_t *p = &c->probe;
+  int sel = portmap_backend_index(p->selected);
+  if (!p->decided || sel < 0)
+    return 0;
+  for (int i = 0; i < sel; i++)
+    if (c->be_ops[i] != NULL && transient_answer(p, i))
+      return 1;
+  return 0;
+}
+
+/* Mappings that lost their backend and have not been mapped since
+ * (waiting: not even started again). */
+static int retrying_any(const portmap_client_t *c, int waiting) {
+  for (const portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
+    if (m->retrying && (!waiting || m->waiting) && !m->final_queued && !m->detached)
+      return 1;
+  return 0;
+}
+
+/* Arm the next re-probe (unless one is armed): the current step +-10 %,
+ * then double the step up to RETRY_MAX_MS. */
+static void arm_retry(portmap_client_t *c, uint64_t now) {
+  portmap_probe_state_t *p = &c->probe;
+  if (portmap_timer_pending(&p->retry))
+    return;
+  uint32_t step = p->retry_step_ms != 0 ? p->retry_step_ms : RETRY_FIRST_MS;
+  uint8_t b[4] = {0, 0, 0, 0};
+  if (portmap_client_random(c, b, sizeof b) != 0)
+    portmap_log(c, PORTMAP_LOG_WARN, "random source failed");
+  uint32_t r = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+  uint64_t spread = (uint64_t)step * RETRY_JITTER_PERMILLE / 1000u;
+  uint64_t delay = step - spread + r % (2 * spread + 1);
+  p->retry_step_ms = step >= RETRY_MAX_MS / 2 ? RETRY_MAX_MS : step * 2;
+  if (portmap_sched_push(&c->sched, &p->retry, now + delay) == 0)
+    portmap_log(c, PORTMAP_LOG_INFO, "probe: asking the gateway again in %llu ms",
+                (unsigned long long)delay);
+}
+
+/* m has no backend that works: LOST (once), then the back-off asks again. */
+static void wait_for_retry(portmap_mapping_t *m, uint64_t now) {
+  m->waiting = 1;
+  if (!m->retrying) {
+    m->retrying = 1;
+    portmap_log(m->client, PORTMAP_LOG_INFO, "no backend works (%s): retrying",
+                portmap_strerror(m->info.status));
+    portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
+  }
+  arm_retry(m->client, now);
+}
+
+static void probe_round(portmap_client_t *c, uint64_t now, int keep);
+
+static void on_retry(portmap_timer_t *t, uint64_t now) {
+  portmap_client_t *c = t->ctx;
+  if (c->destroying || (!retrying_any(c, 1) && !recheck_wanted(c)))
+    return;
+  /* every backend gets another chance, those that failed the mapping too */
+  for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
+    if (m->waiting && m->retrying)
+      m->tried = 0;
+  if (!c->probe.running)
+    probe_round(c, now, 1); /* when it ends, settle() starts them, or arms the next */
 }
 
 /* Start every mapping that waits, now that the probe decided. */
@@ -155,8 +323,14 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
        * gateway): wait for it a little before giving up */
       if (c->probe.late != 0 && portmap_timer_pending(&c->probe.grace))
         continue;
+      if (m->tried == 0 || m->info.status == PORTMAP_OK)
+        m->info.status = none_reason(c, &m->info.gateway_result);
+      note_probe(c, m);
+      if (keeps_trying(m)) {
+        wait_for_retry(m, now);
+        continue;
+      }
       m->waiting = 0;
-      m->info.status = none_reason(c, &m->info.gateway_result);
       portmap_mapping_emit(m, PORTMAP_EVENT_FAILED);
       continue;
     }
@@ -189,6 +363,13 @@ static void evaluate(portmap_client_t *c, int final, uint64_t now) {
       portmap_client_note_external(c, ext.bytes); /* what the chosen protocol answered */
   }
   start_waiting(c, final, now);
+  if (!retrying_any(c, 0) && !recheck_wanted(c)) {
+    /* all mapped again: the next loss starts the back-off afresh */
+    portmap_sched_cancel(&c->sched, &p->retry);
+    p->retry_step_ms = 0;
+  } else if (final && !p->running && recheck_wanted(c)) {
+    arm_retry(c, now);
+  }
 }
 
 static void on_budget(portmap_timer_t *t, uint64_t now) {
@@ -222,8 +403,6 @@ static void on_grace(portmap_timer_t *t, uint64_t now) {
   c->probe.dirty = 1;
 }
 
-static void probe_round(portmap_client_t *c, uint64_t now, int keep);
-
 static void on_refresh(portmap_timer_t *t, uint64_t now) {
   portmap_client_t *c = t->ctx;
   if (!c->probe.running)
@@ -234,12 +413,14 @@ void portmap_probe_init(portmap_client_t *c) {
   portmap_timer_init(&c->probe.budget, on_budget, c);
   portmap_timer_init(&c->probe.grace, on_grace, c);
   portmap_timer_init(&c->probe.refresh, on_refresh, c);
+  portmap_timer_init(&c->probe.retry, on_retry, c);
 }
 
 void portmap_probe_forget(portmap_client_t *c) {
   portmap_sched_cancel(&c->sched, &c->probe.budget);
   portmap_sched_cancel(&c->sched, &c->probe.grace);
   portmap_sched_cancel(&c->sched, &c->probe.refresh);
+  portmap_sched_cancel(&c->sched, &c->probe.retry);
   memset(&c->probe, 0, sizeof c->probe);
   portmap_probe_init(c);
 }
@@ -380,12 +561,50 @@ static int protocol_failure(const portmap_mapping_t *m) {
   }
 }
 
-int portmap_probe_failover(portmap_mapping_t *m, uint64_t now) {
-  portmap_client_t *c = m->client;
-  (void)now;
-  if (m->revoked || (m->req.flags & PORTMAP_FLAG_DELETE) || portmap_probe_single(c) ||
-      !protocol_failure(m))
+/* Is this failure one that waiting may cure (request_timeout_ms 0)? Not a
+ * refusal of the request itself (an option, PREFER_FAILURE, UNSUPPORTED). */
+static int retryable(const portmap_mapping_t *m) {
+  switch (m->info.status) {
+  case PORTMAP_ERR_TIMEOUT:
+  case PORTMAP_ERR_UNREACHABLE:
+  case PORTMAP_ERR_NO_GATEWAY:
+  case PORTMAP_ERR_NATPMP_GATEWAY:
+  case PORTMAP_ERR_NO_BACKEND:
+    return 1;
+  case PORTMAP_ERR_REFUSED:
+    return protocol_failure(m) || transient_refusal(m->info.backend, m->info.gateway_result);
+  default:
     return 0;
+  }
+}
+
+static int move_on(portmap_mapping_t *m);
+
+int portmap_probe_failover(portmap_mapping_t *m, uint64_t now) {
+  if (m->revoked || (m->req.flags & PORTMAP_FLAG_DELETE))
+    return 0;
+  if (!portmap_probe_single(m->client) && protocol_failure(m) && move_on(m))
+    return 1;
+  if (!keeps_trying(m) || !retryable(m))
+    return 0;
+  /* no other backend now: wait (LOST), then the back-off asks again; a
+   * backend the probe still finds working may take it at once (settle()) */
+  int i = portmap_backend_index(m->info.backend);
+  if (i >= 0)
+    m->tried |= 1u << i;
+  m->moved = m->moved || m->ever_mapped;
+  m->be = NULL;
+  m->be_state = NULL;
+  wait_for_retry(m, now);
+  m->client->probe.dirty = 1;
+  return 1;
+}
+
+/* The protocol failed m: out for new mappings too; m moves to the next
+ * backend that works, or waits for one the probe has not heard from.
+ * Returns 0 when none is left. */
+static int move_on(portmap_mapping_t *m) {
+  portmap_client_t *c = m->client;
   int i = portmap_backend_index(m->info.backend);
   if (i < 0)
     return 0;

@@ -32,6 +32,43 @@ void pm_check_output(cli_t *cli) {
   }
 }
 
+/* The backends a failure can speak of: enabled ones (tried, or not). */
+static int backend_listed(const portmap_backend_result_t *t) {
+  return t->backend != PORTMAP_BACKEND_NONE && (t->tried || t->status != PORTMAP_ERR_NO_BACKEND);
+}
+
+/* "tried": what each enabled backend's last attempt came to. */
+static void print_tried_json(FILE *f, int *first, const portmap_info_t *info) {
+  const char *sep = "";
+  int i;
+  cli_json_key(f, first, "tried");
+  fputc('[', f);
+  for (i = 0; i < PORTMAP_INFO_BACKENDS; i++) {
+    const portmap_backend_result_t *t = &info->tried[i];
+    int one = 1;
+    if (!backend_listed(t)) {
+      continue;
+    }
+    fputs(sep, f);
+    sep = ",";
+    cli_json_str(f, &one, "backend", portmap_backend_name(t->backend));
+    cli_json_bool(f, &one, "tried", t->tried);
+    cli_json_str(f, &one, "status",
+                 !t->tried ? (t->status == PORTMAP_ERR_UNSUPPORTED ? "cannot express this request"
+                                                                   : "not tried")
+                 : t->status == PORTMAP_OK ? "ok"
+                                           : portmap_strerror(t->status));
+    cli_json_num_or_null(f, &one, "gateway_result", t->tried && t->gateway_result >= 0,
+                         t->gateway_result);
+    cli_json_str(f, &one, "gateway_result_name",
+                 t->tried && t->gateway_result >= 0
+                     ? cli_gateway_result_name(t->backend, t->gateway_result)
+                     : NULL);
+    fputc('}', f);
+  }
+  fputc(']', f);
+}
+
 void pm_print_event_json(cli_t *cli, portmap_event_t event, const portmap_info_t *info,
                          const char *description) {
   char buf[PORTMAP_ADDRSTRLEN], gw[PORTMAP_ADDRSTRLEN], nonce[2 * NONCE_LEN + 1];
@@ -76,6 +113,7 @@ void pm_print_event_json(cli_t *cli, portmap_event_t event, const portmap_info_t
       cli_json_str(f, &first, "gateway_result", NULL);
       cli_json_str(f, &first, "gateway_result_name", NULL);
     }
+    print_tried_json(f, &first, info);
   }
   fputs("}\n", f);
   pm_check_output(cli);
@@ -208,8 +246,8 @@ static const char *refusal_hint(int result, int deleting, const options_t *o) {
   }
 }
 
-void pm_report_failure(cli_t *cli, const char *prefix, portmap_status_t status,
-                       const portmap_info_t *info, int deleting) {
+static void report_failure_text(cli_t *cli, const char *prefix, portmap_status_t status,
+                                const portmap_info_t *info, int deleting) {
   char gwbuf[PORTMAP_ADDRSTRLEN];
   const char *gw = pm_gateway_text(cli, gwbuf, sizeof gwbuf);
   const char *gw_or = gw != NULL ? gw : "the gateway";
@@ -220,7 +258,7 @@ void pm_report_failure(cli_t *cli, const char *prefix, portmap_status_t status,
   if (cli->revoking && (status == PORTMAP_ERR_TIMEOUT || status == PORTMAP_ERR_CANCELLED)) {
     fprintf(stderr,
             "%s did not confirm the delete in time; the mapping expires with its "
-            "lifetime\n",
+            "lifetime",
             gw_or);
     return;
   }
@@ -238,14 +276,14 @@ void pm_report_failure(cli_t *cli, const char *prefix, portmap_status_t status,
     if (cli->opt->timeout_ms > 0) {
       fprintf(stderr, " within %lu ms", (unsigned long)cli->opt->timeout_ms);
     }
-    fprintf(stderr, "; %s\n", no_answer_hint(cli));
+    fprintf(stderr, "; %s", no_answer_hint(cli));
     return;
   case PORTMAP_ERR_UNREACHABLE:
     if (info != NULL && info->backend == PORTMAP_BACKEND_NATPMP) {
-      fprintf(stderr, "nothing listens on the NAT-PMP port of %s (ICMP port unreachable); %s\n",
+      fprintf(stderr, "nothing listens on the NAT-PMP port of %s (ICMP port unreachable); %s",
               gw_or, no_answer_hint(cli));
     } else {
-      fprintf(stderr, "nothing listens on %s UDP port %u (ICMP port unreachable); %s\n", gw_or,
+      fprintf(stderr, "nothing listens on %s UDP port %u (ICMP port unreachable); %s", gw_or,
               cli_server_port(cli->opt->common.server_port), no_answer_hint(cli));
     }
     return;
@@ -264,46 +302,45 @@ void pm_report_failure(cli_t *cli, const char *prefix, portmap_status_t status,
     if (hint != NULL) {
       fprintf(stderr, " (%s)", hint);
     }
-    fputc('\n', stderr);
     return;
   }
   case PORTMAP_ERR_NATPMP_GATEWAY:
     fprintf(stderr,
             "%s speaks NAT-PMP, not PCP (it answered UNSUPP_VERSION); try --backend "
-            "natpmp or --backend auto\n",
+            "natpmp or --backend auto",
             gw_or);
     return;
   case PORTMAP_ERR_NO_GATEWAY:
-    fputs("no default gateway found; pass --gateway ADDR\n", stderr);
+    fputs("no default gateway found; pass --gateway ADDR", stderr);
     return;
   case PORTMAP_ERR_NO_BACKEND:
     fputs("none of the selected backends is usable (not built in, or not for this "
-          "request); try --backend auto\n",
+          "request); try --backend auto",
           stderr);
     return;
   case PORTMAP_ERR_UNSUPPORTED:
-    fprintf(stderr, "the %s backend cannot express this request; try another --backend\n",
+    fprintf(stderr, "the %s backend cannot express this request; try another --backend",
             portmap_backend_name(info != NULL ? info->backend : PORTMAP_BACKEND_NONE));
     return;
   case PORTMAP_ERR_SYSTEM:
-    fprintf(stderr, "a system call failed: %s\n", strerror(saved_errno));
+    fprintf(stderr, "a system call failed: %s", strerror(saved_errno));
     return;
   case PORTMAP_ERR_NOMEM:
-    fputs("out of memory\n", stderr);
+    fputs("out of memory", stderr);
     return;
   case PORTMAP_ERR_CANCELLED:
-    fprintf(stderr, "%s was cancelled\n", what);
+    fprintf(stderr, "%s was cancelled", what);
     return;
   case PORTMAP_ERR_THIRD_PARTY:
     fprintf(stderr,
             "--third-party %s is this host's own address: THIRD_PARTY maps for another host; "
-            "drop --third-party\n",
+            "drop --third-party",
             cli->opt->third_party != NULL ? cli->opt->third_party : "");
     return;
   case PORTMAP_ERR_ADDRESS:
     if (cli->opt->ipv6 || cli->opt->peer_address[0] != '\0' || cli->opt->third_party != NULL ||
         cli->opt->n_filters > 0) {
-      fprintf(stderr, "%s failed: %s (check the addresses given and --ipv6)\n", what,
+      fprintf(stderr, "%s failed: %s (check the addresses given and --ipv6)", what,
               portmap_strerror(status));
       return;
     }
@@ -311,7 +348,51 @@ void pm_report_failure(cli_t *cli, const char *prefix, portmap_status_t status,
   default:
     break;
   }
-  fprintf(stderr, "%s failed: %s\n", what, portmap_strerror(status));
+  fprintf(stderr, "%s failed: %s", what, portmap_strerror(status));
+}
+
+/* One backend's last attempt, in words: "no answer", "refused (NOT_AUTHORIZED)". */
+static void put_backend_result(FILE *f, const portmap_backend_result_t *t) {
+  if (!t->tried) {
+    fputs(t->status == PORTMAP_ERR_UNSUPPORTED ? "cannot express this request" : "not tried", f);
+    return;
+  }
+  fputs(t->status == PORTMAP_OK ? "worked" : portmap_strerror(t->status), f);
+  if (t->gateway_result > 0) {
+    const char *name = cli_gateway_result_name(t->backend, t->gateway_result);
+    if (strcmp(name, "UNKNOWN") != 0) {
+      fprintf(f, " (%s)", name);
+    } else {
+      fprintf(f, " (result %d)", t->gateway_result);
+    }
+  }
+}
+
+void pm_report_failure(cli_t *cli, const char *prefix, portmap_status_t status,
+                       const portmap_info_t *info, int deleting) {
+  int listed = 0, i;
+  report_failure_text(cli, prefix, status, info, deleting);
+  if (cli->revoking && (status == PORTMAP_ERR_TIMEOUT || status == PORTMAP_ERR_CANCELLED)) {
+    fputc('\n', stderr);
+    return;
+  }
+  for (i = 0; info != NULL && i < PORTMAP_INFO_BACKENDS; i++) {
+    listed += backend_listed(&info->tried[i]);
+  }
+  if (listed >= 2) {
+    /* with more than one backend, say what each one came to */
+    const char *sep = " [";
+    for (i = 0; i < PORTMAP_INFO_BACKENDS; i++) {
+      if (!backend_listed(&info->tried[i])) {
+        continue;
+      }
+      fprintf(stderr, "%s%s: ", sep, portmap_backend_name(info->tried[i].backend));
+      put_backend_result(stderr, &info->tried[i]);
+      sep = "; ";
+    }
+    fputc(']', stderr);
+  }
+  fputc('\n', stderr);
 }
 
 /* A fixed-size string from the library, or "" when it is empty or not terminated. */

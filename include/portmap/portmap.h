@@ -109,7 +109,7 @@ typedef enum portmap_event {
   PORTMAP_EVENT_RENEWED = 2, /**< a renewal succeeded, nothing changed */
   PORTMAP_EVENT_CHANGED = 3, /**< external address, port or backend changed */
   PORTMAP_EVENT_LOST = 4,    /**< the mapping was lost; we keep retrying */
-  PORTMAP_EVENT_FAILED = 5,  /**< final: gave up; info.status says why */
+  PORTMAP_EVENT_FAILED = 5,  /**< final: gave up; info.status (info.tried: per backend) says why */
   PORTMAP_EVENT_DELETED = 6  /**< final: deleted (revoked or client destroyed) */
 } portmap_event_t;
 
@@ -182,6 +182,23 @@ typedef enum portmap_mapping_state {
   PORTMAP_STATE_ENDED = 6     /**< final: deleted, failed or detached */
 } portmap_mapping_state_t;
 
+/** Entries of portmap_info_t.tried: PCP, NAT-PMP and UPnP, in that order. */
+#define PORTMAP_INFO_BACKENDS 3
+
+/**
+ * What one backend's last attempt at a mapping came to (portmap_info_t.tried),
+ * so that an application can say "PCP: port unreachable; UPnP: no answer".
+ */
+typedef struct portmap_backend_result {
+  portmap_backend_t backend; /**< PORTMAP_BACKEND_PCP, _NATPMP or _UPNP */
+  int tried; /**< 1 when it was asked (by the probe or for this mapping), 0 not tried */
+  /** Outcome of the last attempt: PORTMAP_OK, or why it did not work (TIMEOUT, UNREACHABLE,
+   * REFUSED...). Not tried: PORTMAP_ERR_NO_BACKEND when the backend is not enabled,
+   * PORTMAP_ERR_UNSUPPORTED when it cannot express the request, else PORTMAP_OK. */
+  portmap_status_t status;
+  int gateway_result; /**< the gateway's result code (PCP, NAT-PMP result, UPnP error), -1 none */
+} portmap_backend_result_t;
+
 /** State of a mapping, as passed to callbacks and by portmap_mapping_info(). */
 typedef struct portmap_info {
   portmap_backend_t backend;       /**< backend serving (or trying) it */
@@ -199,6 +216,11 @@ typedef struct portmap_info {
   uint8_t nonce[12];             /**< PCP mapping nonce */
   int is_peer;                   /**< 1 for a PCP PEER mapping */
   portmap_mapping_state_t state; /**< where it stands */
+  /**
+   * Per backend (PCP, NAT-PMP, UPnP), its last attempt at this mapping: with FAILED and
+   * LOST, why each backend did not work; status above is the most telling of them.
+   */
+  portmap_backend_result_t tried[PORTMAP_INFO_BACKENDS];
 } portmap_info_t;
 
 /** Counters of what the client dropped (all network input is hostile). */
@@ -304,7 +326,7 @@ typedef struct portmap_config {
   uint32_t pcp_mrt_ms;         /**< PCP maximum retransmission time (1024000) */
   uint32_t pcp_mrc;            /**< PCP maximum retransmission count, 0 = none */
   uint32_t pcp_mrd_ms;         /**< PCP maximum retransmission duration, 0 = none */
-  uint32_t request_timeout_ms; /**< give up on a new mapping after this, 0 = never */
+  uint32_t request_timeout_ms; /**< give up on a new mapping after this, 0 = never (portmap_map) */
   uint32_t destroy_timeout_ms; /**< bound on the wait for deletes in portmap_client_free (2000) */
   uint32_t probe_timeout_ms;   /**< probe budget (500) */
   uint16_t
@@ -436,6 +458,15 @@ PORTMAP_API portmap_status_t portmap_client_state_sized(portmap_client_t *client
 
 /**
  * Start a mapping. Returns at once; the callback reports the outcome.
+ * With portmap_config_t.request_timeout_ms 0 (the default) it never gives
+ * up while the gateway answers nothing or refuses for a reason that may pass
+ * (no backend works, port closed, a transient refusal such as PCP
+ * NETWORK_FAILURE or NAT-PMP result 3): it reports LOST once (info.tried
+ * says why per backend), asks the gateway again after 2 s, the spacing
+ * doubling up to 5 min (each delay +-10 %, from random_cb), and reports
+ * MAPPED (CHANGED if it was mapped before) once a backend works. A refusal
+ * of the request itself, a PORTMAP_FLAG_ONCE or PORTMAP_FLAG_DELETE request,
+ * and any request with request_timeout_ms > 0 end with FAILED instead.
  * @return PORTMAP_OK; PORTMAP_ERR_INVALID, PORTMAP_ERR_PORT,
  * PORTMAP_ERR_LIFETIME, PORTMAP_ERR_OPTION, PORTMAP_ERR_THIRD_PARTY,
  * PORTMAP_ERR_ADDRESS (bad argument); PORTMAP_ERR_UNSUPPORTED (no enabled

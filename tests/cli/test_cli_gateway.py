@@ -73,9 +73,9 @@ class FakePcp:
     Answers every opcode it gets, ANNOUNCE (opcode 0, the probe's) included:
     header only, with the policy's result and an epoch of 100 s and up."""
 
-    def __init__(self, policy=None, external_ip=EXTERNAL_IP):
+    def __init__(self, policy=None, external_ip=EXTERNAL_IP, port=0):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", port))
         self.sock.settimeout(0.05)
         self.port = self.sock.getsockname()[1]
         self.policy = policy or (lambda req: (SUCCESS, req.lifetime))
@@ -315,6 +315,71 @@ def t_keep_all_fail(binary):
           "want one stderr line per failed mapping, got %r" % err)
 
 
+def t_add_tried(binary):
+    # Two backends, each failing for its own reason: the failed event's "tried" says each.
+    server = FakePcp(lambda req: (NOT_AUTHORIZED, 0))
+    try:
+        rc, out, err = run(binary, ["add", "8000/tcp", "--json"] +
+                           gateway_args(server.port, ["--timeout", "1500"], backend="pcp,natpmp"))
+    finally:
+        server.close()
+    check(rc == 1, "exit status %d, want 1 (stderr %r)" % (rc, err))
+    ev = json.loads(out)
+    check(ev["event"] == "failed" and "error" in ev and "gateway_result" in ev, "bad line %r" % out)
+    tried = {t["backend"]: t for t in ev["tried"]}
+    check(sorted(tried) == ["natpmp", "pcp"], "tried %r, want pcp and natpmp" % ev["tried"])
+    pcp = tried["pcp"]
+    check(pcp["tried"] is True and pcp["gateway_result"] == NOT_AUTHORIZED
+          and pcp["gateway_result_name"] == "NOT_AUTHORIZED" and pcp["status"], "pcp %r" % pcp)
+    nat = tried["natpmp"]
+    check(nat["tried"] is True and nat["status"] and nat["status"] != "ok", "natpmp %r" % nat)
+    one_stderr_line(err, r"\[pcp: .*NOT_AUTHORIZED.*; natpmp: .*\]$")
+
+
+def t_keep_retry(binary):
+    # Nothing answers: keep reports lost and keeps asking; once a PCP server is there, mapped.
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    p = subprocess.Popen([binary, "keep", "8000/tcp", "--json"] +
+                         gateway_args(port, backend="pcp,natpmp"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         stdin=subprocess.DEVNULL)
+    server = None
+    try:
+        line = p.stdout.readline()
+        if not line:
+            raise Failure("no event; exit status %r, stderr %r" % (p.wait(), p.stderr.read()))
+        ev = json.loads(line)
+        check(ev["event"] == "lost" and len(ev["tried"]) == 2, "want lost first, got %r" % line)
+        time.sleep(3)
+        check(p.poll() is None, "keep exited %r instead of retrying" % p.returncode)
+        silent.close()
+        server = FakePcp(port=port)
+        deadline = time.monotonic() + 20
+        events = []
+        while time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                break
+            events.append(json.loads(line))
+            if events[-1]["event"] == "mapped":
+                break
+        check(events and events[-1]["event"] == "mapped" and events[-1]["backend"] == "pcp",
+              "want mapped via pcp after the server came up, got %r" % events)
+        check(all(e["event"] != "lost" for e in events), "lost once only, got %r" % events)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=10)
+        check(p.returncode == 0, "exit status %d after SIGINT (stderr %r)" % (p.returncode, err))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        silent.close()
+        if server is not None:
+            server.close()
+
+
 def t_add_auto(binary):
     # The default backend set: PCP answers the probe at once and is preferred.
     server = FakePcp()
@@ -375,6 +440,8 @@ SCENARIOS = {
     "delete_refused": t_delete_refused,
     "keep": t_keep,
     "keep_all_fail": t_keep_all_fail,
+    "keep_retry": t_keep_retry,
+    "add_tried": t_add_tried,
     "add_auto": t_add_auto,
     "backend_other": t_backend_other,
     "list_pcp": t_list_pcp,

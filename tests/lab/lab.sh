@@ -15,6 +15,8 @@
 #   lab.sh net CMD...            run CMD in the internet namespace
 #   lab.sh rules [--all]         DNAT rules of inet filter prerouting_miniupnpd
 #   lab.sh reboot                "router reboot": stop, forget leases, flush, start
+#   lab.sh daemon stop|start     stop the router's port-mapping daemon (nothing answers:
+#                                ICMP port unreachable, no SSDP), or start it again
 #   lab.sh wan-address ADDR [--restart|--quiet]  change the WAN address (/24); then
 #                                SIGUSR1 (default), restart miniupnpd, or nothing
 #   lab.sh env                   print the LAB_* variables of $LAB_STATE
@@ -471,6 +473,23 @@ lab_reboot() {
   lab__say "rebooted (miniupnpd pid $LAB_MINIUPNPD_PID)"
 }
 
+# lab_daemon stop|start: the router's daemon (miniupnpd, or natpmp_router) goes away, or
+# comes back with its configuration and leases as they were (a router whose daemon is
+# still starting, or was restarted by hand).
+lab_daemon() {
+  lab_load || return
+  [ "$LAB_PERSONALITY" = none ] && { lab__die "personality none has no daemon"; return 2; }
+  case ${1:-} in
+    stop) lab__stop_miniupnpd && lab__say "daemon stopped" ;;
+    start)
+      [ -z "${LAB_MINIUPNPD_PID:-}" ] || { lab__die "the daemon is running"; return 1; }
+      lab__start_miniupnpd || return 1
+      lab__say "daemon started (pid ${LAB_MINIUPNPD_PID:-?})"
+      ;;
+    *) lab__die "daemon: stop or start"; return 2 ;;
+  esac
+}
+
 # lab_wan_address ADDR [--restart|--quiet]: move the WAN veth to ADDR/24. miniupnpd
 # reads the address from ext_ifname and also watches netlink, so it notices by itself
 # (--quiet); by default it also gets SIGUSR1 (both make it reset its PCP epoch to 0 and
@@ -604,6 +623,7 @@ lab_main() {
     net) lab_net "$@" ;;
     rules) lab_rules "$@" ;;
     reboot) lab_reboot ;;
+    daemon) lab_daemon "$@" ;;
     wan-address) lab_wan_address "$@" ;;
     env) lab_env ;;
     log) lab_load && cat "$LAB_STATE/miniupnpd.log" ;;

@@ -131,6 +131,15 @@ static const ev_t *last(h_t *h) {
   return &h->ev[h->n_ev - 1];
 }
 
+/* The per-backend result of a mapping's last attempt on backend i. */
+static void assert_tried(const portmap_info_t *info, int i, portmap_backend_t b, int tried,
+                         portmap_status_t st, int gateway_result) {
+  assert_int_equal(info->tried[i].backend, b);
+  assert_int_equal(info->tried[i].tried, tried);
+  assert_int_equal(info->tried[i].status, st);
+  assert_int_equal(info->tried[i].gateway_result, gateway_result);
+}
+
 static void test_probe_prefers_pcp(void **state) {
   h_t *h = *state;
   up(h); /* the probe goes out as the client starts */
@@ -205,6 +214,13 @@ static void test_mapping_moves_when_pcp_stops_working(void **state) {
   assert_int_equal(last(h)->event, PORTMAP_EVENT_CHANGED);
   assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
   assert_int_equal(fake_natpmp_mapping_count(h->nat), 1);
+  /* what each backend's last attempt came to, in the event and in info */
+  assert_tried(&last(h)->info, 0, PORTMAP_BACKEND_PCP, 1, PORTMAP_ERR_REFUSED, PCP_NOT_AUTHORIZED);
+  assert_tried(&last(h)->info, 1, PORTMAP_BACKEND_NATPMP, 1, PORTMAP_OK, 0);
+  portmap_info_t info;
+  assert_int_equal(portmap_mapping_info(last(h)->m, &info), PORTMAP_OK);
+  assert_tried(&info, 0, PORTMAP_BACKEND_PCP, 1, PORTMAP_ERR_REFUSED, PCP_NOT_AUTHORIZED);
+  assert_tried(&info, 1, PORTMAP_BACKEND_NATPMP, 1, PORTMAP_OK, 0);
   /* new mappings go straight to NAT-PMP */
   unsigned before = fake_pcp_requests(h->pcp, PCP_OP_MAP);
   map(h, 8001);
@@ -214,15 +230,46 @@ static void test_mapping_moves_when_pcp_stops_working(void **state) {
   assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_MAP), before);
 }
 
+/* request_timeout_ms > 0: no backend works, so the mapping FAILS, and says
+ * why for each backend (PCP and NAT-PMP refused, UPnP not enabled). */
 static void test_nothing_works_fails_with_reason(void **state) {
   h_t *h = *state;
+  h->cfg.request_timeout_ms = 5000;
   fake_pcp_force_result(h->pcp, PCP_NOT_AUTHORIZED, 1);
   fake_natpmp_force_result(h->nat, 2, 1); /* NAT-PMP: not authorized */
   up(h);
   map(h, 8000);
   pump(h);
+  assert_int_equal(h->n_ev, 1);
   assert_int_equal(last(h)->event, PORTMAP_EVENT_FAILED);
   assert_int_equal(last(h)->info.status, PORTMAP_ERR_REFUSED);
+  assert_tried(&last(h)->info, 0, PORTMAP_BACKEND_PCP, 1, PORTMAP_ERR_REFUSED, PCP_NOT_AUTHORIZED);
+  assert_tried(&last(h)->info, 1, PORTMAP_BACKEND_NATPMP, 1, PORTMAP_ERR_REFUSED, 2);
+  assert_tried(&last(h)->info, 2, PORTMAP_BACKEND_UPNP, 0, PORTMAP_ERR_NO_BACKEND, -1);
+}
+
+/* Each backend fails for its own reason, and FAILED says each one: PCP's
+ * port is closed (ICMP), NAT-PMP never answers. */
+static void test_failed_says_why_per_backend(void **state) {
+  h_t *h = *state;
+  h->cfg.request_timeout_ms = 5000;
+  h->cfg.server_port = test_free_udp_port(GW_HOST);
+  fake_natpmp_set_silent(h->nat, 1);
+  up(h);
+  map(h, 8000);
+  for (int i = 0; i < 20; i++) {
+    (void)test_client_readable(h->c, 10);
+    pump(h);
+  }
+  assert_int_equal(h->n_ev, 0);
+  advance(h, 600);
+  assert_int_equal(h->n_ev, 1);
+  const portmap_info_t *info = &last(h)->info;
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_FAILED);
+  assert_int_equal(info->status, PORTMAP_ERR_TIMEOUT);
+  assert_tried(info, 0, PORTMAP_BACKEND_PCP, 1, PORTMAP_ERR_UNREACHABLE, -1);
+  assert_tried(info, 1, PORTMAP_BACKEND_NATPMP, 1, PORTMAP_ERR_TIMEOUT, -1);
+  assert_tried(info, 2, PORTMAP_BACKEND_UPNP, 0, PORTMAP_ERR_NO_BACKEND, -1);
 }
 
 static void test_unsupported_option_fails_clearly(void **state) {
@@ -239,6 +286,7 @@ static void test_unsupported_option_fails_clearly(void **state) {
 
 static void test_peer_without_pcp_fails_clearly(void **state) {
   h_t *h = *state;
+  h->cfg.request_timeout_ms = 5000;
   fake_pcp_force_result(h->pcp, PCP_NOT_AUTHORIZED, 1);
   up(h);
   pump(h); /* PCP is out: NAT-PMP selected */
@@ -251,10 +299,14 @@ static void test_peer_without_pcp_fails_clearly(void **state) {
   pump(h);
   /* NAT-PMP cannot express PEER and PCP refused: a clear failure */
   assert_int_equal(last(h)->event, PORTMAP_EVENT_FAILED);
+  assert_int_equal(last(h)->info.status, PORTMAP_ERR_REFUSED);
+  assert_tried(&last(h)->info, 0, PORTMAP_BACKEND_PCP, 1, PORTMAP_ERR_REFUSED, PCP_NOT_AUTHORIZED);
+  assert_tried(&last(h)->info, 1, PORTMAP_BACKEND_NATPMP, 0, PORTMAP_ERR_UNSUPPORTED, -1);
 }
 
 static void test_Q22_nothing_answers_fails_at_budget(void **state) {
   h_t *h = *state;
+  h->cfg.request_timeout_ms = 5000; /* 0 (never) would retry: test_retry_* */
   fake_pcp_set_silent(h->pcp, 1);
   fake_natpmp_set_silent(h->nat, 1);
   up(h);
@@ -289,6 +341,16 @@ static portmap_stats_t stats(h_t *h) {
   portmap_stats_t st;
   assert_int_equal(portmap_client_stats(h->c, &st), PORTMAP_OK);
   return st;
+}
+
+static fake_pcp_hook_action_t refuse_map(void *u, fake_pcp_t *f, const fake_pcp_request_t *req,
+                                         pcp_msg_t *resp) {
+  (void)u;
+  (void)f;
+  if (req->msg.opcode != PCP_OP_MAP)
+    return FAKE_PCP_HOOK_DEFAULT;
+  resp->result = PCP_NOT_AUTHORIZED;
+  return FAKE_PCP_HOOK_REPLY;
 }
 
 static fake_pcp_hook_action_t refuse_announce(void *u, fake_pcp_t *f, const fake_pcp_request_t *req,
@@ -427,6 +489,148 @@ static void test_network_changed_checks_at_once(void **state) {
   assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_MAP), maps);
 }
 
+/* ---------- never giving up (request_timeout_ms 0, the default) ---------- */
+
+/* The times the probe rounds started: the first ANNOUNCE of each (a round
+ * sends it at most twice within its 500 ms budget). */
+static size_t round_starts(h_t *h, uint64_t *out, size_t cap) {
+  size_t n = 0;
+  for (size_t i = 0; i < fake_pcp_log_count(h->pcp) && n < cap; i++) {
+    const fake_pcp_request_t *r = fake_pcp_log_get(h->pcp, i);
+    if (r->decode_status != PCP_WIRE_OK || r->msg.opcode != PCP_OP_ANNOUNCE)
+      continue;
+    if (n == 0 || r->time_ms - out[n - 1] > 1000)
+      out[n++] = r->time_ms;
+  }
+  return n;
+}
+
+/* Nothing answers: one LOST (saying why per backend), then the probe asks
+ * again 2 s, 4 s, 8 s ... after each round, doubling up to 5 min, each
+ * +-10 %; once NAT-PMP answers, the mapping is MAPPED there. */
+static void test_retry_nothing_answers_backs_off_then_maps(void **state) {
+  h_t *h = *state;
+  fake_pcp_set_silent(h->pcp, 1);
+  fake_natpmp_set_silent(h->nat, 1);
+  up(h);
+  uint64_t t0 = h->now;
+  portmap_mapping_t *m = map(h, 8000);
+  advance(h, 550);
+  assert_int_equal(h->n_ev, 1);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_LOST);
+  assert_int_equal(last(h)->info.status, PORTMAP_ERR_TIMEOUT);
+  assert_tried(&last(h)->info, 0, PORTMAP_BACKEND_PCP, 1, PORTMAP_ERR_TIMEOUT, -1);
+  assert_tried(&last(h)->info, 1, PORTMAP_BACKEND_NATPMP, 1, PORTMAP_ERR_TIMEOUT, -1);
+  assert_tried(&last(h)->info, 2, PORTMAP_BACKEND_UPNP, 0, PORTMAP_ERR_NO_BACKEND, -1);
+  portmap_info_t info;
+  assert_int_equal(portmap_mapping_info(m, &info), PORTMAP_OK);
+  assert_int_equal(info.status, PORTMAP_ERR_TIMEOUT);
+  assert_tried(&info, 0, PORTMAP_BACKEND_PCP, 1, PORTMAP_ERR_TIMEOUT, -1);
+
+  advance(h, 1300000);          /* almost 22 min */
+  assert_int_equal(h->n_ev, 1); /* one LOST, not one per attempt */
+  uint64_t starts[32];
+  size_t n = round_starts(h, starts, 32);
+  assert_int_equal(starts[0], t0);
+  static const uint32_t steps[] = {2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000, 300000};
+  assert_true(n >= 11);
+  for (size_t k = 0; k + 1 < n; k++) {
+    uint64_t step = steps[k < 9 ? k : 8];
+    uint64_t wait = starts[k + 1] - starts[k] - 500; /* after the round's 500 ms budget */
+    assert_true(wait >= step - step / 10);
+    assert_true(wait <= step + step / 10);
+  }
+
+  fake_natpmp_set_silent(h->nat, 0);
+  advance(h, 331000);
+  assert_int_equal(test_ev_count(h->ev, h->n_ev, PORTMAP_EVENT_LOST), 1);
+  assert_int_equal(test_ev_count(h->ev, h->n_ev, PORTMAP_EVENT_MAPPED), 1);
+  const test_ev_t *e = test_ev_find(h->ev, h->n_ev, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(e->info.backend, PORTMAP_BACKEND_NATPMP);
+  assert_int_equal(e->info.status, PORTMAP_OK);
+  assert_int_equal(fake_natpmp_mapping_count(h->nat), 1);
+  assert_tried(&e->info, 1, PORTMAP_BACKEND_NATPMP, 1, PORTMAP_OK, 0);
+}
+
+/* The router is booting: NAT-PMP answers the probe with result 3
+ * (NETWORK_FAILURE) and PCP is not there (a NAT-PMP-only gateway). That
+ * answer does not rule NAT-PMP out: LOST, and the next round maps. */
+static void test_retry_transient_natpmp_result_at_probe(void **state) {
+  h_t *h = *state;
+  fake_pcp_set_natpmp(h->pcp, FAKE_PCP_NATPMP_OP128);
+  fake_natpmp_force_result(h->nat, 3, 1);
+  up(h);
+  map(h, 8000);
+  pump(h);
+  assert_int_equal(h->n_ev, 1);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_LOST);
+  assert_int_equal(last(h)->info.status, PORTMAP_ERR_REFUSED);
+  assert_int_equal(last(h)->info.gateway_result, 3);
+  assert_tried(&last(h)->info, 1, PORTMAP_BACKEND_NATPMP, 1, PORTMAP_ERR_REFUSED, 3);
+  assert_true(last(h)->info.tried[0].tried);
+  assert_int_not_equal(last(h)->info.tried[0].status, PORTMAP_OK);
+  advance(h, 1700); /* not before 1.8 s */
+  assert_int_equal(fake_natpmp_requests(h->nat, 0), 1);
+  advance(h, 800);
+  assert_int_equal(fake_natpmp_requests(h->nat, 0), 2);
+  assert_int_equal(h->n_ev, 2);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+}
+
+/* A transient PCP error to the probe's ANNOUNCE while NAT-PMP works: the
+ * mapping goes to NAT-PMP, but PCP is asked again after the back-off, and
+ * new mappings use it once it answers. */
+static void test_retry_transient_pcp_announce_not_demoted(void **state) {
+  h_t *h = *state;
+  fake_pcp_force_result(h->pcp, PCP_NETWORK_FAILURE, 1);
+  up(h);
+  map(h, 8000);
+  pump(h);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 1);
+  advance(h, 2300);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 2);
+  size_t before = h->n_ev;
+  map(h, 8001);
+  pump(h);
+  assert_int_equal(h->n_ev, before + 1);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_PCP);
+  /* PCP works: nothing more to ask */
+  advance(h, 600000);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 2);
+}
+
+/* A new mapping that every backend fails in turn (PCP refuses MAP after a
+ * good ANNOUNCE; NAT-PMP answers the probe but never a MAP): LOST once, not
+ * FAILED, then MAPPED when NAT-PMP answers again. */
+static void test_retry_after_failover_runs_out(void **state) {
+  h_t *h = *state;
+  fake_pcp_set_hook(h->pcp, refuse_map, NULL); /* Q16 */
+  fake_natpmp_set_ignore_opcode(h->nat, 2, 1); /* TCP mappings go unanswered */
+  up(h);
+  map(h, 8000);
+  pump(h);
+  assert_int_equal(h->n_ev, 0); /* moved to NAT-PMP */
+  advance(h, 140000);           /* NAT-PMP's nine tries (N1) */
+  assert_int_equal(test_ev_count(h->ev, h->n_ev, PORTMAP_EVENT_FAILED), 0);
+  assert_int_equal(h->n_ev, 1);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_LOST);
+  assert_int_equal(last(h)->info.status, PORTMAP_ERR_TIMEOUT);
+  assert_tried(&last(h)->info, 0, PORTMAP_BACKEND_PCP, 1, PORTMAP_ERR_REFUSED, PCP_NOT_AUTHORIZED);
+  assert_tried(&last(h)->info, 1, PORTMAP_BACKEND_NATPMP, 1, PORTMAP_ERR_TIMEOUT, -1);
+  fake_natpmp_set_ignore_opcode(h->nat, 2, 0);
+  advance(h, 10000);
+  assert_int_equal(test_ev_count(h->ev, h->n_ev, PORTMAP_EVENT_LOST), 1);
+  assert_int_equal(test_ev_count(h->ev, h->n_ev, PORTMAP_EVENT_FAILED), 0);
+  const test_ev_t *e = test_ev_find(h->ev, h->n_ev, PORTMAP_EVENT_MAPPED);
+  assert_non_null(e);
+  assert_int_equal(e->info.backend, PORTMAP_BACKEND_NATPMP);
+  assert_int_equal(fake_natpmp_mapping_count(h->nat), 1);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -446,6 +650,11 @@ int main(void) {
       T(test_N5_epoch_change_reprobes_once_per_30s),
       T(test_refresh_round_waits_for_a_better_backend),
       T(test_network_changed_checks_at_once),
+      T(test_failed_says_why_per_backend),
+      T(test_retry_nothing_answers_backs_off_then_maps),
+      T(test_retry_transient_natpmp_result_at_probe),
+      T(test_retry_transient_pcp_announce_not_demoted),
+      T(test_retry_after_failover_runs_out),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
