@@ -113,6 +113,7 @@ static void apply_result(portmap_mapping_t *m, const portmap_result_t *r) {
   m->info.external_port = r->external_port;
   m->info.lifetime = r->lifetime;
   m->expiry_ms = r->expiry_ms;
+  m->renewing = r->renewing != 0;
   portmap_probe_note(m);
 }
 
@@ -169,7 +170,7 @@ static portmap_mapping_state_t state_of(const portmap_mapping_t *m) {
   case PORTMAP_EVENT_MAPPED:
   case PORTMAP_EVENT_RENEWED:
   case PORTMAP_EVENT_CHANGED:
-    return PORTMAP_STATE_MAPPED;
+    return m->renewing ? PORTMAP_STATE_RENEWING : PORTMAP_STATE_MAPPED;
   default:
     return PORTMAP_STATE_MAPPING;
   }
@@ -271,6 +272,7 @@ portmap_status_t portmap_mapping_start_on(portmap_mapping_t *m, int i, uint64_t 
   s.result.external_port = m->info.external_port;
   s.result.lifetime = m->info.lifetime;
   s.result.expiry_ms = m->expiry_ms;
+  s.result.renewing = 0;
   void *ms = NULL;
   portmap_status_t st = m->be->start(m->be_state, &s, &ms, now);
   if (st == PORTMAP_OK && !m->be_ended)

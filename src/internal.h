@@ -94,6 +94,7 @@ struct portmap_mapping {
   unsigned in_failed_list : 1;
   unsigned app_ref : 1;       /* the program holds the handle (portmap_map's out) */
   portmap_event_t last_event; /* 0 before the first */
+  unsigned renewing : 1;      /* the backend said a renewal is under way */
   struct portmap_mapping *failed_next;
 };
 

@@ -179,7 +179,8 @@ typedef enum portmap_mapping_state {
   PORTMAP_STATE_MAPPED = 3,   /**< held, and renewed as its lifetime requires */
   PORTMAP_STATE_LOST = 4,     /**< lost or refused for now: retrying */
   PORTMAP_STATE_DELETING = 5, /**< a delete was asked for and is under way */
-  PORTMAP_STATE_ENDED = 6     /**< final: deleted, failed or detached */
+  PORTMAP_STATE_ENDED = 6,    /**< final: deleted, failed or detached */
+  PORTMAP_STATE_RENEWING = 7  /**< held, and a renewal is under way */
 } portmap_mapping_state_t;
 
 /** Entries of portmap_info_t.tried: PCP, NAT-PMP and UPnP, in that order. */

@@ -73,6 +73,7 @@ typedef struct portmap_result {
   uint16_t external_port;
   uint32_t lifetime;  /* granted, seconds */
   uint64_t expiry_ms; /* absolute on the core's clock; 0 = nothing held */
+  int renewing;       /* a renewal of what is held is under way */
 } portmap_result_t;
 
 /* What start() gets. The pointers stay valid until the backend's final

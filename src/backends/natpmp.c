@@ -380,6 +380,10 @@ static void request(np_map_t *nm) {
   if (job_active(st, j))
     return;
   portmap_core_disarm(st->core, &nm->timer);
+  if (nm->ever_mapped && nm->res.expiry_ms != 0) {
+    nm->res.renewing = 1; /* what is held is being renewed */
+    portmap_core_update(st->core, nm->h, &nm->res);
+  }
   j->kind = JOB_MAP;
   j->nm = nm;
   j->proto = m->protocol == PORTMAP_PROTO_TCP ? NATPMP_PROTOCOL_TCP : NATPMP_PROTOCOL_UDP;
@@ -469,6 +473,7 @@ static void on_map_success(np_map_t *nm, const natpmpresp_t *r, uint64_t now) {
   nm->have_assigned = 1;
   nm->assigned_port = port;
   res->status = PORTMAP_OK;
+  res->renewing = 0;
   res->lifetime = lifetime;
   res->external_port = port;
   if (st->have_ext)

@@ -332,6 +332,8 @@ static void on_timer(portmap_timer_t *t, uint64_t now) {
     }
     pm->outstanding = 1;
     server_send(pm->srv, pm->pkt, pm->pkt_len);
+    pm->res.renewing = 1;
+    portmap_core_update(core_of(pm), pm->h, &pm->res);
     pm->renew_attempt++;
     schedule_renewal(pm, now);
     break;
@@ -427,6 +429,7 @@ static void on_success(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
   pm->renew_attempt = 0;
   pm->outstanding = 0;
   res->status = PORTMAP_OK;
+  res->renewing = 0;
   res->lifetime = lifetime;
   res->external_port = r->external_port;
   memcpy(res->external_addr, r->external_addr, 16);

@@ -293,6 +293,7 @@ static void pm_success(upnp_map_t *pm, uint64_t now) {
   int changed = !first && (pm->res.external_port != pm->ext_port ||
                            memcmp(pm->res.external_addr, ext, 16) != 0);
   pm->res.status = PORTMAP_OK;
+  pm->res.renewing = 0;
   pm->res.gateway_result = 0;
   pm->res.external_port = pm->ext_port;
   memcpy(pm->res.external_addr, ext, 16);
@@ -543,6 +544,10 @@ static void on_pm_timer(portmap_timer_t *t, uint64_t now) {
   upnp_map_t *pm = t->ctx;
   if (pm->call != NULL || pm->waiting_gw)
     return;
+  if (pm->ever_mapped) {
+    pm->res.renewing = 1;
+    portmap_core_update(pm->st->core, pm->h, &pm->res);
+  }
   portmap_upnp_pm_begin(pm, pm->ever_mapped ? SEQ_RENEW : SEQ_CREATE, now);
 }
 

@@ -36,6 +36,8 @@ typedef struct h {
   size_t n_ev;
   int free_from_log;
   portmap_status_t free_from_log_status;
+  int revoke_twice; /* on MAPPED: revoke, and revoke again */
+  portmap_status_t revokes[2];
 } h_t;
 
 static uint64_t h_clock(void *u) {
@@ -62,6 +64,11 @@ static void on_mapping(portmap_mapping_t *m, portmap_event_t e, const portmap_in
                        void *u) {
   h_t *h = u;
   test_ev_add(h->ev, MAX, &h->n_ev, m, e, info, h->now);
+  if (h->revoke_twice && e == PORTMAP_EVENT_MAPPED) {
+    h->revoke_twice = 0;
+    h->revokes[0] = portmap_mapping_revoke(m);
+    h->revokes[1] = portmap_mapping_revoke(m);
+  }
 }
 
 static void on_log(portmap_log_level_t level, const char *msg, void *u) {
@@ -253,6 +260,47 @@ static void test_free_from_a_sink_is_refused(void **state) {
   assert_int_equal(test_ev_count(h->ev, h->n_ev, PORTMAP_EVENT_MAPPED), 1);
 }
 
+/* A mapping being renewed says so; the answer makes it MAPPED again. */
+static void test_state_renewing(void **state) {
+  h_t *h = *state;
+  h->cfg.backends = PORTMAP_BACKEND_PCP;
+  assert_int_equal(portmap_client_new(&h->cfg, &h->c), PORTMAP_OK);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.lifetime = 120;
+  portmap_mapping_t *m = NULL;
+  assert_int_equal(portmap_map(h->c, &req, on_mapping, h, &m), PORTMAP_OK);
+  pump(h);
+  portmap_info_t info;
+  assert_int_equal(portmap_mapping_info(m, &info), PORTMAP_OK);
+  assert_int_equal(info.state, PORTMAP_STATE_MAPPED);
+  fake_pcp_set_silent(h->f, 1);
+  test_advance(h->c, &h->now, 75000, pump_cb, h); /* H5: the first renewal is due by then */
+  assert_int_equal(portmap_mapping_info(m, &info), PORTMAP_OK);
+  assert_int_equal(info.state, PORTMAP_STATE_RENEWING);
+  fake_pcp_set_silent(h->f, 0);
+  test_advance(h->c, &h->now, 20000, pump_cb, h);
+  assert_true(test_ev_count(h->ev, h->n_ev, PORTMAP_EVENT_RENEWED) >= 1);
+  assert_int_equal(portmap_mapping_info(m, &info), PORTMAP_OK);
+  assert_int_equal(info.state, PORTMAP_STATE_MAPPED);
+  portmap_mapping_release(m);
+}
+
+/* A callback that revokes twice: the second is refused, one DELETED. */
+static void test_callback_revokes_twice(void **state) {
+  h_t *h = *state;
+  assert_int_equal(portmap_client_new(&h->cfg, &h->c), PORTMAP_OK);
+  h->revoke_twice = 1;
+  map_tcp(h, 8000);
+  pump(h);
+  pump(h);
+  assert_int_equal(h->revokes[0], PORTMAP_OK);
+  assert_int_equal(h->revokes[1], PORTMAP_ERR_STATE);
+  assert_int_equal(test_ev_count(h->ev, h->n_ev, PORTMAP_EVENT_DELETED), 1);
+  assert_int_equal(fake_pcp_mapping_count(h->f), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_backend_and_external_address, setup, teardown),
@@ -260,6 +308,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_shutdown_never_blocks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_shutdown_bounded_by_destroy_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_free_from_a_sink_is_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_state_renewing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_callback_revokes_twice, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
