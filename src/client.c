@@ -116,6 +116,12 @@ portmap_status_t portmap_client_new_sized(const portmap_config_t *user_cfg, size
     st = PORTMAP_ERR_SYSTEM;
     goto done;
   }
+  if (pthread_cond_init(&c->cb_cv, NULL) != 0) {
+    pthread_mutex_destroy(&c->mu);
+    st = PORTMAP_ERR_SYSTEM;
+    goto done;
+  }
+  c->sync_ok = 1;
   c->loop_thread = pthread_self();
   if (portmap_plat_wake_open(c->wake_pipe) != 0) {
     st = PORTMAP_ERR_SYSTEM;
@@ -167,6 +173,10 @@ done:
     portmap_sched_fini(&c->sched);
     portmap_log_flush(c);
     portmap_plat_wake_close(c->wake_pipe);
+    if (c->sync_ok) {
+      pthread_cond_destroy(&c->cb_cv);
+      pthread_mutex_destroy(&c->mu);
+    }
     free(c->gateway_str);
     free(c->local_str);
     free(c);
@@ -211,8 +221,10 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
   pthread_mutex_lock(&client->mu);
   int recursive = portmap_in_own_callback(client);
   int threaded = client->thread_running;
-  if (!recursive)
+  if (!recursive) {
     client->destroying = 1; /* no new mappings from here on */
+    client->freeing = 1;    /* and no thread started again */
+  }
   portmap_client_unlock(client);
   if (recursive)
     return PORTMAP_ERR_RECURSIVE;
@@ -275,6 +287,14 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
   portmap_listen_close(client);
   portmap_sched_fini(&client->sched);
   portmap_client_unlock(client);
+  /* another thread may still be in one of our sinks or callbacks: the
+   * client outlives them */
+  pthread_mutex_lock(&client->mu);
+  while (portmap_sinks_busy(client) ||
+         (client->in_callback && !pthread_equal(client->dispatch_thread, pthread_self())))
+    pthread_cond_wait(&client->cb_cv, &client->mu);
+  pthread_mutex_unlock(&client->mu);
+  pthread_cond_destroy(&client->cb_cv);
   pthread_mutex_destroy(&client->mu);
   portmap_loop_fini(client);
   portmap_plat_wake_close(client->wake_pipe);

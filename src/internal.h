@@ -49,6 +49,13 @@ static inline void portmap_abi_out(void *dst, size_t dst_size, const void *src, 
   memcpy(dst, src, dst_size < src_size ? dst_size : src_size);
 }
 #define PORTMAP_MAX_WATCHED 32 /* fds the loop is told about (a client has about 8) */
+#define PORTMAP_MAX_SINK_THREADS 8
+
+/* A thread inside a sink (portmap_client_unlock), and how deep. */
+typedef struct portmap_sink {
+  pthread_t thread;
+  unsigned depth;
+} portmap_sink_t;
 
 /* An fd the application's loop was told to watch (fd_cb). */
 typedef struct portmap_watched {
@@ -160,19 +167,22 @@ struct portmap_client {
   /* mappings whose backend failed them, in report order (settle()) */
   struct portmap_mapping *failed_head, *failed_tail;
   /* callback bookkeeping (recursive-call detection) */
-  int in_callback; /* the dispatching thread is inside a callback */
-  int dispatching; /* one thread at a time delivers events */
+  int in_callback;      /* the dispatching thread is inside a callback */
+  pthread_cond_t cb_cv; /* broadcast when a callback returns */
+  int dispatching;      /* one thread at a time delivers events */
   pthread_t dispatch_thread;
   int destroying; /* portmap_client_free or _shutdown has begun: no new mappings */
+  int freeing;    /* portmap_client_free has begun: no thread started again */
+  int sync_ok;    /* mu and cb_cv were made (client creation) */
   /* the client's own state, told through client_cb when it changes */
   portmap_backend_t cs_backend;
   int cs_have_ext;
   uint8_t cs_ext[16];
   int shutting_down, shut_down;
   portmap_timer_t shutdown_timer;
-  /* a log or trace sink, fd_cb or timer_cb runs on sink_thread */
-  unsigned sink_depth;
-  pthread_t sink_thread;
+  /* the threads inside a log or trace sink, fd_cb or timer_cb */
+  portmap_sink_t sinks[PORTMAP_MAX_SINK_THREADS];
+  unsigned sinks_untracked;
   /* log and trace records, delivered once the lock is released */
   struct portmap_logrec *log_head, *log_tail;
   unsigned log_queued;
@@ -199,6 +209,7 @@ struct portmap_client {
   /* portmap_list_sync() */
   int list_done;
   portmap_status_t list_status;
+  int list_busy;           /* a portmap_list_sync() is under way */
   unsigned char *list_out; /* entries of list_entry_size octets each */
   size_t list_entry_size;
   size_t list_cap, list_count;
@@ -305,6 +316,12 @@ void portmap_wait_once(portmap_client_t *c, uint64_t max_ms);
 void portmap_client_unlock(portmap_client_t *c);
 /* Close the fds still deferred (client destruction). */
 void portmap_loop_fini(portmap_client_t *c);
+/* The calling thread enters or leaves a sink; is it inside one? (lock held) */
+void portmap_sink_enter(portmap_client_t *c);
+void portmap_sink_leave(portmap_client_t *c);
+int portmap_in_sink(const portmap_client_t *c);
+/* Some thread is inside a sink of this client (lock held). */
+int portmap_sinks_busy(const portmap_client_t *c);
 /* Real monotonic milliseconds (the blocking helpers' own deadlines). */
 uint64_t portmap_real_ms(void);
 

@@ -164,8 +164,10 @@ portmap_status_t portmap_thread_start(portmap_client_t *client) {
     return PORTMAP_ERR_INVALID;
   pthread_mutex_lock(&client->mu);
   portmap_status_t st = PORTMAP_OK;
-  if (client->thread_running || client->cfg.fd_cb != NULL || client->cfg.timer_cb != NULL) {
-    st = PORTMAP_ERR_STATE; /* with callbacks the client belongs to the application's loop */
+  if (client->thread_running || client->freeing || client->cfg.fd_cb != NULL ||
+      client->cfg.timer_cb != NULL) {
+    /* running already, being freed, or (with callbacks) the application's loop's */
+    st = PORTMAP_ERR_STATE;
   } else {
     client->thread_stop = 0;
     if (pthread_create(&client->thread, NULL, thread_main, client) != 0)
@@ -181,11 +183,11 @@ portmap_status_t portmap_thread_stop(portmap_client_t *client) {
   if (client == NULL)
     return PORTMAP_ERR_INVALID;
   pthread_mutex_lock(&client->mu);
-  if (!client->thread_running) {
-    portmap_client_unlock(client);
+  if (!client->thread_running || client->thread_stop) {
+    portmap_client_unlock(client); /* not running, or another caller is stopping it */
     return PORTMAP_ERR_STATE;
   }
-  if (portmap_in_own_callback(client)) {
+  if (portmap_in_own_callback(client) || pthread_equal(client->thread, pthread_self())) {
     portmap_client_unlock(client);
     return PORTMAP_ERR_RECURSIVE;
   }
@@ -269,6 +271,57 @@ static void loop_news_take(portmap_client_t *c, loop_news_t *news) {
   }
 }
 
+/* Sinks (log, trace, fd_cb, timer_cb) run outside the lock; the threads
+ * inside one are kept per client, so that a call such a sink makes on its
+ * own thread is told apart from another thread's (portmap_in_own_callback). */
+void portmap_sink_enter(portmap_client_t *c) {
+  pthread_t self = pthread_self();
+  portmap_sink_t *free_slot = NULL;
+  for (size_t i = 0; i < PORTMAP_MAX_SINK_THREADS; i++) {
+    portmap_sink_t *s = &c->sinks[i];
+    if (s->depth > 0 && pthread_equal(s->thread, self)) {
+      s->depth++;
+      return;
+    }
+    if (s->depth == 0 && free_slot == NULL)
+      free_slot = s;
+  }
+  if (free_slot == NULL) {
+    c->sinks_untracked++; /* more threads in sinks at once than slots */
+    return;
+  }
+  free_slot->thread = self;
+  free_slot->depth = 1;
+}
+
+void portmap_sink_leave(portmap_client_t *c) {
+  pthread_t self = pthread_self();
+  for (size_t i = 0; i < PORTMAP_MAX_SINK_THREADS; i++) {
+    portmap_sink_t *s = &c->sinks[i];
+    if (s->depth > 0 && pthread_equal(s->thread, self)) {
+      s->depth--;
+      return;
+    }
+  }
+  if (c->sinks_untracked > 0)
+    c->sinks_untracked--;
+}
+
+int portmap_sinks_busy(const portmap_client_t *c) {
+  for (size_t i = 0; i < PORTMAP_MAX_SINK_THREADS; i++)
+    if (c->sinks[i].depth > 0)
+      return 1;
+  return c->sinks_untracked > 0;
+}
+
+int portmap_in_sink(const portmap_client_t *c) {
+  pthread_t self = pthread_self();
+  for (size_t i = 0; i < PORTMAP_MAX_SINK_THREADS; i++)
+    if (c->sinks[i].depth > 0 && pthread_equal(c->sinks[i].thread, self))
+      return 1;
+  return 0;
+}
+
 /* Close what backends gave up once the loop has heard it is not watched. */
 static void close_deferred(portmap_client_t *c) {
   size_t keep = 0;
@@ -321,10 +374,8 @@ void portmap_client_unlock(portmap_client_t *c) {
   /* While a sink runs, a call it makes that would free the client (or
    * block) is refused as recursive: the client must outlive the sink. */
   int sinks = logs != NULL || news.n_fd > 0 || news.timer;
-  if (sinks) {
-    c->sink_depth++;
-    c->sink_thread = pthread_self();
-  }
+  if (sinks)
+    portmap_sink_enter(c);
   pthread_mutex_unlock(&c->mu);
   portmap_log_deliver(&c->cfg, logs);
   for (size_t i = 0; i < news.n_fd; i++)
@@ -333,8 +384,10 @@ void portmap_client_unlock(portmap_client_t *c) {
     c->cfg.timer_cb(news.timeout_ms, c->cfg.timer_user);
   if (sinks || close_after) {
     pthread_mutex_lock(&c->mu);
-    if (sinks)
-      c->sink_depth--;
+    if (sinks) {
+      portmap_sink_leave(c);
+      pthread_cond_broadcast(&c->cb_cv); /* portmap_client_free may wait for it */
+    }
     if (close_after)
       close_deferred(c);
     pthread_mutex_unlock(&c->mu);

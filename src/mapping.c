@@ -11,9 +11,8 @@
 #include "util/netutil.h"
 
 int portmap_in_own_callback(portmap_client_t *c) {
-  pthread_t self = pthread_self();
-  return (c->in_callback && pthread_equal(c->dispatch_thread, self)) ||
-         (c->sink_depth > 0 && pthread_equal(c->sink_thread, self));
+  return (c->in_callback && pthread_equal(c->dispatch_thread, pthread_self())) ||
+         portmap_in_sink(c);
 }
 
 void portmap_mapping_unlink_free(portmap_client_t *c, portmap_mapping_t *m) {
@@ -58,6 +57,7 @@ void portmap_dispatch_events(portmap_client_t *c) {
         ccb(c, rec->client_event, &rec->client_state, c->cfg.client_user);
         pthread_mutex_lock(&c->mu);
         c->in_callback = 0;
+        pthread_cond_broadcast(&c->cb_cv);
       }
       free(rec);
       continue;
@@ -71,6 +71,7 @@ void portmap_dispatch_events(portmap_client_t *c) {
       cb(m, rec->event, &rec->info, user);
       pthread_mutex_lock(&c->mu);
       c->in_callback = 0;
+      pthread_cond_broadcast(&c->cb_cv);
     }
     m->queued--;
     if (rec->event == PORTMAP_EVENT_FAILED || rec->event == PORTMAP_EVENT_DELETED)
@@ -341,6 +342,8 @@ portmap_status_t portmap_mapping_detach(portmap_mapping_t *m) {
   } else {
     portmap_mapping_unbind(m);
     m->detached = 1;
+    portmap_client_shutdown_check(c); /* it may have been the last one a shutdown waits for */
+    portmap_client_wake(c);
     portmap_mapping_maybe_free(c, m);
   }
   portmap_client_unlock(c);

@@ -8,7 +8,11 @@
 
 #include "internal.h"
 
+/* The first outcome, written by whichever thread delivers the event (the
+ * caller's own portmap_process(), or an application loop on another
+ * thread): under its own lock. */
 typedef struct sync_wait {
+  pthread_mutex_t mu;
   int done;
   portmap_event_t event;
   portmap_info_t info;
@@ -18,11 +22,22 @@ static void sync_cb(portmap_mapping_t *m, portmap_event_t ev, const portmap_info
                     void *user) {
   (void)m;
   sync_wait_t *w = user;
-  if (w == NULL || w->done)
+  if (w == NULL)
     return;
-  w->done = 1;
-  w->event = ev;
-  w->info = *info;
+  pthread_mutex_lock(&w->mu);
+  if (!w->done) {
+    w->event = ev;
+    w->info = *info;
+    w->done = 1;
+  }
+  pthread_mutex_unlock(&w->mu);
+}
+
+static int sync_done(sync_wait_t *w) {
+  pthread_mutex_lock(&w->mu);
+  int done = w->done;
+  pthread_mutex_unlock(&w->mu);
+  return done;
 }
 
 portmap_status_t portmap_map_sync_sized(portmap_client_t *client, const portmap_request_t *req,
@@ -39,30 +54,42 @@ portmap_status_t portmap_map_sync_sized(portmap_client_t *client, const portmap_
   info->gateway_result = -1;
   portmap_abi_out(user_info, info_size, info, sizeof *info);
   pthread_mutex_lock(&client->mu);
-  int bad = client->thread_running || portmap_in_own_callback(client);
+  portmap_status_t bad = portmap_in_own_callback(client) ? PORTMAP_ERR_RECURSIVE
+                         : client->thread_running        ? PORTMAP_ERR_STATE
+                                                         : PORTMAP_OK;
   portmap_client_unlock(client);
-  if (bad)
-    return portmap_in_own_callback(client) ? PORTMAP_ERR_RECURSIVE : PORTMAP_ERR_STATE;
+  if (bad != PORTMAP_OK)
+    return bad;
 
   sync_wait_t *w = calloc(1, sizeof *w);
   if (w == NULL)
     return PORTMAP_ERR_NOMEM;
+  pthread_mutex_init(&w->mu, NULL);
   portmap_mapping_t *m = NULL;
   portmap_status_t st = portmap_map_sized(client, req, req_size, sync_cb, w, &m);
   if (st != PORTMAP_OK) {
+    pthread_mutex_destroy(&w->mu);
     free(w);
     return st;
   }
   uint64_t deadline = portmap_real_ms() + (uint64_t)timeout_ms;
   for (;;) {
     portmap_process(client);
-    if (w->done)
+    if (sync_done(w))
       break;
     uint64_t now = portmap_real_ms();
     if (now >= deadline)
       break;
     portmap_wait_once(client, deadline - now);
   }
+  /* No more outcomes for w: take the callback away, and wait until no
+   * other thread (an application's loop) is still inside one. */
+  pthread_mutex_lock(&client->mu);
+  m->cb = NULL;
+  m->user = NULL;
+  while (client->in_callback && !pthread_equal(client->dispatch_thread, pthread_self()))
+    pthread_cond_wait(&client->cb_cv, &client->mu);
+  portmap_client_unlock(client);
   if (!w->done)
     st = PORTMAP_ERR_TIMEOUT;
   else if (w->event == PORTMAP_EVENT_MAPPED || w->event == PORTMAP_EVENT_DELETED)
@@ -78,10 +105,6 @@ portmap_status_t portmap_map_sync_sized(portmap_client_t *client, const portmap_
       portmap_mapping_info(m, info);
       info->status = PORTMAP_ERR_TIMEOUT;
     }
-    pthread_mutex_lock(&client->mu);
-    m->cb = NULL; /* w is freed below: later events go nowhere */
-    m->user = NULL;
-    portmap_client_unlock(client);
     if (st != PORTMAP_OK)
       portmap_mapping_revoke(m);
   }
@@ -90,6 +113,7 @@ portmap_status_t portmap_map_sync_sized(portmap_client_t *client, const portmap_
     *out = m;
   else
     portmap_mapping_release(m);
+  pthread_mutex_destroy(&w->mu);
   free(w);
   portmap_abi_out(user_info, info_size, info, sizeof *info);
   return st;
@@ -179,12 +203,13 @@ portmap_status_t portmap_list_sync_sized(portmap_client_t *client, int timeout_m
   portmap_status_t st = PORTMAP_ERR_UNSUPPORTED;
   if (portmap_in_own_callback(client)) {
     st = PORTMAP_ERR_RECURSIVE;
-  } else if (client->thread_running) {
-    st = PORTMAP_ERR_STATE;
+  } else if (client->thread_running || client->list_busy) {
+    st = PORTMAP_ERR_STATE; /* one list at a time */
   } else {
     for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
       if (client->be_ops[i] == NULL || client->be_ops[i]->list == NULL)
         continue;
+      client->list_busy = 1;
       client->list_done = 0;
       client->list_out = (unsigned char *)entries;
       client->list_entry_size = entry_size;
@@ -193,6 +218,12 @@ portmap_status_t portmap_list_sync_sized(portmap_client_t *client, int timeout_m
       st = client->be_ops[i]->list(client->be_state[i], portmap_client_now(client));
       break;
     }
+  }
+  if (st != PORTMAP_OK) {
+    /* the backend refused: nothing may write to the caller's array later */
+    client->list_out = NULL;
+    client->list_cap = 0;
+    client->list_busy = 0;
   }
   portmap_client_unlock(client);
   if (st != PORTMAP_OK)
@@ -215,8 +246,9 @@ portmap_status_t portmap_list_sync_sized(portmap_client_t *client, int timeout_m
     st = client->list_status;
     *count = client->list_count;
   }
-  client->list_out = NULL;
+  client->list_out = NULL; /* a late answer to a list given up writes nothing */
   client->list_cap = 0;
+  client->list_busy = 0;
   portmap_client_unlock(client);
   return st;
 }
