@@ -80,6 +80,7 @@ struct pcp_map {
   unsigned sent_description : 1;
   unsigned omit_description : 1;
   unsigned have_assigned : 1; /* H2: suggest what we were given */
+  unsigned granted_here : 1;  /* this server granted it over PCP (F2 spares it) */
   pcp_server_t *srv;
   enum pcp_phase phase;
   pcp_retx_t retx;
@@ -159,8 +160,10 @@ static void pm_free(pcp_map_t *pm) {
 
 /* Tell the core; a success means the mapping has been mapped. */
 static void emit(pcp_map_t *pm, portmap_event_t ev) {
-  if (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED || ev == PORTMAP_EVENT_CHANGED)
+  if (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED || ev == PORTMAP_EVENT_CHANGED) {
     pm->ever_mapped = 1;
+    pm->granted_here = 1;
+  }
   portmap_core_report(core_of(pm), pm->h, ev, &pm->res);
 }
 
@@ -561,6 +564,15 @@ static void probe_report(pcp_server_t *s, int available, portmap_status_t error,
   portmap_core_probe_result(core, PORTMAP_BACKEND_PCP, &r);
 }
 
+/* RFC 6887 §9, checklist F2. The 8-octet NAT-PMP UNSUPP_VERSION carries no
+ * nonce, opcode-specific fields or epoch of ours: it is matched on the
+ * server's address and port alone. It therefore concerns only what has not
+ * yet seen this server speak PCP for it: the probe, and the outstanding
+ * requests of mappings this server never granted (first requests, and an
+ * explicit delete by persisted nonce). A mapping the server granted over PCP
+ * is spared: its renewal or delete keeps its own retransmission schedule and
+ * ends the usual way (renewed, or expiry and LOST), so one stray or spoofed
+ * datagram cannot fail established mappings. */
 static void on_natpmp(pcp_server_t *s, uint64_t now) {
   portmap_core_t *core = s->st->core;
   int any = 0;
@@ -571,7 +583,7 @@ static void on_natpmp(pcp_server_t *s, uint64_t now) {
   pcp_map_t *next;
   for (pcp_map_t *pm = s->st->maps; pm != NULL; pm = next) {
     next = pm->next;
-    if (pm->srv != s || !pm->outstanding)
+    if (pm->srv != s || !pm->outstanding || pm->granted_here)
       continue;
     any = 1;
     pm->res.gateway_result = PCP_UNSUPP_VERSION;

@@ -349,6 +349,32 @@ static void test_F2_natpmp_opcode_zero(void **state) {
   assert_int_equal(last_event(h)->info.status, PORTMAP_ERR_NATPMP_GATEWAY);
 }
 
+/* F2 concerns only what this server never granted: the probe and first
+ * requests. An 8-octet UNSUPP_VERSION carries no nonce and is matched on the
+ * source address and port alone, so it cannot end a mapping this server
+ * granted over PCP; that renewal keeps its retransmission schedule. */
+static void test_F2_natpmp_reply_spares_established_mappings(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  portmap_mapping_t *a = map_tcp(h, 8000, 200);
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 1);
+  fake_pcp_set_natpmp(h->f, FAKE_PCP_NATPMP_OP128);
+  advance(h, 126000); /* the renewal of a is answered UNSUPP_VERSION */
+  assert_true(map_requests(h) >= 2);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_FAILED), 0);
+  portmap_mapping_t *b = map_tcp(h, 9000, 200); /* never mapped: F2 applies */
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_FAILED), 1);
+  assert_ptr_equal(last_event(h)->m, b);
+  assert_int_equal(last_event(h)->info.status, PORTMAP_ERR_NATPMP_GATEWAY);
+  fake_pcp_set_natpmp(h->f, FAKE_PCP_NATPMP_OFF);
+  advance(h, 60000);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_FAILED), 1);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_RENEWED), 1);
+  assert_ptr_equal(last_event(h)->m, a);
+}
+
 /* ---- result codes ---- */
 
 static void test_G4_not_authorized_fails(void **state) {
@@ -1326,6 +1352,7 @@ int main(void) {
       T(test_A9_garbage_and_truncated_dropped),
       T(test_F2_natpmp_gateway_detected),
       T(test_F2_natpmp_opcode_zero),
+      T(test_F2_natpmp_reply_spares_established_mappings),
       T(test_G4_not_authorized_fails),
       T(test_G1_G3_short_error_honours_lifetime),
       T(test_G2_no_new_mappings_after_no_resources),
