@@ -175,6 +175,7 @@ int pm_exit_code_for(portmap_status_t status) {
   case PORTMAP_ERR_UNREACHABLE:
   case PORTMAP_ERR_NATPMP_GATEWAY:
   case PORTMAP_ERR_NO_GATEWAY:
+  case PORTMAP_ERR_NO_IGD:
     return CLI_EXIT_REFUSED;
   default:
     return CLI_EXIT_USAGE;
@@ -286,6 +287,12 @@ static void report_failure_text(cli_t *cli, const char *prefix, portmap_status_t
       fprintf(stderr, "nothing listens on %s UDP port %u (ICMP port unreachable); %s", gw_or,
               cli_server_port(cli->opt->common.server_port), no_answer_hint(cli));
     }
+    return;
+  case PORTMAP_ERR_NO_IGD:
+    fprintf(stderr,
+            "the UPnP devices of %s offer no WAN connection service: none is an Internet "
+            "gateway; %s",
+            gw_or, no_answer_hint(cli));
     return;
   case PORTMAP_ERR_REFUSED: {
     int result = info != NULL ? info->gateway_result : -1;
