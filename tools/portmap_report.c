@@ -136,8 +136,13 @@ void pm_print_event_text(cli_t *cli, portmap_event_t event, const portmap_info_t
     } else {
       printf("%s:%u", ext, (unsigned)info->external_port);
     }
-    printf(" via %s, lifetime %lu s", portmap_backend_name(info->backend),
-           (unsigned long)info->lifetime);
+    if (info->lifetime == 0) {
+      /* Q9: a UPnP lease that never expires, not a lifetime of 0 s */
+      printf(" via %s, permanent lease", portmap_backend_name(info->backend));
+    } else {
+      printf(" via %s, lifetime %lu s", portmap_backend_name(info->backend),
+             (unsigned long)info->lifetime);
+    }
     if (info->backend == PORTMAP_BACKEND_PCP && cli_nonce_is_set(info->nonce)) {
       cli_nonce_hex(info->nonce, nonce);
       printf(", nonce %s", nonce);

@@ -12,6 +12,10 @@ untrusted_json  the router's friendlyName and a mapping's description hold a
                 sequences U+FFFD, C1 controls escaped as \\u00XX
 untrusted_text  the same in the text output: valid UTF-8, no C0 (but the
                 newline) or C1 control, no DEL
+add_permanent   the router grants permanent leases only (Q9, 725): `add`
+                must not leave a rule that never expires behind: it deletes
+                it again and exits 1 pointing at `keep` and --permanent
+add_permanent_ok  with --permanent, `add` leaves it and says "permanent"
 """
 import json
 import os
@@ -120,9 +124,46 @@ def t_untrusted_text(portmap, probe):
         f.close()
 
 
+def t_add_permanent(portmap, probe):
+    f = FakeUpnp(profile="permanent")
+    try:
+        for json_mode in (False, True):
+            args = [portmap, "add", "8000/tcp", "--lifetime", "600", "--gateway", f.addr,
+                    "--backend", "upnp"] + (["--json"] if json_mode else [])
+            rc, out, err = run(args)
+            adds = [a for a, _ in f.actions if a == "AddPortMapping"]
+            check(adds, "no AddPortMapping reached the fake")
+            check(f.entries == [], "add left a permanent rule behind: %r (stdout %r, stderr %r)"
+                  % (f.entries, out, err))
+            check(rc == 1, "exit status %d, want 1 (stdout %r, stderr %r)" % (rc, out, err))
+            e = err.decode()
+            check("permanent" in e and "portmap keep" in e and "--permanent" in e,
+                  "stderr does not explain: %r" % e)
+            check(b"lifetime 0 s" not in out, "prints lifetime 0 s: %r" % out)
+            check(out == b"" or json_mode, "text stdout not empty: %r" % out)
+            f.actions.clear()
+    finally:
+        f.close()
+
+
+def t_add_permanent_ok(portmap, probe):
+    f = FakeUpnp(profile="permanent")
+    try:
+        rc, out, err = run([portmap, "add", "8000/tcp", "--gateway", f.addr, "--backend", "upnp",
+                            "--permanent"])
+        check(rc == 0, "exit status %d (stdout %r, stderr %r)" % (rc, out, err))
+        check(len(f.entries) == 1 and f.entries[0]["lease"] == b"0",
+              "want the permanent rule left: %r" % f.entries)
+        check(b"permanent" in out and b"lifetime 0 s" not in out, "stdout %r" % out)
+    finally:
+        f.close()
+
+
 SCENARIOS = {
     "untrusted_json": t_untrusted_json,
     "untrusted_text": t_untrusted_text,
+    "add_permanent": t_add_permanent,
+    "add_permanent_ok": t_add_permanent_ok,
 }
 
 
