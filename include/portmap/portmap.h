@@ -346,7 +346,7 @@ typedef struct portmap_config {
   void *trace_user;              /**< passed to trace_cb */
   portmap_clock_cb clock_cb;     /**< NULL = CLOCK_MONOTONIC */
   void *clock_user;              /**< passed to clock_cb */
-  portmap_random_cb random_cb;   /**< NULL = getrandom() */
+  portmap_random_cb random_cb;   /**< NULL = getrandom(GRND_NONBLOCK): EAGAIN at early boot */
   void *random_user;             /**< passed to random_cb */
   portmap_fd_cb fd_cb; /**< NULL = the application polls portmap_fds() (see the contract above) */
   void *fd_user;       /**< passed to fd_cb */

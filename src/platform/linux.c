@@ -418,10 +418,14 @@ int portmap_plat_recv(int fd, int flags, void *buf, size_t cap, size_t *len, uin
 
 /* ---------- time and randomness ---------- */
 
+/* GRND_NONBLOCK: early in boot, before the kernel's pool is initialised,
+ * getrandom() would block, and the scheduler's thread draws random numbers
+ * for every retransmission. It fails at once instead: -1 with errno EAGAIN
+ * (a mapping then fails with PORTMAP_ERR_SYSTEM, a jitter is not drawn). */
 int portmap_plat_random(void *buf, size_t len) {
   uint8_t *p = buf;
   while (len > 0) {
-    ssize_t n = getrandom(p, len, 0);
+    ssize_t n = getrandom(p, len, GRND_NONBLOCK);
     if (n < 0) {
       if (errno == EINTR)
         continue;

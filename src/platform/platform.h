@@ -87,8 +87,9 @@ int portmap_plat_recv(int fd, int flags, void *buf, size_t cap, size_t *len, uin
 /* ---------- time and randomness ---------- */
 
 /* Fill buf with len octets from the OS CSPRNG (checklist D1; never rand()
- * or a time seed). Returns 0, or -1 with errno set (buf then partly
- * filled: do not use it). len 0 always succeeds. */
+ * or a time seed). Never blocks: before the kernel's pool is initialised
+ * (early boot) it fails with errno EAGAIN. Returns 0, or -1 with errno set
+ * (buf then partly filled: do not use it). len 0 always succeeds. */
 int portmap_plat_random(void *buf, size_t len);
 
 /* Milliseconds of a monotonic clock (checklist E6: never the wall clock),
