@@ -794,6 +794,23 @@ static void pcp_destroy(void *state) {
   free(st);
 }
 
+/* B6 per family: the core detached this family's mappings; a probe in
+ * flight there is dropped (the core forgets its probe when it asked this
+ * server). The other family's server and mappings are untouched. */
+static void pcp_family_changed(void *state, int ipv6, uint64_t now) {
+  pcp_state_t *st = state;
+  pcp_server_t *s = &st->srv[ipv6 ? 1 : 0];
+  (void)now;
+  portmap_core_disarm(st->core, &s->recovery);
+  portmap_core_disarm(st->core, &s->probe_timer);
+  portmap_core_close_fd(st->core, s->fd);
+  memset(s, 0, sizeof *s);
+  s->st = st;
+  s->fd = -1;
+  portmap_timer_init(&s->recovery, on_recovery, s);
+  portmap_timer_init(&s->probe_timer, on_probe_timer, s);
+}
+
 static portmap_status_t pcp_check(void *state, const portmap_req_t *req) {
   (void)state;
   (void)req;
@@ -904,4 +921,5 @@ const portmap_backend_ops_t portmap_pcp_backend = {
     .probe = pcp_probe,
     .unsolicited = pcp_unsolicited,
     .list = NULL,
+    .family_changed = pcp_family_changed,
 };
