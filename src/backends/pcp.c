@@ -102,6 +102,20 @@ static portmap_core_t *core_of(pcp_map_t *pm) {
 
 /* ---------- sockets ---------- */
 
+/* Towards a link-local router (the usual fe80::1) the kernel's source is
+ * the host's fe80:: address: a MAP from it opens a pinhole for an address
+ * nobody outside can reach. Bind instead to a global address (else a ULA)
+ * of the router's interface, the address the request then maps, as Bitcoin
+ * Core does (A4 holds: the client IP field is the packet's source). */
+static void pick_mappable(pcp_server_t *s) {
+  uint8_t cands[16][16];
+  size_t n = portmap_plat_ipv6_addresses(s->scope, cands, 16);
+  if (portmap_net_pick_mappable6((const uint8_t(*)[16])cands, n, s->local) != 0)
+    portmap_core_log(s->st->core, PORTMAP_LOG_WARN,
+                     "pcp: only a link-local IPv6 address towards the gateway: the mapping "
+                     "will not be reachable from outside");
+}
+
 static portmap_status_t server_open(pcp_state_t *st, int ipv6) {
   pcp_server_t *s = &st->srv[ipv6];
   if (s->open)
@@ -116,6 +130,8 @@ static portmap_status_t server_open(pcp_state_t *st, int ipv6) {
     memcpy(s->local, configured, 16);
   else if (portmap_plat_local_address(s->addr, s->scope, s->local) != 0)
     return PORTMAP_ERR_SYSTEM;
+  else if (ipv6 && portmap_net_is_link_local6(s->local))
+    pick_mappable(s);
   s->fd = portmap_plat_udp_icmp_socket(ipv6);
   if (s->fd < 0)
     return PORTMAP_ERR_SYSTEM;
