@@ -58,8 +58,23 @@ static char *dup_str(const char *s) {
   return d;
 }
 
+static portmap_status_t client_new(const portmap_config_t *user_cfg, size_t cfg_size,
+                                   portmap_route_fn routes, void *routes_user,
+                                   portmap_client_t **out);
+
 portmap_status_t portmap_client_new_sized(const portmap_config_t *user_cfg, size_t cfg_size,
                                           portmap_client_t **out) {
+  return client_new(user_cfg, cfg_size, NULL, NULL, out);
+}
+
+portmap_status_t portmap_client_new_routes(const portmap_config_t *cfg, portmap_route_fn routes,
+                                           void *routes_user, portmap_client_t **out) {
+  return client_new(cfg, sizeof *cfg, routes, routes_user, out);
+}
+
+static portmap_status_t client_new(const portmap_config_t *user_cfg, size_t cfg_size,
+                                   portmap_route_fn routes, void *routes_user,
+                                   portmap_client_t **out) {
   portmap_status_t st = PORTMAP_OK;
   portmap_client_t *c = NULL;
   if (out == NULL)
@@ -128,6 +143,8 @@ portmap_status_t portmap_client_new_sized(const portmap_config_t *user_cfg, size
     goto done;
   }
   c->core.client = c;
+  c->route_fn = routes;
+  c->route_user = routes_user;
   portmap_watch_discover(c);
   portmap_watch_start(c, portmap_client_now(c));
   portmap_probe_init(c);

@@ -21,6 +21,7 @@
  * SETTLE_ROUNDS times per call (each failure adds a backend to the
  * mapping's tried mask, so this ends long before).
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,8 @@ int portmap_core_random(portmap_core_t *core, void *buf, size_t len) {
 uint32_t portmap_core_random32(portmap_core_t *core) {
   uint8_t b[4] = {0, 0, 0, 0};
   if (portmap_core_random(core, b, sizeof b) != 0)
-    portmap_log(core->client, PORTMAP_LOG_WARN, "random source failed");
+    portmap_log(core->client, PORTMAP_LOG_WARN, "random source failed (%s)",
+                errno == EAGAIN ? "not initialised yet: early boot" : strerror(errno));
   return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 

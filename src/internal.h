@@ -133,6 +133,10 @@ typedef struct portmap_probe_state {
   uint32_t retry_step_ms; /* the next back-off step, 0 = the first */
 } portmap_probe_state_t;
 
+/* A source of default routes (B1, B6): 0 and the family's default gateway
+ * (scope: the IPv6 interface), or -1 when that family has none. */
+typedef int (*portmap_route_fn)(void *user, int ipv6, uint8_t gw[16], unsigned *scope);
+
 /* What backends hold of the core: a way back to the client. */
 struct portmap_core {
   struct portmap_client *client;
@@ -155,6 +159,9 @@ struct portmap_client {
    * a new client to the servers (only IPv4 is watched) */
   int have_seen_local;
   uint8_t seen_local[16];
+  /* where the default routes come from: NULL = the platform (tests inject) */
+  portmap_route_fn route_fn;
+  void *route_user;
   /* the one scheduler */
   portmap_sched_t sched;
   /* backends by portmap_backend_index(); NULL when not enabled */
@@ -286,13 +293,19 @@ int portmap_in_own_callback(portmap_client_t *c);
 /* The family's all-zeros address (checklist A7). */
 void portmap_addr_any(uint8_t out[16], int ipv6);
 
+/* portmap_client_new() with the default routes from routes (NULL: the
+ * platform's). For tests: a scripted route table, no real network. */
+portmap_status_t portmap_client_new_routes(const portmap_config_t *cfg, portmap_route_fn routes,
+                                           void *routes_user, portmap_client_t **out);
+
 /* ---------- watch.c: the network ---------- */
 /* Find the gateways (configured, else the default routes: B1). */
 void portmap_watch_discover(portmap_client_t *c);
 /* Start watching: the 30 s check of the default route and local address. */
 void portmap_watch_start(portmap_client_t *c, uint64_t now);
 /* The default gateway changed (checklist B6): a new server with fresh
- * state; every mapping is made again there. */
+ * state for the family that changed (both the same: a new local address,
+ * IPv4); that family's mappings are made again there. */
 void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_t gw4[16],
                                     int have6, const uint8_t gw6[16], unsigned scope6,
                                     uint64_t now);

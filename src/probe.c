@@ -545,6 +545,7 @@ static int protocol_failure(const portmap_mapping_t *m) {
   switch (m->info.status) {
   case PORTMAP_ERR_NATPMP_GATEWAY: /* F2 */
   case PORTMAP_ERR_UNREACHABLE:    /* Q21 */
+  case PORTMAP_ERR_NO_IGD:         /* UPnP devices, none an IGD */
   case PORTMAP_ERR_NO_GATEWAY:
     return 1;
   case PORTMAP_ERR_TIMEOUT: /* Q22: silently dropped */
@@ -567,6 +568,7 @@ static int retryable(const portmap_mapping_t *m) {
   switch (m->info.status) {
   case PORTMAP_ERR_TIMEOUT:
   case PORTMAP_ERR_UNREACHABLE:
+  case PORTMAP_ERR_NO_IGD:
   case PORTMAP_ERR_NO_GATEWAY:
   case PORTMAP_ERR_NATPMP_GATEWAY:
   case PORTMAP_ERR_NO_BACKEND:

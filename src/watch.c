@@ -3,7 +3,10 @@
  * The network as the client sees it: the gateways (configured, else the
  * default routes, checklist B1), the local address towards the IPv4 one,
  * and their changes (B6): a 30 s check, or at once on
- * portmap_network_changed(). A change makes every mapping again there.
+ * portmap_network_changed(). A change of one family's gateway makes that
+ * family's mappings again there; the other family's are not touched. The
+ * routes come from the platform, or from a source a test injects
+ * (portmap_client_new_routes()).
  */
 #include <string.h>
 
@@ -12,6 +15,12 @@
 #include "util/netutil.h"
 
 #define GATEWAY_CHECK_MS 30000u
+
+static int default_gateway(portmap_client_t *c, int ipv6, uint8_t gw[16], unsigned *scope) {
+  if (c->route_fn != NULL)
+    return c->route_fn(c->route_user, ipv6, gw, scope);
+  return portmap_plat_default_gateway(ipv6, gw, scope);
+}
 
 void portmap_watch_discover(portmap_client_t *c) {
   unsigned scope = 0;
@@ -28,9 +37,9 @@ void portmap_watch_discover(portmap_client_t *c) {
     }
   }
   /* checklist B1: the default router of each family not configured */
-  if (!c->have_gateway4 && portmap_plat_default_gateway(0, c->gateway4, &scope) == 0)
+  if (!c->have_gateway4 && default_gateway(c, 0, c->gateway4, &scope) == 0)
     c->have_gateway4 = 1;
-  if (!c->have_gateway6 && portmap_plat_default_gateway(1, c->gateway6, &scope) == 0) {
+  if (!c->have_gateway6 && default_gateway(c, 1, c->gateway6, &scope) == 0) {
     c->have_gateway6 = 1;
     c->gateway6_scope = scope;
   }
@@ -40,18 +49,33 @@ void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_
                                     int have6, const uint8_t gw6[16], unsigned scope6,
                                     uint64_t now) {
   int have_any = have4 || have6;
-  int same_gateway = have4 == c->have_gateway4 && have6 == c->have_gateway6 &&
-                     (!have4 || memcmp(gw4, c->gateway4, 16) == 0) &&
-                     (!have6 || memcmp(gw6, c->gateway6, 16) == 0);
+  /* B6 per family: a change of one family's default router is a new server
+   * for that family's mappings only. An IPv6 route that appears or expires
+   * (router advertisements come and go) leaves IPv4 mappings, their server
+   * and the IPv4-only backends alone, and the other way round. */
+  int changed4 = have4 != c->have_gateway4 || (have4 && memcmp(gw4, c->gateway4, 16) != 0);
+  int changed6 = have6 != c->have_gateway6 ||
+                 (have6 && (memcmp(gw6, c->gateway6, 16) != 0 || scope6 != c->gateway6_scope));
+  int same_gateway = !changed4 && !changed6;
+  if (same_gateway)
+    changed4 = 1; /* a new local address: only IPv4's is watched (A4) */
+  /* the probe asks the IPv4 gateway, or the IPv6 one when there is no IPv4 */
+  int probe_affected = changed4 || (changed6 && !have4);
   if (same_gateway && have_any)
     portmap_log(c, PORTMAP_LOG_INFO, "the local address changed: mapping again from the new one");
   else
-    portmap_log(c, PORTMAP_LOG_INFO, "the default gateway changed: %s",
+    portmap_log(c, PORTMAP_LOG_INFO, "the default %s gateway changed: %s",
+                changed4 && changed6 ? "IPv4 and IPv6"
+                : changed4           ? "IPv4"
+                                     : "IPv6",
                 have_any ? "mapping again there" : "none now; waiting for one");
   /* The old gateway is gone: nothing to delete there, only to forget. */
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next) {
     if (m->final_queued || m->detached)
       continue;
+    if (!(m->req.ipv6 ? changed6 : changed4))
+      continue;
+    int have_family = m->req.ipv6 ? have6 : have4;
     portmap_mapping_unbind(m);
     m->waiting = !m->revoked;
     m->moved = m->ever_mapped;
@@ -63,7 +87,7 @@ void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_
     } else if (m->ever_mapped) {
       /* what the old gateway gave is gone with it */
       m->info.lifetime = 0;
-      m->info.status = have_any ? PORTMAP_OK : PORTMAP_ERR_NO_GATEWAY;
+      m->info.status = have_family ? PORTMAP_OK : PORTMAP_ERR_NO_GATEWAY;
       portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
     }
   }
@@ -75,14 +99,26 @@ void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_
     memcpy(c->gateway6, gw6, 16);
   c->gateway6_scope = scope6;
   if (!same_gateway) {
-    c->cs_have_ext = 0; /* the new gateway's external address is not known yet */
+    if (changed4)
+      c->cs_have_ext = 0; /* the new gateway's external address is not known yet */
     portmap_client_emit(c, have_any ? PORTMAP_CLIENT_GATEWAY_FOUND : PORTMAP_CLIENT_GATEWAY_LOST);
   }
-  /* fresh server state (epoch, sockets, discovered devices): new backends */
+  /* fresh server state (epoch, sockets, discovered devices) for the family
+   * that changed: a backend that serves both families forgets that one's
+   * server; one that serves IPv4 only is made anew on an IPv4 change */
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
     if (c->be_ops[i] == NULL)
       continue;
     const portmap_backend_ops_t *ops = c->be_ops[i];
+    if (ops->family_changed != NULL) {
+      if (changed4)
+        ops->family_changed(c->be_state[i], 0, now);
+      if (changed6)
+        ops->family_changed(c->be_state[i], 1, now);
+      continue;
+    }
+    if (!changed4)
+      continue;
     ops->destroy(c->be_state[i]);
     c->be_state[i] = NULL;
     if (ops->create(&c->core, &c->be_state[i]) != PORTMAP_OK) {
@@ -90,12 +126,12 @@ void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_
       c->be_ops[i] = NULL;
     }
   }
-  portmap_probe_forget(c);
-  portmap_client_note_backend(c, PORTMAP_BACKEND_NONE); /* until the new round decides */
-  if (!have_any)
-    return; /* the mappings wait for the next gateway (a roam, a DHCP renewal) */
+  if (probe_affected) {
+    portmap_probe_forget(c);
+    portmap_client_note_backend(c, PORTMAP_BACKEND_NONE); /* until the new round decides */
+  }
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
-    if (m->waiting && !m->final_queued && !m->detached)
+    if (m->waiting && !m->final_queued && !m->detached && (m->req.ipv6 ? have6 : have4))
       portmap_probe_begin(m, now);
 }
 
@@ -120,8 +156,8 @@ static void on_gateway_timer(portmap_timer_t *t, uint64_t now) {
     memcpy(gw6, c->gateway6, 16);
     scope6 = c->gateway6_scope;
   } else {
-    have4 = portmap_plat_default_gateway(0, gw4, &scope4) == 0;
-    have6 = portmap_plat_default_gateway(1, gw6, &scope6) == 0;
+    have4 = default_gateway(c, 0, gw4, &scope4) == 0;
+    have6 = default_gateway(c, 1, gw6, &scope6) == 0;
   }
   int changed = have4 != c->have_gateway4 || have6 != c->have_gateway6 ||
                 (have4 && memcmp(gw4, c->gateway4, 16) != 0) ||

@@ -135,39 +135,91 @@ const char *cli_info_external(const portmap_info_t *info, char *buf, size_t len)
   return portmap_addr_format(&info->external_address, buf, len);
 }
 
-void cli_json_string(FILE *f, const char *s) {
-  const unsigned char *p;
-  fputc('"', f);
-  for (p = (const unsigned char *)s; *p != '\0'; p++) {
-    switch (*p) {
-    case '"':
-      fputs("\\\"", f);
-      break;
-    case '\\':
-      fputs("\\\\", f);
-      break;
-    case '\n':
-      fputs("\\n", f);
-      break;
-    case '\r':
-      fputs("\\r", f);
-      break;
-    case '\t':
-      fputs("\\t", f);
-      break;
-    case '\b':
-      fputs("\\b", f);
-      break;
-    case '\f':
-      fputs("\\f", f);
-      break;
-    default:
-      if (*p < 0x20 || *p == 0x7f) {
-        fprintf(f, "\\u%04x", (unsigned)*p);
-      } else {
-        fputc(*p, f);
-      }
+/* Untrusted text (a router's friendlyName, a mapping's description, error
+ * strings) is read one code point at a time. An ill-formed sequence yields
+ * U+FFFD for its maximal subpart (Unicode 15 §3.9, "U+FFFD substitution of
+ * maximal subparts"), so the same octets always print the same way. Returns
+ * the octets taken (1-4); *bad says the sequence was ill-formed. */
+static size_t utf8_decode(const unsigned char *p, size_t n, uint32_t *cp, int *bad) {
+  unsigned char b = p[0];
+  unsigned char lo = 0x80, hi = 0xBF;
+  size_t need;
+  uint32_t v;
+  *bad = 0;
+  if (b < 0x80) {
+    *cp = b;
+    return 1;
+  }
+  if (b >= 0xC2 && b <= 0xDF) {
+    need = 1;
+    v = b & 0x1Fu;
+  } else if (b >= 0xE0 && b <= 0xEF) {
+    need = 2;
+    v = b & 0x0Fu;
+    lo = b == 0xE0 ? 0xA0 : 0x80; /* no overlong forms */
+    hi = b == 0xED ? 0x9F : 0xBF; /* no surrogates */
+  } else if (b >= 0xF0 && b <= 0xF4) {
+    need = 3;
+    v = b & 0x07u;
+    lo = b == 0xF0 ? 0x90 : 0x80;
+    hi = b == 0xF4 ? 0x8F : 0xBF; /* nothing above U+10FFFF */
+  } else {
+    *cp = 0xFFFD;
+    *bad = 1;
+    return 1;
+  }
+  for (size_t i = 1; i <= need; i++) {
+    if (i >= n || p[i] < lo || p[i] > hi) {
+      *cp = 0xFFFD;
+      *bad = 1;
+      return i;
     }
+    v = (v << 6) | (p[i] & 0x3Fu);
+    lo = 0x80;
+    hi = 0xBF;
+  }
+  *cp = v;
+  return need + 1;
+}
+
+/* C0, DEL and C1 (U+0080-U+009F): never raw on a terminal or in JSON. */
+static int is_control(uint32_t cp) {
+  return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F);
+}
+
+/* A JSON string that is always valid UTF-8 (RFC 8259 §8.1): ill-formed
+ * sequences become U+FFFD, every control (C1 included) is \u00XX. */
+void cli_json_string(FILE *f, const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t n = strlen(s);
+  fputc('"', f);
+  while (n > 0) {
+    uint32_t cp;
+    int bad;
+    size_t k = utf8_decode(p, n, &cp, &bad);
+    if (bad) {
+      fputs("\xEF\xBF\xBD", f); /* U+FFFD */
+    } else if (cp == '"') {
+      fputs("\\\"", f);
+    } else if (cp == '\\') {
+      fputs("\\\\", f);
+    } else if (cp == '\n') {
+      fputs("\\n", f);
+    } else if (cp == '\r') {
+      fputs("\\r", f);
+    } else if (cp == '\t') {
+      fputs("\\t", f);
+    } else if (cp == '\b') {
+      fputs("\\b", f);
+    } else if (cp == '\f') {
+      fputs("\\f", f);
+    } else if (is_control(cp)) {
+      fprintf(f, "\\u%04x", (unsigned)cp);
+    } else {
+      fwrite(p, 1, k, f);
+    }
+    p += k;
+    n -= k;
   }
   fputc('"', f);
 }
@@ -207,10 +259,25 @@ void cli_json_bool(FILE *f, int *first, const char *key, int value) {
   fputs(value ? "true" : "false", f);
 }
 
+/* Terminal text: valid UTF-8 passes, ill-formed sequences and every C0, DEL
+ * and C1 control become '?', so a router cannot move the cursor, retitle
+ * the window or clear the screen (C1 CSI is an escape on many terminals). */
 void cli_put_sanitized(FILE *f, const char *s, size_t size) {
-  size_t i;
-  for (i = 0; i < size && s[i] != '\0'; i++) {
-    unsigned char c = (unsigned char)s[i];
-    fputc(c < 0x20 || c == 0x7f ? '?' : c, f);
+  const unsigned char *p = (const unsigned char *)s;
+  size_t n = 0;
+  while (n < size && s[n] != '\0') {
+    n++;
+  }
+  while (n > 0) {
+    uint32_t cp;
+    int bad;
+    size_t k = utf8_decode(p, n, &cp, &bad);
+    if (bad || is_control(cp)) {
+      fputc('?', f);
+    } else {
+      fwrite(p, 1, k, f);
+    }
+    p += k;
+    n -= k;
   }
 }

@@ -32,6 +32,8 @@ const char *cli_field(const char *s, size_t size);
 /* A mapping's external address as text, or NULL when not known. */
 const char *cli_info_external(const portmap_info_t *info, char *buf, size_t len);
 
+/* A JSON string, always valid UTF-8: ill-formed sequences as U+FFFD, C0, DEL
+ * and C1 controls as \u00XX. */
 void cli_json_string(FILE *f, const char *s);
 /* One key of a JSON object: '{' before the first, ',' before the others. */
 void cli_json_key(FILE *f, int *first, const char *key);
@@ -41,7 +43,8 @@ void cli_json_num_or_null(FILE *f, int *first, const char *key, int have, long l
 /* The string, or null when value is NULL. */
 void cli_json_str(FILE *f, int *first, const char *key, const char *value);
 void cli_json_bool(FILE *f, int *first, const char *key, int value);
-/* At most size octets of s, up to its NUL, control characters as '?'. */
+/* At most size octets of s, up to its NUL: ill-formed UTF-8 and C0, DEL and
+ * C1 controls as '?'. */
 void cli_put_sanitized(FILE *f, const char *s, size_t size);
 
 #endif

@@ -33,7 +33,8 @@ static const char help_text[] =
     "\n"
     "SYNOPSIS\n"
     "    portmap add PORT[/tcp|/udp] [--external PORT] [--lifetime SECONDS]\n"
-    "                [--description TEXT] [--nonce HEX] [PCP options] [common options]\n"
+    "                [--description TEXT] [--nonce HEX] [--permanent] [PCP options]\n"
+    "                [common options]\n"
     "    portmap keep PORT[/tcp|/udp]... [--external PORT] [--lifetime SECONDS]\n"
     "                [--description TEXT] [PCP options] [common options]\n"
     "    portmap delete PORT[/tcp|/udp] [--nonce HEX] [--ipv6] [--third-party ADDR]\n"
@@ -45,6 +46,9 @@ static const char help_text[] =
     "    add     Create one mapping, print it and exit. The mapping stays on the\n"
     "            gateway until its lifetime runs out or `portmap delete` removes it.\n"
     "            Note the printed nonce: a PCP gateway wants it for the delete.\n"
+    "            A router that grants only permanent UPnP leases would keep the rule\n"
+    "            forever: add deletes it again and exits 1 (use keep, which deletes\n"
+    "            on exit, or --permanent).\n"
     "    keep    Create every mapping given and renew them until SIGINT or SIGTERM,\n"
     "            printing one line per event; then delete them (waiting at most 2 s\n"
     "            for the gateway) and exit. SIGUSR1 makes it look at the network\n"
@@ -67,6 +71,8 @@ static const char help_text[] =
     "    --nonce HEX           PCP mapping nonce, exactly 24 hex digits, as printed by\n"
     "                          `portmap add` (add: refresh that mapping; delete: the\n"
     "                          nonce of the mapping to delete; default: a fresh one)\n"
+    "    --permanent           add: accept a permanent lease (a UPnP router granting\n"
+    "                          no other) and leave it; remove it with delete\n"
     "\n"
     "PCP OPTIONS (add, keep; PCP only: the other backends cannot express them)\n"
     "    --ipv6                map the host's IPv6 address (add, keep, delete; the\n"
@@ -133,8 +139,8 @@ static const char *usage_line(command_t cmd) {
   case CMD_ADD:
     return "usage: portmap add PORT[/tcp|/udp] [--external PORT] [--lifetime SECONDS] "
            "[--description TEXT] [--ipv6] [--peer ADDR:PORT] [--third-party ADDR] "
-           "[--filter ADDR/PREFIX[:PORT]] [--prefer-failure] [--gateway ADDR] [--json] "
-           "(see portmap --help)";
+           "[--filter ADDR/PREFIX[:PORT]] [--prefer-failure] [--permanent] [--gateway ADDR] "
+           "[--json] (see portmap --help)";
   case CMD_KEEP:
     return "usage: portmap keep PORT[/tcp|/udp]... [--lifetime SECONDS] [--description TEXT] "
            "[--ipv6] [--peer ADDR:PORT] [--third-party ADDR] [--filter ADDR/PREFIX[:PORT]] "
@@ -263,7 +269,8 @@ enum option_id {
   OPT_THIRD_PARTY,
   OPT_FILTER,
   OPT_PREFER_FAILURE,
-  OPT_RETRANSMIT
+  OPT_RETRANSMIT,
+  OPT_PERMANENT
 };
 
 /* cli_option_t.commands: where the option makes sense */
@@ -286,6 +293,7 @@ static const cli_option_t option_defs[] = {
     {"filter", OPT_FILTER, 1, CMD_ADD | CMD_KEEP},
     {"prefer-failure", OPT_PREFER_FAILURE, 0, CMD_ADD | CMD_KEEP},
     {"retransmit", OPT_RETRANSMIT, 1, CMD_ADD | CMD_KEEP | CMD_DELETE},
+    {"permanent", OPT_PERMANENT, 0, CMD_ADD},
 };
 
 #define N_OPTION_DEFS (sizeof option_defs / sizeof option_defs[0])
@@ -469,6 +477,9 @@ static void apply_option(options_t *o, const cli_option_t *def, const char *valu
     return;
   case OPT_PREFER_FAILURE:
     o->prefer_failure = 1;
+    return;
+  case OPT_PERMANENT:
+    o->permanent = 1;
     return;
   case OPT_RETRANSMIT:
     if (cli_parse_uint(value, 100, 60000, &v) != 0) {

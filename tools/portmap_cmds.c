@@ -178,6 +178,40 @@ static void free_client(cli_t *cli) {
 /* Commands                                                                */
 /* ---------------------------------------------------------------------- */
 
+/*
+ * ROUTER-QUIRKS Q9, Q10: a router that grants only permanent UPnP leases
+ * (725, 402) answers with lifetime 0. Left behind by add, that rule would
+ * never expire. Unless --permanent says it is wanted, delete it again, wait
+ * for the delete (at most 2 s) and exit 1 saying what to use instead.
+ */
+static int undo_permanent(cli_t *cli, portmap_mapping_t *m, portmap_info_t *info) {
+  mapping_ctx_t mc;
+  int confirmed = 0;
+
+  memset(&mc, 0, sizeof mc);
+  mc.cli = cli;
+  mc.target = &cli->opt->targets[0];
+  mc.handle = m;
+  cli->silent = 1; /* nothing of the delete on stdout: the failure below says it */
+  cli->active = 1;
+  if (portmap_mapping_set_callback(m, on_event, &mc) == PORTMAP_OK &&
+      portmap_mapping_revoke(m) == PORTMAP_OK) {
+    (void)cli_drive(PROG, cli->client, all_final, cli, cli_now_ms() + 2000u, -1);
+    confirmed = mc.done && mc.final_event == PORTMAP_EVENT_DELETED;
+  }
+  /* otherwise portmap_client_free() deletes it, bounded by destroy_timeout_ms */
+  if (cli->opt->common.json) {
+    info->status = PORTMAP_ERR_LIFETIME;
+    pm_print_event_json(cli, PORTMAP_EVENT_FAILED, info, cli->opt->description);
+  }
+  fprintf(stderr,
+          PROG ": the gateway grants only permanent leases: a rule left by add would never "
+               "expire, so it was deleted again%s; use `portmap keep` (it deletes the rule "
+               "when it exits), or add --permanent to leave a permanent rule\n",
+          confirmed ? "" : " (not confirmed in time)");
+  return CLI_EXIT_REFUSED;
+}
+
 int pm_cmd_add(cli_t *cli) {
   const options_t *o = cli->opt;
   portmap_request_t req;
@@ -196,7 +230,9 @@ int pm_cmd_add(cli_t *cli) {
   if (st == PORTMAP_OK && m == NULL) {
     st = PORTMAP_ERR_STATE; /* no handle: we could not leave the mapping in place */
   }
-  if (st == PORTMAP_OK) {
+  if (st == PORTMAP_OK && info.lifetime == 0 && !o->permanent) {
+    rc = undo_permanent(cli, m, &info);
+  } else if (st == PORTMAP_OK) {
     /* add leaves the mapping on the gateway: forget it without deleting it. */
     portmap_status_t dst = portmap_mapping_detach(m);
     if (dst != PORTMAP_OK) {

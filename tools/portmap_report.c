@@ -136,8 +136,13 @@ void pm_print_event_text(cli_t *cli, portmap_event_t event, const portmap_info_t
     } else {
       printf("%s:%u", ext, (unsigned)info->external_port);
     }
-    printf(" via %s, lifetime %lu s", portmap_backend_name(info->backend),
-           (unsigned long)info->lifetime);
+    if (info->lifetime == 0) {
+      /* Q9: a UPnP lease that never expires, not a lifetime of 0 s */
+      printf(" via %s, permanent lease", portmap_backend_name(info->backend));
+    } else {
+      printf(" via %s, lifetime %lu s", portmap_backend_name(info->backend),
+             (unsigned long)info->lifetime);
+    }
     if (info->backend == PORTMAP_BACKEND_PCP && cli_nonce_is_set(info->nonce)) {
       cli_nonce_hex(info->nonce, nonce);
       printf(", nonce %s", nonce);
@@ -175,6 +180,7 @@ int pm_exit_code_for(portmap_status_t status) {
   case PORTMAP_ERR_UNREACHABLE:
   case PORTMAP_ERR_NATPMP_GATEWAY:
   case PORTMAP_ERR_NO_GATEWAY:
+  case PORTMAP_ERR_NO_IGD:
     return CLI_EXIT_REFUSED;
   default:
     return CLI_EXIT_USAGE;
@@ -286,6 +292,12 @@ static void report_failure_text(cli_t *cli, const char *prefix, portmap_status_t
       fprintf(stderr, "nothing listens on %s UDP port %u (ICMP port unreachable); %s", gw_or,
               cli_server_port(cli->opt->common.server_port), no_answer_hint(cli));
     }
+    return;
+  case PORTMAP_ERR_NO_IGD:
+    fprintf(stderr,
+            "the UPnP devices of %s offer no WAN connection service: none is an Internet "
+            "gateway; %s",
+            gw_or, no_answer_hint(cli));
     return;
   case PORTMAP_ERR_REFUSED: {
     int result = info != NULL ? info->gateway_result : -1;

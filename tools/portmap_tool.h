@@ -65,6 +65,7 @@ typedef struct options {
   size_t n_filters;
   int prefer_failure;  /* --prefer-failure */
   uint32_t pcp_irt_ms; /* --retransmit, 0 = library default */
+  int permanent;       /* --permanent: add may leave a permanent lease (Q9) */
 } options_t;
 
 typedef struct cli cli_t;

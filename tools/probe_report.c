@@ -74,6 +74,7 @@ static int answered(const portmap_probe_backend_t *r) {
   case PORTMAP_ERR_REFUSED:
   case PORTMAP_ERR_NATPMP_GATEWAY:
   case PORTMAP_ERR_UNREACHABLE:
+  case PORTMAP_ERR_NO_IGD:
     return 1;
   default:
     return r->gateway_result >= 0;

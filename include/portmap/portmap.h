@@ -84,7 +84,8 @@ typedef enum portmap_status {
   PORTMAP_ERR_STATE = 15,          /**< object in the wrong state for this call */
   PORTMAP_ERR_NO_BACKEND = 16,     /**< no enabled backend is usable */
   PORTMAP_ERR_CANCELLED = 17,      /**< the client was destroyed */
-  PORTMAP_ERR_UNREACHABLE = 18     /**< the gateway port is closed (ICMP unreachable) */
+  PORTMAP_ERR_UNREACHABLE = 18,    /**< the gateway port is closed (ICMP unreachable) */
+  PORTMAP_ERR_NO_IGD = 19          /**< UPnP devices answered, none with a WAN connection service */
 } portmap_status_t;
 
 /** Backends. Values are bits so a set of them fits in a mask. */
@@ -345,7 +346,7 @@ typedef struct portmap_config {
   void *trace_user;              /**< passed to trace_cb */
   portmap_clock_cb clock_cb;     /**< NULL = CLOCK_MONOTONIC */
   void *clock_user;              /**< passed to clock_cb */
-  portmap_random_cb random_cb;   /**< NULL = getrandom() */
+  portmap_random_cb random_cb;   /**< NULL = getrandom(GRND_NONBLOCK): EAGAIN at early boot */
   void *random_user;             /**< passed to random_cb */
   portmap_fd_cb fd_cb; /**< NULL = the application polls portmap_fds() (see the contract above) */
   void *fd_user;       /**< passed to fd_cb */
@@ -586,7 +587,8 @@ PORTMAP_API portmap_status_t portmap_thread_stop(portmap_client_t *client);
  * thread mode or from a callback.
  * @return PORTMAP_OK; the statuses of portmap_map(); PORTMAP_ERR_TIMEOUT;
  * PORTMAP_ERR_REFUSED (info->gateway_result says why); PORTMAP_ERR_STATE;
- * PORTMAP_ERR_NATPMP_GATEWAY; PORTMAP_ERR_UNREACHABLE; PORTMAP_ERR_RECURSIVE.
+ * PORTMAP_ERR_NATPMP_GATEWAY; PORTMAP_ERR_UNREACHABLE; PORTMAP_ERR_NO_IGD;
+ * PORTMAP_ERR_RECURSIVE.
  * ABI: a macro over portmap_map_sync_sized(), which also takes the size of
  * the struct the program was built with, so that a newer library keeps
  * working with an older program (see "ABI that can grow" in README.md).
@@ -636,7 +638,8 @@ typedef struct portmap_list_entry {
  * Not allowed in thread mode or from a callback.
  * @return PORTMAP_OK; PORTMAP_ERR_INVALID; PORTMAP_ERR_UNSUPPORTED;
  * PORTMAP_ERR_TIMEOUT; PORTMAP_ERR_REFUSED; PORTMAP_ERR_UNREACHABLE (the
- * gateway's UPnP service cannot be reached); PORTMAP_ERR_NO_GATEWAY;
+ * gateway's UPnP service cannot be reached); PORTMAP_ERR_NO_IGD (its UPnP
+ * devices have no WAN connection service); PORTMAP_ERR_NO_GATEWAY;
  * PORTMAP_ERR_SYSTEM; PORTMAP_ERR_NOMEM; PORTMAP_ERR_STATE; PORTMAP_ERR_RECURSIVE.
  * ABI: a macro over portmap_list_sync_sized(), which also takes the size of
  * the struct the program was built with, so that a newer library keeps

@@ -121,6 +121,11 @@ typedef struct portmap_backend_ops {
   /* Start reading the gateway's mapping table; the outcome goes to
    * portmap_core_list_result(). NULL when the protocol cannot list. */
   portmap_status_t (*list)(void *state, uint64_t now);
+  /* The default gateway of that family changed (checklist B6): forget that
+   * family's server (socket, epoch, a probe in flight); its mappings are
+   * detached already, the other family's run on. NULL: the backend serves
+   * IPv4 only and the core makes it anew on an IPv4 change. */
+  void (*family_changed)(void *state, int ipv6, uint64_t now);
 } portmap_backend_ops_t;
 
 extern const portmap_backend_ops_t portmap_pcp_backend;

@@ -80,6 +80,7 @@ struct pcp_map {
   unsigned sent_description : 1;
   unsigned omit_description : 1;
   unsigned have_assigned : 1; /* H2: suggest what we were given */
+  unsigned granted_here : 1;  /* this server granted it over PCP (F2 spares it) */
   pcp_server_t *srv;
   enum pcp_phase phase;
   pcp_retx_t retx;
@@ -101,6 +102,20 @@ static portmap_core_t *core_of(pcp_map_t *pm) {
 
 /* ---------- sockets ---------- */
 
+/* Towards a link-local router (the usual fe80::1) the kernel's source is
+ * the host's fe80:: address: a MAP from it opens a pinhole for an address
+ * nobody outside can reach. Bind instead to a global address (else a ULA)
+ * of the router's interface, the address the request then maps, as Bitcoin
+ * Core does (A4 holds: the client IP field is the packet's source). */
+static void pick_mappable(pcp_server_t *s) {
+  uint8_t cands[16][16];
+  size_t n = portmap_plat_ipv6_addresses(s->scope, cands, 16);
+  if (portmap_net_pick_mappable6((const uint8_t(*)[16])cands, n, s->local) != 0)
+    portmap_core_log(s->st->core, PORTMAP_LOG_WARN,
+                     "pcp: only a link-local IPv6 address towards the gateway: the mapping "
+                     "will not be reachable from outside");
+}
+
 static portmap_status_t server_open(pcp_state_t *st, int ipv6) {
   pcp_server_t *s = &st->srv[ipv6];
   if (s->open)
@@ -115,6 +130,8 @@ static portmap_status_t server_open(pcp_state_t *st, int ipv6) {
     memcpy(s->local, configured, 16);
   else if (portmap_plat_local_address(s->addr, s->scope, s->local) != 0)
     return PORTMAP_ERR_SYSTEM;
+  else if (ipv6 && portmap_net_is_link_local6(s->local))
+    pick_mappable(s);
   s->fd = portmap_plat_udp_icmp_socket(ipv6);
   if (s->fd < 0)
     return PORTMAP_ERR_SYSTEM;
@@ -159,8 +176,10 @@ static void pm_free(pcp_map_t *pm) {
 
 /* Tell the core; a success means the mapping has been mapped. */
 static void emit(pcp_map_t *pm, portmap_event_t ev) {
-  if (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED || ev == PORTMAP_EVENT_CHANGED)
+  if (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED || ev == PORTMAP_EVENT_CHANGED) {
     pm->ever_mapped = 1;
+    pm->granted_here = 1;
+  }
   portmap_core_report(core_of(pm), pm->h, ev, &pm->res);
 }
 
@@ -561,6 +580,15 @@ static void probe_report(pcp_server_t *s, int available, portmap_status_t error,
   portmap_core_probe_result(core, PORTMAP_BACKEND_PCP, &r);
 }
 
+/* RFC 6887 §9, checklist F2. The 8-octet NAT-PMP UNSUPP_VERSION carries no
+ * nonce, opcode-specific fields or epoch of ours: it is matched on the
+ * server's address and port alone. It therefore concerns only what has not
+ * yet seen this server speak PCP for it: the probe, and the outstanding
+ * requests of mappings this server never granted (first requests, and an
+ * explicit delete by persisted nonce). A mapping the server granted over PCP
+ * is spared: its renewal or delete keeps its own retransmission schedule and
+ * ends the usual way (renewed, or expiry and LOST), so one stray or spoofed
+ * datagram cannot fail established mappings. */
 static void on_natpmp(pcp_server_t *s, uint64_t now) {
   portmap_core_t *core = s->st->core;
   int any = 0;
@@ -571,7 +599,7 @@ static void on_natpmp(pcp_server_t *s, uint64_t now) {
   pcp_map_t *next;
   for (pcp_map_t *pm = s->st->maps; pm != NULL; pm = next) {
     next = pm->next;
-    if (pm->srv != s || !pm->outstanding)
+    if (pm->srv != s || !pm->outstanding || pm->granted_here)
       continue;
     any = 1;
     pm->res.gateway_result = PCP_UNSUPP_VERSION;
@@ -782,6 +810,23 @@ static void pcp_destroy(void *state) {
   free(st);
 }
 
+/* B6 per family: the core detached this family's mappings; a probe in
+ * flight there is dropped (the core forgets its probe when it asked this
+ * server). The other family's server and mappings are untouched. */
+static void pcp_family_changed(void *state, int ipv6, uint64_t now) {
+  pcp_state_t *st = state;
+  pcp_server_t *s = &st->srv[ipv6 ? 1 : 0];
+  (void)now;
+  portmap_core_disarm(st->core, &s->recovery);
+  portmap_core_disarm(st->core, &s->probe_timer);
+  portmap_core_close_fd(st->core, s->fd);
+  memset(s, 0, sizeof *s);
+  s->st = st;
+  s->fd = -1;
+  portmap_timer_init(&s->recovery, on_recovery, s);
+  portmap_timer_init(&s->probe_timer, on_probe_timer, s);
+}
+
 static portmap_status_t pcp_check(void *state, const portmap_req_t *req) {
   (void)state;
   (void)req;
@@ -892,4 +937,5 @@ const portmap_backend_ops_t portmap_pcp_backend = {
     .probe = pcp_probe,
     .unsolicited = pcp_unsolicited,
     .list = NULL,
+    .family_changed = pcp_family_changed,
 };

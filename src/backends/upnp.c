@@ -25,8 +25,8 @@
  * client, a mapping or the scheduler. destroy() never waits for the
  * network: it marks the context orphaned, hands the worker the deletes
  * that must still reach the gateway (Q10, at most UPNP_ORPHAN_JOBS_MAX),
- * aborts a query in progress, joins the thread only when it is about to
- * leave anyway (UPNP_JOIN_WAIT_MS) and otherwise detaches it; the last
+ * aborts a query in progress, and never waits for the thread either: it
+ * joins it only if it has already left and otherwise detaches it; the last
  * reference frees the context.
  *
  * Bounds. Every call is bounded in time and size: the worker does its own

@@ -483,6 +483,9 @@ static void disc_on_describe(upnp_state_t *st, upnp_call_t *k, int rc, uint64_t 
   if (d->n_ev == 0) {
     portmap_core_log(st->core, PORTMAP_LOG_INFO, "upnp: %s describes no WAN connection service",
                      location);
+    /* The device answered: nothing is unreachable, it is no Internet gateway.
+     * Unless a later candidate does better, that is what the probe says. */
+    d->fail_status = PORTMAP_ERR_NO_IGD;
     d->cand_idx++;
     disc_describe_next(st, now);
     return;
@@ -510,7 +513,11 @@ void portmap_upnp_disc_on_result(upnp_state_t *st, upnp_call_t *k, int rc, uint6
       return;
     }
     e->answered = 1;
-    if (rc == 0 && !k->timed_out)
+    /* The answer is NewConnectionStatus. The IGD layer also wants NewUptime
+     * and fails a reply without it, but routers spell it NewUpTime (the one
+     * Tailscale recorded) or leave it out: a reply that carries the status
+     * still tells the status. */
+    if (!k->timed_out && (rc == 0 || rc == UPNPCOMMAND_UNKNOWN_ERROR))
       copy_str(e->status, sizeof e->status, k->o_status);
     upnp_call_t *x = portmap_upnp_call_new(st, CALL_EXTIP, FOR_DISCOVERY);
     if (x == NULL) {

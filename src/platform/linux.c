@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <linux/errqueue.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -416,12 +417,32 @@ int portmap_plat_recv(int fd, int flags, void *buf, size_t cap, size_t *len, uin
   return PORTMAP_PLAT_RECV_NONE;
 }
 
+size_t portmap_plat_ipv6_addresses(unsigned ifindex, uint8_t (*out)[16], size_t cap) {
+  struct ifaddrs *list = NULL;
+  size_t n = 0;
+  if (out == NULL || cap == 0 || ifindex == 0 || getifaddrs(&list) != 0)
+    return 0;
+  for (struct ifaddrs *i = list; i != NULL && n < cap; i = i->ifa_next) {
+    if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET6 || i->ifa_name == NULL ||
+        if_nametoindex(i->ifa_name) != ifindex)
+      continue;
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)i->ifa_addr;
+    memcpy(out[n++], &sin6->sin6_addr, 16);
+  }
+  freeifaddrs(list);
+  return n;
+}
+
 /* ---------- time and randomness ---------- */
 
+/* GRND_NONBLOCK: early in boot, before the kernel's pool is initialised,
+ * getrandom() would block, and the scheduler's thread draws random numbers
+ * for every retransmission. It fails at once instead: -1 with errno EAGAIN
+ * (a mapping then fails with PORTMAP_ERR_SYSTEM, a jitter is not drawn). */
 int portmap_plat_random(void *buf, size_t len) {
   uint8_t *p = buf;
   while (len > 0) {
-    ssize_t n = getrandom(p, len, 0);
+    ssize_t n = getrandom(p, len, GRND_NONBLOCK);
     if (n < 0) {
       if (errno == EINTR)
         continue;

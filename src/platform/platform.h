@@ -45,6 +45,11 @@ int portmap_plat_parse_route6(const char *text, size_t len, uint8_t out[16], cha
  * argument, else what socket/connect/getsockname said). */
 int portmap_plat_local_address(const uint8_t dest[16], unsigned scope, uint8_t out[16]);
 
+/* The IPv6 addresses of the interface with index ifindex (getifaddrs()),
+ * at most cap of them, in the system's order. Returns how many (0 on any
+ * error or when there is none). */
+size_t portmap_plat_ipv6_addresses(unsigned ifindex, uint8_t (*out)[16], size_t cap);
+
 /* ---------- sockets ---------- */
 
 /* A non-blocking, close-on-exec socket: UDP (stream 0) or TCP (stream 1),
@@ -87,8 +92,9 @@ int portmap_plat_recv(int fd, int flags, void *buf, size_t cap, size_t *len, uin
 /* ---------- time and randomness ---------- */
 
 /* Fill buf with len octets from the OS CSPRNG (checklist D1; never rand()
- * or a time seed). Returns 0, or -1 with errno set (buf then partly
- * filled: do not use it). len 0 always succeeds. */
+ * or a time seed). Never blocks: before the kernel's pool is initialised
+ * (early boot) it fails with errno EAGAIN. Returns 0, or -1 with errno set
+ * (buf then partly filled: do not use it). len 0 always succeeds. */
 int portmap_plat_random(void *buf, size_t len);
 
 /* Milliseconds of a monotonic clock (checklist E6: never the wall clock),

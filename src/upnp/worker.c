@@ -230,16 +230,10 @@ int portmap_upnp_worker_orphan(upnp_worker_t *w, upnp_jobs_t *j) {
   portmap_plat_wake_signal(w->abort_pipe[1]); /* ends a query at once */
   pthread_cond_broadcast(&w->cv);
   int busy = j->head != NULL || (w->running != NULL && !is_query(w->running));
-  if (!busy) {
-    /* idle, or a query that is being dropped: it leaves at once */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += (long)(UPNP_JOIN_WAIT_MS % 1000u) * 1000000L;
-    ts.tv_sec += (time_t)(UPNP_JOIN_WAIT_MS / 1000u) + ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
-    while (!w->exited && pthread_cond_timedwait(&w->cv, &w->mu, &ts) == 0) {
-    }
-  }
+  /* Never wait for the thread: destroy runs on the scheduler's thread,
+   * inside portmap_process() when a gateway change replaces the backend.
+   * The context is counted, so a detached thread that is still leaving
+   * frees it itself. Joined only if it is already gone. */
   int exited = w->exited;
   pthread_mutex_unlock(&w->mu);
   if (exited)

@@ -18,7 +18,6 @@
 #include "upnp/call.h"
 
 #define UPNP_ORPHAN_JOBS_MAX 16u /* deletes a destroyed client leaves to the worker */
-#define UPNP_JOIN_WAIT_MS 100u   /* destroy waits this long for an idle worker */
 #define UPNP_LATE_ADD_MS 5000u   /* an add may answer this much past the watchdog */
 
 typedef struct upnp_worker upnp_worker_t;
@@ -55,10 +54,10 @@ void portmap_upnp_jobs_keep(upnp_jobs_t *j, upnp_call_t *k, int keep);
 /* destroy's side, never waiting for the network: the call not started
  * goes with the jobs if it is a cleanup delete, a late add nobody
  * collected becomes the delete that undoes it, a query in progress is
- * aborted; the worker sends the jobs and leaves. It is joined when it
- * leaves within UPNP_JOIN_WAIT_MS, else detached. w is the caller's no
- * more. Returns 1 when the worker still has work of its own (the jobs, or
- * an add or delete in progress). */
+ * aborted; the worker sends the jobs and leaves. Never waits: the thread
+ * is joined if it has already left, else detached (it may outlive the
+ * client by the moment it takes to notice). w is the caller's no more. Returns 1 when the worker
+ * still has work of its own (the jobs, or an add or delete in progress). */
 int portmap_upnp_worker_orphan(upnp_worker_t *w, upnp_jobs_t *j);
 
 #endif

@@ -120,6 +120,29 @@ int portmap_net_is_forbidden_target(const uint8_t addr[16]) {
          all_zero(addr, 16);
 }
 
+int portmap_net_is_link_local6(const uint8_t addr[16]) {
+  return addr[0] == 0xfe && (addr[1] & 0xc0) == 0x80;
+}
+
+int portmap_net_pick_mappable6(const uint8_t (*cands)[16], size_t n, uint8_t out[16]) {
+  const uint8_t *ula = NULL;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *a = cands[i];
+    if (portmap_net_is_v4(a))
+      continue;
+    if ((a[0] & 0xe0) == 0x20) { /* 2000::/3, global unicast */
+      memcpy(out, a, 16);
+      return 0;
+    }
+    if ((a[0] & 0xfe) == 0xfc && ula == NULL)
+      ula = a;
+  }
+  if (ula == NULL)
+    return -1;
+  memcpy(out, ula, 16);
+  return 0;
+}
+
 /* ---- public text conversion -------------------------------------------- */
 
 PORTMAP_API portmap_status_t portmap_addr_parse(const char *text, portmap_addr_t *out) {

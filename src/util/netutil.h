@@ -28,5 +28,13 @@ int portmap_net_is_private(const uint8_t addr[16]);
 /* Loopback, link-local, multicast, unspecified: never a target for a
  * LOCATION URL (Q4). */
 int portmap_net_is_forbidden_target(const uint8_t addr[16]);
+/* IPv6 link-local, fe80::/10. */
+int portmap_net_is_link_local6(const uint8_t addr[16]);
+/* The address an IPv6 PCP request should come from, and so map, when the
+ * kernel would use a link-local one (the usual router-advertised default
+ * route is fe80::1): among cands, the first global unicast (2000::/3), else
+ * the first ULA (fc00::/7); never link-local, loopback, multicast or IPv4.
+ * Returns 0 with out set, or -1 (out untouched) when there is none. */
+int portmap_net_pick_mappable6(const uint8_t (*cands)[16], size_t n, uint8_t out[16]);
 
 #endif

@@ -48,6 +48,8 @@ PORTMAP_API const char *portmap_strerror(portmap_status_t status) {
     return "cancelled: the client was destroyed";
   case PORTMAP_ERR_UNREACHABLE:
     return "the gateway port is unreachable";
+  case PORTMAP_ERR_NO_IGD:
+    return "no UPnP device of the gateway offers a WAN connection service";
   }
   return "unknown status";
 }

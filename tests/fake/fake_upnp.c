@@ -231,6 +231,8 @@ struct fake_upnp {
   int stop_pipe[2];
   fake_upnp_profile_t profile;
   const char *desc;
+  const char *profile_desc;
+  char uptime_elt[16]; /* GetStatusInfo's uptime element */
   const char *server;
   const char *uuid;
   const char *targets[4]; /* search targets answered */
@@ -682,8 +684,9 @@ static void handle_soap(fake_upnp_t *f, fake_conn_t *c, const char *path, const 
     snprintf(out, sizeof out,
              "<NewConnectionStatus>%s</NewConnectionStatus>"
              "<NewLastConnectionError>ERROR_NONE</NewLastConnectionError>"
-             "<NewUptime>4242</NewUptime>",
-             svc->status);
+             "%s%s%s4242%s%s%s",
+             svc->status, f->uptime_elt[0] ? "<" : "", f->uptime_elt, f->uptime_elt[0] ? ">" : "",
+             f->uptime_elt[0] ? "</" : "", f->uptime_elt, f->uptime_elt[0] ? ">" : "");
   } else if (strcmp(r.action, "GetExternalIPAddress") == 0) {
     snprintf(out, sizeof out, "<NewExternalIPAddress>%s</NewExternalIPAddress>", svc->ext_ip);
   } else if (strcmp(r.action, "AddPortMapping") == 0 ||
@@ -1152,6 +1155,8 @@ fake_upnp_t *fake_upnp_new(fake_upnp_profile_t profile) {
     free(f);
     return NULL;
   }
+  f->profile_desc = f->desc;
+  copy(f->uptime_elt, sizeof f->uptime_elt, "NewUptime", 9);
   for (size_t i = 0; i < 4; i++)
     if (f->targets[i] == NULL) {
       f->targets[i] = "upnp:rootdevice";
@@ -1332,6 +1337,18 @@ void fake_upnp_set_big_description(fake_upnp_t *f, size_t size, int with_length)
   pthread_mutex_lock(&f->mu);
   f->big_size = size;
   f->big_length = with_length;
+  pthread_mutex_unlock(&f->mu);
+}
+
+void fake_upnp_set_description(fake_upnp_t *f, const char *xml) {
+  pthread_mutex_lock(&f->mu);
+  f->desc = xml != NULL ? xml : f->profile_desc;
+  pthread_mutex_unlock(&f->mu);
+}
+
+void fake_upnp_set_uptime_element(fake_upnp_t *f, const char *name) {
+  pthread_mutex_lock(&f->mu);
+  copy(f->uptime_elt, sizeof f->uptime_elt, name, strlen(name));
   pthread_mutex_unlock(&f->mu);
 }
 

@@ -163,6 +163,12 @@ void fake_upnp_set_chunked(fake_upnp_t *f, int on);
  * connection has a 16 KiB send buffer, so big_sent (octets the kernel took)
  * is what the client read plus the two socket buffers, once it hangs up. */
 void fake_upnp_set_big_description(fake_upnp_t *f, size_t size, int with_length);
+/** Serve this root description instead of the profile's (a static string;
+ * %PORT% is the HTTP port). NULL: the profile's again. */
+void fake_upnp_set_description(fake_upnp_t *f, const char *xml);
+/** The element GetStatusInfo reports the uptime in: "NewUptime" (the
+ * standard, default), "NewUpTime" (legacy spelling) or "" (none). */
+void fake_upnp_set_uptime_element(fake_upnp_t *f, const char *name);
 /** Add an entry as if another client made it. Returns 0 or -1 when full. */
 int fake_upnp_add_entry(fake_upnp_t *f, const char *proto, uint16_t ext_port, const char *client,
                         uint16_t int_port, const char *desc, uint32_t lease);

@@ -255,13 +255,43 @@ static void test_addr_format(void **state) {
   }
 }
 
+/* Issue 11, IPv6 PCP: towards fe80::1 the kernel's source is fe80::...; the
+ * request must come from (and map) a global address, else a ULA. */
+static void test_pick_mappable6(void **state) {
+  (void)state;
+  uint8_t c[5][16], out[16], want[16];
+  v6(c[0], "fe80::1c2d:3eff:fe4f:5a6b");
+  v6(c[1], "fd12:3456:789a::10");
+  v6(c[2], "::1");
+  v6(c[3], "2001:db8:1:2::10");
+  v6(c[4], "ff02::1");
+  assert_true(portmap_net_is_link_local6(c[0]));
+  assert_false(portmap_net_is_link_local6(c[1]));
+  /* global first, whatever its place */
+  assert_int_equal(portmap_net_pick_mappable6((const uint8_t(*)[16])c, 5, out), 0);
+  v6(want, "2001:db8:1:2::10");
+  assert_memory_equal(out, want, 16);
+  /* no global: the ULA */
+  assert_int_equal(portmap_net_pick_mappable6((const uint8_t(*)[16])c, 3, out), 0);
+  v6(want, "fd12:3456:789a::10");
+  assert_memory_equal(out, want, 16);
+  /* only link-local, loopback, multicast, IPv4: none, out untouched */
+  memcpy(c[1], c[0], 16);
+  memset(c[3], 0, 16);
+  c[3][10] = c[3][11] = 0xff;
+  c[3][12] = 192;
+  memset(out, 0xaa, 16);
+  assert_int_equal(portmap_net_pick_mappable6((const uint8_t(*)[16])c, 5, out), -1);
+  for (int i = 0; i < 16; i++)
+    assert_int_equal(out[i], 0xaa);
+  assert_int_equal(portmap_net_pick_mappable6(NULL, 0, out), -1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_sockaddr_v4),
-      cmocka_unit_test(test_sockaddr_v6),
-      cmocka_unit_test(test_sockaddr_other_family),
-      cmocka_unit_test(test_classification),
-      cmocka_unit_test(test_addr_parse),
+      cmocka_unit_test(test_sockaddr_v4),           cmocka_unit_test(test_sockaddr_v6),
+      cmocka_unit_test(test_sockaddr_other_family), cmocka_unit_test(test_classification),
+      cmocka_unit_test(test_pick_mappable6),        cmocka_unit_test(test_addr_parse),
       cmocka_unit_test(test_addr_format),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

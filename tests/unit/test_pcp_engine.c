@@ -24,6 +24,7 @@
 #include "test_support.h"
 #include "fake_pcp.h"
 #include "pcp/wire.h"
+#include "internal.h"
 
 #define MAX_EVENTS 256
 
@@ -33,6 +34,7 @@ typedef struct h {
   uint64_t now;
   uint64_t rng;
   fake_pcp_t *f;
+  fake_pcp_t *f6; /* an IPv6 server beside f, or NULL */
   portmap_client_t *c;
   portmap_config_t cfg;
   uint16_t announce_port;
@@ -104,6 +106,7 @@ static int teardown(void **state) {
   if (h->c != NULL)
     test_free_answered(h->c, &fake_pcp_ops, h->f);
   fake_pcp_free(h->f);
+  fake_pcp_free(h->f6);
   free(h);
   return 0;
 }
@@ -111,6 +114,8 @@ static int teardown(void **state) {
 /* Let datagrams cross loopback: client sends, fake answers, client reads. */
 static void pump(h_t *h) {
   test_pump(h->c, &fake_pcp_ops, h->f, h->now, 8);
+  if (h->f6 != NULL)
+    test_pump(h->c, &fake_pcp_ops, h->f6, h->now, 8);
 }
 
 static void pump_cb(void *h) {
@@ -347,6 +352,32 @@ static void test_F2_natpmp_opcode_zero(void **state) {
   map_tcp(h, 8000, 3600);
   pump(h);
   assert_int_equal(last_event(h)->info.status, PORTMAP_ERR_NATPMP_GATEWAY);
+}
+
+/* F2 concerns only what this server never granted: the probe and first
+ * requests. An 8-octet UNSUPP_VERSION carries no nonce and is matched on the
+ * source address and port alone, so it cannot end a mapping this server
+ * granted over PCP; that renewal keeps its retransmission schedule. */
+static void test_F2_natpmp_reply_spares_established_mappings(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  portmap_mapping_t *a = map_tcp(h, 8000, 200);
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 1);
+  fake_pcp_set_natpmp(h->f, FAKE_PCP_NATPMP_OP128);
+  advance(h, 126000); /* the renewal of a is answered UNSUPP_VERSION */
+  assert_true(map_requests(h) >= 2);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_FAILED), 0);
+  portmap_mapping_t *b = map_tcp(h, 9000, 200); /* never mapped: F2 applies */
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_FAILED), 1);
+  assert_ptr_equal(last_event(h)->m, b);
+  assert_int_equal(last_event(h)->info.status, PORTMAP_ERR_NATPMP_GATEWAY);
+  fake_pcp_set_natpmp(h->f, FAKE_PCP_NATPMP_OFF);
+  advance(h, 60000);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_FAILED), 1);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_RENEWED), 1);
+  assert_ptr_equal(last_event(h)->m, a);
 }
 
 /* ---- result codes ---- */
@@ -1284,6 +1315,108 @@ static void recursive_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_
   r->mapped = 1;
 }
 
+/* A scripted route table (portmap_client_new_routes): the IPv4 default
+ * route is the fake on 127.0.0.1, an IPv6 one comes and goes. */
+typedef struct routes {
+  int have4, have6;
+  unsigned calls;
+  int v6_loopback; /* the IPv6 default router is ::1 (a second fake) */
+} routes_t;
+
+static int scripted_routes(void *user, int ipv6, uint8_t gw[16], unsigned *scope) {
+  routes_t *r = user;
+  static const uint8_t v4[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+  static const uint8_t v6[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  static const uint8_t lo6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  r->calls++;
+  if (ipv6 ? !r->have6 : !r->have4)
+    return -1;
+  memcpy(gw, ipv6 ? (r->v6_loopback ? lo6 : v6) : v4, 16);
+  /* fe80::1%lo is never sent to in the first test (no IPv6 mapping there) */
+  *scope = ipv6 && !r->v6_loopback ? 1u : 0u;
+  return 0;
+}
+
+/* B1, B6 per family: an IPv6 default route that appears or expires is no
+ * change for IPv4 mappings (nor their server, epoch or socket), and the
+ * other way round an IPv4 change leaves the IPv6 state alone. */
+static void test_B6_ipv6_route_change_spares_ipv4(void **state) {
+  h_t *h = *state;
+  routes_t r = {1, 0, 0, 0};
+  h->cfg.gateway = NULL;
+  assert_int_equal(portmap_client_new_routes(&h->cfg, scripted_routes, &r, &h->c), PORTMAP_OK);
+  assert_true(r.calls >= 2); /* both families asked the scripted source */
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_MAPPED);
+  unsigned maps = map_requests(h);
+  size_t events = h->n_ev;
+  r.have6 = 1; /* a router advertisement: an IPv6 default route appears */
+  assert_int_equal(portmap_network_changed(h->c), PORTMAP_OK);
+  advance(h, 1000);
+  r.have6 = 0; /* ... and expires */
+  assert_int_equal(portmap_network_changed(h->c), PORTMAP_OK);
+  advance(h, 1000);
+  assert_int_equal(h->n_ev, events);       /* no LOST, no CHANGED */
+  assert_int_equal(map_requests(h), maps); /* nothing mapped again */
+  portmap_stats_t st;
+  portmap_client_stats(h->c, &st);
+  assert_int_equal(st.epoch_invalid, 0);
+  /* the IPv4 mapping still renews with its server */
+  advance(h, 2300000);
+  assert_true(count_events(h, PORTMAP_EVENT_RENEWED) >= 1);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_LOST), 0);
+  /* an IPv4 change still moves the IPv4 mapping (B6) */
+  r.have4 = 0;
+  assert_int_equal(portmap_network_changed(h->c), PORTMAP_OK);
+  advance(h, 1000);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_LOST);
+  r.have4 = 1;
+  assert_int_equal(portmap_network_changed(h->c), PORTMAP_OK);
+  advance(h, 1000);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_CHANGED);
+}
+
+/* The other way round: an IPv4 change leaves an IPv6 mapping, its server
+ * (::1, a second fake on the same port) and its epoch alone. */
+static void test_B6_ipv4_route_change_spares_ipv6(void **state) {
+  h_t *h = *state;
+  h->f6 = fake_pcp_new_at(1, 0, fake_pcp_port(h->f));
+  assert_non_null(h->f6);
+  fake_pcp_set_time(h->f6, h->now);
+  routes_t r = {1, 1, 0, 1};
+  h->cfg.gateway = NULL;
+  assert_int_equal(portmap_client_new_routes(&h->cfg, scripted_routes, &r, &h->c), PORTMAP_OK);
+  portmap_mapping_t *m4 = map_tcp(h, 8000, 3600);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 9000;
+  req.lifetime = 3600;
+  req.ipv6 = 1;
+  portmap_mapping_t *m6 = NULL;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, &m6), PORTMAP_OK);
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 2);
+  unsigned maps6 = fake_pcp_requests(h->f6, PCP_OP_MAP);
+  r.have4 = 0;
+  assert_int_equal(portmap_network_changed(h->c), PORTMAP_OK);
+  advance(h, 1000);
+  r.have4 = 1;
+  assert_int_equal(portmap_network_changed(h->c), PORTMAP_OK);
+  advance(h, 1000);
+  for (size_t i = 0; i < h->n_ev; i++)
+    if (h->ev[i].m == m6)
+      assert_int_equal(h->ev[i].event, PORTMAP_EVENT_MAPPED); /* nothing else for it */
+  assert_int_equal(fake_pcp_requests(h->f6, PCP_OP_MAP), maps6);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_CHANGED);
+  assert_ptr_equal(last_event(h)->m, m4);
+  assert_int_equal(fake_pcp_mapping_count(h->f6), 1);
+  portmap_mapping_revoke(m6);
+  portmap_mapping_revoke(m4);
+  pump(h);
+  assert_int_equal(fake_pcp_mapping_count(h->f6), 0);
+}
+
 static void test_callbacks_from_one_thread_at_a_time(void **state) {
   h_t *h = *state;
   h->cfg.clock_cb = NULL;
@@ -1326,6 +1459,7 @@ int main(void) {
       T(test_A9_garbage_and_truncated_dropped),
       T(test_F2_natpmp_gateway_detected),
       T(test_F2_natpmp_opcode_zero),
+      T(test_F2_natpmp_reply_spares_established_mappings),
       T(test_G4_not_authorized_fails),
       T(test_G1_G3_short_error_honours_lifetime),
       T(test_G2_no_new_mappings_after_no_resources),
@@ -1368,6 +1502,8 @@ int main(void) {
       T(test_J2_prefix_zero_removes_filters),
       T(test_no_new_mapping_once_free_began),
       T(test_B6_gateway_lost_then_back),
+      T(test_B6_ipv6_route_change_spares_ipv4),
+      T(test_B6_ipv4_route_change_spares_ipv6),
       T(test_callbacks_from_one_thread_at_a_time),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

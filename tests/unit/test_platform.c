@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -659,6 +660,26 @@ static void test_default_gateway_bad_args(void **state) {
   assert_true(r == 0 || r == -1);
 }
 
+/* The IPv6 addresses of an interface: lo holds ::1 when IPv6 is on. */
+static void test_ipv6_addresses(void **state) {
+  (void)state;
+  uint8_t a[8][16];
+  assert_int_equal(portmap_plat_ipv6_addresses(0, a, 8), 0);
+  assert_int_equal(portmap_plat_ipv6_addresses(1, a, 0), 0);
+  assert_int_equal(portmap_plat_ipv6_addresses(1, NULL, 8), 0);
+  unsigned lo = if_nametoindex("lo");
+  size_t n = portmap_plat_ipv6_addresses(lo, a, 8);
+  assert_true(n <= 8);
+  const uint8_t lo6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  int found = 0;
+  for (size_t i = 0; i < n; i++)
+    found |= memcmp(a[i], lo6, 16) == 0;
+  if (n > 0)
+    assert_true(found);
+  else
+    print_message("lo has no IPv6 address here\n");
+}
+
 /* ---- random bytes and the clock ------------------------------------------ */
 
 static void test_random_fills(void **state) {
@@ -1053,6 +1074,7 @@ int main(void) {
       cmocka_unit_test(test_local_address_v4),
       cmocka_unit_test(test_local_address_v6),
       cmocka_unit_test(test_local_address_bad),
+      cmocka_unit_test(test_ipv6_addresses),
       cmocka_unit_test(test_random_fills),
       cmocka_unit_test(test_now_ms_monotonic),
       cmocka_unit_test(test_wake_round_trip),

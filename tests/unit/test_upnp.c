@@ -28,6 +28,7 @@
 
 #include "test_support.h"
 #include "fake_upnp.h"
+#include "internal.h"
 
 #define MAX_EVENTS 64
 #define MAX_LOG 512
@@ -1077,6 +1078,55 @@ static void test_description_unreachable(void **state) {
   assert_int_equal(last_ev(h)->info.status, PORTMAP_ERR_UNREACHABLE);
 }
 
+/* A UPnP device that is no Internet gateway (a media server, a printer, a
+ * switch's management): the description reads fine but lists no WAN
+ * connection service. Nothing is unreachable: say what it is. */
+static const char DESC_NO_WAN[] =
+    "<?xml version=\"1.0\"?>\r\n"
+    "<root xmlns=\"urn:schemas-upnp-org:device-1-0\"><specVersion><major>1</major><minor>0"
+    "</minor></specVersion><device><deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:1"
+    "</deviceType><friendlyName>No WAN</friendlyName><UDN>uuid:0000aaaa-0000-4000-8000-000000000001"
+    "</UDN><serviceList><service><serviceType>urn:schemas-upnp-org:service:Layer3Forwarding:1"
+    "</serviceType><serviceId>urn:upnp-org:serviceId:L3Forwarding1</serviceId><SCPDURL>/L3F.xml"
+    "</SCPDURL><controlURL>/ctl/L3F</controlURL><eventSubURL>/evt/L3F</eventSubURL></service>"
+    "</serviceList></device></root>\r\n";
+
+static void test_description_without_wan_service(void **state) {
+  h_t *h = *state;
+  fake_upnp_set_description(h->f, DESC_NO_WAN);
+  h_up(h);
+  portmap_probe_result_t r;
+  assert_int_equal(portmap_probe_sync(h->c, 1000, &r), PORTMAP_OK);
+  assert_int_equal(r.upnp.available, 0);
+  assert_int_not_equal(r.upnp.error, PORTMAP_ERR_UNREACHABLE);
+  assert_int_equal(r.upnp.error, PORTMAP_ERR_NO_IGD);
+  map_tcp(h, 8000, 600);
+  RUN_UNTIL(h, h->n_ev >= 1);
+  assert_int_equal(last_ev(h)->event, PORTMAP_EVENT_FAILED);
+  assert_int_equal(last_ev(h)->info.status, PORTMAP_ERR_NO_IGD);
+}
+
+/* GetStatusInfo's answer is NewConnectionStatus; the uptime is not needed.
+ * Tailscale's recorded router spells it NewUpTime, some send none. */
+static void test_status_legacy_uptime_spelling(void **state) {
+  h_t *h = *state;
+  fake_upnp_set_uptime_element(h->f, "NewUpTime");
+  h_up(h);
+  portmap_probe_result_t r;
+  assert_int_equal(portmap_probe_sync(h->c, 1000, &r), PORTMAP_OK);
+  assert_int_equal(r.upnp.available, 1);
+  assert_string_equal(r.upnp.connection_status, "Connected");
+}
+
+static void test_status_without_uptime(void **state) {
+  h_t *h = *state;
+  fake_upnp_set_uptime_element(h->f, "");
+  h_up(h);
+  portmap_probe_result_t r;
+  assert_int_equal(portmap_probe_sync(h->c, 1000, &r), PORTMAP_OK);
+  assert_string_equal(r.upnp.connection_status, "Connected");
+}
+
 /* ---------- a gateway that never finishes (the worker's bounds) ---------- */
 
 static fake_upnp_stats_t stats(h_t *h) {
@@ -1212,10 +1262,12 @@ static void test_gateway_change_while_stuck(void **state) {
   RUN_UNTIL(h, stats(h).trickles >= 1);
   assert_int_equal(stats(h).trickles, 1);
   const uint8_t gw[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
-  const uint8_t none[16] = {0};
   fake_upnp_set_trickle(h->f, NULL, 0);
   uint64_t t0 = real_ms();
-  portmap_client_gateway_changed(h->c, 1, gw, 0, none, 0, h_clock(h));
+  /* an IPv4 change (here: the same address again, as after a new local
+   * address); the IPv6 default route, if the host has one, stays */
+  portmap_client_gateway_changed(h->c, 1, gw, h->c->have_gateway6, h->c->gateway6,
+                                 h->c->gateway6_scope, h_clock(h));
   uint64_t took = real_ms() - t0;
   print_message("the gateway change took %llu ms with the worker stuck\n",
                 (unsigned long long)took);
@@ -1458,6 +1510,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_description_escaped, setup_igd1, teardown),
       cmocka_unit_test_setup_teardown(test_no_gateway_answer, setup_igd1, teardown),
       cmocka_unit_test_setup_teardown(test_description_unreachable, setup_igd1, teardown),
+      cmocka_unit_test_setup_teardown(test_description_without_wan_service, setup_igd1, teardown),
+      cmocka_unit_test_setup_teardown(test_status_legacy_uptime_spelling, setup_igd1, teardown),
+      cmocka_unit_test_setup_teardown(test_status_without_uptime, setup_igd1, teardown),
       cmocka_unit_test_setup_teardown(test_free_while_add_stuck, setup_igd1, teardown),
       cmocka_unit_test_setup_teardown(test_free_while_delete_stuck, setup_igd1, teardown),
       cmocka_unit_test_setup_teardown(test_next_client_after_stuck_worker, setup_igd1, teardown),
