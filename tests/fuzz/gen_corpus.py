@@ -240,6 +240,8 @@ def natpmp_datagrams():
     yield "epoch_steady", struct.pack("!IQIQ", 1000, 0, 1600, 600000)
     yield "epoch_clock_back", struct.pack("!IQIQ", 1000, 600000, 900, 0)
     yield "epoch_max", struct.pack("!IQIQ", 0xFFFFFFFF, 0, 0xFFFFFFFF, 0xFFFFFFFF)
+    # 7 * elapsed is 2^64 + 5: wrapped, the reboot went unseen
+    yield "epoch_wrap", struct.pack("!IQIQ", 1000, 0, 1000, 2635249153387078803)
 
 
 # fuzz_route.c: /proc/net/route and /proc/net/ipv6_route text.
