@@ -2,15 +2,16 @@
 # SPDX-License-Identifier: MIT
 """Write the seed corpus for the PCP fuzzers (RFC 6887, RFC 7220), the
 reader fuzzer, the NAT-PMP checks (RFC 6886), the route-table parsers, the
-IGD description scanner and the SOAP reply path.
+IGD description scanner, the SOAP reply path and the HTTP reader as the
+transport feeds it.
 
     python3 tests/fuzz/gen_corpus.py [OUT_DIR]   # default: tests/fuzz/corpus
 
 Writes OUT_DIR/<name>/seed-*.bin for pcp_response, pcp_request, reader,
-natpmp, route, igd_desc and soap_reply. Packets are built here from the RFC
-layouts, independently of src/pcp/wire.c; route tables as the Linux kernel
-prints them; descriptions and SOAP replies as miniupnpd and the routers of
-ROUTER-QUIRKS.md write them.
+natpmp, route, igd_desc, soap_reply and http_stream. Packets are built
+here from the RFC layouts, independently of src/pcp/wire.c; route tables
+as the Linux kernel prints them; descriptions and SOAP replies as
+miniupnpd and the routers of ROUTER-QUIRKS.md write them.
 Files found by libFuzzer are committed next to them as found-*.bin; this
 script only rewrites seed-* files.
 """
@@ -245,13 +246,15 @@ def natpmp_datagrams():
 
 
 # fuzz_route.c: /proc/net/route and /proc/net/ipv6_route text.
-ROUTE4_HEAD = (b"Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU"
-               b"\tWindow\tIRTT\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n")
+# Lines padded with blanks to 127 octets, as the kernel prints them.
+ROUTE4_HEAD = b"Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT"
+ROUTE4_HEAD = ROUTE4_HEAD.ljust(127) + b"\n"
 
 
 def r4(iface, dest, gw, flags, metric, mask, refcnt=0, use=0):
-    return ("%s\t%s\t%s\t%04X\t%d\t%u\t%s\t%s\t0\t0\t0\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n"
+    line = ("%s\t%s\t%s\t%04X\t%d\t%u\t%s\t%s\t0\t0\t0"
             % (iface, dest, gw, flags, refcnt, use, metric, mask)).encode()
+    return line.ljust(127) + b"\n"
 
 
 def r6(dest, plen, gw, metric, flags, iface, refcnt=1, use=0):
@@ -426,6 +429,32 @@ def soap_replies():
     yield "empty", kb(K_DELETE, b"")
 
 
+# fuzz_http_stream.c: | cap selector | n | n read sizes (0 = 256) | stream |;
+# cap selector % 4 over 0, 16, 1024, 65536.
+def http_streams():
+    def st(cap, reads, stream):
+        return bytes([cap, len(reads)]) + bytes(reads) + stream
+    soap = envelope("GetExternalIPAddress", tags(NewExternalIPAddress="203.0.113.7"))
+    cl = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n" % len(soap)
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+               b"".join(b"%x;e=1\r\n%s\r\n" % (len(soap[i:i + 40]), soap[i:i + 40])
+                        for i in range(0, len(soap), 40)) + b"0\r\nX-T: 1\r\n\r\n")
+    close = b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\n" + soap
+    yield "content_length_whole", st(3, [], cl + soap)
+    yield "content_length_1", st(3, [1], cl + soap)
+    yield "content_length_split_head", st(2, [7, 30, 3], cl + soap)
+    yield "chunked_13", st(3, [13], chunked)
+    yield "chunked_1", st(2, [1], chunked)
+    yield "until_close", st(3, [100, 1], close)
+    yield "too_large_16", st(1, [5], cl + soap)
+    yield "cap_0_empty", st(0, [], b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+    yield "fault_500", st(3, [64], b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: %d"
+                          b"\r\n\r\n%s" % (len(fault(718)), fault(718)))
+    yield "long_head", st(3, [0], b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"p" * 9000 +
+                          b"\r\nContent-Length: 2\r\n\r\nok")
+    yield "truncated", st(3, [50], (cl + soap)[:-10])
+
+
 def write(outdir, name, gen):
     d = os.path.join(outdir, name)
     os.makedirs(d, exist_ok=True)
@@ -450,6 +479,7 @@ def main():
     write(outdir, "route", route_tables)
     write(outdir, "igd_desc", descriptions)
     write(outdir, "soap_reply", soap_replies)
+    write(outdir, "http_stream", http_streams)
 
 
 if __name__ == "__main__":
