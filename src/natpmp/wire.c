@@ -48,6 +48,8 @@ int portmap_natpmp_parse_announce(const uint8_t *buf, size_t len, uint32_t *ssso
 int portmap_natpmp_epoch_lost(uint32_t prev_sssoe, uint64_t prev_ms, uint32_t sssoe,
                               uint64_t now_ms) {
   uint64_t elapsed = now_ms > prev_ms ? now_ms - prev_ms : 0;
-  uint64_t expected_ms = (uint64_t)prev_sssoe * 1000u + elapsed * 7u / 8u;
+  /* 7/8 of elapsed without forming elapsed * 7, which wraps above
+   * 2^64 / 7 ms (a clock is injected: any value can come) */
+  uint64_t expected_ms = (uint64_t)prev_sssoe * 1000u + elapsed / 8u * 7u + elapsed % 8u * 7u / 8u;
   return (uint64_t)sssoe * 1000u + 2000u < expected_ms;
 }

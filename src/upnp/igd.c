@@ -155,11 +155,10 @@ static int soap_request(const upnp_call_t *k, const portmap_ssdp_url_t *u, const
 }
 #endif
 
-/* One SOAP action over our bounded transport: the reply parsed into
- * name/value pairs (miniupnpc's parser). 0 or a UPNPCOMMAND_ / UPNP_RC_
- * failure. */
+/* One SOAP action over our bounded transport: the reply's body in r (the
+ * caller's to free). 0 or a UPNPCOMMAND_ / UPNP_RC_ failure. */
 static int soap_call(const upnp_io_t *io, const upnp_call_t *k, const char *action,
-                     struct UPNParg *args, struct NameValueParserData *pdata) {
+                     struct UPNParg *args, http_reply_t *r) {
   portmap_ssdp_url_t u;
   if (portmap_ssdp_url_parse(k->url, &u) != PORTMAP_SSDP_OK)
     return UPNPCOMMAND_INVALID_ARGS;
@@ -172,14 +171,7 @@ static int soap_call(const upnp_io_t *io, const upnp_call_t *k, const char *acti
 #endif
   if (rc != 0)
     return rc;
-  http_reply_t r;
-  rc = portmap_upnp_http_exchange(io, &u, req, len, UPNP_SOAP_REPLY_MAX, &r);
-  if (rc != 0)
-    return rc;
-  /* as miniupnpc: the status does not matter, a fault carries errorCode */
-  ParseNameValue(r.body, (int)r.len, pdata);
-  free(r.body);
-  return 0;
+  return portmap_upnp_http_exchange(io, &u, req, len, UPNP_SOAP_REPLY_MAX, r);
 }
 
 static const char *nv(struct NameValueParserData *p, const char *name) {
@@ -215,6 +207,66 @@ static void describe(upnp_call_t *k, const upnp_io_t *io) {
   free(r.body);
 }
 
+void portmap_upnp_soap_reply(upnp_call_t *k, const char *body, size_t len) {
+  /* as miniupnpc: the status does not matter, a fault carries errorCode */
+  struct NameValueParserData p;
+  memset(&p, 0, sizeof p);
+  ParseNameValue(body, (int)len, &p);
+  int rc = UPNPCOMMAND_UNKNOWN_ERROR;
+  switch (k->kind) {
+  case CALL_STATUS:
+    copy_str(k->o_status, 64, nv(&p, "NewConnectionStatus"));
+    copy_str(k->o_lasterr, 64, nv(&p, "NewLastConnectionError"));
+    rc = nv(&p, "NewConnectionStatus") != NULL && nv(&p, "NewUptime") != NULL
+             ? 0
+             : UPNPCOMMAND_UNKNOWN_ERROR;
+    rc = soap_result(&p, rc);
+    break;
+  case CALL_EXTIP:
+    copy_str(k->o_extip, 16, nv(&p, "NewExternalIPAddress"));
+    rc = soap_result(&p, nv(&p, "NewExternalIPAddress") != NULL ? 0 : UPNPCOMMAND_UNKNOWN_ERROR);
+    break;
+  case CALL_ADD:
+  case CALL_ADDANY:
+    rc = 0;
+    if (k->kind == CALL_ADDANY) {
+      copy_str(k->o_reserved, 6, nv(&p, "NewReservedPort"));
+      rc = nv(&p, "NewReservedPort") != NULL ? 0 : UPNPCOMMAND_INVALID_RESPONSE;
+    }
+    rc = soap_result(&p, rc);
+    break;
+  case CALL_GET:
+    copy_str(k->o_client, 16, nv(&p, "NewInternalClient"));
+    copy_str(k->o_port, 6, nv(&p, "NewInternalPort"));
+    copy_str(k->o_enabled, 4, nv(&p, "NewEnabled"));
+    copy_str(k->o_desc, 80, nv(&p, "NewPortMappingDescription"));
+    copy_str(k->o_lease, 16, nv(&p, "NewLeaseDuration"));
+    rc = soap_result(&p, nv(&p, "NewInternalClient") != NULL ? 0 : UPNPCOMMAND_UNKNOWN_ERROR);
+    break;
+  case CALL_DELETE:
+    rc = soap_result(&p, 0);
+    break;
+  case CALL_LIST:
+    copy_str(k->o_rhost, 64, nv(&p, "NewRemoteHost"));
+    copy_str(k->o_ext_port, 6, nv(&p, "NewExternalPort"));
+    copy_str(k->o_proto, 4, nv(&p, "NewProtocol"));
+    copy_str(k->o_client, 16, nv(&p, "NewInternalClient"));
+    copy_str(k->o_port, 6, nv(&p, "NewInternalPort"));
+    copy_str(k->o_enabled, 4, nv(&p, "NewEnabled"));
+    copy_str(k->o_desc, 80, nv(&p, "NewPortMappingDescription"));
+    copy_str(k->o_lease, 16, nv(&p, "NewLeaseDuration"));
+    rc = nv(&p, "NewExternalPort") != NULL || nv(&p, "NewInternalClient") != NULL
+             ? 0
+             : UPNPCOMMAND_UNKNOWN_ERROR;
+    rc = soap_result(&p, rc);
+    break;
+  case CALL_DESCRIBE:
+    break;
+  }
+  k->rc = rc;
+  ClearNameValueList(&p);
+}
+
 /* One exchange: the call's inputs in, its outputs out. The results are
  * those of miniupnpc's UPNP_* function for the same action. */
 void portmap_upnp_run_call(upnp_call_t *k, const upnp_io_t *io) {
@@ -240,80 +292,46 @@ void portmap_upnp_run_call(upnp_call_t *k, const upnp_io_t *io) {
   a[6].val = k->desc;
   a[7].elt = "NewLeaseDuration";
   a[7].val = k->lease;
-  struct NameValueParserData p;
-  memset(&p, 0, sizeof p);
-  int rc = UPNPCOMMAND_UNKNOWN_ERROR;
+  const char *action = NULL;
+  struct UPNParg *args = a;
   switch (k->kind) {
   case CALL_STATUS:
-    rc = soap_call(io, k, "GetStatusInfo", NULL, &p);
-    if (rc != 0)
-      break;
-    copy_str(k->o_status, 64, nv(&p, "NewConnectionStatus"));
-    copy_str(k->o_lasterr, 64, nv(&p, "NewLastConnectionError"));
-    rc = nv(&p, "NewConnectionStatus") != NULL && nv(&p, "NewUptime") != NULL
-             ? 0
-             : UPNPCOMMAND_UNKNOWN_ERROR;
-    rc = soap_result(&p, rc);
+    action = "GetStatusInfo";
+    args = NULL;
     break;
   case CALL_EXTIP:
-    rc = soap_call(io, k, "GetExternalIPAddress", NULL, &p);
-    if (rc != 0)
-      break;
-    copy_str(k->o_extip, 16, nv(&p, "NewExternalIPAddress"));
-    rc = soap_result(&p, nv(&p, "NewExternalIPAddress") != NULL ? 0 : UPNPCOMMAND_UNKNOWN_ERROR);
+    action = "GetExternalIPAddress";
+    args = NULL;
     break;
   case CALL_ADD:
+    action = "AddPortMapping";
+    break;
   case CALL_ADDANY:
-    rc = soap_call(io, k, k->kind == CALL_ADD ? "AddPortMapping" : "AddAnyPortMapping", a, &p);
-    if (rc != 0)
-      break;
-    if (k->kind == CALL_ADDANY) {
-      copy_str(k->o_reserved, 6, nv(&p, "NewReservedPort"));
-      rc = nv(&p, "NewReservedPort") != NULL ? 0 : UPNPCOMMAND_INVALID_RESPONSE;
-    }
-    rc = soap_result(&p, rc);
+    action = "AddAnyPortMapping";
     break;
   case CALL_GET:
+    action = "GetSpecificPortMappingEntry";
     a[3].elt = NULL; /* NewRemoteHost, NewExternalPort, NewProtocol */
-    rc = soap_call(io, k, "GetSpecificPortMappingEntry", a, &p);
-    if (rc != 0)
-      break;
-    copy_str(k->o_client, 16, nv(&p, "NewInternalClient"));
-    copy_str(k->o_port, 6, nv(&p, "NewInternalPort"));
-    copy_str(k->o_enabled, 4, nv(&p, "NewEnabled"));
-    copy_str(k->o_desc, 80, nv(&p, "NewPortMappingDescription"));
-    copy_str(k->o_lease, 16, nv(&p, "NewLeaseDuration"));
-    rc = soap_result(&p, nv(&p, "NewInternalClient") != NULL ? 0 : UPNPCOMMAND_UNKNOWN_ERROR);
     break;
   case CALL_DELETE:
+    action = "DeletePortMapping";
     a[3].elt = NULL;
-    rc = soap_call(io, k, "DeletePortMapping", a, &p);
-    if (rc == 0)
-      rc = soap_result(&p, 0);
     break;
   case CALL_LIST:
+    action = "GetGenericPortMappingEntry";
     a[0].elt = "NewPortMappingIndex";
     a[0].val = k->index;
     a[1].elt = NULL;
-    rc = soap_call(io, k, "GetGenericPortMappingEntry", a, &p);
-    if (rc != 0)
-      break;
-    copy_str(k->o_rhost, 64, nv(&p, "NewRemoteHost"));
-    copy_str(k->o_ext_port, 6, nv(&p, "NewExternalPort"));
-    copy_str(k->o_proto, 4, nv(&p, "NewProtocol"));
-    copy_str(k->o_client, 16, nv(&p, "NewInternalClient"));
-    copy_str(k->o_port, 6, nv(&p, "NewInternalPort"));
-    copy_str(k->o_enabled, 4, nv(&p, "NewEnabled"));
-    copy_str(k->o_desc, 80, nv(&p, "NewPortMappingDescription"));
-    copy_str(k->o_lease, 16, nv(&p, "NewLeaseDuration"));
-    rc = nv(&p, "NewExternalPort") != NULL || nv(&p, "NewInternalClient") != NULL
-             ? 0
-             : UPNPCOMMAND_UNKNOWN_ERROR;
-    rc = soap_result(&p, rc);
     break;
   case CALL_DESCRIBE:
     break;
   }
-  k->rc = rc;
-  ClearNameValueList(&p);
+  http_reply_t r;
+  int rc = soap_call(io, k, action, args, &r);
+  if (rc != 0) {
+    k->rc = rc;
+    return;
+  }
+  portmap_upnp_soap_reply(k, r.body, r.len);
+  free(r.body);
 }

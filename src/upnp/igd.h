@@ -36,6 +36,13 @@
  * for the same action. */
 void portmap_upnp_run_call(upnp_call_t *k, const upnp_io_t *io);
 
+/* The outputs of a SOAP call k (rc and the o_* fields of its kind) from
+ * the body of its reply, as miniupnpc's UPNP_* function reads them
+ * (ParseNameValue(); a fault's errorCode wins). The sans-I/O half of
+ * portmap_upnp_run_call(), exposed for tests/fuzz/fuzz_soap_reply.c.
+ * k->kind is not CALL_DESCRIBE. */
+void portmap_upnp_soap_reply(upnp_call_t *k, const char *body, size_t len);
+
 /* "Connection refused" or silence: HTTP failure or timeout. */
 int portmap_upnp_is_http_failure(int rc);
 

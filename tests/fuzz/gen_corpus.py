@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Write the seed corpus for the PCP fuzzers (RFC 6887, RFC 7220) and the
-reader fuzzer.
+"""Write the seed corpus for the PCP fuzzers (RFC 6887, RFC 7220), the
+reader fuzzer, the NAT-PMP checks (RFC 6886), the route-table parsers, the
+IGD description scanner, the SOAP reply path and the HTTP reader as the
+transport feeds it.
 
     python3 tests/fuzz/gen_corpus.py [OUT_DIR]   # default: tests/fuzz/corpus
 
-Writes OUT_DIR/pcp_response/seed-*.bin, OUT_DIR/pcp_request/seed-*.bin and
-OUT_DIR/reader/seed-*.bin. Packets are built here from the RFC layouts,
-independently of src/pcp/wire.c.
+Writes OUT_DIR/<name>/seed-*.bin for pcp_response, pcp_request, reader,
+natpmp, route, igd_desc, soap_reply and http_stream. Packets are built
+here from the RFC layouts, independently of src/pcp/wire.c; route tables
+as the Linux kernel prints them; descriptions and SOAP replies as
+miniupnpd and the routers of ROUTER-QUIRKS.md write them.
 Files found by libFuzzer are committed next to them as found-*.bin; this
 script only rewrites seed-* files.
 """
@@ -217,6 +221,240 @@ def reader_programs():
                            b"")
 
 
+# fuzz_natpmp.c: the datagram; its first 24 octets also feed the epoch rule
+# (prev_sssoe, prev_ms, sssoe, now_ms, big-endian).
+def natpmp_datagrams():
+    yield "public_ok", struct.pack("!BBHI", 0, 128, 0, 42) + bytes([203, 0, 113, 7])
+    yield "map_udp_ok", struct.pack("!BBHIHHI", 0, 129, 0, 4242, 4000, 4001, 7200)
+    yield "map_tcp_ok", struct.pack("!BBHIHHI", 0, 130, 0, 4242, 8080, 8080, 3600)
+    yield "map_error_3", struct.pack("!BBHIHHI", 0, 130, 3, 9, 8080, 0, 0)
+    yield "error_header_only", struct.pack("!BBHI", 0, 129, 4, 9)
+    yield "unsupp_version", struct.pack("!BBHI", 0, 128, 1, 0)
+    yield "public_short_11", (struct.pack("!BBHI", 0, 128, 0, 42) + bytes(4))[:11]
+    yield "map_short_15", struct.pack("!BBHIHHI", 0, 129, 0, 1, 1, 1, 1)[:15]
+    yield "version_2_pcp", resp_header(1, 0, 7200, 1000) + map_payload()
+    yield "opcode_131", struct.pack("!BBHIHHI", 0, 131, 0, 1, 1, 1, 1)
+    yield "request_opcode_1", struct.pack("!BBHHHI", 0, 1, 0, 4000, 4000, 7200)
+    yield "empty", b""
+    # epoch rule: the gateway rebooted (sssoe back to 5) after 10 minutes
+    yield "epoch_reboot", struct.pack("!IQIQ", 100000, 1000, 5, 601000)
+    yield "epoch_steady", struct.pack("!IQIQ", 1000, 0, 1600, 600000)
+    yield "epoch_clock_back", struct.pack("!IQIQ", 1000, 600000, 900, 0)
+    yield "epoch_max", struct.pack("!IQIQ", 0xFFFFFFFF, 0, 0xFFFFFFFF, 0xFFFFFFFF)
+    # 7 * elapsed is 2^64 + 5: wrapped, the reboot went unseen
+    yield "epoch_wrap", struct.pack("!IQIQ", 1000, 0, 1000, 2635249153387078803)
+
+
+# fuzz_route.c: /proc/net/route and /proc/net/ipv6_route text.
+# Lines padded with blanks to 127 octets, as the kernel prints them.
+ROUTE4_HEAD = b"Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT"
+ROUTE4_HEAD = ROUTE4_HEAD.ljust(127) + b"\n"
+
+
+def r4(iface, dest, gw, flags, metric, mask, refcnt=0, use=0):
+    line = ("%s\t%s\t%s\t%04X\t%d\t%u\t%s\t%s\t0\t0\t0"
+            % (iface, dest, gw, flags, refcnt, use, metric, mask)).encode()
+    return line.ljust(127) + b"\n"
+
+
+def r6(dest, plen, gw, metric, flags, iface, refcnt=1, use=0):
+    return ("%s %02x %s %02x %s %08x %08x %08x %08x %8s\n"
+            % (dest, plen, "0" * 32, 0, gw, metric, refcnt, use, flags, iface)).encode()
+
+
+Z32 = "0" * 32
+FE80_1 = "fe800000000000000000000000000001"
+ULA_1 = "fd000000000000000000000000000001"
+
+
+def route_tables():
+    yield "v4_one_default", ROUTE4_HEAD + r4("eth0", "00000000", "0101A8C0", 3, 100,
+                                             "00000000") + r4("eth0", "0001A8C0", "00000000", 1,
+                                                              100, "00FFFFFF")
+    yield "v4_two_metrics", ROUTE4_HEAD + r4("wlan0", "00000000", "FE01A8C0", 3, 600,
+                                             "00000000") + r4("eth0", "00000000", "0100000A", 3,
+                                                              100, "00000000")
+    yield "v4_equal_metrics", ROUTE4_HEAD + r4("eth1", "00000000", "0200000A", 3, 0,
+                                               "00000000") + r4("eth0", "00000000", "0100000A",
+                                                                3, 0, "00000000")
+    yield "v4_negative_metric", ROUTE4_HEAD + r4("tun0", "00000000", "0100000A", 3, -1,
+                                                 "00000000")
+    yield "v4_reject_and_down", ROUTE4_HEAD + r4("eth0", "00000000", "0101A8C0", 0x203, 1,
+                                                 "00000000") + r4("eth0", "00000000", "0101A8C0",
+                                                                  2, 1, "00000000")
+    yield "v4_no_gateway", ROUTE4_HEAD + r4("ppp0", "00000000", "00000000", 1, 0, "00000000")
+    yield "v4_crlf", (ROUTE4_HEAD + r4("eth0", "00000000", "0101A8C0", 3, 100,
+                                       "00000000")).replace(b"\n", b"\r\n")
+    yield "v4_no_newline", r4("eth0", "00000000", "0101A8C0", 3, 100, "00000000").rstrip(b"\n")
+    yield "v4_long_ifname", ROUTE4_HEAD + r4("a" * 16, "00000000", "0101A8C0", 3, 1,
+                                             "00000000") + r4("b" * 15, "00000000", "0201A8C0",
+                                                              3, 2, "00000000")
+    yield "v6_default_link_local", r6(Z32, 0, FE80_1, 1024, 0x450003, "eth0") + r6(
+        "fe800000000000000000000000000000", 64, Z32, 256, 1, "eth0") + r6(
+        "00000000000000000000000000000001", 128, Z32, 0, 0x80200001, "lo")
+    yield "v6_two_defaults", r6(Z32, 0, FE80_1, 1024, 0x450003, "wlan0") + r6(
+        Z32, 0, ULA_1, 100, 0x3, "eth0")
+    yield "v6_reject", r6(Z32, 0, Z32, 0xFFFFFFFF, 0x200, "lo") + r6(Z32, 0, ULA_1, 1, 0x201, "lo")
+    yield "v6_upper_case", r6(Z32, 0, FE80_1.upper(), 1, 3, "eth0")
+    yield "v6_short_hex", r6(Z32, 0, FE80_1[:31], 1, 3, "eth0")
+    yield "empty", b""
+
+
+# fuzz_igd_desc.c: root descriptions.
+def service(stype, ctl, sid="urn:upnp-org:serviceId:X"):
+    return ("<service><serviceType>%s</serviceType><serviceId>%s</serviceId>"
+            "<SCPDURL>/scpd.xml</SCPDURL><controlURL>%s</controlURL>"
+            "<eventSubURL>/evt</eventSubURL></service>" % (stype, sid, ctl))
+
+
+WANIP1 = "urn:schemas-upnp-org:service:WANIPConnection:1"
+WANIP2 = "urn:schemas-upnp-org:service:WANIPConnection:2"
+WANPPP1 = "urn:schemas-upnp-org:service:WANPPPConnection:1"
+L3F = "urn:schemas-upnp-org:service:Layer3Forwarding:1"
+DSL_IP = "urn:dslforum-org:service:WANIPConnection:1"
+
+
+def device(dtype, body, name="Router"):
+    return ("<device><deviceType>%s</deviceType><friendlyName>%s</friendlyName>%s</device>"
+            % (dtype, name, body))
+
+
+def root(dev, url_base=""):
+    base = "<URLBase>%s</URLBase>" % url_base if url_base else ""
+    return ('<?xml version="1.0"?>\r\n<root xmlns="urn:schemas-upnp-org:device-1-0">'
+            "<specVersion><major>1</major><minor>0</minor></specVersion>%s%s</root>\r\n"
+            % (base, dev)).encode()
+
+
+def wan_tree(services, ns="schemas-upnp-org", v=1):
+    conn = device("urn:%s:device:WANConnectionDevice:%d" % (ns, v),
+                  "<serviceList>%s</serviceList>" % "".join(services), "WANConnectionDevice")
+    wan = device("urn:%s:device:WANDevice:%d" % (ns, v), "<deviceList>%s</deviceList>" % conn,
+                 "WANDevice")
+    return device("urn:%s:device:InternetGatewayDevice:%d" % (ns, v),
+                  "<serviceList>%s</serviceList><deviceList>%s</deviceList>"
+                  % (service(L3F, "/ctl/L3F"), wan), "MiniUPnPd router")
+
+
+def descriptions():
+    yield "miniupnpd_v1", root(wan_tree([service(WANIP1, "/ctl/IPConn")]))
+    yield "miniupnpd_v2", root(wan_tree([service(WANIP2, "/ctl/IPConn")], v=2))
+    yield "ip_and_ppp", root(wan_tree([service(WANPPP1, "/upnp/control/WANPPPConn1"),
+                                       service(WANIP1, "/upnp/control/WANIPConn1")]))
+    yield "url_base", root(wan_tree([service(WANIP1, "ctl/IPConn")]),
+                           "http://192.168.1.1:49152/")
+    yield "url_base_other_host", root(wan_tree([service(WANIP1, "/ctl")]),
+                                      "http://10.9.9.9:80/")
+    yield "absolute_control_url", root(wan_tree([service(WANIP1,
+                                                         "http://192.168.1.1:5000/ctl")]))
+    yield "dslforum_tr064", root(wan_tree([service(DSL_IP, "/upnp/control/wanipconnection1")],
+                                          ns="dslforum-org"))
+    yield "nine_wan_services", root(wan_tree([service(WANIP1, "/c%d" % i) for i in range(9)]))
+    yield "no_wan_service", root(device("urn:schemas-upnp-org:device:InternetGatewayDevice:1",
+                                        "<serviceList>%s</serviceList>" % service(L3F, "/l3f")))
+    yield "empty_control_url", root(wan_tree([service(WANIP1, "")]))
+    yield "prefixed_cdata_comments", (
+        b'<?xml version="1.0"?><!-- router --><u:root xmlns:u="urn:schemas-upnp-org:device-1-0">'
+        b"<u:device><u:deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:1"
+        b"</u:deviceType><u:friendlyName><![CDATA[Box <5>]]></u:friendlyName><u:deviceList>"
+        b"<u:device><u:deviceType>urn:schemas-upnp-org:device:WANDevice:1</u:deviceType>"
+        b"<u:deviceList><u:device><u:serviceList><u:service a='1'>"
+        b"<u:serviceType>  urn:schemas-upnp-org:service:WANIPConnection:1 </u:serviceType>"
+        b"<?pi x?><u:controlURL>/ctl&amp;x</u:controlURL></u:service></u:serviceList>"
+        b"</u:device></u:deviceList></u:device></u:deviceList></u:device></u:root>")
+    yield "unclosed", root(wan_tree([service(WANIP1, "/ctl")]))[:-20]
+    yield "long_type", root(wan_tree([service(WANIP1 + "x" * 200, "/ctl"),
+                                      service(WANIP1, "/" + "p" * 300)]))
+    yield "deep", b"<root>" + b"<device>" * 40 + b"</device>" * 40 + b"</root>"
+    yield "empty", b""
+
+
+# fuzz_soap_reply.c: | kind | body |, kind % 7 over STATUS, EXTIP, ADD,
+# ADDANY, GET, DELETE, LIST.
+K_STATUS, K_EXTIP, K_ADD, K_ADDANY, K_GET, K_DELETE, K_LIST = range(7)
+
+
+def envelope(action, inner, prefix="u", svc=WANIP1):
+    return ('<?xml version="1.0"?>\r\n<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/'
+            'envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>'
+            '<%s:%sResponse xmlns:%s="%s">%s</%s:%sResponse></s:Body></s:Envelope>\r\n'
+            % (prefix, action, prefix, svc, inner, prefix, action)).encode()
+
+
+def fault(code, text="ConflictInMappingEntry"):
+    return ('<?xml version="1.0"?>\r\n<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/'
+            'envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError'
+            '</faultstring><detail><UPnPError xmlns="urn:schemas-upnp-org:control-1-0">'
+            "<errorCode>%s</errorCode><errorDescription>%s</errorDescription></UPnPError>"
+            "</detail></s:Fault></s:Body></s:Envelope>\r\n" % (code, text)).encode()
+
+
+def tags(**kv):
+    return "".join("<%s>%s</%s>" % (k, v, k) for k, v in kv.items())
+
+
+ENTRY = tags(NewInternalPort="4000", NewInternalClient="192.168.1.10", NewEnabled="1",
+             NewPortMappingDescription="libportmap", NewLeaseDuration="3600")
+
+
+def soap_replies():
+    def kb(kind, body):
+        return bytes([kind]) + body
+    yield "status", kb(K_STATUS, envelope("GetStatusInfo", tags(
+        NewConnectionStatus="Connected", NewLastConnectionError="ERROR_NONE", NewUptime="4242")))
+    yield "status_legacy_uptime", kb(K_STATUS, envelope("GetStatusInfo", tags(
+        NewConnectionStatus="Connected", NewLastConnectionError="ERROR_NONE", NewUpTime="4242")))
+    yield "extip", kb(K_EXTIP, envelope("GetExternalIPAddress",
+                                         tags(NewExternalIPAddress="203.0.113.7")))
+    yield "extip_too_long", kb(K_EXTIP, envelope("GetExternalIPAddress",
+                                                  tags(NewExternalIPAddress="2" * 80)))
+    yield "add_ok", kb(K_ADD, envelope("AddPortMapping", ""))
+    yield "add_718", kb(K_ADD, fault(718))
+    yield "add_725_ppp", kb(K_ADD, fault(725, "OnlyPermanentLeasesSupported"))
+    yield "add_bad_code", kb(K_ADD, fault("x718"))
+    yield "add_huge_code", kb(K_ADD, fault("99999999999999999999"))
+    yield "addany", kb(K_ADDANY, envelope("AddAnyPortMapping", tags(NewReservedPort="40123"),
+                                           svc=WANIP2))
+    yield "addany_missing", kb(K_ADDANY, envelope("AddAnyPortMapping", "", svc=WANIP2))
+    yield "get", kb(K_GET, envelope("GetSpecificPortMappingEntry", ENTRY))
+    yield "get_714", kb(K_GET, fault(714, "NoSuchEntryInArray"))
+    yield "delete_ok", kb(K_DELETE, envelope("DeletePortMapping", "", prefix="m"))
+    yield "list", kb(K_LIST, envelope("GetGenericPortMappingEntry", tags(
+        NewRemoteHost="", NewExternalPort="4000", NewProtocol="UDP") + ENTRY))
+    yield "list_713", kb(K_LIST, fault(713, "SpecifiedArrayIndexInvalid"))
+    yield "list_long_desc", kb(K_LIST, envelope("GetGenericPortMappingEntry", tags(
+        NewExternalPort="4000", NewProtocol="TCPUDP", NewPortMappingDescription="d" * 200)))
+    yield "html_error", kb(K_STATUS, b"<html><body>500 Internal Server Error</body></html>")
+    yield "truncated", kb(K_GET, envelope("GetSpecificPortMappingEntry", ENTRY)[:150])
+    yield "empty", kb(K_DELETE, b"")
+
+
+# fuzz_http_stream.c: | cap selector | n | n read sizes (0 = 256) | stream |;
+# cap selector % 4 over 0, 16, 1024, 65536.
+def http_streams():
+    def st(cap, reads, stream):
+        return bytes([cap, len(reads)]) + bytes(reads) + stream
+    soap = envelope("GetExternalIPAddress", tags(NewExternalIPAddress="203.0.113.7"))
+    cl = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n" % len(soap)
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+               b"".join(b"%x;e=1\r\n%s\r\n" % (len(soap[i:i + 40]), soap[i:i + 40])
+                        for i in range(0, len(soap), 40)) + b"0\r\nX-T: 1\r\n\r\n")
+    close = b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\n" + soap
+    yield "content_length_whole", st(3, [], cl + soap)
+    yield "content_length_1", st(3, [1], cl + soap)
+    yield "content_length_split_head", st(2, [7, 30, 3], cl + soap)
+    yield "chunked_13", st(3, [13], chunked)
+    yield "chunked_1", st(2, [1], chunked)
+    yield "until_close", st(3, [100, 1], close)
+    yield "too_large_16", st(1, [5], cl + soap)
+    yield "cap_0_empty", st(0, [], b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+    yield "fault_500", st(3, [64], b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: %d"
+                          b"\r\n\r\n%s" % (len(fault(718)), fault(718)))
+    yield "long_head", st(3, [0], b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"p" * 9000 +
+                          b"\r\nContent-Length: 2\r\n\r\nok")
+    yield "truncated", st(3, [50], (cl + soap)[:-10])
+
+
 def write(outdir, name, gen):
     d = os.path.join(outdir, name)
     os.makedirs(d, exist_ok=True)
@@ -237,6 +475,11 @@ def main():
     write(outdir, "pcp_response", responses)
     write(outdir, "pcp_request", requests)
     write(outdir, "reader", reader_programs)
+    write(outdir, "natpmp", natpmp_datagrams)
+    write(outdir, "route", route_tables)
+    write(outdir, "igd_desc", descriptions)
+    write(outdir, "soap_reply", soap_replies)
+    write(outdir, "http_stream", http_streams)
 
 
 if __name__ == "__main__":

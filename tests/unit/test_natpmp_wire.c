@@ -92,6 +92,10 @@ static void test_N5_epoch_rule(void **state) {
   assert_false(portmap_natpmp_epoch_lost(1000, t1, 1000, t0));
   /* the largest values do not overflow */
   assert_false(portmap_natpmp_epoch_lost(UINT32_MAX, 0, UINT32_MAX, 1000));
+  /* nor does 7/8 of the elapsed time: 7 * 2635249153387078803 is 2^64 + 5
+   * (caught by fuzz_natpmp's 128-bit reference) */
+  assert_true(portmap_natpmp_epoch_lost(1000, 0, 1000, UINT64_C(2635249153387078803)));
+  assert_true(portmap_natpmp_epoch_lost(UINT32_MAX, 0, UINT32_MAX, UINT64_MAX));
 }
 
 int main(void) {
