@@ -125,12 +125,6 @@ struct np_state {
   portmap_timer_t probe_timer;
 };
 
-static void addr4(uint8_t out[16], const uint8_t v4[4]) {
-  memset(out, 0, 10);
-  out[10] = out[11] = 0xff;
-  memcpy(out + 12, v4, 4);
-}
-
 static void arm(np_state_t *st, portmap_timer_t *t, uint64_t deadline) {
   if (portmap_core_arm(st->core, t, deadline) != 0)
     portmap_core_log(st->core, PORTMAP_LOG_ERROR, "natpmp: out of memory for a timer");
@@ -294,7 +288,7 @@ static void ask_public(np_state_t *st, int for_maps) {
  * those currently mapped report CHANGED. */
 static void set_external(np_state_t *st, const uint8_t v4[4], uint64_t now) {
   uint8_t a[16];
-  addr4(a, v4);
+  portmap_net_v4_mapped(a, v4);
   int known = !portmap_net_is_unspecified(a);
   if (known == st->have_ext && (!known || memcmp(a, st->ext, 16) == 0))
     return;

@@ -40,20 +40,6 @@
 
 /* ---------- addresses ---------- */
 
-static int all_zero(const uint8_t *b, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (b[i] != 0)
-      return 0;
-  return 1;
-}
-
-static void v4_mapped(uint8_t out[16], const uint8_t v4[4]) {
-  memset(out, 0, 10);
-  out[10] = 0xff;
-  out[11] = 0xff;
-  memcpy(out + 12, v4, 4);
-}
-
 /* fe80::/10, and link/interface-local multicast: need a scope id. */
 static int needs_scope(const uint8_t a[16]) {
   if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
@@ -168,7 +154,7 @@ static int parse_route4_line(portmap_reader_t *line, uint8_t gw[16], uint32_t *m
     return -1;
   uint8_t gw4[4];
   memcpy(gw4, &gateway, 4);
-  v4_mapped(gw, gw4);
+  portmap_net_v4_mapped(gw, gw4);
   return 0;
 }
 
@@ -187,7 +173,7 @@ static int parse_route6_line(portmap_reader_t *line, uint8_t gw[16], uint32_t *m
       field_hex32(line, 8, &refcnt) != 0 || field_hex32(line, 8, &use) != 0 ||
       field_hex32(line, 8, &flags) != 0 || field_ifname(line, ifname) != 0)
     return -1;
-  if (dest_plen != 0 || !all_zero(dest, 16) || all_zero(gw, 16))
+  if (dest_plen != 0 || !portmap_net_all_zero(dest, 16) || portmap_net_all_zero(gw, 16))
     return -1;
   if (!(flags & PLAT_RTF_UP) || (flags & PLAT_RTF_REJECT))
     return -1;

@@ -13,14 +13,14 @@
 #include <netinet/in.h>
 #include <string.h>
 
-static int all_zero(const uint8_t *b, size_t n) {
+int portmap_net_all_zero(const uint8_t *b, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (b[i] != 0)
       return 0;
   return 1;
 }
 
-static void v4_mapped(uint8_t out[16], const uint8_t v4[4]) {
+void portmap_net_v4_mapped(uint8_t out[16], const uint8_t v4[4]) {
   memset(out, 0, 10);
   out[10] = 0xff;
   out[11] = 0xff;
@@ -56,7 +56,7 @@ int portmap_net_from_sockaddr(const struct sockaddr *sa, socklen_t len, uint8_t 
     if (len < (socklen_t)sizeof sin)
       return -1;
     memcpy(&sin, sa, sizeof sin);
-    v4_mapped(out, (const uint8_t *)&sin.sin_addr);
+    portmap_net_v4_mapped(out, (const uint8_t *)&sin.sin_addr);
     if (port != NULL)
       *port = ntohs(sin.sin_port);
     return 0;
@@ -78,17 +78,17 @@ int portmap_net_from_sockaddr(const struct sockaddr *sa, socklen_t len, uint8_t 
 
 /* Checklist A6: all 96 leading bits. */
 int portmap_net_is_v4(const uint8_t addr[16]) {
-  return all_zero(addr, 10) && addr[10] == 0xff && addr[11] == 0xff;
+  return portmap_net_all_zero(addr, 10) && addr[10] == 0xff && addr[11] == 0xff;
 }
 
 int portmap_net_is_unspecified(const uint8_t addr[16]) {
   if (portmap_net_is_v4(addr))
-    return all_zero(addr + 12, 4);
-  return all_zero(addr, 16);
+    return portmap_net_all_zero(addr + 12, 4);
+  return portmap_net_all_zero(addr, 16);
 }
 
 static int is_v6_loopback(const uint8_t a[16]) {
-  return all_zero(a, 15) && a[15] == 1;
+  return portmap_net_all_zero(a, 15) && a[15] == 1;
 }
 
 int portmap_net_is_private(const uint8_t addr[16]) {
@@ -104,7 +104,7 @@ int portmap_net_is_private(const uint8_t addr[16]) {
   }
   return (addr[0] & 0xfe) == 0xfc ||                      /* fc00::/7 ULA */
          (addr[0] == 0xfe && (addr[1] & 0xc0) == 0x80) || /* fe80::/10 */
-         is_v6_loopback(addr) || all_zero(addr, 16);
+         is_v6_loopback(addr) || portmap_net_all_zero(addr, 16);
 }
 
 int portmap_net_is_forbidden_target(const uint8_t addr[16]) {
@@ -113,11 +113,11 @@ int portmap_net_is_forbidden_target(const uint8_t addr[16]) {
     return a[0] == 127 ||                                              /* loopback */
            (a[0] == 169 && a[1] == 254) ||                             /* link-local */
            (a[0] & 0xf0) == 224 ||                                     /* 224/4 multicast */
-           all_zero(a, 4) ||                                           /* unspecified */
+           portmap_net_all_zero(a, 4) ||                               /* unspecified */
            (a[0] == 255 && a[1] == 255 && a[2] == 255 && a[3] == 255); /* broadcast */
   }
   return is_v6_loopback(addr) || (addr[0] == 0xfe && (addr[1] & 0xc0) == 0x80) || addr[0] == 0xff ||
-         all_zero(addr, 16);
+         portmap_net_all_zero(addr, 16);
 }
 
 int portmap_net_is_link_local6(const uint8_t addr[16]) {
@@ -150,7 +150,7 @@ PORTMAP_API portmap_status_t portmap_addr_parse(const char *text, portmap_addr_t
   if (text == NULL || out == NULL)
     return PORTMAP_ERR_INVALID;
   if (inet_pton(AF_INET, text, b + 12) == 1) {
-    v4_mapped(out->bytes, b + 12);
+    portmap_net_v4_mapped(out->bytes, b + 12);
     return PORTMAP_OK;
   }
   if (inet_pton(AF_INET6, text, b) == 1) {

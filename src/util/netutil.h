@@ -21,6 +21,10 @@ int portmap_net_from_sockaddr(const struct sockaddr *sa, socklen_t len, uint8_t 
                               uint16_t *port);
 
 int portmap_net_is_v4(const uint8_t addr[16]);
+/* All n octets zero. */
+int portmap_net_all_zero(const uint8_t *b, size_t n);
+/* ::ffff:a.b.c.d from the four octets of an IPv4 address. */
+void portmap_net_v4_mapped(uint8_t out[16], const uint8_t v4[4]);
 int portmap_net_is_unspecified(const uint8_t addr[16]); /* :: or ::ffff:0.0.0.0 */
 /* Not reachable from the Internet: RFC 1918, 100.64/10 (CGN), loopback,
  * link-local, 0/8, ULA fc00::/7, ::1, fe80::/10 (ROUTER-QUIRKS Q17). */
