@@ -252,7 +252,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
   pthread_mutex_lock(&client->mu);
   uint64_t now = portmap_client_now(client);
   for (portmap_mapping_t *m = client->mappings; m != NULL; m = m->next) {
-    if (!m->revoked && !m->final_queued && !m->detached) {
+    if (!m->revoked && !portmap_mapping_ended(m)) {
       m->revoked = 1;
       portmap_mapping_revoke_locked(m, now);
     }
@@ -264,7 +264,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
     pthread_mutex_lock(&client->mu);
     int pending = 0;
     for (portmap_mapping_t *m = client->mappings; m != NULL; m = m->next)
-      if (!m->final_queued && !m->detached)
+      if (!portmap_mapping_ended(m))
         pending = 1;
     portmap_client_unlock(client);
     uint64_t t = portmap_real_ms();
@@ -275,7 +275,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
   portmap_status_t st = PORTMAP_OK;
   pthread_mutex_lock(&client->mu);
   for (portmap_mapping_t *m = client->mappings; m != NULL; m = m->next) {
-    if (!m->final_queued && !m->detached) {
+    if (!portmap_mapping_ended(m)) {
       st = PORTMAP_ERR_TIMEOUT;
       m->info.status = PORTMAP_ERR_CANCELLED;
       portmap_mapping_unbind(m);
@@ -388,7 +388,7 @@ void portmap_client_shutdown_check(portmap_client_t *c) {
   if (!c->shutting_down || c->shut_down)
     return;
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
-    if (!m->final_queued && !m->detached)
+    if (!portmap_mapping_ended(m))
       return;
   portmap_sched_cancel(&c->sched, &c->shutdown_timer);
   c->shut_down = 1;
@@ -400,7 +400,7 @@ static void on_shutdown_timer(portmap_timer_t *t, uint64_t now) {
   portmap_client_t *c = t->ctx;
   (void)now;
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next) {
-    if (m->final_queued || m->detached)
+    if (portmap_mapping_ended(m))
       continue;
     m->info.status = PORTMAP_ERR_CANCELLED;
     portmap_mapping_unbind(m);
@@ -420,7 +420,7 @@ portmap_status_t portmap_client_shutdown(portmap_client_t *client) {
     client->shutting_down = 1;
     uint64_t now = portmap_client_now(client);
     for (portmap_mapping_t *m = client->mappings; m != NULL; m = m->next) {
-      if (!m->revoked && !m->final_queued && !m->detached) {
+      if (!m->revoked && !portmap_mapping_ended(m)) {
         m->revoked = 1;
         portmap_mapping_revoke_locked(m, now);
       }

@@ -160,7 +160,7 @@ void portmap_core_list_result(portmap_core_t *core, portmap_status_t status,
 }
 
 static portmap_mapping_state_t state_of(const portmap_mapping_t *m) {
-  if (m->final_queued || m->detached)
+  if (portmap_mapping_ended(m))
     return PORTMAP_STATE_ENDED;
   if (m->revoked)
     return PORTMAP_STATE_DELETING;
@@ -195,7 +195,7 @@ void portmap_mapping_fill_times(portmap_mapping_t *m, uint64_t now) {
 /* Put the event on the application's queue. */
 static void queue_event(portmap_mapping_t *m, portmap_event_t ev) {
   portmap_client_t *c = m->client;
-  if (m->final_queued || m->detached)
+  if (portmap_mapping_ended(m))
     return;
   if (ev == PORTMAP_EVENT_DELETED) {
     m->info.lifetime = 0; /* whoever deleted it: nothing is held any more */
@@ -235,7 +235,7 @@ static void queue_event(portmap_mapping_t *m, portmap_event_t ev) {
 
 void portmap_mapping_emit(portmap_mapping_t *m, portmap_event_t ev) {
   portmap_client_t *c = m->client;
-  if (m->final_queued || m->detached)
+  if (portmap_mapping_ended(m))
     return;
   if (ev != PORTMAP_EVENT_FAILED) {
     queue_event(m, ev);
@@ -312,7 +312,7 @@ void portmap_core_settle(portmap_client_t *c) {
       m->failed_next = NULL;
       int pending = m->failed_pending;
       m->failed_pending = 0;
-      if (pending && !m->final_queued && !m->detached && !portmap_probe_failover(m, now))
+      if (pending && !portmap_mapping_ended(m) && !portmap_probe_failover(m, now))
         queue_event(m, PORTMAP_EVENT_FAILED);
       portmap_mapping_maybe_free(c, m);
     }

@@ -252,6 +252,12 @@ void portmap_probe_info_init(const portmap_client_t *c, portmap_info_t *info);
  * backend that runs it (info.tried). */
 void portmap_probe_note(struct portmap_mapping *m);
 
+/* The mapping is over for the application: its final event is queued, or
+ * it was detached. No backend runs it, and calls on it return STATE. */
+static inline int portmap_mapping_ended(const struct portmap_mapping *m) {
+  return m->final_queued || m->detached;
+}
+
 /* ---------- core.c: the seam's core side ---------- */
 uint64_t portmap_client_now(portmap_client_t *c);
 int portmap_client_random(portmap_client_t *c, void *buf, size_t len);

@@ -319,7 +319,7 @@ portmap_status_t portmap_mapping_revoke(portmap_mapping_t *m) {
   portmap_client_t *c = m->client;
   pthread_mutex_lock(&c->mu);
   portmap_status_t st = PORTMAP_OK;
-  if (m->revoked || m->final_queued || m->detached) {
+  if (m->revoked || portmap_mapping_ended(m)) {
     st = PORTMAP_ERR_STATE;
   } else {
     m->revoked = 1;
@@ -337,7 +337,7 @@ portmap_status_t portmap_mapping_detach(portmap_mapping_t *m) {
   portmap_client_t *c = m->client;
   pthread_mutex_lock(&c->mu);
   portmap_status_t st = PORTMAP_OK;
-  if (m->final_queued || m->detached) {
+  if (portmap_mapping_ended(m)) {
     st = PORTMAP_ERR_STATE;
   } else {
     portmap_mapping_unbind(m);
@@ -367,7 +367,7 @@ portmap_status_t portmap_mapping_set_callback(portmap_mapping_t *m, portmap_mapp
   portmap_client_t *c = m->client;
   pthread_mutex_lock(&c->mu);
   portmap_status_t st = PORTMAP_OK;
-  if (m->final_queued || m->detached) {
+  if (portmap_mapping_ended(m)) {
     st = PORTMAP_ERR_STATE;
   } else {
     m->cb = cb;
@@ -384,7 +384,7 @@ portmap_status_t portmap_mapping_info_sized(portmap_mapping_t *m, portmap_info_t
   portmap_client_t *c = m->client;
   pthread_mutex_lock(&c->mu);
   portmap_status_t st = PORTMAP_OK;
-  if (m->final_queued || m->detached) {
+  if (portmap_mapping_ended(m)) {
     st = PORTMAP_ERR_STATE;
   } else {
     portmap_mapping_fill_times(m, portmap_client_now(c));

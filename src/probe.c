@@ -258,7 +258,7 @@ static int recheck_wanted(const portmap_client_t *c) {
  * (waiting: not even started again). */
 static int retrying_any(const portmap_client_t *c, int waiting) {
   for (const portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
-    if (m->retrying && (!waiting || m->waiting) && !m->final_queued && !m->detached)
+    if (m->retrying && (!waiting || m->waiting) && !portmap_mapping_ended(m))
       return 1;
   return 0;
 }
@@ -313,7 +313,7 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
   portmap_mapping_t *next;
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
     next = m->next;
-    if (!m->waiting || m->final_queued || m->detached)
+    if (!m->waiting || portmap_mapping_ended(m))
       continue;
     int idx = choose(c, m, m->tried, final);
     if (idx < 0)

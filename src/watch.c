@@ -71,7 +71,7 @@ void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_
                 have_any ? "mapping again there" : "none now; waiting for one");
   /* The old gateway is gone: nothing to delete there, only to forget. */
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next) {
-    if (m->final_queued || m->detached)
+    if (portmap_mapping_ended(m))
       continue;
     if (!(m->req.ipv6 ? changed6 : changed4))
       continue;
@@ -131,7 +131,7 @@ void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_
     portmap_client_note_backend(c, PORTMAP_BACKEND_NONE); /* until the new round decides */
   }
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
-    if (m->waiting && !m->final_queued && !m->detached && (m->req.ipv6 ? have6 : have4))
+    if (m->waiting && !portmap_mapping_ended(m) && (m->req.ipv6 ? have6 : have4))
       portmap_probe_begin(m, now);
 }
 
