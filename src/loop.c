@@ -238,10 +238,19 @@ static void loop_news_take(portmap_client_t *c, loop_news_t *news) {
                   PORTMAP_MAX_WATCHED);
       n = PORTMAP_MAX_WATCHED;
     }
+    /* A watched number is still the fd the loop was told of: backends close
+     * what they report through portmap_core_close_fd(), which keeps the
+     * number until the loop has let go. So only a number not watched yet
+     * costs an fstat(), not every unlock. */
     portmap_watched_t now[PORTMAP_MAX_WATCHED];
     for (size_t i = 0; i < n; i++) {
       now[i].fd = fds[i];
-      now[i].ident = portmap_plat_fd_identity(fds[i]);
+      now[i].ident = 0;
+      for (size_t k = 0; k < c->n_watched && now[i].ident == 0; k++)
+        if (c->watched[k].fd == fds[i])
+          now[i].ident = c->watched[k].ident;
+      if (now[i].ident == 0)
+        now[i].ident = portmap_plat_fd_identity(fds[i]);
     }
     for (size_t i = 0; i < c->n_watched; i++) {
       if (!watched_has(now, n, &c->watched[i])) {
