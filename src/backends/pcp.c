@@ -84,7 +84,8 @@ struct pcp_map {
   pcp_server_t *srv;
   enum pcp_phase phase;
   pcp_retx_t retx;
-  uint8_t pkt[PCP_MAX_REQUEST]; /* kept for identical retransmissions (C4) */
+  uint8_t *pkt; /* kept for identical retransmissions (C4); pkt_cap octets */
+  size_t pkt_cap;
   size_t pkt_len;
   unsigned renew_attempt;
   uint64_t granted_at;
@@ -171,6 +172,7 @@ static void pm_free(pcp_map_t *pm) {
     st->maps = pm->next;
   if (pm->next)
     pm->next->prev = pm->prev;
+  free(pm->pkt);
   free(pm);
 }
 
@@ -218,7 +220,9 @@ static int request_timed_out(pcp_map_t *pm, uint64_t now) {
   return timeout > 0 && !pm->ever_mapped && now - pm->first_request >= timeout;
 }
 
-/* Build the request for the mapping with the given lifetime into pm->pkt. */
+/* Build the request for the mapping with the given lifetime into pm->pkt,
+ * which is only as large as the requests made so far (most are 60 octets,
+ * the largest possible PCP_MAX_REQUEST): INVALID or NOMEM on failure. */
 static portmap_status_t build_request(pcp_map_t *pm, uint32_t lifetime) {
   const portmap_req_t *m = pm->req;
   pcp_server_t *s = pm->srv;
@@ -269,9 +273,18 @@ static portmap_status_t build_request(pcp_map_t *pm, uint32_t lifetime) {
     }
   }
   pm->sent_description = msg.description_len > 0;
+  uint8_t buf[PCP_MAX_REQUEST];
   size_t len = 0;
-  if (pcp_encode_request(&msg, pm->pkt, sizeof pm->pkt, &len) != PCP_WIRE_OK)
+  if (pcp_encode_request(&msg, buf, sizeof buf, &len) != PCP_WIRE_OK)
     return PORTMAP_ERR_INVALID;
+  if (len > pm->pkt_cap) {
+    uint8_t *p = realloc(pm->pkt, len);
+    if (p == NULL)
+      return PORTMAP_ERR_NOMEM;
+    pm->pkt = p;
+    pm->pkt_cap = len;
+  }
+  memcpy(pm->pkt, buf, len);
   pm->pkt_len = len;
   return PORTMAP_OK;
 }
@@ -291,8 +304,9 @@ static void retx_step(pcp_map_t *pm, uint64_t now);
 static void start_cycle(pcp_map_t *pm, enum pcp_phase phase, uint64_t now) {
   uint32_t lifetime = phase == PH_DELETE ? 0 : pm->req->lifetime;
   pm->phase = phase;
-  if (build_request(pm, lifetime) != PORTMAP_OK) {
-    pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_INVALID);
+  portmap_status_t st = build_request(pm, lifetime);
+  if (st != PORTMAP_OK) {
+    pm_finish(pm, PORTMAP_EVENT_FAILED, st);
     return;
   }
   retx_init_for(pm, phase == PH_DELETE);
@@ -343,10 +357,11 @@ static void on_timer(portmap_timer_t *t, uint64_t now) {
   case PH_DELETE:
     retx_step(pm, now);
     break;
-  case PH_RENEW:
+  case PH_RENEW: {
     /* H5: one renewal per attempt point; the next point is the retry */
-    if (build_request(pm, pm->req->lifetime) != PORTMAP_OK) {
-      pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_INVALID);
+    portmap_status_t st = build_request(pm, pm->req->lifetime);
+    if (st != PORTMAP_OK) {
+      pm_finish(pm, PORTMAP_EVENT_FAILED, st);
       return;
     }
     pm->outstanding = 1;
@@ -356,6 +371,7 @@ static void on_timer(portmap_timer_t *t, uint64_t now) {
     pm->renew_attempt++;
     schedule_renewal(pm, now);
     break;
+  }
   case PH_BACKOFF:
   case PH_DEFER:
     if (request_timed_out(pm, now)) {
