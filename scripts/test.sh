@@ -12,7 +12,7 @@ bash scripts/install-deps.sh
 build=${PORTMAP_BUILD_DIR:-build-test}
 if [ "${PORTMAP_SKIP_TSAN:-0}" != 1 ]; then
   tsan=${build}-tsan
-  tsan_tests="test_handles test_loop test_core test_regressions"
+  tsan_tests="test_handles test_loop test_core test_regressions test_pcp_engine"
   cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=Debug -DPORTMAP_WERROR=ON -DPORTMAP_TSAN=ON \
     -DPORTMAP_BUILD_TOOLS=OFF >/dev/null
   # shellcheck disable=SC2086 # a list of targets

@@ -991,15 +991,24 @@ static void test_map_sync(void **state) {
     portmap_process(h->c);
   }
   assert_true(w.deleted); /* the new callback got the final event */
-  assert_int_equal(fake_pcp_mapping_count(h->f), 0);
-  req.internal_port = 8001;
+  /* the runner's thread runs the fake: look at it and change it only
+   * while the runner is held */
+  test_fake_runner_lock(&r);
+  size_t left = fake_pcp_mapping_count(h->f);
   fake_pcp_force_result(h->f, PCP_NOT_AUTHORIZED, 1);
+  test_fake_runner_unlock(&r);
+  assert_int_equal(left, 0);
+  req.internal_port = 8001;
   assert_int_equal(portmap_map_sync(h->c, &req, 1000, &info, NULL), PORTMAP_ERR_REFUSED);
   assert_int_equal(info.gateway_result, PCP_NOT_AUTHORIZED);
+  test_fake_runner_lock(&r);
   fake_pcp_set_silent(h->f, 1);
+  test_fake_runner_unlock(&r);
   req.internal_port = 8002;
   assert_int_equal(portmap_map_sync(h->c, &req, 100, &info, NULL), PORTMAP_ERR_TIMEOUT);
+  test_fake_runner_lock(&r);
   fake_pcp_set_silent(h->f, 0);
+  test_fake_runner_unlock(&r);
   portmap_client_free(h->c);
   h->c = NULL;
   test_fake_runner_stop(&r);
@@ -1298,10 +1307,12 @@ static void test_B6_gateway_lost_then_back(void **state) {
   assert_int_equal(last_event(h)->event, PORTMAP_EVENT_CHANGED);
 }
 
+/* The callback may run on either thread: mapped is stored with release
+ * after process_status and loaded with acquire. */
 typedef struct rec_h {
   portmap_client_t *c;
-  volatile int mapped;
-  volatile portmap_status_t process_status;
+  int mapped;
+  portmap_status_t process_status;
 } rec_h_t;
 
 static void recursive_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *info,
@@ -1312,7 +1323,7 @@ static void recursive_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_
   if (e != PORTMAP_EVENT_MAPPED)
     return;
   r->process_status = portmap_process(r->c);
-  r->mapped = 1;
+  __atomic_store_n(&r->mapped, 1, __ATOMIC_RELEASE);
 }
 
 /* A scripted route table (portmap_client_new_routes): the IPv4 default
@@ -1430,12 +1441,14 @@ static void test_callbacks_from_one_thread_at_a_time(void **state) {
   req.internal_port = 8000;
   assert_int_equal(portmap_map(h->c, &req, recursive_cb, &r, NULL), PORTMAP_OK);
   /* this thread drives the client too, racing the library's thread */
-  for (int i = 0; i < 2000 && !r.mapped; i++) {
+  int mapped = 0;
+  for (int i = 0; i < 2000 && !mapped; i++) {
     portmap_process(h->c);
     struct pollfd p = {-1, 0, 0};
     poll(&p, 0, 1);
+    mapped = __atomic_load_n(&r.mapped, __ATOMIC_ACQUIRE);
   }
-  assert_true(r.mapped);
+  assert_true(mapped);
   assert_int_equal(r.process_status, PORTMAP_ERR_RECURSIVE);
   assert_int_equal(portmap_thread_stop(h->c), PORTMAP_OK);
   portmap_client_free(h->c);
