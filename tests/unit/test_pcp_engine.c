@@ -393,11 +393,24 @@ static void test_G4_not_authorized_fails(void **state) {
   assert_int_equal(last_event(h)->info.gateway_result, PCP_NOT_AUTHORIZED);
 }
 
+/* G3: the fake's error responses carry 203.0.113.50:4444 in their external
+ * fields, neither what the client suggested nor what it was granted, so a
+ * client that took them for assigned would show them. */
+static const uint8_t ERR_EXT[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 50};
+#define ERR_EXT_PORT 4444
+
 static void test_G1_G3_short_error_honours_lifetime(void **state) {
   h_t *h = *state;
   client_up(h);
+  fake_pcp_set_error_external(h->f, ERR_EXT, ERR_EXT_PORT);
   fake_pcp_force_result(h->f, PCP_NETWORK_FAILURE, 1);
-  map_tcp(h, 8000, 3600);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.external_port = 9000; /* our suggestion: not assigned either */
+  req.lifetime = 3600;
+  portmap_mapping_t *m = NULL;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, &m), PORTMAP_OK);
   pump(h);
   assert_int_equal(count_events(h, PORTMAP_EVENT_LOST), 1);
   const ev_t *e = last_event(h);
@@ -405,11 +418,53 @@ static void test_G1_G3_short_error_honours_lifetime(void **state) {
   /* G3: nothing assigned is reported from an error */
   assert_int_equal(e->info.external_port, 0);
   assert_string_equal(e->info.external_address_str, "0.0.0.0");
+  portmap_info_t info;
+  assert_int_equal(portmap_mapping_info(m, &info), PORTMAP_OK);
+  assert_int_equal(info.external_port, 0);
+  assert_string_equal(info.external_address_str, "0.0.0.0");
   advance(h, 29000);
   assert_int_equal(map_requests(h), 1); /* G1: 30 s error lifetime */
   advance(h, 2000);
   assert_int_equal(map_requests(h), 2);
+  /* G3, H2: the retry suggests our 9000 again, not the error's 4444 */
+  pcp_msg_t r;
+  assert_int_equal(fake_pcp_last_request(h->f, &r), 0);
+  assert_int_equal(r.external_port, 9000);
   assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 1);
+  assert_int_equal(last_event(h)->info.external_port, 9000);
+  assert_string_equal(last_event(h)->info.external_address_str, "198.51.100.7");
+}
+
+/* G3 on a renewal: an error answering the renewal of a granted mapping does
+ * not replace what was assigned, neither in what the application sees nor
+ * in what the next request suggests (H2). */
+static void test_G3_renewal_error_keeps_assigned(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  portmap_mapping_t *m = map_tcp(h, 8000, 200);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(last_event(h)->info.external_port, 8000);
+  fake_pcp_set_error_external(h->f, ERR_EXT, ERR_EXT_PORT);
+  fake_pcp_force_result(h->f, PCP_NETWORK_FAILURE, 1);
+  advance(h, 126000); /* the renewal, by 5/8 of 200 s, gets the error */
+  assert_int_equal(map_requests(h), 2);
+  assert_int_equal(fake_pcp_log_get(h->f, 1)->result, PCP_NETWORK_FAILURE);
+  assert_int_equal(h->n_ev, 1); /* still valid: nothing to report */
+  portmap_info_t info;
+  assert_int_equal(portmap_mapping_info(m, &info), PORTMAP_OK);
+  assert_int_equal(info.external_port, 8000);
+  assert_string_equal(info.external_address_str, "198.51.100.7");
+  advance(h, 31000); /* after the 30 s error lifetime (G1): asked again */
+  assert_int_equal(map_requests(h), 3);
+  pcp_msg_t r;
+  assert_int_equal(fake_pcp_last_request(h->f, &r), 0);
+  const uint8_t granted[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, 7};
+  assert_int_equal(r.external_port, 8000);
+  assert_memory_equal(r.external_addr, granted, 16);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_RENEWED);
+  assert_int_equal(last_event(h)->info.external_port, 8000);
+  assert_string_equal(last_event(h)->info.external_address_str, "198.51.100.7");
 }
 
 static void test_G2_no_new_mappings_after_no_resources(void **state) {
@@ -1475,6 +1530,7 @@ int main(void) {
       T(test_F2_natpmp_reply_spares_established_mappings),
       T(test_G4_not_authorized_fails),
       T(test_G1_G3_short_error_honours_lifetime),
+      T(test_G3_renewal_error_keeps_assigned),
       T(test_G2_no_new_mappings_after_no_resources),
       T(test_A12_unknown_result_is_long_error),
       T(test_H4_H5_renewal_schedule),
