@@ -27,12 +27,21 @@
 #include "internal.h"
 
 #define MAX_EVENTS 256
+#define MAX_DRAWS 64
+#define RND_MAX 0xFFFFFFFFu
 
 typedef test_ev_t ev_t;
 
 typedef struct h {
   uint64_t now;
   uint64_t rng;
+  /* 4-octet draws (the jitter of C2 and H5) come from script while it
+   * lasts, then from rng; each one's time is recorded */
+  uint32_t script[16];
+  size_t n_script;
+  size_t i_script;
+  uint64_t draw_at[MAX_DRAWS];
+  size_t n_draws;
   fake_pcp_t *f;
   fake_pcp_t *f6; /* an IPv6 server beside f, or NULL */
   portmap_client_t *c;
@@ -55,8 +64,30 @@ static uint64_t h_clock(void *u) {
 
 /* Deterministic stand-in for the CSPRNG. */
 static int h_random(void *buf, size_t len, void *u) {
-  test_splitmix_fill(&((h_t *)u)->rng, buf, len);
+  h_t *h = u;
+  if (len == 4) {
+    if (h->n_draws < MAX_DRAWS)
+      h->draw_at[h->n_draws++] = h->now;
+    if (h->i_script < h->n_script) {
+      uint32_t v = h->script[h->i_script++];
+      uint8_t *p = buf;
+      p[0] = (uint8_t)(v >> 24);
+      p[1] = (uint8_t)(v >> 16);
+      p[2] = (uint8_t)(v >> 8);
+      p[3] = (uint8_t)v;
+      return 0;
+    }
+  }
+  test_splitmix_fill(&h->rng, buf, len);
   return 0;
+}
+
+/* The next 4-octet draws, in order. */
+static void h_script(h_t *h, const uint32_t *v, size_t n) {
+  assert_true(n <= sizeof h->script / sizeof h->script[0]);
+  memcpy(h->script, v, n * sizeof *v);
+  h->n_script = n;
+  h->i_script = 0;
 }
 
 static void h_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *info, void *u) {
@@ -226,6 +257,35 @@ static void test_C1_C2_C4_retransmission_schedule(void **state) {
   portmap_stats_t st;
   portmap_client_stats(h->c, &st);
   assert_int_equal(st.retransmissions, 4);
+}
+
+/* C2 as sent: every retransmission draws a fresh RAND, at the moment it is
+ * sent. The random source is scripted to alternate -0.1 and +0.1, so each
+ * interval the fake sees is one exact value; a RAND drawn once and reused
+ * (or not drawn per send) gives other intervals. */
+static void test_C2_fresh_rand_per_send(void **state) {
+  h_t *h = *state;
+  static const uint32_t rnd[] = {0, RND_MAX, 0, RND_MAX, 0};
+  client_up(h);
+  h_script(h, rnd, 5);
+  fake_pcp_drop_next(h->f, 4);
+  map_tcp(h, 8000, 3600);
+  uint64_t t0 = h->now;
+  advance(h, 60000);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 1);
+  assert_int_equal(fake_pcp_log_count(h->f), 5);
+  /* RT1 = 0.9 * 3000; RTn = (1 + RAND) * 2 * RTn-1 with RAND +0.1, -0.1, +0.1 */
+  static const uint64_t gap[4] = {2700, 5940, 10692, 23522};
+  for (size_t i = 0; i < 4; i++)
+    assert_int_equal(fake_pcp_log_get(h->f, i + 1)->time_ms - fake_pcp_log_get(h->f, i)->time_ms,
+                     gap[i]);
+  /* one draw per send, made when it is sent (the fifth also arms a timer
+   * that the answer cancels); then the renewal's (H5) */
+  assert_true(h->n_draws >= 5);
+  assert_int_equal(h->draw_at[0], t0);
+  for (size_t i = 0; i < 5; i++)
+    assert_int_equal(h->draw_at[i], fake_pcp_log_get(h->f, i)->time_ms);
+  assert_int_equal(h->i_script, 5);
 }
 
 static void test_C3_mrc_gives_up(void **state) {
@@ -1518,6 +1578,7 @@ int main(void) {
       T(test_A4_A5_map_and_fields),
       T(test_D1_nonce_from_injected_csprng),
       T(test_C1_C2_C4_retransmission_schedule),
+      T(test_C2_fresh_rand_per_send),
       T(test_C3_mrc_gives_up),
       T(test_C3_mrd_gives_up),
       T(test_B3_spoofed_port_ignored),
