@@ -363,16 +363,155 @@ static void test_B4_reordered_responses(void **state) {
   assert_int_equal(h->ev[1].info.external_port, 8000);
 }
 
-static void test_D3_wrong_nonce_ignored(void **state) {
-  h_t *h = *state;
+/* D3 (RFC 6887 sections 11.4, 12.4): a response matches a request on
+ * opcode (A10), nonce, protocol, internal port and internal address
+ * (THIRD_PARTY), a PEER also on the remote peer's address and port. The
+ * fake answers the first request with a grant of external port 7777 that
+ * differs from the request in one of these fields only: the client must
+ * ignore it (counted unmatched, not malformed: it decoded) and take the
+ * proper answer to its retransmission. */
+typedef enum d3_field {
+  D3_NONE, /* the control: nothing differs, the answer is taken */
+  D3_NONCE,
+  D3_OPCODE,
+  D3_PROTOCOL,
+  D3_INTERNAL_PORT,
+  D3_THIRD_PARTY,       /* another THIRD_PARTY address than the request's */
+  D3_THIRD_PARTY_ADDED, /* a THIRD_PARTY the request did not carry */
+  D3_PEER_ADDR,
+  D3_PEER_PORT
+} d3_field_t;
+
+typedef struct d3 {
+  d3_field_t field;
+  unsigned left; /* answers still to alter */
+} d3_t;
+
+static fake_pcp_hook_action_t d3_hook(void *user, fake_pcp_t *f, const fake_pcp_request_t *req,
+                                      pcp_msg_t *resp) {
+  d3_t *d = user;
+  (void)f;
+  (void)req;
+  if (d->left == 0)
+    return FAKE_PCP_HOOK_DEFAULT;
+  d->left--;
+  resp->lifetime = 3600;
+  resp->external_port = 7777;
+  switch (d->field) {
+  case D3_NONE:
+    break;
+  case D3_NONCE:
+    resp->nonce[PCP_NONCE_LEN - 1] ^= 1;
+    break;
+  case D3_OPCODE:
+    resp->opcode = resp->opcode == PCP_OP_MAP ? PCP_OP_PEER : PCP_OP_MAP;
+    break;
+  case D3_PROTOCOL:
+    resp->protocol = resp->protocol == 6 ? 17 : 6;
+    break;
+  case D3_INTERNAL_PORT:
+    resp->internal_port++;
+    break;
+  case D3_THIRD_PARTY:
+    resp->third_party[15] ^= 1;
+    break;
+  case D3_THIRD_PARTY_ADDED: {
+    static const uint8_t other[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 9};
+    resp->has_third_party = 1;
+    memcpy(resp->third_party, other, 16);
+    break;
+  }
+  case D3_PEER_ADDR:
+    resp->peer_addr[15] ^= 1;
+    break;
+  case D3_PEER_PORT:
+    resp->peer_port++;
+    break;
+  }
+  return FAKE_PCP_HOOK_REPLY;
+}
+
+typedef enum d3_kind { D3_MAP, D3_MAP_THIRD_PARTY, D3_PEER } d3_kind_t;
+
+static void d3_case(h_t *h, d3_kind_t kind, d3_field_t field) {
+  d3_t d = {field, 1};
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.lifetime = 3600;
+  if (kind == D3_MAP_THIRD_PARTY) {
+    fake_pcp_set_allow_third_party(h->f, 1);
+    req.third_party = "127.0.0.2";
+  }
+  if (kind == D3_PEER) {
+    req.peer_address = "203.0.113.9";
+    req.peer_port = 5060;
+  }
   client_up(h);
-  fake_pcp_wrong_nonce_next(h->f, 1);
-  map_tcp(h, 8000, 3600);
+  fake_pcp_set_hook(h->f, d3_hook, &d);
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_OK);
   pump(h);
-  assert_int_equal(h->n_ev, 0);
+  assert_int_equal(fake_pcp_log_count(h->f), 1);
+  assert_int_equal(fake_pcp_log_get(h->f, 0)->fate, FAKE_PCP_ANSWERED);
   portmap_stats_t st;
   portmap_client_stats(h->c, &st);
-  assert_int_equal(st.unmatched, 1);
+  assert_int_equal(st.malformed, 0);
+  assert_int_equal(st.spoofed, 0);
+  if (field == D3_NONE) {
+    assert_int_equal(h->n_ev, 1);
+    assert_int_equal(h->ev[0].event, PORTMAP_EVENT_MAPPED);
+    assert_int_equal(h->ev[0].info.external_port, 7777);
+    assert_int_equal(st.unmatched, 0);
+  } else {
+    assert_int_equal(h->n_ev, 0);
+    assert_int_equal(st.unmatched, 1);
+    advance(h, 3400); /* RT1 is at most 3.3 s: the proper answer */
+    assert_int_equal(fake_pcp_log_count(h->f), 2);
+    assert_int_equal(h->n_ev, 1);
+    assert_int_equal(h->ev[0].event, PORTMAP_EVENT_MAPPED);
+    assert_int_equal(h->ev[0].info.external_port, 8000);
+  }
+  fake_pcp_set_hook(h->f, NULL, NULL);
+}
+
+static void test_D3_control_map_response_taken(void **state) {
+  d3_case(*state, D3_MAP, D3_NONE);
+}
+
+static void test_D3_control_peer_response_taken(void **state) {
+  d3_case(*state, D3_PEER, D3_NONE);
+}
+
+static void test_D3_other_nonce_ignored(void **state) {
+  d3_case(*state, D3_MAP, D3_NONCE);
+}
+
+static void test_D3_A10_other_opcode_ignored(void **state) {
+  d3_case(*state, D3_MAP, D3_OPCODE);
+}
+
+static void test_D3_other_protocol_ignored(void **state) {
+  d3_case(*state, D3_MAP, D3_PROTOCOL);
+}
+
+static void test_D3_other_internal_port_ignored(void **state) {
+  d3_case(*state, D3_MAP, D3_INTERNAL_PORT);
+}
+
+static void test_D3_other_third_party_ignored(void **state) {
+  d3_case(*state, D3_MAP_THIRD_PARTY, D3_THIRD_PARTY);
+}
+
+static void test_D3_unrequested_third_party_ignored(void **state) {
+  d3_case(*state, D3_MAP, D3_THIRD_PARTY_ADDED);
+}
+
+static void test_D3_peer_other_remote_address_ignored(void **state) {
+  d3_case(*state, D3_PEER, D3_PEER_ADDR);
+}
+
+static void test_D3_peer_other_remote_port_ignored(void **state) {
+  d3_case(*state, D3_PEER, D3_PEER_PORT);
 }
 
 static void test_A9_garbage_and_truncated_dropped(void **state) {
@@ -1584,7 +1723,16 @@ int main(void) {
       T(test_B3_spoofed_port_ignored),
       T(test_B4_duplicate_responses_one_event),
       T(test_B4_reordered_responses),
-      T(test_D3_wrong_nonce_ignored),
+      T(test_D3_control_map_response_taken),
+      T(test_D3_control_peer_response_taken),
+      T(test_D3_other_nonce_ignored),
+      T(test_D3_A10_other_opcode_ignored),
+      T(test_D3_other_protocol_ignored),
+      T(test_D3_other_internal_port_ignored),
+      T(test_D3_other_third_party_ignored),
+      T(test_D3_unrequested_third_party_ignored),
+      T(test_D3_peer_other_remote_address_ignored),
+      T(test_D3_peer_other_remote_port_ignored),
       T(test_A9_garbage_and_truncated_dropped),
       T(test_F2_natpmp_gateway_detected),
       T(test_F2_natpmp_opcode_zero),
