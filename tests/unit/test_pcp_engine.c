@@ -728,6 +728,75 @@ static void test_H5_renewal_retries_and_spacing(void **state) {
   assert_int_equal(count_events(h, PORTMAP_EVENT_RENEWED), 1);
 }
 
+/* H5 as sent: the times (from the grant) at which the fake received the
+ * renewals of the one mapping, nothing answered after the grant. The
+ * random source is scripted: the first draw is the request's jitter (C2),
+ * then one per renewal attempt. Returns how many renewals came in the
+ * lifetime. */
+static size_t renewals_on_the_wire(h_t *h, uint32_t lifetime_s, const uint32_t *rnd, size_t n_rnd,
+                                   uint64_t *at, size_t cap) {
+  client_up(h);
+  h_script(h, rnd, n_rnd);
+  fake_pcp_set_lifetime_limits(h->f, 2, 86400);
+  map_tcp(h, 8000, lifetime_s);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(last_event(h)->info.lifetime, lifetime_s);
+  uint64_t granted = h->now;
+  fake_pcp_set_silent(h->f, 1);
+  advance(h, (uint64_t)lifetime_s * 1000);
+  /* it expired at its granted lifetime, not before */
+  assert_int_equal(count_events(h, PORTMAP_EVENT_LOST), 1);
+  assert_int_equal(test_ev_find(h->ev, h->n_ev, PORTMAP_EVENT_LOST)->at,
+                   granted + (uint64_t)lifetime_s * 1000);
+  size_t n = 0;
+  for (size_t i = 1; i < fake_pcp_log_count(h->f); i++) {
+    uint64_t t = fake_pcp_log_get(h->f, i)->time_ms - granted;
+    if (t < (uint64_t)lifetime_s * 1000 && n < cap)
+      at[n++] = t;
+  }
+  return n;
+}
+
+/* H5: every renewal sent while more than 4 s of the lifetime were left
+ * comes at least 4 s after the previous one. */
+static void assert_spaced_4s(const uint64_t *at, size_t n, uint32_t lifetime_s) {
+  for (size_t i = 1; i < n; i++)
+    if ((uint64_t)lifetime_s * 1000 - at[i - 1] > 4000)
+      assert_true(at[i] - at[i - 1] >= 4000);
+}
+
+/* The windows as the engine sends them, at their edges: 64 s, drawn at the
+ * bottom of [1/2, 5/8], the top of [3/4, 3/4 + 1/16] and of [7/8, 7/8 +
+ * 1/32]; then halfway to expiry (3 s), raised to 4 s. */
+static void test_H5_renewal_windows_on_the_wire(void **state) {
+  h_t *h = *state;
+  static const uint32_t rnd[] = {0x80000000u, 0, RND_MAX, RND_MAX};
+  uint64_t at[32];
+  size_t n = renewals_on_the_wire(h, 64, rnd, 4, at, 32);
+  assert_true(n >= 4);
+  assert_int_equal(at[0], 32000);
+  assert_int_equal(at[1], 52000);
+  assert_int_equal(at[2], 58000);
+  assert_int_equal(at[3], 62000);
+  assert_spaced_4s(at, n, 64);
+}
+
+/* The 4 s spacing where the windows come closer: 24 s, drawn at the top of
+ * [1/2, 5/8] (15 s), the bottom of [3/4, ...] (18 s) and of [7/8, ...]
+ * (21 s): sent at 15, 19 and 23 s. */
+static void test_H5_renewals_4s_apart_on_the_wire(void **state) {
+  h_t *h = *state;
+  static const uint32_t rnd[] = {0x80000000u, RND_MAX, 0, 0};
+  uint64_t at[32];
+  size_t n = renewals_on_the_wire(h, 24, rnd, 4, at, 32);
+  assert_true(n >= 3);
+  assert_int_equal(at[0], 15000);
+  assert_int_equal(at[1], 19000);
+  assert_int_equal(at[2], 23000);
+  assert_spaced_4s(at, n, 24);
+}
+
 static void test_H2_H3_renewal_suggests_assigned(void **state) {
   h_t *h = *state;
   client_up(h);
@@ -1744,6 +1813,8 @@ int main(void) {
       T(test_A12_unknown_result_is_long_error),
       T(test_H4_H5_renewal_schedule),
       T(test_H5_renewal_retries_and_spacing),
+      T(test_H5_renewal_windows_on_the_wire),
+      T(test_H5_renewals_4s_apart_on_the_wire),
       T(test_H2_H3_renewal_suggests_assigned),
       T(test_H6_D2_delete_same_nonce),
       T(test_H6_delete_retransmitted),
