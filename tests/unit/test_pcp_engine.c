@@ -710,22 +710,49 @@ static void test_H4_H5_renewal_schedule(void **state) {
   assert_int_equal(count_events(h, PORTMAP_EVENT_RENEWED), 1);
 }
 
-static void test_H5_renewal_retries_and_spacing(void **state) {
+/* A lost first renewal is tried again in [3/4, 3/4 + 1/16] of the lifetime
+ * and at least 4 s after the first: 20 s, first in [10, 12.5] s, the retry
+ * in [15, 16.5] s, answered. */
+static void test_H5_renewal_retried_4s_later(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_set_lifetime_limits(h->f, 2, 86400);
+  map_tcp(h, 8000, 20);
+  pump(h);
+  uint64_t granted = h->now;
+  fake_pcp_drop_next(h->f, 1); /* lose the first renewal */
+  advance(h, 19900);
+  assert_int_equal(map_requests(h), 3);
+  uint64_t t1 = fake_pcp_log_get(h->f, 1)->time_ms - granted;
+  uint64_t t2 = fake_pcp_log_get(h->f, 2)->time_ms - granted;
+  assert_in_range(t1, 10000, 12500);
+  assert_in_range(t2, 15000, 16500);
+  assert_true(t2 - t1 >= 4000);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_RENEWED), 1);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_LOST), 0);
+}
+
+/* 8 s: the first renewal at [4, 5] s leaves no room for another 4 s later.
+ * When it is lost the mapping lapses at 8 s and is re-created then, with
+ * no renewal squeezed in before (the old schedule sent four more in the
+ * last 3 s). */
+static void test_H5_no_retry_without_4s_room(void **state) {
   h_t *h = *state;
   client_up(h);
   fake_pcp_set_lifetime_limits(h->f, 2, 86400);
   map_tcp(h, 8000, 8);
   pump(h);
   uint64_t granted = h->now;
-  fake_pcp_drop_next(h->f, 1); /* lose the first renewal */
-  advance(h, 7900);
-  assert_int_equal(map_requests(h), 3);
-  uint64_t t1 = fake_pcp_log_get(h->f, 1)->time_ms - granted;
-  uint64_t t2 = fake_pcp_log_get(h->f, 2)->time_ms - granted;
-  assert_in_range(t1, 4000, 5000);            /* [1/2, 5/8] of 8 s */
-  assert_true(t2 - t1 >= 4000 || t2 >= 6000); /* [3/4, ...], >= 4 s apart if room */
-  assert_in_range(t2, 6000, 7500);
-  assert_int_equal(count_events(h, PORTMAP_EVENT_RENEWED), 1);
+  fake_pcp_drop_next(h->f, 1);
+  advance(h, 7999);
+  assert_int_equal(map_requests(h), 2);
+  assert_in_range(fake_pcp_log_get(h->f, 1)->time_ms - granted, 4000, 5000);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_LOST), 0);
+  advance(h, 1);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_LOST), 1);
+  assert_int_equal(map_requests(h), 3); /* re-created at the expiry (H2) */
+  assert_int_equal(fake_pcp_log_get(h->f, 2)->time_ms - granted, 8000);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_RENEWED);
 }
 
 /* H5 as sent: the times (from the grant) at which the fake received the
@@ -758,12 +785,11 @@ static size_t renewals_on_the_wire(h_t *h, uint32_t lifetime_s, const uint32_t *
   return n;
 }
 
-/* H5: every renewal sent while more than 4 s of the lifetime were left
- * comes at least 4 s after the previous one. */
-static void assert_spaced_4s(const uint64_t *at, size_t n, uint32_t lifetime_s) {
+/* H5: renewals never less than 4 s apart, also in the last seconds before
+ * the expiry (RFC 6887 section 11.2.1: no flood of ever-closer ones). */
+static void assert_spaced_4s(const uint64_t *at, size_t n) {
   for (size_t i = 1; i < n; i++)
-    if ((uint64_t)lifetime_s * 1000 - at[i - 1] > 4000)
-      assert_true(at[i] - at[i - 1] >= 4000);
+    assert_true(at[i] - at[i - 1] >= 4000);
 }
 
 /* The windows as the engine sends them, at their edges: 64 s, drawn at the
@@ -774,12 +800,12 @@ static void test_H5_renewal_windows_on_the_wire(void **state) {
   static const uint32_t rnd[] = {0x80000000u, 0, RND_MAX, RND_MAX};
   uint64_t at[32];
   size_t n = renewals_on_the_wire(h, 64, rnd, 4, at, 32);
-  assert_true(n >= 4);
+  assert_spaced_4s(at, n);
+  assert_int_equal(n, 4); /* none in the last 2 s: that would be < 4 s after 62 s */
   assert_int_equal(at[0], 32000);
   assert_int_equal(at[1], 52000);
   assert_int_equal(at[2], 58000);
   assert_int_equal(at[3], 62000);
-  assert_spaced_4s(at, n, 64);
 }
 
 /* The 4 s spacing where the windows come closer: 24 s, drawn at the top of
@@ -790,11 +816,11 @@ static void test_H5_renewals_4s_apart_on_the_wire(void **state) {
   static const uint32_t rnd[] = {0x80000000u, RND_MAX, 0, 0};
   uint64_t at[32];
   size_t n = renewals_on_the_wire(h, 24, rnd, 4, at, 32);
-  assert_true(n >= 3);
+  assert_spaced_4s(at, n);
+  assert_int_equal(n, 3);
   assert_int_equal(at[0], 15000);
   assert_int_equal(at[1], 19000);
   assert_int_equal(at[2], 23000);
-  assert_spaced_4s(at, n, 24);
 }
 
 static void test_H2_H3_renewal_suggests_assigned(void **state) {
@@ -1812,7 +1838,8 @@ int main(void) {
       T(test_G2_no_new_mappings_after_no_resources),
       T(test_A12_unknown_result_is_long_error),
       T(test_H4_H5_renewal_schedule),
-      T(test_H5_renewal_retries_and_spacing),
+      T(test_H5_renewal_retried_4s_later),
+      T(test_H5_no_retry_without_4s_room),
       T(test_H5_renewal_windows_on_the_wire),
       T(test_H5_renewals_4s_apart_on_the_wire),
       T(test_H2_H3_renewal_suggests_assigned),
