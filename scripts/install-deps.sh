@@ -6,7 +6,8 @@ set -euo pipefail
 
 pkgs=(cmake make gcc g++ clang clang-format pkg-config libcmocka-dev libnatpmp-dev libminiupnpc-dev
   miniupnpd-nftables nftables miniupnpc natpmpc iproute2 python3 procps
-  binutils mandoc man-db groff-base doxygen dpkg-dev file lintian libuv1-dev libevent-dev)
+  binutils mandoc man-db groff-base doxygen dpkg-dev file lintian libuv1-dev libevent-dev
+  valgrind)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -4,7 +4,9 @@
 # fuzz-corpus replay and the real-miniupnpd lab (label "lab"; it needs root
 # and reports SKIPPED with the reason when namespaces cannot be made).
 # First the tests that race threads on purpose run once more under
-# ThreadSanitizer (their own build: TSan and ASan do not mix).
+# ThreadSanitizer (their own build: TSan and ASan do not mix), then every
+# unit-test binary under valgrind memcheck (scripts/valgrind.sh, a build
+# without sanitizers). PORTMAP_SKIP_TSAN=1 / PORTMAP_SKIP_VALGRIND=1 skip them.
 # Usage: bash scripts/test.sh [extra ctest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,13 +14,16 @@ bash scripts/install-deps.sh
 build=${PORTMAP_BUILD_DIR:-build-test}
 if [ "${PORTMAP_SKIP_TSAN:-0}" != 1 ]; then
   tsan=${build}-tsan
-  tsan_tests="test_handles test_loop test_core test_regressions"
+  tsan_tests="test_handles test_loop test_core test_regressions test_pcp_engine"
   cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=Debug -DPORTMAP_WERROR=ON -DPORTMAP_TSAN=ON \
     -DPORTMAP_BUILD_TOOLS=OFF >/dev/null
   # shellcheck disable=SC2086 # a list of targets
   cmake --build "$tsan" -j"$(nproc)" --target $tsan_tests
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
     ctest --test-dir "$tsan" --output-on-failure -R "^($(echo $tsan_tests | tr ' ' '|'))\$"
+fi
+if [ "${PORTMAP_SKIP_VALGRIND:-0}" != 1 ]; then
+  PORTMAP_BUILD_DIR=$build bash scripts/valgrind.sh
 fi
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DPORTMAP_WERROR=ON -DPORTMAP_SANITIZE=${PORTMAP_SANITIZE:-ON} >/dev/null
 cmake --build "$build" -j"$(nproc)"

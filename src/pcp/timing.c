@@ -102,11 +102,15 @@ uint32_t pcp_renew_delay(uint32_t lifetime_s, unsigned attempt, uint64_t elapsed
   }
   uint64_t delay = target > elapsed_ms ? target - elapsed_ms : remaining / 2;
 
-  /* H5: never less than 4 s after the previous attempt (taken to be now)
-   * when the lifetime leaves room for it. */
-  if (delay < RENEW_MIN_SPACING_MS && RENEW_MIN_SPACING_MS < remaining)
+  /* H5: never less than 4 s after the previous attempt (taken to be now).
+   * When 4 s from now is past the expiry, no attempt at all: RFC 6887
+   * section 11.2.1 forbids renewals less than four seconds apart, naming
+   * a flood of ever-closer ones before the expiry (halving the time left
+   * would send a dozen in the last seconds); the mapping lapses and is
+   * re-created. */
+  if (delay < RENEW_MIN_SPACING_MS)
     delay = RENEW_MIN_SPACING_MS;
-  if (delay == 0 || delay >= remaining)
+  if (delay >= remaining)
     return 0; /* no attempt fits before expiry */
   return (uint32_t)delay;
 }

@@ -33,10 +33,10 @@ uint32_t pcp_retx_next(pcp_retx_t *r, uint64_t now_ms, uint32_t rnd);
 #define PCP_MAX_LIFETIME 86400u
 /* Delay in ms from the grant until renewal attempt n (0: in [1/2,5/8] of
  * the lifetime, 1: [3/4, 3/4+1/16], 2: [7/8, 7/8+1/32], later: halfway to
- * expiry), never less than 4 s after the previous attempt (H5) where the
- * lifetime allows. elapsed_ms is the time already spent since the grant;
+ * expiry), never less than 4 s after the previous attempt (H5), also near
+ * the expiry. elapsed_ms is the time already spent since the grant;
  * lifetime_s is the granted lifetime. Returns the delay from now, or 0 when
- * the mapping would expire before another attempt fits. */
+ * the mapping would expire before another attempt 4 s from now fits. */
 uint32_t pcp_renew_delay(uint32_t lifetime_s, unsigned attempt, uint64_t elapsed_ms, uint32_t rnd);
 
 /* ---- epoch (E1-E4) ---- */

@@ -49,6 +49,9 @@ struct fake_pcp {
   uint32_t fixed_lifetime;
   uint32_t err_short;
   uint32_t err_long;
+  int err_ext_on; /* error responses carry err_ext_* (G3 tests) */
+  uint8_t err_ext_addr[16];
+  uint16_t err_ext_port;
   uint16_t port_lo;
   uint16_t port_hi;
   reserved_port_t reserved[FAKE_PCP_MAX_RESERVED];
@@ -342,7 +345,10 @@ static void set_error(const fake_pcp_t *f, pcp_msg_t *resp, uint8_t result, uint
   resp->n_filters = 0;
   resp->description_len = 0;
   resp->description[0] = '\0';
-  (void)f;
+  if (f->err_ext_on) {
+    memcpy(resp->external_addr, f->err_ext_addr, 16);
+    resp->external_port = f->err_ext_port;
+  }
 }
 
 static void set_std_error(const fake_pcp_t *f, pcp_msg_t *resp, uint8_t result) {
@@ -965,6 +971,14 @@ void fake_pcp_set_fixed_lifetime(fake_pcp_t *f, uint32_t seconds) {
 void fake_pcp_set_error_lifetimes(fake_pcp_t *f, uint32_t short_s, uint32_t long_s) {
   f->err_short = short_s;
   f->err_long = long_s;
+}
+
+void fake_pcp_set_error_external(fake_pcp_t *f, const uint8_t addr[16], uint16_t port) {
+  f->err_ext_on = addr != NULL;
+  if (addr != NULL) {
+    memcpy(f->err_ext_addr, addr, 16);
+  }
+  f->err_ext_port = port;
 }
 
 void fake_pcp_set_port_range(fake_pcp_t *f, uint16_t lo, uint16_t hi) {

@@ -54,7 +54,8 @@
  *   PREFER_FAILURE, FILTER, DESCRIPTION); error responses carry no options
  *   and copy the request's opcode fields (G3), with the error lifetime:
  *   30 s for the short errors (7, 8, 10), 1800 s for the others,
- *   settable.
+ *   settable. fake_pcp_set_error_external() puts an external address and
+ *   port of the fake's own choosing in them instead.
  * - Mappings expire when the injected time reaches their expiry.
  */
 #ifndef PORTMAP_TESTS_FAKE_PCP_H
@@ -200,6 +201,11 @@ void fake_pcp_set_lifetime_limits(fake_pcp_t *f, uint32_t min_s, uint32_t max_s)
 void fake_pcp_set_fixed_lifetime(fake_pcp_t *f, uint32_t seconds);
 /** Lifetimes of error responses (default 30 s short, 1800 s long, G1). */
 void fake_pcp_set_error_lifetimes(fake_pcp_t *f, uint32_t short_s, uint32_t long_s);
+/** Error responses to decoded requests carry this external address and
+ *  port instead of copies of the request's: values the client neither sent
+ *  nor was granted, so a test sees whether it took them for assigned (G3).
+ *  addr NULL: copies again (the default). */
+void fake_pcp_set_error_external(fake_pcp_t *f, const uint8_t addr[16], uint16_t port);
 /** External ports the fake may assign (default 1..65535, Q8). */
 void fake_pcp_set_port_range(fake_pcp_t *f, uint16_t lo, uint16_t hi);
 /** Mark an external port as used by someone else (protocol 0 = all).

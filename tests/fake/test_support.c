@@ -110,7 +110,9 @@ static void *run_fake(void *arg) {
   for (int i = 0; i < 200 && !__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE); i++) { /* ~2 s */
     struct pollfd p = {r->ops->fd(r->fake), POLLIN, 0};
     poll(&p, 1, 10);
+    pthread_mutex_lock(&r->mu);
     r->ops->process(r->fake);
+    pthread_mutex_unlock(&r->mu);
   }
   return NULL;
 }
@@ -119,6 +121,7 @@ void test_fake_runner_start(test_fake_runner_t *r, const test_fake_ops_t *ops, v
   r->ops = ops;
   r->fake = fake;
   r->stop = 0;
+  pthread_mutex_init(&r->mu, NULL);
   r->started = pthread_create(&r->th, NULL, run_fake, r) == 0;
 }
 
@@ -127,6 +130,15 @@ void test_fake_runner_stop(test_fake_runner_t *r) {
   if (r->started)
     pthread_join(r->th, NULL);
   r->started = 0;
+  pthread_mutex_destroy(&r->mu);
+}
+
+void test_fake_runner_lock(test_fake_runner_t *r) {
+  pthread_mutex_lock(&r->mu);
+}
+
+void test_fake_runner_unlock(test_fake_runner_t *r) {
+  pthread_mutex_unlock(&r->mu);
 }
 
 portmap_status_t test_free_answered(portmap_client_t *c, const test_fake_ops_t *ops, void *fake) {

@@ -60,17 +60,25 @@ typedef struct test_fake_ops {
 void test_pump(portmap_client_t *c, const test_fake_ops_t *ops, void *fake, uint64_t now,
                int rounds);
 /* The fake answering on a thread of its own (at most ~2 s), for the calls
- * that block: free, probe_sync, thread mode. */
+ * that block: free, probe_sync, thread mode. The fakes are not
+ * thread-safe: while the runner runs, the test reads or changes the fake
+ * only between test_fake_runner_lock() and test_fake_runner_unlock(). */
 typedef struct test_fake_runner {
   const test_fake_ops_t *ops;
   void *fake;
   int stop; /* atomic: read by the runner, set by the test */
   int started;
   pthread_t th;
+  pthread_mutex_t mu; /* held by the runner while it runs the fake */
 } test_fake_runner_t;
 
 void test_fake_runner_start(test_fake_runner_t *r, const test_fake_ops_t *ops, void *fake);
 void test_fake_runner_stop(test_fake_runner_t *r);
+/* Hold the runner between two runs of the fake (no datagram is answered
+ * meanwhile). Assert only after unlocking: a failed assertion leaves the
+ * test at once. */
+void test_fake_runner_lock(test_fake_runner_t *r);
+void test_fake_runner_unlock(test_fake_runner_t *r);
 
 /* portmap_client_free(c) while the fake answers the deletes it sends, so
  * free need not wait them out. Returns what free returned. */

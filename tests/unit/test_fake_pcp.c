@@ -472,6 +472,36 @@ static void test_force_result(void **state) {
   assert_int_equal(fake_pcp_mapping_count(e->f), 1);
 }
 
+/* G3 tests need an error response whose external fields are neither the
+ * request's nor a grant's. */
+static void test_error_external(void **state) {
+  env_t *e = *state;
+  pcp_msg_t r;
+  static const uint8_t other[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 50};
+  pcp_msg_t a = map_req(e, 1, 17, 4000, 4001, 600);
+  fake_pcp_set_error_external(e->f, other, 4444);
+  fake_pcp_force_result(e->f, PCP_NETWORK_FAILURE, 1);
+  exchange(e, &a, 0, &r);
+  assert_int_equal(r.result, PCP_NETWORK_FAILURE);
+  assert_int_equal(r.external_port, 4444);
+  assert_memory_equal(r.external_addr, other, 16);
+  assert_int_equal(r.internal_port, 4000); /* the rest is still the request's */
+  /* errors the fake finds itself too (a nonce that does not own it) */
+  exchange(e, &a, 0, &r);
+  assert_int_equal(r.result, PCP_SUCCESS);
+  assert_int_equal(r.external_port, 4001); /* a grant is untouched */
+  assert_memory_equal(r.external_addr, EXT_DEFAULT, 16);
+  pcp_msg_t b = map_req(e, 2, 17, 4000, 4001, 600);
+  exchange(e, &b, 0, &r);
+  assert_int_equal(r.result, PCP_NOT_AUTHORIZED);
+  assert_int_equal(r.external_port, 4444);
+  fake_pcp_set_error_external(e->f, NULL, 0);
+  exchange(e, &b, 0, &r);
+  assert_int_equal(r.result, PCP_NOT_AUTHORIZED);
+  assert_int_equal(r.external_port, 4001); /* a copy of the request again */
+  assert_memory_equal(r.external_addr, b.external_addr, 16);
+}
+
 static void test_no_resources(void **state) {
   env_t *e = *state;
   pcp_msg_t r;
@@ -958,6 +988,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reorder, setup, teardown),
       cmocka_unit_test_setup_teardown(test_force_result, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_error_external, setup, teardown),
       cmocka_unit_test_setup_teardown(test_no_resources, setup, teardown),
       cmocka_unit_test_setup_teardown(test_wrong_nonce, setup, teardown),
       cmocka_unit_test_setup_teardown(test_spoofed_answer, setup, teardown),

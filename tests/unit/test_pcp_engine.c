@@ -27,12 +27,21 @@
 #include "internal.h"
 
 #define MAX_EVENTS 256
+#define MAX_DRAWS 64
+#define RND_MAX 0xFFFFFFFFu
 
 typedef test_ev_t ev_t;
 
 typedef struct h {
   uint64_t now;
   uint64_t rng;
+  /* 4-octet draws (the jitter of C2 and H5) come from script while it
+   * lasts, then from rng; each one's time is recorded */
+  uint32_t script[16];
+  size_t n_script;
+  size_t i_script;
+  uint64_t draw_at[MAX_DRAWS];
+  size_t n_draws;
   fake_pcp_t *f;
   fake_pcp_t *f6; /* an IPv6 server beside f, or NULL */
   portmap_client_t *c;
@@ -55,8 +64,30 @@ static uint64_t h_clock(void *u) {
 
 /* Deterministic stand-in for the CSPRNG. */
 static int h_random(void *buf, size_t len, void *u) {
-  test_splitmix_fill(&((h_t *)u)->rng, buf, len);
+  h_t *h = u;
+  if (len == 4) {
+    if (h->n_draws < MAX_DRAWS)
+      h->draw_at[h->n_draws++] = h->now;
+    if (h->i_script < h->n_script) {
+      uint32_t v = h->script[h->i_script++];
+      uint8_t *p = buf;
+      p[0] = (uint8_t)(v >> 24);
+      p[1] = (uint8_t)(v >> 16);
+      p[2] = (uint8_t)(v >> 8);
+      p[3] = (uint8_t)v;
+      return 0;
+    }
+  }
+  test_splitmix_fill(&h->rng, buf, len);
   return 0;
+}
+
+/* The next 4-octet draws, in order. */
+static void h_script(h_t *h, const uint32_t *v, size_t n) {
+  assert_true(n <= sizeof h->script / sizeof h->script[0]);
+  memcpy(h->script, v, n * sizeof *v);
+  h->n_script = n;
+  h->i_script = 0;
 }
 
 static void h_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *info, void *u) {
@@ -228,6 +259,35 @@ static void test_C1_C2_C4_retransmission_schedule(void **state) {
   assert_int_equal(st.retransmissions, 4);
 }
 
+/* C2 as sent: every retransmission draws a fresh RAND, at the moment it is
+ * sent. The random source is scripted to alternate -0.1 and +0.1, so each
+ * interval the fake sees is one exact value; a RAND drawn once and reused
+ * (or not drawn per send) gives other intervals. */
+static void test_C2_fresh_rand_per_send(void **state) {
+  h_t *h = *state;
+  static const uint32_t rnd[] = {0, RND_MAX, 0, RND_MAX, 0};
+  client_up(h);
+  h_script(h, rnd, 5);
+  fake_pcp_drop_next(h->f, 4);
+  map_tcp(h, 8000, 3600);
+  uint64_t t0 = h->now;
+  advance(h, 60000);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 1);
+  assert_int_equal(fake_pcp_log_count(h->f), 5);
+  /* RT1 = 0.9 * 3000; RTn = (1 + RAND) * 2 * RTn-1 with RAND +0.1, -0.1, +0.1 */
+  static const uint64_t gap[4] = {2700, 5940, 10692, 23522};
+  for (size_t i = 0; i < 4; i++)
+    assert_int_equal(fake_pcp_log_get(h->f, i + 1)->time_ms - fake_pcp_log_get(h->f, i)->time_ms,
+                     gap[i]);
+  /* one draw per send, made when it is sent (the fifth also arms a timer
+   * that the answer cancels); then the renewal's (H5) */
+  assert_true(h->n_draws >= 5);
+  assert_int_equal(h->draw_at[0], t0);
+  for (size_t i = 0; i < 5; i++)
+    assert_int_equal(h->draw_at[i], fake_pcp_log_get(h->f, i)->time_ms);
+  assert_int_equal(h->i_script, 5);
+}
+
 static void test_C3_mrc_gives_up(void **state) {
   h_t *h = *state;
   h->cfg.pcp_mrc = 3;
@@ -303,16 +363,155 @@ static void test_B4_reordered_responses(void **state) {
   assert_int_equal(h->ev[1].info.external_port, 8000);
 }
 
-static void test_D3_wrong_nonce_ignored(void **state) {
-  h_t *h = *state;
+/* D3 (RFC 6887 sections 11.4, 12.4): a response matches a request on
+ * opcode (A10), nonce, protocol, internal port and internal address
+ * (THIRD_PARTY), a PEER also on the remote peer's address and port. The
+ * fake answers the first request with a grant of external port 7777 that
+ * differs from the request in one of these fields only: the client must
+ * ignore it (counted unmatched, not malformed: it decoded) and take the
+ * proper answer to its retransmission. */
+typedef enum d3_field {
+  D3_NONE, /* the control: nothing differs, the answer is taken */
+  D3_NONCE,
+  D3_OPCODE,
+  D3_PROTOCOL,
+  D3_INTERNAL_PORT,
+  D3_THIRD_PARTY,       /* another THIRD_PARTY address than the request's */
+  D3_THIRD_PARTY_ADDED, /* a THIRD_PARTY the request did not carry */
+  D3_PEER_ADDR,
+  D3_PEER_PORT
+} d3_field_t;
+
+typedef struct d3 {
+  d3_field_t field;
+  unsigned left; /* answers still to alter */
+} d3_t;
+
+static fake_pcp_hook_action_t d3_hook(void *user, fake_pcp_t *f, const fake_pcp_request_t *req,
+                                      pcp_msg_t *resp) {
+  d3_t *d = user;
+  (void)f;
+  (void)req;
+  if (d->left == 0)
+    return FAKE_PCP_HOOK_DEFAULT;
+  d->left--;
+  resp->lifetime = 3600;
+  resp->external_port = 7777;
+  switch (d->field) {
+  case D3_NONE:
+    break;
+  case D3_NONCE:
+    resp->nonce[PCP_NONCE_LEN - 1] ^= 1;
+    break;
+  case D3_OPCODE:
+    resp->opcode = resp->opcode == PCP_OP_MAP ? PCP_OP_PEER : PCP_OP_MAP;
+    break;
+  case D3_PROTOCOL:
+    resp->protocol = resp->protocol == 6 ? 17 : 6;
+    break;
+  case D3_INTERNAL_PORT:
+    resp->internal_port++;
+    break;
+  case D3_THIRD_PARTY:
+    resp->third_party[15] ^= 1;
+    break;
+  case D3_THIRD_PARTY_ADDED: {
+    static const uint8_t other[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 9};
+    resp->has_third_party = 1;
+    memcpy(resp->third_party, other, 16);
+    break;
+  }
+  case D3_PEER_ADDR:
+    resp->peer_addr[15] ^= 1;
+    break;
+  case D3_PEER_PORT:
+    resp->peer_port++;
+    break;
+  }
+  return FAKE_PCP_HOOK_REPLY;
+}
+
+typedef enum d3_kind { D3_MAP, D3_MAP_THIRD_PARTY, D3_PEER } d3_kind_t;
+
+static void d3_case(h_t *h, d3_kind_t kind, d3_field_t field) {
+  d3_t d = {field, 1};
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.lifetime = 3600;
+  if (kind == D3_MAP_THIRD_PARTY) {
+    fake_pcp_set_allow_third_party(h->f, 1);
+    req.third_party = "127.0.0.2";
+  }
+  if (kind == D3_PEER) {
+    req.peer_address = "203.0.113.9";
+    req.peer_port = 5060;
+  }
   client_up(h);
-  fake_pcp_wrong_nonce_next(h->f, 1);
-  map_tcp(h, 8000, 3600);
+  fake_pcp_set_hook(h->f, d3_hook, &d);
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_OK);
   pump(h);
-  assert_int_equal(h->n_ev, 0);
+  assert_int_equal(fake_pcp_log_count(h->f), 1);
+  assert_int_equal(fake_pcp_log_get(h->f, 0)->fate, FAKE_PCP_ANSWERED);
   portmap_stats_t st;
   portmap_client_stats(h->c, &st);
-  assert_int_equal(st.unmatched, 1);
+  assert_int_equal(st.malformed, 0);
+  assert_int_equal(st.spoofed, 0);
+  if (field == D3_NONE) {
+    assert_int_equal(h->n_ev, 1);
+    assert_int_equal(h->ev[0].event, PORTMAP_EVENT_MAPPED);
+    assert_int_equal(h->ev[0].info.external_port, 7777);
+    assert_int_equal(st.unmatched, 0);
+  } else {
+    assert_int_equal(h->n_ev, 0);
+    assert_int_equal(st.unmatched, 1);
+    advance(h, 3400); /* RT1 is at most 3.3 s: the proper answer */
+    assert_int_equal(fake_pcp_log_count(h->f), 2);
+    assert_int_equal(h->n_ev, 1);
+    assert_int_equal(h->ev[0].event, PORTMAP_EVENT_MAPPED);
+    assert_int_equal(h->ev[0].info.external_port, 8000);
+  }
+  fake_pcp_set_hook(h->f, NULL, NULL);
+}
+
+static void test_D3_control_map_response_taken(void **state) {
+  d3_case(*state, D3_MAP, D3_NONE);
+}
+
+static void test_D3_control_peer_response_taken(void **state) {
+  d3_case(*state, D3_PEER, D3_NONE);
+}
+
+static void test_D3_other_nonce_ignored(void **state) {
+  d3_case(*state, D3_MAP, D3_NONCE);
+}
+
+static void test_D3_A10_other_opcode_ignored(void **state) {
+  d3_case(*state, D3_MAP, D3_OPCODE);
+}
+
+static void test_D3_other_protocol_ignored(void **state) {
+  d3_case(*state, D3_MAP, D3_PROTOCOL);
+}
+
+static void test_D3_other_internal_port_ignored(void **state) {
+  d3_case(*state, D3_MAP, D3_INTERNAL_PORT);
+}
+
+static void test_D3_other_third_party_ignored(void **state) {
+  d3_case(*state, D3_MAP_THIRD_PARTY, D3_THIRD_PARTY);
+}
+
+static void test_D3_unrequested_third_party_ignored(void **state) {
+  d3_case(*state, D3_MAP, D3_THIRD_PARTY_ADDED);
+}
+
+static void test_D3_peer_other_remote_address_ignored(void **state) {
+  d3_case(*state, D3_PEER, D3_PEER_ADDR);
+}
+
+static void test_D3_peer_other_remote_port_ignored(void **state) {
+  d3_case(*state, D3_PEER, D3_PEER_PORT);
 }
 
 static void test_A9_garbage_and_truncated_dropped(void **state) {
@@ -393,11 +592,24 @@ static void test_G4_not_authorized_fails(void **state) {
   assert_int_equal(last_event(h)->info.gateway_result, PCP_NOT_AUTHORIZED);
 }
 
+/* G3: the fake's error responses carry 203.0.113.50:4444 in their external
+ * fields, neither what the client suggested nor what it was granted, so a
+ * client that took them for assigned would show them. */
+static const uint8_t ERR_EXT[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 50};
+#define ERR_EXT_PORT 4444
+
 static void test_G1_G3_short_error_honours_lifetime(void **state) {
   h_t *h = *state;
   client_up(h);
+  fake_pcp_set_error_external(h->f, ERR_EXT, ERR_EXT_PORT);
   fake_pcp_force_result(h->f, PCP_NETWORK_FAILURE, 1);
-  map_tcp(h, 8000, 3600);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.external_port = 9000; /* our suggestion: not assigned either */
+  req.lifetime = 3600;
+  portmap_mapping_t *m = NULL;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, &m), PORTMAP_OK);
   pump(h);
   assert_int_equal(count_events(h, PORTMAP_EVENT_LOST), 1);
   const ev_t *e = last_event(h);
@@ -405,11 +617,53 @@ static void test_G1_G3_short_error_honours_lifetime(void **state) {
   /* G3: nothing assigned is reported from an error */
   assert_int_equal(e->info.external_port, 0);
   assert_string_equal(e->info.external_address_str, "0.0.0.0");
+  portmap_info_t info;
+  assert_int_equal(portmap_mapping_info(m, &info), PORTMAP_OK);
+  assert_int_equal(info.external_port, 0);
+  assert_string_equal(info.external_address_str, "0.0.0.0");
   advance(h, 29000);
   assert_int_equal(map_requests(h), 1); /* G1: 30 s error lifetime */
   advance(h, 2000);
   assert_int_equal(map_requests(h), 2);
+  /* G3, H2: the retry suggests our 9000 again, not the error's 4444 */
+  pcp_msg_t r;
+  assert_int_equal(fake_pcp_last_request(h->f, &r), 0);
+  assert_int_equal(r.external_port, 9000);
   assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 1);
+  assert_int_equal(last_event(h)->info.external_port, 9000);
+  assert_string_equal(last_event(h)->info.external_address_str, "198.51.100.7");
+}
+
+/* G3 on a renewal: an error answering the renewal of a granted mapping does
+ * not replace what was assigned, neither in what the application sees nor
+ * in what the next request suggests (H2). */
+static void test_G3_renewal_error_keeps_assigned(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  portmap_mapping_t *m = map_tcp(h, 8000, 200);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(last_event(h)->info.external_port, 8000);
+  fake_pcp_set_error_external(h->f, ERR_EXT, ERR_EXT_PORT);
+  fake_pcp_force_result(h->f, PCP_NETWORK_FAILURE, 1);
+  advance(h, 126000); /* the renewal, by 5/8 of 200 s, gets the error */
+  assert_int_equal(map_requests(h), 2);
+  assert_int_equal(fake_pcp_log_get(h->f, 1)->result, PCP_NETWORK_FAILURE);
+  assert_int_equal(h->n_ev, 1); /* still valid: nothing to report */
+  portmap_info_t info;
+  assert_int_equal(portmap_mapping_info(m, &info), PORTMAP_OK);
+  assert_int_equal(info.external_port, 8000);
+  assert_string_equal(info.external_address_str, "198.51.100.7");
+  advance(h, 31000); /* after the 30 s error lifetime (G1): asked again */
+  assert_int_equal(map_requests(h), 3);
+  pcp_msg_t r;
+  assert_int_equal(fake_pcp_last_request(h->f, &r), 0);
+  const uint8_t granted[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, 7};
+  assert_int_equal(r.external_port, 8000);
+  assert_memory_equal(r.external_addr, granted, 16);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_RENEWED);
+  assert_int_equal(last_event(h)->info.external_port, 8000);
+  assert_string_equal(last_event(h)->info.external_address_str, "198.51.100.7");
 }
 
 static void test_G2_no_new_mappings_after_no_resources(void **state) {
@@ -456,22 +710,117 @@ static void test_H4_H5_renewal_schedule(void **state) {
   assert_int_equal(count_events(h, PORTMAP_EVENT_RENEWED), 1);
 }
 
-static void test_H5_renewal_retries_and_spacing(void **state) {
+/* A lost first renewal is tried again in [3/4, 3/4 + 1/16] of the lifetime
+ * and at least 4 s after the first: 20 s, first in [10, 12.5] s, the retry
+ * in [15, 16.5] s, answered. */
+static void test_H5_renewal_retried_4s_later(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_set_lifetime_limits(h->f, 2, 86400);
+  map_tcp(h, 8000, 20);
+  pump(h);
+  uint64_t granted = h->now;
+  fake_pcp_drop_next(h->f, 1); /* lose the first renewal */
+  advance(h, 19900);
+  assert_int_equal(map_requests(h), 3);
+  uint64_t t1 = fake_pcp_log_get(h->f, 1)->time_ms - granted;
+  uint64_t t2 = fake_pcp_log_get(h->f, 2)->time_ms - granted;
+  assert_in_range(t1, 10000, 12500);
+  assert_in_range(t2, 15000, 16500);
+  assert_true(t2 - t1 >= 4000);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_RENEWED), 1);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_LOST), 0);
+}
+
+/* 8 s: the first renewal at [4, 5] s leaves no room for another 4 s later.
+ * When it is lost the mapping lapses at 8 s and is re-created then, with
+ * no renewal squeezed in before (the old schedule sent four more in the
+ * last 3 s). */
+static void test_H5_no_retry_without_4s_room(void **state) {
   h_t *h = *state;
   client_up(h);
   fake_pcp_set_lifetime_limits(h->f, 2, 86400);
   map_tcp(h, 8000, 8);
   pump(h);
   uint64_t granted = h->now;
-  fake_pcp_drop_next(h->f, 1); /* lose the first renewal */
-  advance(h, 7900);
-  assert_int_equal(map_requests(h), 3);
-  uint64_t t1 = fake_pcp_log_get(h->f, 1)->time_ms - granted;
-  uint64_t t2 = fake_pcp_log_get(h->f, 2)->time_ms - granted;
-  assert_in_range(t1, 4000, 5000);            /* [1/2, 5/8] of 8 s */
-  assert_true(t2 - t1 >= 4000 || t2 >= 6000); /* [3/4, ...], >= 4 s apart if room */
-  assert_in_range(t2, 6000, 7500);
-  assert_int_equal(count_events(h, PORTMAP_EVENT_RENEWED), 1);
+  fake_pcp_drop_next(h->f, 1);
+  advance(h, 7999);
+  assert_int_equal(map_requests(h), 2);
+  assert_in_range(fake_pcp_log_get(h->f, 1)->time_ms - granted, 4000, 5000);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_LOST), 0);
+  advance(h, 1);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_LOST), 1);
+  assert_int_equal(map_requests(h), 3); /* re-created at the expiry (H2) */
+  assert_int_equal(fake_pcp_log_get(h->f, 2)->time_ms - granted, 8000);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_RENEWED);
+}
+
+/* H5 as sent: the times (from the grant) at which the fake received the
+ * renewals of the one mapping, nothing answered after the grant. The
+ * random source is scripted: the first draw is the request's jitter (C2),
+ * then one per renewal attempt. Returns how many renewals came in the
+ * lifetime. */
+static size_t renewals_on_the_wire(h_t *h, uint32_t lifetime_s, const uint32_t *rnd, size_t n_rnd,
+                                   uint64_t *at, size_t cap) {
+  client_up(h);
+  h_script(h, rnd, n_rnd);
+  fake_pcp_set_lifetime_limits(h->f, 2, 86400);
+  map_tcp(h, 8000, lifetime_s);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(last_event(h)->info.lifetime, lifetime_s);
+  uint64_t granted = h->now;
+  fake_pcp_set_silent(h->f, 1);
+  advance(h, (uint64_t)lifetime_s * 1000);
+  /* it expired at its granted lifetime, not before */
+  assert_int_equal(count_events(h, PORTMAP_EVENT_LOST), 1);
+  assert_int_equal(test_ev_find(h->ev, h->n_ev, PORTMAP_EVENT_LOST)->at,
+                   granted + (uint64_t)lifetime_s * 1000);
+  size_t n = 0;
+  for (size_t i = 1; i < fake_pcp_log_count(h->f); i++) {
+    uint64_t t = fake_pcp_log_get(h->f, i)->time_ms - granted;
+    if (t < (uint64_t)lifetime_s * 1000 && n < cap)
+      at[n++] = t;
+  }
+  return n;
+}
+
+/* H5: renewals never less than 4 s apart, also in the last seconds before
+ * the expiry (RFC 6887 section 11.2.1: no flood of ever-closer ones). */
+static void assert_spaced_4s(const uint64_t *at, size_t n) {
+  for (size_t i = 1; i < n; i++)
+    assert_true(at[i] - at[i - 1] >= 4000);
+}
+
+/* The windows as the engine sends them, at their edges: 64 s, drawn at the
+ * bottom of [1/2, 5/8], the top of [3/4, 3/4 + 1/16] and of [7/8, 7/8 +
+ * 1/32]; then halfway to expiry (3 s), raised to 4 s. */
+static void test_H5_renewal_windows_on_the_wire(void **state) {
+  h_t *h = *state;
+  static const uint32_t rnd[] = {0x80000000u, 0, RND_MAX, RND_MAX};
+  uint64_t at[32];
+  size_t n = renewals_on_the_wire(h, 64, rnd, 4, at, 32);
+  assert_spaced_4s(at, n);
+  assert_int_equal(n, 4); /* none in the last 2 s: that would be < 4 s after 62 s */
+  assert_int_equal(at[0], 32000);
+  assert_int_equal(at[1], 52000);
+  assert_int_equal(at[2], 58000);
+  assert_int_equal(at[3], 62000);
+}
+
+/* The 4 s spacing where the windows come closer: 24 s, drawn at the top of
+ * [1/2, 5/8] (15 s), the bottom of [3/4, ...] (18 s) and of [7/8, ...]
+ * (21 s): sent at 15, 19 and 23 s. */
+static void test_H5_renewals_4s_apart_on_the_wire(void **state) {
+  h_t *h = *state;
+  static const uint32_t rnd[] = {0x80000000u, RND_MAX, 0, 0};
+  uint64_t at[32];
+  size_t n = renewals_on_the_wire(h, 24, rnd, 4, at, 32);
+  assert_spaced_4s(at, n);
+  assert_int_equal(n, 3);
+  assert_int_equal(at[0], 15000);
+  assert_int_equal(at[1], 19000);
+  assert_int_equal(at[2], 23000);
 }
 
 static void test_H2_H3_renewal_suggests_assigned(void **state) {
@@ -991,15 +1340,24 @@ static void test_map_sync(void **state) {
     portmap_process(h->c);
   }
   assert_true(w.deleted); /* the new callback got the final event */
-  assert_int_equal(fake_pcp_mapping_count(h->f), 0);
-  req.internal_port = 8001;
+  /* the runner's thread runs the fake: look at it and change it only
+   * while the runner is held */
+  test_fake_runner_lock(&r);
+  size_t left = fake_pcp_mapping_count(h->f);
   fake_pcp_force_result(h->f, PCP_NOT_AUTHORIZED, 1);
+  test_fake_runner_unlock(&r);
+  assert_int_equal(left, 0);
+  req.internal_port = 8001;
   assert_int_equal(portmap_map_sync(h->c, &req, 1000, &info, NULL), PORTMAP_ERR_REFUSED);
   assert_int_equal(info.gateway_result, PCP_NOT_AUTHORIZED);
+  test_fake_runner_lock(&r);
   fake_pcp_set_silent(h->f, 1);
+  test_fake_runner_unlock(&r);
   req.internal_port = 8002;
   assert_int_equal(portmap_map_sync(h->c, &req, 100, &info, NULL), PORTMAP_ERR_TIMEOUT);
+  test_fake_runner_lock(&r);
   fake_pcp_set_silent(h->f, 0);
+  test_fake_runner_unlock(&r);
   portmap_client_free(h->c);
   h->c = NULL;
   test_fake_runner_stop(&r);
@@ -1298,10 +1656,12 @@ static void test_B6_gateway_lost_then_back(void **state) {
   assert_int_equal(last_event(h)->event, PORTMAP_EVENT_CHANGED);
 }
 
+/* The callback may run on either thread: mapped is stored with release
+ * after process_status and loaded with acquire. */
 typedef struct rec_h {
   portmap_client_t *c;
-  volatile int mapped;
-  volatile portmap_status_t process_status;
+  int mapped;
+  portmap_status_t process_status;
 } rec_h_t;
 
 static void recursive_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *info,
@@ -1312,7 +1672,7 @@ static void recursive_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_
   if (e != PORTMAP_EVENT_MAPPED)
     return;
   r->process_status = portmap_process(r->c);
-  r->mapped = 1;
+  __atomic_store_n(&r->mapped, 1, __ATOMIC_RELEASE);
 }
 
 /* A scripted route table (portmap_client_new_routes): the IPv4 default
@@ -1430,12 +1790,14 @@ static void test_callbacks_from_one_thread_at_a_time(void **state) {
   req.internal_port = 8000;
   assert_int_equal(portmap_map(h->c, &req, recursive_cb, &r, NULL), PORTMAP_OK);
   /* this thread drives the client too, racing the library's thread */
-  for (int i = 0; i < 2000 && !r.mapped; i++) {
+  int mapped = 0;
+  for (int i = 0; i < 2000 && !mapped; i++) {
     portmap_process(h->c);
     struct pollfd p = {-1, 0, 0};
     poll(&p, 0, 1);
+    mapped = __atomic_load_n(&r.mapped, __ATOMIC_ACQUIRE);
   }
-  assert_true(r.mapped);
+  assert_true(mapped);
   assert_int_equal(r.process_status, PORTMAP_ERR_RECURSIVE);
   assert_int_equal(portmap_thread_stop(h->c), PORTMAP_OK);
   portmap_client_free(h->c);
@@ -1450,22 +1812,36 @@ int main(void) {
       T(test_A4_A5_map_and_fields),
       T(test_D1_nonce_from_injected_csprng),
       T(test_C1_C2_C4_retransmission_schedule),
+      T(test_C2_fresh_rand_per_send),
       T(test_C3_mrc_gives_up),
       T(test_C3_mrd_gives_up),
       T(test_B3_spoofed_port_ignored),
       T(test_B4_duplicate_responses_one_event),
       T(test_B4_reordered_responses),
-      T(test_D3_wrong_nonce_ignored),
+      T(test_D3_control_map_response_taken),
+      T(test_D3_control_peer_response_taken),
+      T(test_D3_other_nonce_ignored),
+      T(test_D3_A10_other_opcode_ignored),
+      T(test_D3_other_protocol_ignored),
+      T(test_D3_other_internal_port_ignored),
+      T(test_D3_other_third_party_ignored),
+      T(test_D3_unrequested_third_party_ignored),
+      T(test_D3_peer_other_remote_address_ignored),
+      T(test_D3_peer_other_remote_port_ignored),
       T(test_A9_garbage_and_truncated_dropped),
       T(test_F2_natpmp_gateway_detected),
       T(test_F2_natpmp_opcode_zero),
       T(test_F2_natpmp_reply_spares_established_mappings),
       T(test_G4_not_authorized_fails),
       T(test_G1_G3_short_error_honours_lifetime),
+      T(test_G3_renewal_error_keeps_assigned),
       T(test_G2_no_new_mappings_after_no_resources),
       T(test_A12_unknown_result_is_long_error),
       T(test_H4_H5_renewal_schedule),
-      T(test_H5_renewal_retries_and_spacing),
+      T(test_H5_renewal_retried_4s_later),
+      T(test_H5_no_retry_without_4s_room),
+      T(test_H5_renewal_windows_on_the_wire),
+      T(test_H5_renewals_4s_apart_on_the_wire),
       T(test_H2_H3_renewal_suggests_assigned),
       T(test_H6_D2_delete_same_nonce),
       T(test_H6_delete_retransmitted),

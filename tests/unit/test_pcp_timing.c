@@ -219,16 +219,39 @@ static void test_H5_min_spacing_4s(void **state) {
 
 static void test_H5_no_attempt_fits(void **state) {
   (void)state;
-  /* 4 s or less left: no 4 s spacing possible, but still before expiry */
-  assert_int_equal(pcp_renew_delay(60, 4, 56000, 0), 2000);
-  assert_int_equal(pcp_renew_delay(4, 0, 0, 0), 2000);
-  assert_int_equal(pcp_renew_delay(4, 0, 0, RMAX), 2500);
-  assert_int_equal(pcp_renew_delay(60, 4, 59998, 0), 1);
+  /* 4 s or less left: an attempt 4 s after this one would come after the
+   * expiry, and an earlier one would break the spacing (RFC 6887 section
+   * 11.2.1: no flood of ever-closer renewals before the expiry): none */
+  assert_int_equal(pcp_renew_delay(60, 4, 56000, 0), 0);
+  assert_int_equal(pcp_renew_delay(4, 0, 0, 0), 0);
+  assert_int_equal(pcp_renew_delay(4, 0, 0, RMAX), 0);
+  assert_int_equal(pcp_renew_delay(60, 4, 59998, 0), 0);
+  assert_int_equal(pcp_renew_delay(60, 2, 56500, RMAX), 0); /* in the window, 3.5 s left */
+  /* just over 4 s left: exactly 4 s */
+  assert_int_equal(pcp_renew_delay(60, 4, 55999, 0), 4000);
   /* nothing fits */
   assert_int_equal(pcp_renew_delay(60, 4, 59999, 0), 0);
   assert_int_equal(pcp_renew_delay(60, 0, 60000, 0), 0);
   assert_int_equal(pcp_renew_delay(60, 0, 1000000, 0), 0);
   assert_int_equal(pcp_renew_delay(0, 0, 0, 0), 0);
+}
+
+/* H5 over every point of a lifetime: an attempt is either none, or at least
+ * 4 s away and before the expiry. */
+static void test_H5_never_less_than_4s(void **state) {
+  (void)state;
+  static const uint32_t rnds[] = {0, 0x12345678u, 0x80000000u, RMAX};
+  static const uint32_t lifetimes[] = {4, 5, 8, 24, 60};
+  for (size_t l = 0; l < sizeof lifetimes / sizeof lifetimes[0]; l++)
+    for (uint64_t e = 0; e <= lifetimes[l] * 1000ull; e += 125)
+      for (unsigned a = 0; a < 8; a++)
+        for (size_t k = 0; k < sizeof rnds / sizeof rnds[0]; k++) {
+          uint32_t d = pcp_renew_delay(lifetimes[l], a, e, rnds[k]);
+          if (d != 0) {
+            assert_true(d >= 4000);
+            assert_true(e + d < lifetimes[l] * 1000ull);
+          }
+        }
 }
 
 static void test_H4_absurd_lifetime_clamped(void **state) {
@@ -345,6 +368,7 @@ int main(void) {
       cmocka_unit_test(test_H5_later_attempts_halfway_to_expiry),
       cmocka_unit_test(test_H5_min_spacing_4s),
       cmocka_unit_test(test_H5_no_attempt_fits),
+      cmocka_unit_test(test_H5_never_less_than_4s),
       cmocka_unit_test(test_H4_absurd_lifetime_clamped),
       cmocka_unit_test(test_E1_first_response_valid),
       cmocka_unit_test(test_E2_backwards),
