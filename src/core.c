@@ -71,6 +71,10 @@ void portmap_core_trace(portmap_core_t *core, int sent, const uint8_t addr[16], 
 
 /* ---------- what backends read ---------- */
 
+const portmap_alloc_t *portmap_core_alloc(portmap_core_t *core) {
+  return &core->client->alloc;
+}
+
 portmap_stats_t *portmap_core_stats(portmap_core_t *core) {
   return &core->client->stats;
 }
@@ -205,7 +209,7 @@ static void queue_event(portmap_mapping_t *m, portmap_event_t ev) {
     ev = PORTMAP_EVENT_CHANGED; /* the backend changed */
     m->moved = 0;
   }
-  portmap_event_rec_t *rec = calloc(1, sizeof *rec);
+  portmap_event_rec_t *rec = portmap_alloc_calloc(&c->alloc, 1, sizeof *rec);
   int final = ev == PORTMAP_EVENT_FAILED || ev == PORTMAP_EVENT_DELETED;
   if (final)
     m->final_queued = 1;

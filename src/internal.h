@@ -28,6 +28,7 @@
 #include <portmap/portmap.h>
 
 #include "backends/backend.h"
+#include "util/alloc.h"
 #include "util/sched.h"
 
 #define PORTMAP_MAX_BACKENDS 3
@@ -144,7 +145,8 @@ struct portmap_core {
 
 struct portmap_client {
   pthread_mutex_t mu;
-  portmap_core_t core; /* handed to the backends */
+  portmap_core_t core;   /* handed to the backends */
+  portmap_alloc_t alloc; /* every block of the client (cfg's hooks, or the system's) */
   /* config (strings copied) */
   portmap_config_t cfg;
   char *gateway_str;
@@ -353,7 +355,7 @@ void portmap_trace(portmap_client_t *c, int sent, const uint8_t addr[16], uint16
                    const uint8_t *data, size_t len);
 /* Take the queued records (under the lock) and deliver them (without). */
 struct portmap_logrec *portmap_log_take(portmap_client_t *c);
-void portmap_log_deliver(const portmap_config_t *cfg, struct portmap_logrec *list);
+void portmap_log_deliver(portmap_client_t *c, struct portmap_logrec *list);
 /* Deliver what is queued (no lock held: client creation and destruction). */
 void portmap_log_flush(portmap_client_t *c);
 

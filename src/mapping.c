@@ -23,7 +23,7 @@ void portmap_mapping_unlink_free(portmap_client_t *c, portmap_mapping_t *m) {
   if (m->next)
     m->next->prev = m->prev;
   c->n_mappings--;
-  free(m);
+  portmap_alloc_free(&c->alloc, m);
 }
 
 /* A mapping is freed once it has ended (final event delivered, or
@@ -59,7 +59,7 @@ void portmap_dispatch_events(portmap_client_t *c) {
         c->in_callback = 0;
         pthread_cond_broadcast(&c->cb_cv);
       }
-      free(rec);
+      portmap_alloc_free(&c->alloc, rec);
       continue;
     }
     portmap_mapping_t *m = rec->mapping;
@@ -76,7 +76,7 @@ void portmap_dispatch_events(portmap_client_t *c) {
     m->queued--;
     if (rec->event == PORTMAP_EVENT_FAILED || rec->event == PORTMAP_EVENT_DELETED)
       m->detached = 1; /* ended: the handle is gone after its final event */
-    free(rec);
+    portmap_alloc_free(&c->alloc, rec);
     portmap_mapping_maybe_free(c, m);
   }
   c->dispatching = 0;
@@ -237,7 +237,7 @@ portmap_status_t portmap_map_sized(portmap_client_t *client, const portmap_reque
   portmap_request_init(&full);
   portmap_abi_out(&full, sizeof full, user_req, req_size);
   const portmap_request_t *req = &full;
-  portmap_mapping_t *m = calloc(1, sizeof *m);
+  portmap_mapping_t *m = portmap_alloc_calloc(&client->alloc, 1, sizeof *m);
   if (m == NULL)
     return PORTMAP_ERR_NOMEM;
   pthread_mutex_lock(&client->mu);
@@ -298,7 +298,7 @@ portmap_status_t portmap_map_sized(portmap_client_t *client, const portmap_reque
 done:
   portmap_core_settle(client);
   portmap_client_unlock(client);
-  free(m);
+  portmap_alloc_free(&client->alloc, m);
   return st;
 }
 

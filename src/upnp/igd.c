@@ -196,7 +196,7 @@ static void describe(upnp_call_t *k, const upnp_io_t *io) {
     return;
   }
   k->http_status = r.status;
-  k->descr = calloc(1, sizeof *k->descr);
+  k->descr = portmap_alloc_calloc(&k->alloc, 1, sizeof *k->descr);
   if (k->descr == NULL)
     k->rc = UPNPCOMMAND_MEM_ALLOC_ERROR;
   else if (r.status != 200 || r.len == 0 ||
@@ -204,7 +204,7 @@ static void describe(upnp_call_t *k, const upnp_io_t *io) {
     k->rc = UPNPCOMMAND_INVALID_RESPONSE;
   else
     k->rc = 0;
-  free(r.body);
+  portmap_alloc_free(io->alloc, r.body);
 }
 
 void portmap_upnp_soap_reply(upnp_call_t *k, const char *body, size_t len) {
@@ -333,5 +333,5 @@ void portmap_upnp_run_call(upnp_call_t *k, const upnp_io_t *io) {
     return;
   }
   portmap_upnp_soap_reply(k, r.body, r.len);
-  free(r.body);
+  portmap_alloc_free(io->alloc, r.body);
 }

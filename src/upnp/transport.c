@@ -97,7 +97,7 @@ static int io_read_reply(const upnp_io_t *io, int fd, size_t cap, http_reply_t *
   int rc = UPNPCOMMAND_HTTP_ERROR;
   portmap_http_reader_t p;
   portmap_http_reader_init(&p, cap);
-  char *buf = malloc(bufcap + 1);
+  char *buf = portmap_alloc_malloc(io->alloc, bufcap + 1);
   if (buf == NULL)
     return UPNPCOMMAND_MEM_ALLOC_ERROR;
   for (;;) {
@@ -107,7 +107,7 @@ static int io_read_reply(const upnp_io_t *io, int fd, size_t cap, http_reply_t *
         goto done;
       }
       size_t grown = bufcap * 2 < max ? bufcap * 2 : max;
-      char *nb = realloc(buf, grown + 1);
+      char *nb = portmap_alloc_realloc(io->alloc, buf, grown + 1);
       if (nb == NULL) {
         rc = UPNPCOMMAND_MEM_ALLOC_ERROR;
         goto done;
@@ -143,7 +143,7 @@ static int io_read_reply(const upnp_io_t *io, int fd, size_t cap, http_reply_t *
   }
 done:
   if (rc != 0) {
-    free(buf);
+    portmap_alloc_free(io->alloc, buf);
     return rc;
   }
   buf[body] = '\0';

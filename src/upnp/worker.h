@@ -23,9 +23,10 @@
 typedef struct upnp_worker upnp_worker_t;
 
 /* Start the thread with its pipes; each call may take timeout_ms (an add
- * UPNP_LATE_ADD_MS more, so that a late answer is still heard, Q10).
- * NULL when a thread, pipe, lock or memory is missing. */
-upnp_worker_t *portmap_upnp_worker_new(uint32_t timeout_ms);
+ * UPNP_LATE_ADD_MS more, so that a late answer is still heard, Q10). The
+ * context and the replies' bodies come from alloc (copied: NULL is the
+ * system's). NULL when a thread, pipe, lock or memory is missing. */
+upnp_worker_t *portmap_upnp_worker_new(uint32_t timeout_ms, const portmap_alloc_t *alloc);
 
 /* The read end of the result pipe: readable when calls came back. */
 int portmap_upnp_worker_fd(const upnp_worker_t *w);

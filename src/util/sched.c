@@ -99,7 +99,7 @@ static int heap_reserve(portmap_sched_t *s) {
       return -1;
     newcap = s->cap * 2;
   }
-  portmap_timer_t **h = realloc(s->heap, newcap * sizeof *h);
+  portmap_timer_t **h = portmap_alloc_realloc(s->alloc, s->heap, newcap * sizeof *h);
   if (h == NULL)
     return -1;
   s->heap = h;
@@ -121,7 +121,7 @@ void portmap_sched_init(portmap_sched_t *s) {
 void portmap_sched_fini(portmap_sched_t *s) {
   if (s == NULL)
     return;
-  free(s->heap);
+  portmap_alloc_free(s->alloc, s->heap);
   memset(s, 0, sizeof *s);
 }
 

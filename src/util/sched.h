@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/alloc.h"
+
 #define PORTMAP_SCHED_NONE UINT64_MAX
 
 struct portmap_timer;
@@ -34,6 +36,7 @@ typedef struct portmap_sched {
    * in heap[cap - ndeferred .. cap) until the run ends. */
   size_t ndeferred;
   int running;
+  const portmap_alloc_t *alloc; /* for the heap array; NULL (after init) = the system's */
 } portmap_sched_t;
 
 void portmap_sched_init(portmap_sched_t *s);
