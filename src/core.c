@@ -75,6 +75,10 @@ const portmap_alloc_t *portmap_core_alloc(portmap_core_t *core) {
   return &core->client->alloc;
 }
 
+int portmap_core_freeing(portmap_core_t *core) {
+  return core->client->freeing;
+}
+
 portmap_stats_t *portmap_core_stats(portmap_core_t *core) {
   return &core->client->stats;
 }

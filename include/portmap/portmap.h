@@ -379,9 +379,10 @@ typedef struct portmap_config {
    * program's config leaves the system allocator). malloc_cb, realloc_cb
    * and free_cb are set together or not at all (a partial set is
    * PORTMAP_ERR_INVALID); NULL = malloc(), realloc(), free(). They must
-   * stay usable until every block is given back: the UPnP worker thread
-   * frees its own as it leaves, which may be after portmap_client_free()
-   * has returned.
+   * stay usable until every block is given back: when portmap_client_free()
+   * returns, except for a UPnP worker thread still sending deletes the
+   * gateway had not confirmed by destroy_timeout_ms, which frees its own
+   * blocks as it leaves (at most 17 calls of upnp_timeout_ms + 5 s later).
    * Not through the hook: what miniupnpc and the C library allocate inside
    * their own calls (README.md, "Memory").
    */

@@ -150,6 +150,9 @@ void portmap_core_trace(portmap_core_t *core, int sent, const uint8_t addr[16], 
  * backend allocates comes from it and goes back to it. Valid while the
  * client lives; a copy outlives it (the UPnP worker keeps one). */
 const portmap_alloc_t *portmap_core_alloc(portmap_core_t *core);
+/* 1 while portmap_client_free() destroys the backends: nothing runs after
+ * it, so a backend gives back everything it can before destroy() returns. */
+int portmap_core_freeing(portmap_core_t *core);
 
 /* The client's counters of what was sent and dropped. */
 portmap_stats_t *portmap_core_stats(portmap_core_t *core);

@@ -677,7 +677,7 @@ static void upnp_destroy(void *state) {
   } else {
     if (st->busy != NULL) /* it stays with the worker, or is among the calls it finished */
       portmap_core_disarm(core, &st->busy->watchdog);
-    if (portmap_upnp_worker_orphan(w, &jobs))
+    if (portmap_upnp_worker_orphan(w, &jobs, portmap_core_freeing(core)))
       portmap_core_log(core, PORTMAP_LOG_DEBUG,
                        "upnp: the worker finishes on its own (%zu delete(s) to send)", jobs.n);
   }

@@ -218,7 +218,7 @@ void portmap_upnp_jobs_keep(upnp_jobs_t *j, upnp_call_t *k, int keep) {
   j->n++;
 }
 
-int portmap_upnp_worker_orphan(upnp_worker_t *w, upnp_jobs_t *j) {
+int portmap_upnp_worker_orphan(upnp_worker_t *w, upnp_jobs_t *j, int join_idle) {
   pthread_mutex_lock(&w->mu);
   upnp_call_t *k = w->todo;
   w->todo = NULL;
@@ -239,11 +239,14 @@ int portmap_upnp_worker_orphan(upnp_worker_t *w, upnp_jobs_t *j) {
   /* Never wait for the thread: destroy runs on the scheduler's thread,
    * inside portmap_process() when a gateway change replaces the backend.
    * The context is counted, so a detached thread that is still leaving
-   * frees it itself. Joined only if it is already gone. */
+   * frees it itself. Joined only if it is already gone, or, when the
+   * client is being freed (join_idle), if it has nothing left to send: it
+   * leaves at once (a query is aborted), and its blocks go back to the
+   * application's allocator before portmap_client_free() returns. */
   int exited = w->exited;
   pthread_mutex_unlock(&w->mu);
-  if (exited)
-    pthread_join(w->thread, NULL); /* past its last lock: returns at once */
+  if (exited || (join_idle && !busy))
+    pthread_join(w->thread, NULL); /* past its last lock, or about to leave */
   else
     pthread_detach(w->thread);
   worker_unref(w);

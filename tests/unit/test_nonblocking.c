@@ -73,7 +73,7 @@ static void test_orphan_idle_worker_does_not_wait(void **state) {
   upnp_jobs_t j;
   portmap_upnp_jobs_init(&j);
   timedwaits_on_main = 0;
-  assert_int_equal(portmap_upnp_worker_orphan(w, &j), 0);
+  assert_int_equal(portmap_upnp_worker_orphan(w, &j, 0), 0);
   assert_int_equal(timedwaits_on_main, 0);
 }
 
