@@ -346,10 +346,10 @@ void portmap_client_emit(portmap_client_t *c, portmap_client_event_t ev) {
   rec->client_event = ev;
   state_locked(c, &rec->client_state);
   if (c->ev_tail)
-    c->ev_tail->next = rec;
+    c->ev_tail->next = &rec->node;
   else
-    c->ev_head = rec;
-  c->ev_tail = rec;
+    c->ev_head = &rec->node;
+  c->ev_tail = &rec->node;
 }
 
 void portmap_client_note_backend(portmap_client_t *c, portmap_backend_t backend) {

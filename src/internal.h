@@ -65,11 +65,19 @@ typedef struct portmap_watched {
 } portmap_watched_t;
 
 /* A queued callback invocation, delivered outside the lock: a mapping's
- * event, or (mapping NULL) one of the client's. */
-typedef struct portmap_event_rec {
-  struct portmap_event_rec *next;
+ * event, or (mapping NULL) one of the client's. The queue links nodes:
+ * each one the head of an allocated record holding what to deliver, or a
+ * mapping's spare_node, which needs no allocation (see queue_event() in
+ * core.c), delivered with the mapping's info as it is then. */
+typedef struct portmap_event_node {
+  struct portmap_event_node *next;
   struct portmap_mapping *mapping;
   portmap_event_t event;
+  int spare; /* no record: the mapping's spare_node */
+} portmap_event_node_t;
+
+typedef struct portmap_event_rec {
+  portmap_event_node_t node; /* first: the queue links the nodes */
   portmap_info_t info;
   portmap_client_event_t client_event;
   portmap_client_state_t client_state;
@@ -104,6 +112,12 @@ struct portmap_mapping {
   portmap_event_t last_event; /* 0 before the first */
   unsigned renewing : 1;      /* the backend said a renewal is under way */
   struct portmap_mapping *failed_next;
+  /* An event no record could be allocated for is queued all the same, on
+   * this node, and delivered with info as it is then; until it is, the
+   * mapping's later events are merged into it (queue_event(), core.c), so
+   * the final event always goes out. */
+  portmap_event_node_t spare_node;
+  unsigned spare_queued : 1;
 };
 
 /* The probe: all enabled protocols at once, answers decide, a budget
@@ -172,7 +186,7 @@ struct portmap_client {
   /* mappings and events */
   struct portmap_mapping *mappings;
   size_t n_mappings;
-  portmap_event_rec_t *ev_head, *ev_tail;
+  portmap_event_node_t *ev_head, *ev_tail;
   /* mappings whose backend failed them, in report order (settle()) */
   struct portmap_mapping *failed_head, *failed_tail;
   /* callback bookkeeping (recursive-call detection) */

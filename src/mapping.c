@@ -44,11 +44,13 @@ void portmap_dispatch_events(portmap_client_t *c) {
   c->dispatching = 1;
   c->dispatch_thread = pthread_self();
   while (c->ev_head != NULL) {
-    portmap_event_rec_t *rec = c->ev_head;
-    c->ev_head = rec->next;
+    portmap_event_node_t *node = c->ev_head;
+    c->ev_head = node->next;
     if (c->ev_head == NULL)
       c->ev_tail = NULL;
-    if (rec->mapping == NULL) {
+    /* the record the node heads, or (the mapping's spare_node) none */
+    portmap_event_rec_t *rec = node->spare ? NULL : (portmap_event_rec_t *)(void *)node;
+    if (node->mapping == NULL) {
       /* the client's own event */
       portmap_client_cb ccb = c->cfg.client_cb;
       if (ccb != NULL) {
@@ -62,19 +64,28 @@ void portmap_dispatch_events(portmap_client_t *c) {
       portmap_alloc_free(&c->alloc, rec);
       continue;
     }
-    portmap_mapping_t *m = rec->mapping;
+    portmap_mapping_t *m = node->mapping;
+    portmap_event_t event = node->event;
+    if (rec == NULL)
+      m->spare_queued = 0;         /* free for the next event that finds no memory */
     portmap_mapping_cb cb = m->cb; /* read under the lock, used outside it */
     void *user = m->user;
     if (!m->detached && cb != NULL) {
+      portmap_info_t frozen; /* spare_node: the info now, copied under the lock */
+      const portmap_info_t *info = &frozen;
+      if (rec != NULL)
+        info = &rec->info;
+      else
+        frozen = m->info;
       c->in_callback = 1;
       portmap_client_unlock(c);
-      cb(m, rec->event, &rec->info, user);
+      cb(m, event, info, user);
       pthread_mutex_lock(&c->mu);
       c->in_callback = 0;
       pthread_cond_broadcast(&c->cb_cv);
     }
     m->queued--;
-    if (rec->event == PORTMAP_EVENT_FAILED || rec->event == PORTMAP_EVENT_DELETED)
+    if (event == PORTMAP_EVENT_FAILED || event == PORTMAP_EVENT_DELETED)
       m->detached = 1; /* ended: the handle is gone after its final event */
     portmap_alloc_free(&c->alloc, rec);
     portmap_mapping_maybe_free(c, m);
