@@ -320,7 +320,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
 
 /* ---------- the client's own state ---------- */
 
-static void state_locked(portmap_client_t *c, portmap_client_state_t *st) {
+void portmap_client_state_locked(portmap_client_t *c, portmap_client_state_t *st) {
   memset(st, 0, sizeof *st);
   st->backend = c->cs_backend;
   if (c->cs_have_ext) {
@@ -340,16 +340,26 @@ static void state_locked(portmap_client_t *c, portmap_client_state_t *st) {
 void portmap_client_emit(portmap_client_t *c, portmap_client_event_t ev) {
   if (c->cfg.client_cb == NULL)
     return;
+  portmap_event_node_t *node;
   portmap_event_rec_t *rec = portmap_alloc_calloc(&c->alloc, 1, sizeof *rec);
-  if (rec == NULL)
-    return; /* the getter still tells the state */
-  rec->client_event = ev;
-  state_locked(c, &rec->client_state);
+  if (rec != NULL) {
+    rec->client_event = ev;
+    portmap_client_state_locked(c, &rec->client_state);
+    node = &rec->node;
+  } else if (ev == PORTMAP_CLIENT_SHUTDOWN) {
+    /* Out of memory: the client's last word goes out all the same (it
+     * comes once), with the state as it is when delivered. */
+    node = &c->shutdown_node;
+    memset(node, 0, sizeof *node);
+    node->spare = 1;
+  } else {
+    return; /* out of memory: portmap_client_state() still tells the state */
+  }
   if (c->ev_tail)
-    c->ev_tail->next = &rec->node;
+    c->ev_tail->next = node;
   else
-    c->ev_head = &rec->node;
-  c->ev_tail = &rec->node;
+    c->ev_head = node;
+  c->ev_tail = node;
 }
 
 void portmap_client_note_backend(portmap_client_t *c, portmap_backend_t backend) {
@@ -373,7 +383,7 @@ portmap_status_t portmap_client_state_sized(portmap_client_t *client, portmap_cl
     return PORTMAP_ERR_INVALID;
   portmap_client_state_t full;
   pthread_mutex_lock(&client->mu);
-  state_locked(client, &full);
+  portmap_client_state_locked(client, &full);
   portmap_client_unlock(client);
   portmap_abi_out(state, size, &full, sizeof full);
   return PORTMAP_OK;

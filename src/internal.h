@@ -67,13 +67,14 @@ typedef struct portmap_watched {
 /* A queued callback invocation, delivered outside the lock: a mapping's
  * event, or (mapping NULL) one of the client's. The queue links nodes:
  * each one the head of an allocated record holding what to deliver, or a
- * mapping's spare_node, which needs no allocation (see queue_event() in
- * core.c), delivered with the mapping's info as it is then. */
+ * spare node that needs no allocation (a mapping's spare_node, see
+ * queue_event() in core.c; the client's shutdown_node), delivered with the
+ * mapping's info or the client's state as they are then. */
 typedef struct portmap_event_node {
   struct portmap_event_node *next;
   struct portmap_mapping *mapping;
   portmap_event_t event;
-  int spare; /* no record: the mapping's spare_node */
+  int spare; /* no record: a mapping's spare_node or the client's shutdown_node */
 } portmap_event_node_t;
 
 typedef struct portmap_event_rec {
@@ -203,6 +204,7 @@ struct portmap_client {
   uint8_t cs_ext[16];
   int shutting_down, shut_down;
   portmap_timer_t shutdown_timer;
+  portmap_event_node_t shutdown_node; /* SHUTDOWN when no record could be allocated */
   /* the threads inside a log or trace sink, fd_cb or timer_cb */
   portmap_sink_t sinks[PORTMAP_MAX_SINK_THREADS];
   unsigned sinks_untracked;
@@ -301,6 +303,8 @@ void portmap_client_note_backend(portmap_client_t *c, portmap_backend_t backend)
 void portmap_client_note_external(portmap_client_t *c, const uint8_t addr[16]);
 /* Queue a client event with the client's current state. */
 void portmap_client_emit(portmap_client_t *c, portmap_client_event_t ev);
+/* The client's state as client_cb and portmap_client_state() tell it. */
+void portmap_client_state_locked(portmap_client_t *c, portmap_client_state_t *st);
 /* Shutting down and every mapping ended: tell SHUTDOWN (once). */
 void portmap_client_shutdown_check(portmap_client_t *c);
 

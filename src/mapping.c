@@ -48,15 +48,24 @@ void portmap_dispatch_events(portmap_client_t *c) {
     c->ev_head = node->next;
     if (c->ev_head == NULL)
       c->ev_tail = NULL;
-    /* the record the node heads, or (the mapping's spare_node) none */
+    /* the record the node heads, or (a spare node) none */
     portmap_event_rec_t *rec = node->spare ? NULL : (portmap_event_rec_t *)(void *)node;
     if (node->mapping == NULL) {
-      /* the client's own event */
+      /* the client's own event; the spare one is SHUTDOWN */
       portmap_client_cb ccb = c->cfg.client_cb;
       if (ccb != NULL) {
+        portmap_client_state_t now_state; /* the state now, taken under the lock */
+        const portmap_client_state_t *cs = &now_state;
+        portmap_client_event_t cev = PORTMAP_CLIENT_SHUTDOWN;
+        if (rec != NULL) {
+          cs = &rec->client_state;
+          cev = rec->client_event;
+        } else {
+          portmap_client_state_locked(c, &now_state);
+        }
         c->in_callback = 1;
         portmap_client_unlock(c);
-        ccb(c, rec->client_event, &rec->client_state, c->cfg.client_user);
+        ccb(c, cev, cs, c->cfg.client_user);
         pthread_mutex_lock(&c->mu);
         c->in_callback = 0;
         pthread_cond_broadcast(&c->cb_cv);
