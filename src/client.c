@@ -123,6 +123,10 @@ static portmap_status_t client_new(const portmap_config_t *user_cfg, size_t cfg_
   }
   portmap_sched_init(&c->sched);
   c->sched.alloc = &c->alloc;
+  if (portmap_sched_reserve(&c->sched, PORTMAP_TIMERS_CLIENT) != 0) {
+    st = PORTMAP_ERR_NOMEM; /* else a timer of the client could fail to arm, unseen */
+    goto done;
+  }
   if (pthread_mutex_init(&c->mu, NULL) != 0) {
     st = PORTMAP_ERR_SYSTEM;
     goto done;

@@ -50,6 +50,14 @@ static inline void portmap_abi_out(void *dst, size_t dst_size, const void *src, 
   memcpy(dst, src, dst_size < src_size ? dst_size : src_size);
 }
 #define PORTMAP_MAX_WATCHED 32 /* fds the loop is told about (a client has about 8) */
+/* Timers that can be scheduled at once, reserved on the scheduler as the
+ * client and each mapping are made (portmap_sched_reserve()), so that
+ * arming one never needs memory and cannot fail: the client's and its
+ * backends' own (the core 6, PCP 4, NAT-PMP 2, UPnP 2 and the watchdog of
+ * its one call with the worker: 15, with room), and each mapping's
+ * (its backend's retry or renewal timer and its expiry). */
+#define PORTMAP_TIMERS_CLIENT 24u
+#define PORTMAP_TIMERS_PER_MAPPING 2u
 #define PORTMAP_MAX_SINK_THREADS 8
 
 /* A thread inside a sink (portmap_client_unlock), and how deep. */

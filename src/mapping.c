@@ -290,6 +290,12 @@ portmap_status_t portmap_map_sized(portmap_client_t *client, const portmap_reque
   }
   if (able < 0)
     goto done;
+  /* room for its timers: arming them later cannot fail */
+  size_t timers = PORTMAP_TIMERS_CLIENT + PORTMAP_TIMERS_PER_MAPPING * (client->n_mappings + 1);
+  if (portmap_sched_reserve(&client->sched, timers) != 0) {
+    st = PORTMAP_ERR_NOMEM;
+    goto done;
+  }
   /* link first: the backend may report from start() */
   m->next = client->mappings;
   if (client->mappings)
