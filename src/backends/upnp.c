@@ -503,8 +503,8 @@ void portmap_upnp_pm_on_result(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t 
       rc = UPNPCOMMAND_INVALID_RESPONSE;
     }
   }
-  if (rc == UPNP_RC_TIMEOUT && k->kind == CALL_ADD)
-    pm->added = 1; /* maybe: every exit path deletes it (Q10) */
+  if ((rc == UPNP_RC_TIMEOUT || rc == UPNPCOMMAND_MEM_ALLOC_ERROR) && k->kind == CALL_ADD)
+    pm->added = 1; /* maybe (its answer was lost): every exit path deletes it (Q10) */
   if (pm->revoking && pm->seq != SEQ_DELETE) {
     if (pm->added) {
       portmap_upnp_pm_begin(pm, SEQ_DELETE, now);
@@ -519,6 +519,10 @@ void portmap_upnp_pm_on_result(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t 
   }
   if (rc == UPNP_RC_SYSTEM) {
     portmap_upnp_pm_fail(pm, PORTMAP_ERR_SYSTEM, now);
+    return;
+  }
+  if (portmap_upnp_is_nomem(rc)) {
+    portmap_upnp_pm_fail(pm, PORTMAP_ERR_NOMEM, now); /* ours, not the gateway's refusal */
     return;
   }
   switch (k->kind) {
@@ -626,6 +630,7 @@ void portmap_upnp_list_on_result(upnp_state_t *st, upnp_call_t *k, int rc, uint6
   portmap_upnp_list_finish(st, rc == UPNP_RC_TIMEOUT          ? PORTMAP_ERR_TIMEOUT
                                : rc == UPNPCOMMAND_HTTP_ERROR ? PORTMAP_ERR_UNREACHABLE
                                : rc == UPNP_RC_SYSTEM         ? PORTMAP_ERR_SYSTEM
+                               : portmap_upnp_is_nomem(rc)    ? PORTMAP_ERR_NOMEM
                                                               : PORTMAP_ERR_REFUSED);
 }
 

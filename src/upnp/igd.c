@@ -26,6 +26,10 @@ int portmap_upnp_is_http_failure(int rc) {
   return rc == UPNPCOMMAND_HTTP_ERROR || rc == UPNP_RC_TIMEOUT;
 }
 
+int portmap_upnp_is_nomem(int rc) {
+  return rc == UPNP_RC_NOMEM || rc == UPNPCOMMAND_MEM_ALLOC_ERROR;
+}
+
 const char *portmap_upnp_rc_text(int rc, char *buf, size_t cap) {
   if (rc == 0)
     snprintf(buf, cap, "OK");
@@ -35,6 +39,8 @@ const char *portmap_upnp_rc_text(int rc, char *buf, size_t cap) {
     snprintf(buf, cap, "reply too large");
   else if (rc == UPNP_RC_ABORTED)
     snprintf(buf, cap, "abandoned");
+  else if (rc == UPNP_RC_NOMEM || rc == UPNPCOMMAND_MEM_ALLOC_ERROR)
+    snprintf(buf, cap, "out of memory");
   else if (rc == UPNPCOMMAND_HTTP_ERROR)
     snprintf(buf, cap, "HTTP failure");
   else if (rc < 0)

@@ -19,6 +19,7 @@
 #define UPNP_RC_SYSTEM (-1001)    /* no worker (thread or pipe creation failed) */
 #define UPNP_RC_ABORTED (-1002)   /* the client went away during a query */
 #define UPNP_RC_TOO_LARGE (-1003) /* the reply outgrew its bound */
+#define UPNP_RC_NOMEM (-1004)     /* out of memory before anything was sent */
 
 #define UPNP_USER_AGENT "Linux UPnP/1.1 libportmap"
 
@@ -41,8 +42,11 @@ typedef struct http_reply {
  * body is at most cap octets, framed by Content-Length, the chunked coding
  * or the end of the stream; a Content-Length above cap is refused before
  * any of the body is read. 0 (r->body then is the caller's to free with
- * io->alloc), UPNP_RC_TIMEOUT, UPNP_RC_ABORTED, UPNP_RC_TOO_LARGE or a
- * UPNPCOMMAND_ failure (HTTP_ERROR, INVALID_RESPONSE, MEM_ALLOC_ERROR). */
+ * io->alloc), UPNP_RC_TIMEOUT, UPNP_RC_ABORTED, UPNP_RC_TOO_LARGE,
+ * UPNP_RC_NOMEM (the reply's first buffer is taken before connecting: short
+ * of memory, nothing is sent) or a UPNPCOMMAND_ failure (HTTP_ERROR,
+ * INVALID_RESPONSE; MEM_ALLOC_ERROR: the reply outgrew the memory after the
+ * request went out, so the gateway may have acted on it). */
 int portmap_upnp_http_exchange(const upnp_io_t *io, const portmap_ssdp_url_t *u, const char *req,
                                size_t len, size_t cap, http_reply_t *r);
 
