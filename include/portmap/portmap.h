@@ -375,10 +375,11 @@ typedef struct portmap_config {
   portmap_client_cb client_cb; /**< NULL = none */
   void *client_user;           /**< passed to client_cb */
   /**
-   * Allocator for every block the client allocates (1.1; an older
-   * program's config leaves the system allocator). malloc_cb, realloc_cb
-   * and free_cb are set together or not at all (a partial set is
-   * PORTMAP_ERR_INVALID); NULL = malloc(), realloc(), free(). They must
+   * Allocator for every block the client allocates (a program built with
+   * a header that lacks these members gets the system allocator; see "ABI
+   * that can grow" in README.md). malloc_cb, realloc_cb and free_cb are
+   * set together or not at all (a partial set is PORTMAP_ERR_INVALID);
+   * NULL = malloc(), realloc(), free(). They must
    * stay usable until every block is given back: when portmap_client_free()
    * returns, except for a UPnP worker thread still sending deletes the
    * gateway had not confirmed by destroy_timeout_ms, which frees its own
