@@ -45,17 +45,9 @@ static portmap_status_t config_check(const portmap_config_t *cfg) {
     return PORTMAP_ERR_INVALID;
   if (cfg->natpmp_max_tries > 32 || (cfg->ssdp_multicast != 0 && cfg->ssdp_multicast != 1))
     return PORTMAP_ERR_INVALID; /* 9 tries already take 64 s (RFC 6886 3.1) */
+  if (portmap_alloc_from(NULL, cfg->malloc_cb, cfg->realloc_cb, cfg->free_cb, NULL) != 0)
+    return PORTMAP_ERR_INVALID; /* all three hooks or none */
   return PORTMAP_OK;
-}
-
-static char *dup_str(const char *s) {
-  if (s == NULL)
-    return NULL;
-  size_t n = strlen(s) + 1;
-  char *d = malloc(n);
-  if (d)
-    memcpy(d, s, n);
-  return d;
 }
 
 static portmap_status_t client_new(const portmap_config_t *user_cfg, size_t cfg_size,
@@ -96,9 +88,12 @@ static portmap_status_t client_new(const portmap_config_t *user_cfg, size_t cfg_
   if (cfg->local_address != NULL && portmap_addr_parse(cfg->local_address, &tmp) != PORTMAP_OK)
     return PORTMAP_ERR_ADDRESS;
 
-  c = calloc(1, sizeof *c);
+  portmap_alloc_t alloc;
+  (void)portmap_alloc_from(&alloc, cfg->malloc_cb, cfg->realloc_cb, cfg->free_cb, cfg->alloc_user);
+  c = portmap_alloc_calloc(&alloc, 1, sizeof *c);
   if (c == NULL)
     return PORTMAP_ERR_NOMEM;
+  c->alloc = alloc;
   c->wake_pipe[0] = c->wake_pipe[1] = -1;
   c->listen_fd[0] = c->listen_fd[1] = -1;
   c->cfg = *cfg;
@@ -114,8 +109,8 @@ static portmap_status_t client_new(const portmap_config_t *user_cfg, size_t cfg_
     c->cfg.random_cb = default_random;
     c->cfg.random_user = NULL;
   }
-  c->gateway_str = dup_str(cfg->gateway);
-  c->local_str = dup_str(cfg->local_address);
+  c->gateway_str = portmap_alloc_strdup(&c->alloc, cfg->gateway);
+  c->local_str = portmap_alloc_strdup(&c->alloc, cfg->local_address);
   if ((cfg->gateway && !c->gateway_str) || (cfg->local_address && !c->local_str)) {
     st = PORTMAP_ERR_NOMEM;
     goto done;
@@ -127,6 +122,11 @@ static portmap_status_t client_new(const portmap_config_t *user_cfg, size_t cfg_
     c->have_local = 1;
   }
   portmap_sched_init(&c->sched);
+  c->sched.alloc = &c->alloc;
+  if (portmap_sched_reserve(&c->sched, PORTMAP_TIMERS_CLIENT) != 0) {
+    st = PORTMAP_ERR_NOMEM; /* else a timer of the client could fail to arm, unseen */
+    goto done;
+  }
   if (pthread_mutex_init(&c->mu, NULL) != 0) {
     st = PORTMAP_ERR_SYSTEM;
     goto done;
@@ -194,9 +194,9 @@ done:
       pthread_cond_destroy(&c->cb_cv);
       pthread_mutex_destroy(&c->mu);
     }
-    free(c->gateway_str);
-    free(c->local_str);
-    free(c);
+    portmap_alloc_free(&alloc, c->gateway_str);
+    portmap_alloc_free(&alloc, c->local_str);
+    portmap_alloc_free(&alloc, c);
   }
   return st;
 }
@@ -315,15 +315,16 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
   pthread_mutex_destroy(&client->mu);
   portmap_loop_fini(client);
   portmap_plat_wake_close(client->wake_pipe);
-  free(client->gateway_str);
-  free(client->local_str);
-  free(client);
+  portmap_alloc_t alloc = client->alloc; /* it goes with the client */
+  portmap_alloc_free(&alloc, client->gateway_str);
+  portmap_alloc_free(&alloc, client->local_str);
+  portmap_alloc_free(&alloc, client);
   return st;
 }
 
 /* ---------- the client's own state ---------- */
 
-static void state_locked(portmap_client_t *c, portmap_client_state_t *st) {
+void portmap_client_state_locked(portmap_client_t *c, portmap_client_state_t *st) {
   memset(st, 0, sizeof *st);
   st->backend = c->cs_backend;
   if (c->cs_have_ext) {
@@ -343,16 +344,26 @@ static void state_locked(portmap_client_t *c, portmap_client_state_t *st) {
 void portmap_client_emit(portmap_client_t *c, portmap_client_event_t ev) {
   if (c->cfg.client_cb == NULL)
     return;
-  portmap_event_rec_t *rec = calloc(1, sizeof *rec);
-  if (rec == NULL)
-    return; /* the getter still tells the state */
-  rec->client_event = ev;
-  state_locked(c, &rec->client_state);
+  portmap_event_node_t *node;
+  portmap_event_rec_t *rec = portmap_alloc_calloc(&c->alloc, 1, sizeof *rec);
+  if (rec != NULL) {
+    rec->client_event = ev;
+    portmap_client_state_locked(c, &rec->client_state);
+    node = &rec->node;
+  } else if (ev == PORTMAP_CLIENT_SHUTDOWN) {
+    /* Out of memory: the client's last word goes out all the same (it
+     * comes once), with the state as it is when delivered. */
+    node = &c->shutdown_node;
+    memset(node, 0, sizeof *node);
+    node->spare = 1;
+  } else {
+    return; /* out of memory: portmap_client_state() still tells the state */
+  }
   if (c->ev_tail)
-    c->ev_tail->next = rec;
+    c->ev_tail->next = node;
   else
-    c->ev_head = rec;
-  c->ev_tail = rec;
+    c->ev_head = node;
+  c->ev_tail = node;
 }
 
 void portmap_client_note_backend(portmap_client_t *c, portmap_backend_t backend) {
@@ -376,7 +387,7 @@ portmap_status_t portmap_client_state_sized(portmap_client_t *client, portmap_cl
     return PORTMAP_ERR_INVALID;
   portmap_client_state_t full;
   pthread_mutex_lock(&client->mu);
-  state_locked(client, &full);
+  portmap_client_state_locked(client, &full);
   portmap_client_unlock(client);
   portmap_abi_out(state, size, &full, sizeof full);
   return PORTMAP_OK;

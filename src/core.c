@@ -71,6 +71,14 @@ void portmap_core_trace(portmap_core_t *core, int sent, const uint8_t addr[16], 
 
 /* ---------- what backends read ---------- */
 
+const portmap_alloc_t *portmap_core_alloc(portmap_core_t *core) {
+  return &core->client->alloc;
+}
+
+int portmap_core_freeing(portmap_core_t *core) {
+  return core->client->freeing;
+}
+
 portmap_stats_t *portmap_core_stats(portmap_core_t *core) {
   return &core->client->stats;
 }
@@ -205,7 +213,9 @@ static void queue_event(portmap_mapping_t *m, portmap_event_t ev) {
     ev = PORTMAP_EVENT_CHANGED; /* the backend changed */
     m->moved = 0;
   }
-  portmap_event_rec_t *rec = calloc(1, sizeof *rec);
+  /* behind an event that waits on the spare node, nothing overtakes it */
+  portmap_event_rec_t *rec =
+      m->spare_queued ? NULL : portmap_alloc_calloc(&c->alloc, 1, sizeof *rec);
   int final = ev == PORTMAP_EVENT_FAILED || ev == PORTMAP_EVENT_DELETED;
   if (final)
     m->final_queued = 1;
@@ -215,22 +225,35 @@ static void queue_event(portmap_mapping_t *m, portmap_event_t ev) {
     m->retrying = 0; /* a later wait is a new loss */
   }
   m->last_event = ev;
-  if (rec == NULL) {
-    /* Out of memory: a final event must still end the mapping. */
-    if (final)
-      m->detached = 1;
-    return;
-  }
   portmap_mapping_fill_times(m, portmap_client_now(c));
-  rec->mapping = m;
-  rec->event = ev;
-  rec->info = m->info;
+  portmap_event_node_t *node;
+  if (rec != NULL) {
+    rec->info = m->info;
+    node = &rec->node;
+  } else if (m->spare_queued) {
+    /* Merged into the event that waits: the final one wins; news of a
+     * mapping the application has not heard of yet stays news of it. */
+    portmap_event_t was = m->spare_node.event;
+    if (final || ev != PORTMAP_EVENT_RENEWED ||
+        (was != PORTMAP_EVENT_MAPPED && was != PORTMAP_EVENT_CHANGED))
+      m->spare_node.event = ev;
+    return;
+  } else {
+    /* Out of memory: the event goes out all the same, from the mapping's
+     * own node, with its info as it is when delivered. */
+    node = &m->spare_node;
+    memset(node, 0, sizeof *node);
+    node->spare = 1;
+    m->spare_queued = 1;
+  }
+  node->mapping = m;
+  node->event = ev;
   m->queued++;
   if (c->ev_tail)
-    c->ev_tail->next = rec;
+    c->ev_tail->next = node;
   else
-    c->ev_head = rec;
-  c->ev_tail = rec;
+    c->ev_head = node;
+  c->ev_tail = node;
 }
 
 void portmap_mapping_emit(portmap_mapping_t *m, portmap_event_t ev) {

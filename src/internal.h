@@ -28,6 +28,7 @@
 #include <portmap/portmap.h>
 
 #include "backends/backend.h"
+#include "util/alloc.h"
 #include "util/sched.h"
 
 #define PORTMAP_MAX_BACKENDS 3
@@ -49,6 +50,14 @@ static inline void portmap_abi_out(void *dst, size_t dst_size, const void *src, 
   memcpy(dst, src, dst_size < src_size ? dst_size : src_size);
 }
 #define PORTMAP_MAX_WATCHED 32 /* fds the loop is told about (a client has about 8) */
+/* Timers that can be scheduled at once, reserved on the scheduler as the
+ * client and each mapping are made (portmap_sched_reserve()), so that
+ * arming one never needs memory and cannot fail: the client's and its
+ * backends' own (the core 6, PCP 4, NAT-PMP 2, UPnP 2 and the watchdog of
+ * its one call with the worker: 15, with room), and each mapping's
+ * (its backend's retry or renewal timer and its expiry). */
+#define PORTMAP_TIMERS_CLIENT 24u
+#define PORTMAP_TIMERS_PER_MAPPING 2u
 #define PORTMAP_MAX_SINK_THREADS 8
 
 /* A thread inside a sink (portmap_client_unlock), and how deep. */
@@ -64,11 +73,20 @@ typedef struct portmap_watched {
 } portmap_watched_t;
 
 /* A queued callback invocation, delivered outside the lock: a mapping's
- * event, or (mapping NULL) one of the client's. */
-typedef struct portmap_event_rec {
-  struct portmap_event_rec *next;
+ * event, or (mapping NULL) one of the client's. The queue links nodes:
+ * each one the head of an allocated record holding what to deliver, or a
+ * spare node that needs no allocation (a mapping's spare_node, see
+ * queue_event() in core.c; the client's shutdown_node), delivered with the
+ * mapping's info or the client's state as they are then. */
+typedef struct portmap_event_node {
+  struct portmap_event_node *next;
   struct portmap_mapping *mapping;
   portmap_event_t event;
+  int spare; /* no record: a mapping's spare_node or the client's shutdown_node */
+} portmap_event_node_t;
+
+typedef struct portmap_event_rec {
+  portmap_event_node_t node; /* first: the queue links the nodes */
   portmap_info_t info;
   portmap_client_event_t client_event;
   portmap_client_state_t client_state;
@@ -103,6 +121,12 @@ struct portmap_mapping {
   portmap_event_t last_event; /* 0 before the first */
   unsigned renewing : 1;      /* the backend said a renewal is under way */
   struct portmap_mapping *failed_next;
+  /* An event no record could be allocated for is queued all the same, on
+   * this node, and delivered with info as it is then; until it is, the
+   * mapping's later events are merged into it (queue_event(), core.c), so
+   * the final event always goes out. */
+  portmap_event_node_t spare_node;
+  unsigned spare_queued : 1;
 };
 
 /* The probe: all enabled protocols at once, answers decide, a budget
@@ -144,7 +168,8 @@ struct portmap_core {
 
 struct portmap_client {
   pthread_mutex_t mu;
-  portmap_core_t core; /* handed to the backends */
+  portmap_core_t core;   /* handed to the backends */
+  portmap_alloc_t alloc; /* every block of the client (cfg's hooks, or the system's) */
   /* config (strings copied) */
   portmap_config_t cfg;
   char *gateway_str;
@@ -170,7 +195,7 @@ struct portmap_client {
   /* mappings and events */
   struct portmap_mapping *mappings;
   size_t n_mappings;
-  portmap_event_rec_t *ev_head, *ev_tail;
+  portmap_event_node_t *ev_head, *ev_tail;
   /* mappings whose backend failed them, in report order (settle()) */
   struct portmap_mapping *failed_head, *failed_tail;
   /* callback bookkeeping (recursive-call detection) */
@@ -187,6 +212,7 @@ struct portmap_client {
   uint8_t cs_ext[16];
   int shutting_down, shut_down;
   portmap_timer_t shutdown_timer;
+  portmap_event_node_t shutdown_node; /* SHUTDOWN when no record could be allocated */
   /* the threads inside a log or trace sink, fd_cb or timer_cb */
   portmap_sink_t sinks[PORTMAP_MAX_SINK_THREADS];
   unsigned sinks_untracked;
@@ -285,6 +311,8 @@ void portmap_client_note_backend(portmap_client_t *c, portmap_backend_t backend)
 void portmap_client_note_external(portmap_client_t *c, const uint8_t addr[16]);
 /* Queue a client event with the client's current state. */
 void portmap_client_emit(portmap_client_t *c, portmap_client_event_t ev);
+/* The client's state as client_cb and portmap_client_state() tell it. */
+void portmap_client_state_locked(portmap_client_t *c, portmap_client_state_t *st);
 /* Shutting down and every mapping ended: tell SHUTDOWN (once). */
 void portmap_client_shutdown_check(portmap_client_t *c);
 
@@ -353,7 +381,7 @@ void portmap_trace(portmap_client_t *c, int sent, const uint8_t addr[16], uint16
                    const uint8_t *data, size_t len);
 /* Take the queued records (under the lock) and deliver them (without). */
 struct portmap_logrec *portmap_log_take(portmap_client_t *c);
-void portmap_log_deliver(const portmap_config_t *cfg, struct portmap_logrec *list);
+void portmap_log_deliver(portmap_client_t *c, struct portmap_logrec *list);
 /* Deliver what is queued (no lock held: client creation and destruction). */
 void portmap_log_flush(portmap_client_t *c);
 

@@ -27,7 +27,7 @@ typedef struct portmap_logrec {
 static void log_enqueue(portmap_client_t *c, portmap_logrec_t *rec) {
   if (c->log_queued >= PORTMAP_LOG_QUEUE_MAX) {
     c->log_dropped++;
-    free(rec);
+    portmap_alloc_free(&c->alloc, rec);
     return;
   }
   rec->next = NULL;
@@ -45,7 +45,7 @@ void portmap_vlog(portmap_client_t *c, portmap_log_level_t level, const char *fm
   char msg[512];
   vsnprintf(msg, sizeof msg, fmt, ap);
   size_t n = strlen(msg) + 1;
-  portmap_logrec_t *rec = calloc(1, sizeof *rec + n);
+  portmap_logrec_t *rec = portmap_alloc_calloc(&c->alloc, 1, sizeof *rec + n);
   if (rec == NULL)
     return;
   rec->level = level;
@@ -65,7 +65,7 @@ void portmap_trace(portmap_client_t *c, int sent, const uint8_t addr[16], uint16
                    const uint8_t *data, size_t len) {
   if (c->cfg.trace_cb == NULL)
     return;
-  portmap_logrec_t *rec = calloc(1, sizeof *rec + len);
+  portmap_logrec_t *rec = portmap_alloc_calloc(&c->alloc, 1, sizeof *rec + len);
   if (rec == NULL)
     return;
   portmap_addr_t a;
@@ -80,14 +80,15 @@ void portmap_trace(portmap_client_t *c, int sent, const uint8_t addr[16], uint16
   log_enqueue(c, rec);
 }
 
-void portmap_log_deliver(const portmap_config_t *cfg, portmap_logrec_t *rec) {
+void portmap_log_deliver(portmap_client_t *c, portmap_logrec_t *rec) {
+  const portmap_config_t *cfg = &c->cfg;
   while (rec != NULL) {
     portmap_logrec_t *next = rec->next;
     if (rec->is_trace)
       cfg->trace_cb(rec->sent, rec->peer, rec->port, rec->data, rec->len, cfg->trace_user);
     else
       cfg->log_cb(rec->level, (const char *)rec->data, cfg->log_user);
-    free(rec);
+    portmap_alloc_free(&c->alloc, rec);
     rec = next;
   }
 }
@@ -100,5 +101,5 @@ portmap_logrec_t *portmap_log_take(portmap_client_t *c) {
 }
 
 void portmap_log_flush(portmap_client_t *c) {
-  portmap_log_deliver(&c->cfg, portmap_log_take(c));
+  portmap_log_deliver(c, portmap_log_take(c));
 }

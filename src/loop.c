@@ -356,7 +356,7 @@ void portmap_core_close_fd(portmap_core_t *core, int fd) {
   }
   if (c->n_deferred == c->cap_deferred) {
     size_t cap = c->cap_deferred ? 2 * c->cap_deferred : 8;
-    int *d = realloc(c->deferred, cap * sizeof *d);
+    int *d = portmap_alloc_realloc(&c->alloc, c->deferred, cap * sizeof *d);
     if (d == NULL) {
       portmap_plat_close(fd); /* out of memory: the loop hears of it after the close */
       return;
@@ -386,7 +386,7 @@ void portmap_client_unlock(portmap_client_t *c) {
   if (sinks)
     portmap_sink_enter(c);
   pthread_mutex_unlock(&c->mu);
-  portmap_log_deliver(&c->cfg, logs);
+  portmap_log_deliver(c, logs);
   for (size_t i = 0; i < news.n_fd; i++)
     c->cfg.fd_cb(news.fd[i].fd, news.fd[i].events, c->cfg.fd_user);
   if (news.timer)
@@ -406,7 +406,7 @@ void portmap_client_unlock(portmap_client_t *c) {
 void portmap_loop_fini(portmap_client_t *c) {
   for (size_t i = 0; i < c->n_deferred; i++)
     portmap_plat_close(c->deferred[i]);
-  free(c->deferred);
+  portmap_alloc_free(&c->alloc, c->deferred);
   c->deferred = NULL;
   c->n_deferred = c->cap_deferred = 0;
 }

@@ -23,7 +23,7 @@ void portmap_mapping_unlink_free(portmap_client_t *c, portmap_mapping_t *m) {
   if (m->next)
     m->next->prev = m->prev;
   c->n_mappings--;
-  free(m);
+  portmap_alloc_free(&c->alloc, m);
 }
 
 /* A mapping is freed once it has ended (final event delivered, or
@@ -44,39 +44,59 @@ void portmap_dispatch_events(portmap_client_t *c) {
   c->dispatching = 1;
   c->dispatch_thread = pthread_self();
   while (c->ev_head != NULL) {
-    portmap_event_rec_t *rec = c->ev_head;
-    c->ev_head = rec->next;
+    portmap_event_node_t *node = c->ev_head;
+    c->ev_head = node->next;
     if (c->ev_head == NULL)
       c->ev_tail = NULL;
-    if (rec->mapping == NULL) {
-      /* the client's own event */
+    /* the record the node heads, or (a spare node) none */
+    portmap_event_rec_t *rec = node->spare ? NULL : (portmap_event_rec_t *)(void *)node;
+    if (node->mapping == NULL) {
+      /* the client's own event; the spare one is SHUTDOWN */
       portmap_client_cb ccb = c->cfg.client_cb;
       if (ccb != NULL) {
+        portmap_client_state_t now_state; /* the state now, taken under the lock */
+        const portmap_client_state_t *cs = &now_state;
+        portmap_client_event_t cev = PORTMAP_CLIENT_SHUTDOWN;
+        if (rec != NULL) {
+          cs = &rec->client_state;
+          cev = rec->client_event;
+        } else {
+          portmap_client_state_locked(c, &now_state);
+        }
         c->in_callback = 1;
         portmap_client_unlock(c);
-        ccb(c, rec->client_event, &rec->client_state, c->cfg.client_user);
+        ccb(c, cev, cs, c->cfg.client_user);
         pthread_mutex_lock(&c->mu);
         c->in_callback = 0;
         pthread_cond_broadcast(&c->cb_cv);
       }
-      free(rec);
+      portmap_alloc_free(&c->alloc, rec);
       continue;
     }
-    portmap_mapping_t *m = rec->mapping;
+    portmap_mapping_t *m = node->mapping;
+    portmap_event_t event = node->event;
+    if (rec == NULL)
+      m->spare_queued = 0;         /* free for the next event that finds no memory */
     portmap_mapping_cb cb = m->cb; /* read under the lock, used outside it */
     void *user = m->user;
     if (!m->detached && cb != NULL) {
+      portmap_info_t frozen; /* spare_node: the info now, copied under the lock */
+      const portmap_info_t *info = &frozen;
+      if (rec != NULL)
+        info = &rec->info;
+      else
+        frozen = m->info;
       c->in_callback = 1;
       portmap_client_unlock(c);
-      cb(m, rec->event, &rec->info, user);
+      cb(m, event, info, user);
       pthread_mutex_lock(&c->mu);
       c->in_callback = 0;
       pthread_cond_broadcast(&c->cb_cv);
     }
     m->queued--;
-    if (rec->event == PORTMAP_EVENT_FAILED || rec->event == PORTMAP_EVENT_DELETED)
+    if (event == PORTMAP_EVENT_FAILED || event == PORTMAP_EVENT_DELETED)
       m->detached = 1; /* ended: the handle is gone after its final event */
-    free(rec);
+    portmap_alloc_free(&c->alloc, rec);
     portmap_mapping_maybe_free(c, m);
   }
   c->dispatching = 0;
@@ -237,7 +257,7 @@ portmap_status_t portmap_map_sized(portmap_client_t *client, const portmap_reque
   portmap_request_init(&full);
   portmap_abi_out(&full, sizeof full, user_req, req_size);
   const portmap_request_t *req = &full;
-  portmap_mapping_t *m = calloc(1, sizeof *m);
+  portmap_mapping_t *m = portmap_alloc_calloc(&client->alloc, 1, sizeof *m);
   if (m == NULL)
     return PORTMAP_ERR_NOMEM;
   pthread_mutex_lock(&client->mu);
@@ -270,6 +290,12 @@ portmap_status_t portmap_map_sized(portmap_client_t *client, const portmap_reque
   }
   if (able < 0)
     goto done;
+  /* room for its timers: arming them later cannot fail */
+  size_t timers = PORTMAP_TIMERS_CLIENT + PORTMAP_TIMERS_PER_MAPPING * (client->n_mappings + 1);
+  if (portmap_sched_reserve(&client->sched, timers) != 0) {
+    st = PORTMAP_ERR_NOMEM;
+    goto done;
+  }
   /* link first: the backend may report from start() */
   m->next = client->mappings;
   if (client->mappings)
@@ -298,7 +324,7 @@ portmap_status_t portmap_map_sized(portmap_client_t *client, const portmap_reque
 done:
   portmap_core_settle(client);
   portmap_client_unlock(client);
-  free(m);
+  portmap_alloc_free(&client->alloc, m);
   return st;
 }
 

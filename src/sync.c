@@ -61,7 +61,7 @@ portmap_status_t portmap_map_sync_sized(portmap_client_t *client, const portmap_
   if (bad != PORTMAP_OK)
     return bad;
 
-  sync_wait_t *w = calloc(1, sizeof *w);
+  sync_wait_t *w = portmap_alloc_calloc(&client->alloc, 1, sizeof *w);
   if (w == NULL)
     return PORTMAP_ERR_NOMEM;
   pthread_mutex_init(&w->mu, NULL);
@@ -69,7 +69,7 @@ portmap_status_t portmap_map_sync_sized(portmap_client_t *client, const portmap_
   portmap_status_t st = portmap_map_sized(client, req, req_size, sync_cb, w, &m);
   if (st != PORTMAP_OK) {
     pthread_mutex_destroy(&w->mu);
-    free(w);
+    portmap_alloc_free(&client->alloc, w);
     return st;
   }
   uint64_t deadline = portmap_real_ms() + (uint64_t)timeout_ms;
@@ -114,7 +114,7 @@ portmap_status_t portmap_map_sync_sized(portmap_client_t *client, const portmap_
   else
     portmap_mapping_release(m);
   pthread_mutex_destroy(&w->mu);
-  free(w);
+  portmap_alloc_free(&client->alloc, w);
   portmap_abi_out(user_info, info_size, info, sizeof *info);
   return st;
 }

@@ -314,11 +314,31 @@ typedef void (*portmap_client_cb)(portmap_client_t *client, portmap_client_event
                                   const portmap_client_state_t *state, void *user);
 
 /**
+ * Allocator hook (portmap_config_t.malloc_cb): a block of at least size
+ * octets, or NULL when memory is short. size is never 0. Called from any
+ * thread that is in the library, and from the UPnP worker thread: it must
+ * be thread-safe. user is portmap_config_t.alloc_user.
+ */
+typedef void *(*portmap_malloc_cb)(size_t size, void *user);
+/**
+ * Allocator hook (portmap_config_t.realloc_cb): resize ptr, a block from
+ * this allocator (never NULL), to size octets (never 0), as realloc()
+ * does; NULL when memory is short, ptr then left as it was.
+ */
+typedef void *(*portmap_realloc_cb)(void *ptr, size_t size, void *user);
+/**
+ * Allocator hook (portmap_config_t.free_cb): give back ptr, a block from
+ * malloc_cb or realloc_cb (never NULL).
+ */
+typedef void (*portmap_free_cb)(void *ptr, void *user);
+
+/**
  * Client configuration. Initialise with portmap_config_init(). Strings are
  * copied. portmap_client_new() checks every value: each *_ms at most
  * INT32_MAX, pcp_irt_ms and natpmp_irt_ms not 0, pcp_mrt_ms not below
  * pcp_irt_ms, natpmp_max_tries at most 32, ssdp_multicast 0 or 1,
- * announce_port -1 to 65535; anything else is PORTMAP_ERR_INVALID.
+ * announce_port -1 to 65535, malloc_cb, realloc_cb and free_cb all set or
+ * none; anything else is PORTMAP_ERR_INVALID.
  */
 typedef struct portmap_config {
   const char *gateway;         /**< gateway address; NULL = default router */
@@ -354,6 +374,23 @@ typedef struct portmap_config {
   void *timer_user;            /**< passed to timer_cb */
   portmap_client_cb client_cb; /**< NULL = none */
   void *client_user;           /**< passed to client_cb */
+  /**
+   * Allocator for every block the client allocates (a program built with
+   * a header that lacks these members gets the system allocator; see "ABI
+   * that can grow" in README.md). malloc_cb, realloc_cb and free_cb are
+   * set together or not at all (a partial set is PORTMAP_ERR_INVALID);
+   * NULL = malloc(), realloc(), free(). They must
+   * stay usable until every block is given back: when portmap_client_free()
+   * returns, except for a UPnP worker thread still sending deletes the
+   * gateway had not confirmed by destroy_timeout_ms, which frees its own
+   * blocks as it leaves (at most 17 calls of upnp_timeout_ms + 5 s later).
+   * Not through the hook: what miniupnpc and the C library allocate inside
+   * their own calls (README.md, "Memory").
+   */
+  portmap_malloc_cb malloc_cb;
+  portmap_realloc_cb realloc_cb; /**< NULL = realloc(); set with malloc_cb */
+  portmap_free_cb free_cb;       /**< NULL = free(); set with malloc_cb */
+  void *alloc_user;              /**< passed to malloc_cb, realloc_cb and free_cb */
 } portmap_config_t;
 
 /** What a probe learnt about one protocol. */

@@ -28,6 +28,7 @@
 
 #include <portmap/portmap.h>
 
+#include "util/alloc.h"
 #include "util/sched.h"
 
 /* The core as a backend sees it. */
@@ -144,6 +145,14 @@ void portmap_core_log(portmap_core_t *core, portmap_log_level_t level, const cha
     __attribute__((format(printf, 3, 4)));
 void portmap_core_trace(portmap_core_t *core, int sent, const uint8_t addr[16], uint16_t port,
                         const uint8_t *data, size_t len);
+
+/* The client's allocator (portmap_config_t.malloc_cb...): every block a
+ * backend allocates comes from it and goes back to it. Valid while the
+ * client lives; a copy outlives it (the UPnP worker keeps one). */
+const portmap_alloc_t *portmap_core_alloc(portmap_core_t *core);
+/* 1 while portmap_client_free() destroys the backends: nothing runs after
+ * it, so a backend gives back everything it can before destroy() returns. */
+int portmap_core_freeing(portmap_core_t *core);
 
 /* The client's counters of what was sent and dropped. */
 portmap_stats_t *portmap_core_stats(portmap_core_t *core);

@@ -346,7 +346,7 @@ static void nm_free(np_map_t *nm) {
     st->maps = nm->next;
   if (nm->next)
     nm->next->prev = nm->prev;
-  free(nm);
+  portmap_alloc_free(portmap_core_alloc(st->core), nm);
 }
 
 /* Tell the core; a success means the mapping has been mapped. */
@@ -795,7 +795,7 @@ static void np_readable(void *state, uint64_t now) {
 /* ---------- vtable ---------- */
 
 static portmap_status_t np_create(portmap_core_t *core, void **state) {
-  np_state_t *st = calloc(1, sizeof *st);
+  np_state_t *st = portmap_alloc_calloc(portmap_core_alloc(core), 1, sizeof *st);
   if (st == NULL)
     return PORTMAP_ERR_NOMEM;
   st->core = core;
@@ -815,7 +815,7 @@ static void np_destroy(void *state) {
   portmap_core_disarm(st->core, &st->probe_timer);
   if (st->open)
     portmap_core_close_fd(st->core, st->nat.s); /* all closenatpmp() would do */
-  free(st);
+  portmap_alloc_free(portmap_core_alloc(st->core), st);
 }
 
 static portmap_status_t np_check(void *state, const portmap_req_t *m) {
@@ -835,7 +835,7 @@ static portmap_status_t np_start(void *state, const portmap_be_start_t *start, v
   portmap_status_t rc = gateway_open(st);
   if (rc != PORTMAP_OK)
     return rc;
-  np_map_t *nm = calloc(1, sizeof *nm);
+  np_map_t *nm = portmap_alloc_calloc(portmap_core_alloc(st->core), 1, sizeof *nm);
   if (nm == NULL)
     return PORTMAP_ERR_NOMEM;
   nm->h = start->handle;

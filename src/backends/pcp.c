@@ -172,8 +172,8 @@ static void pm_free(pcp_map_t *pm) {
     st->maps = pm->next;
   if (pm->next)
     pm->next->prev = pm->prev;
-  free(pm->pkt);
-  free(pm);
+  portmap_alloc_free(portmap_core_alloc(core), pm->pkt);
+  portmap_alloc_free(portmap_core_alloc(core), pm);
 }
 
 /* Tell the core; a success means the mapping has been mapped. */
@@ -278,7 +278,7 @@ static portmap_status_t build_request(pcp_map_t *pm, uint32_t lifetime) {
   if (pcp_encode_request(&msg, buf, sizeof buf, &len) != PCP_WIRE_OK)
     return PORTMAP_ERR_INVALID;
   if (len > pm->pkt_cap) {
-    uint8_t *p = realloc(pm->pkt, len);
+    uint8_t *p = portmap_alloc_realloc(portmap_core_alloc(core_of(pm)), pm->pkt, len);
     if (p == NULL)
       return PORTMAP_ERR_NOMEM;
     pm->pkt = p;
@@ -800,7 +800,7 @@ static void pcp_unsolicited(void *state, const uint8_t from[16], uint16_t from_p
 }
 
 static portmap_status_t pcp_create(portmap_core_t *core, void **state) {
-  pcp_state_t *st = calloc(1, sizeof *st);
+  pcp_state_t *st = portmap_alloc_calloc(portmap_core_alloc(core), 1, sizeof *st);
   if (st == NULL)
     return PORTMAP_ERR_NOMEM;
   st->core = core;
@@ -823,7 +823,7 @@ static void pcp_destroy(void *state) {
     portmap_core_disarm(st->core, &st->srv[i].probe_timer);
     portmap_core_close_fd(st->core, st->srv[i].fd);
   }
-  free(st);
+  portmap_alloc_free(portmap_core_alloc(st->core), st);
 }
 
 /* B6 per family: the core detached this family's mappings; a probe in
@@ -860,7 +860,7 @@ static portmap_status_t pcp_start(void *state, const portmap_be_start_t *start, 
   /* J1: THIRD_PARTY must differ from the packet's source address */
   if (m->has_third_party && memcmp(m->third_party, s->local, 16) == 0)
     return PORTMAP_ERR_THIRD_PARTY;
-  pcp_map_t *pm = calloc(1, sizeof *pm);
+  pcp_map_t *pm = portmap_alloc_calloc(portmap_core_alloc(st->core), 1, sizeof *pm);
   if (pm == NULL)
     return PORTMAP_ERR_NOMEM;
   pm->h = start->handle;

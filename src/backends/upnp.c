@@ -145,7 +145,7 @@ static void pm_free(upnp_map_t *pm, int cleanup) {
     st->maps = pm->next;
   if (pm->next)
     pm->next->prev = pm->prev;
-  free(pm);
+  portmap_alloc_free(portmap_core_alloc(core), pm);
   if (cleanup && added) /* Q10: nothing we added outlives the mapping */
     portmap_upnp_cleanup_submit(st, proto, port, portmap_core_now(core));
 }
@@ -503,8 +503,8 @@ void portmap_upnp_pm_on_result(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t 
       rc = UPNPCOMMAND_INVALID_RESPONSE;
     }
   }
-  if (rc == UPNP_RC_TIMEOUT && k->kind == CALL_ADD)
-    pm->added = 1; /* maybe: every exit path deletes it (Q10) */
+  if ((rc == UPNP_RC_TIMEOUT || rc == UPNPCOMMAND_MEM_ALLOC_ERROR) && k->kind == CALL_ADD)
+    pm->added = 1; /* maybe (its answer was lost): every exit path deletes it (Q10) */
   if (pm->revoking && pm->seq != SEQ_DELETE) {
     if (pm->added) {
       portmap_upnp_pm_begin(pm, SEQ_DELETE, now);
@@ -519,6 +519,10 @@ void portmap_upnp_pm_on_result(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t 
   }
   if (rc == UPNP_RC_SYSTEM) {
     portmap_upnp_pm_fail(pm, PORTMAP_ERR_SYSTEM, now);
+    return;
+  }
+  if (portmap_upnp_is_nomem(rc)) {
+    portmap_upnp_pm_fail(pm, PORTMAP_ERR_NOMEM, now); /* ours, not the gateway's refusal */
     return;
   }
   switch (k->kind) {
@@ -575,7 +579,7 @@ static void on_pm_expiry(portmap_timer_t *t, uint64_t now) {
 
 void portmap_upnp_list_finish(upnp_state_t *st, portmap_status_t status) {
   portmap_core_list_result(st->core, status, st->list, st->list_n);
-  free(st->list);
+  portmap_alloc_free(portmap_core_alloc(st->core), st->list);
   st->list = NULL;
   st->list_n = 0;
   st->list_active = 0;
@@ -626,13 +630,14 @@ void portmap_upnp_list_on_result(upnp_state_t *st, upnp_call_t *k, int rc, uint6
   portmap_upnp_list_finish(st, rc == UPNP_RC_TIMEOUT          ? PORTMAP_ERR_TIMEOUT
                                : rc == UPNPCOMMAND_HTTP_ERROR ? PORTMAP_ERR_UNREACHABLE
                                : rc == UPNP_RC_SYSTEM         ? PORTMAP_ERR_SYSTEM
+                               : portmap_upnp_is_nomem(rc)    ? PORTMAP_ERR_NOMEM
                                                               : PORTMAP_ERR_REFUSED);
 }
 
 /* ---------- vtable ---------- */
 
 static portmap_status_t upnp_create(portmap_core_t *core, void **state) {
-  upnp_state_t *st = calloc(1, sizeof *st);
+  upnp_state_t *st = portmap_alloc_calloc(portmap_core_alloc(core), 1, sizeof *st);
   if (st == NULL)
     return PORTMAP_ERR_NOMEM;
   st->core = core;
@@ -677,7 +682,7 @@ static void upnp_destroy(void *state) {
   } else {
     if (st->busy != NULL) /* it stays with the worker, or is among the calls it finished */
       portmap_core_disarm(core, &st->busy->watchdog);
-    if (portmap_upnp_worker_orphan(w, &jobs))
+    if (portmap_upnp_worker_orphan(w, &jobs, portmap_core_freeing(core)))
       portmap_core_log(core, PORTMAP_LOG_DEBUG,
                        "upnp: the worker finishes on its own (%zu delete(s) to send)", jobs.n);
   }
@@ -687,10 +692,10 @@ static void upnp_destroy(void *state) {
         "upnp: %zu more port(s) to delete at exit than the worker takes (%u): they may "
         "stay on the gateway",
         jobs.dropped, UPNP_ORPHAN_JOBS_MAX);
-  free(st->list);
+  portmap_alloc_free(portmap_core_alloc(core), st->list);
   portmap_core_close_fd(core, st->fd);
   portmap_core_close_fd(core, st->w_fd);
-  free(st);
+  portmap_alloc_free(portmap_core_alloc(core), st);
 }
 
 static portmap_status_t upnp_check(void *state, const portmap_req_t *m) {
@@ -712,7 +717,7 @@ static portmap_status_t upnp_start(void *state, const portmap_be_start_t *start,
     return PORTMAP_ERR_NO_GATEWAY;
   if (portmap_upnp_ensure_local(st) != 0)
     return PORTMAP_ERR_SYSTEM;
-  upnp_map_t *pm = calloc(1, sizeof *pm);
+  upnp_map_t *pm = portmap_alloc_calloc(portmap_core_alloc(st->core), 1, sizeof *pm);
   if (pm == NULL)
     return PORTMAP_ERR_NOMEM;
   pm->h = start->handle;
@@ -787,7 +792,7 @@ static portmap_status_t upnp_list(void *state, uint64_t now) {
     return PORTMAP_ERR_STATE;
   if (!st->have_gateway4)
     return PORTMAP_ERR_NO_GATEWAY;
-  st->list = calloc(UPNP_LIST_MAX, sizeof *st->list);
+  st->list = portmap_alloc_calloc(portmap_core_alloc(st->core), UPNP_LIST_MAX, sizeof *st->list);
   if (st->list == NULL)
     return PORTMAP_ERR_NOMEM;
   st->list_active = 1;

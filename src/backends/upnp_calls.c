@@ -45,7 +45,7 @@ static uint32_t call_limit_ms(const upnp_state_t *st) {
 static int worker_ensure(upnp_state_t *st) {
   if (st->w != NULL)
     return 0;
-  st->w = portmap_upnp_worker_new(call_limit_ms(st));
+  st->w = portmap_upnp_worker_new(call_limit_ms(st), portmap_core_alloc(st->core));
   if (st->w == NULL)
     return -1;
   /* The worker closes its pipe when it leaves, maybe after us: the loop
@@ -68,9 +68,10 @@ static void on_watchdog(portmap_timer_t *t, uint64_t now);
 
 upnp_call_t *portmap_upnp_call_new(upnp_state_t *st, enum call_kind kind,
                                    enum call_purpose purpose) {
-  upnp_call_t *k = calloc(1, sizeof *k);
+  upnp_call_t *k = portmap_alloc_calloc(portmap_core_alloc(st->core), 1, sizeof *k);
   if (k == NULL)
     return NULL;
+  k->alloc = *portmap_core_alloc(st->core);
   k->st = st;
   k->kind = kind;
   k->purpose = purpose;

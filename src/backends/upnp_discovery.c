@@ -497,6 +497,10 @@ void portmap_upnp_disc_on_result(upnp_state_t *st, upnp_call_t *k, int rc, uint6
   upnp_disc_t *d = &st->disc;
   if (rc > 0)
     d->fail_result = rc;
+  if (portmap_upnp_is_nomem(rc) && (d->phase == DISC_DESCRIBE || d->phase == DISC_EVAL)) {
+    disc_done(st, PORTMAP_ERR_NOMEM, now); /* ours: no candidate is to blame */
+    return;
+  }
   if (k->kind == CALL_DESCRIBE) {
     disc_on_describe(st, k, rc, now);
     return;

@@ -263,7 +263,8 @@ done:
   return ret;
 }
 
-int portmap_plat_default_gateway(int ipv6, uint8_t out[16], unsigned *scope) {
+int portmap_plat_default_gateway(const portmap_alloc_t *alloc, int ipv6, uint8_t out[16],
+                                 unsigned *scope) {
   /* On the heap: too big for the stack of a small thread. */
   const size_t cap = PLAT_PROC_MAX;
   char *buf = NULL;
@@ -272,7 +273,7 @@ int portmap_plat_default_gateway(int ipv6, uint8_t out[16], unsigned *scope) {
   uint8_t gw[16];
   if (out == NULL)
     return -1;
-  buf = malloc(cap);
+  buf = portmap_alloc_malloc(alloc, cap);
   if (buf == NULL)
     return -1;
   ssize_t len = read_proc(ipv6 ? "/proc/net/ipv6_route" : "/proc/net/route", buf, cap);
@@ -288,7 +289,7 @@ int portmap_plat_default_gateway(int ipv6, uint8_t out[16], unsigned *scope) {
   if (scope != NULL)
     *scope = if_nametoindex(ifname);
 done:
-  free(buf);
+  portmap_alloc_free(alloc, buf);
   return ret;
 }
 

@@ -20,14 +20,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/alloc.h"
+
 /* ---------- routes and addresses ---------- */
 
 /* The default gateway of a family (ipv6 0 or 1): the up default route
  * with a next hop and the lowest metric (the first of equals). Fills out,
  * and *scope (if not NULL) with its interface index (0 if unknown).
  * Returns 0, or -1 when there is none, out is NULL, or the table cannot be
- * read (out and *scope then untouched). */
-int portmap_plat_default_gateway(int ipv6, uint8_t out[16], unsigned *scope);
+ * read or its buffer allocated from alloc (NULL: the system's); out and
+ * *scope then untouched. */
+int portmap_plat_default_gateway(const portmap_alloc_t *alloc, int ipv6, uint8_t out[16],
+                                 unsigned *scope);
 
 /* The route-table parsers behind portmap_plat_default_gateway(), pure and
  * unit-testable: they take the table's text (any octets, any length, NUL

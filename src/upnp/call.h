@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "upnp/ssdp.h"
+#include "util/alloc.h"
 #include "util/sched.h"
 
 #define UPNP_DESC_ESCAPED_MAX 512 /* miniupnpc's SOAP body is 2048 octets */
@@ -47,6 +48,8 @@ typedef struct upnp_call {
   unsigned gen; /* gateway generation it was built for */
   portmap_timer_t watchdog;
   /* inputs: written before hand-off, read-only afterwards */
+  portmap_alloc_t alloc; /* a copy of the client's: the call and its descr
+                          * go back to it, after the client if orphaned */
   char url[PORTMAP_SSDP_URL_MAX];
   char service[PORTMAP_SSDP_FIELD_MAX];
   char ext_port[8];

@@ -26,6 +26,10 @@ int portmap_upnp_is_http_failure(int rc) {
   return rc == UPNPCOMMAND_HTTP_ERROR || rc == UPNP_RC_TIMEOUT;
 }
 
+int portmap_upnp_is_nomem(int rc) {
+  return rc == UPNP_RC_NOMEM || rc == UPNPCOMMAND_MEM_ALLOC_ERROR;
+}
+
 const char *portmap_upnp_rc_text(int rc, char *buf, size_t cap) {
   if (rc == 0)
     snprintf(buf, cap, "OK");
@@ -35,6 +39,8 @@ const char *portmap_upnp_rc_text(int rc, char *buf, size_t cap) {
     snprintf(buf, cap, "reply too large");
   else if (rc == UPNP_RC_ABORTED)
     snprintf(buf, cap, "abandoned");
+  else if (rc == UPNP_RC_NOMEM || rc == UPNPCOMMAND_MEM_ALLOC_ERROR)
+    snprintf(buf, cap, "out of memory");
   else if (rc == UPNPCOMMAND_HTTP_ERROR)
     snprintf(buf, cap, "HTTP failure");
   else if (rc < 0)
@@ -196,7 +202,7 @@ static void describe(upnp_call_t *k, const upnp_io_t *io) {
     return;
   }
   k->http_status = r.status;
-  k->descr = calloc(1, sizeof *k->descr);
+  k->descr = portmap_alloc_calloc(&k->alloc, 1, sizeof *k->descr);
   if (k->descr == NULL)
     k->rc = UPNPCOMMAND_MEM_ALLOC_ERROR;
   else if (r.status != 200 || r.len == 0 ||
@@ -204,7 +210,7 @@ static void describe(upnp_call_t *k, const upnp_io_t *io) {
     k->rc = UPNPCOMMAND_INVALID_RESPONSE;
   else
     k->rc = 0;
-  free(r.body);
+  portmap_alloc_free(io->alloc, r.body);
 }
 
 void portmap_upnp_soap_reply(upnp_call_t *k, const char *body, size_t len) {
@@ -333,5 +339,5 @@ void portmap_upnp_run_call(upnp_call_t *k, const upnp_io_t *io) {
     return;
   }
   portmap_upnp_soap_reply(k, r.body, r.len);
-  free(r.body);
+  portmap_alloc_free(io->alloc, r.body);
 }

@@ -46,6 +46,11 @@ void portmap_upnp_soap_reply(upnp_call_t *k, const char *body, size_t len);
 /* "Connection refused" or silence: HTTP failure or timeout. */
 int portmap_upnp_is_http_failure(int rc);
 
+/* Out of memory: before the request went out (UPNP_RC_NOMEM), or while
+ * its answer was read (UPNPCOMMAND_MEM_ALLOC_ERROR: the gateway may have
+ * acted on it). Never the gateway's refusal. */
+int portmap_upnp_is_nomem(int rc);
+
 /* A result code as text for the log ("OK", "718 ConflictInMappingEntry"). */
 const char *portmap_upnp_rc_text(int rc, char *buf, size_t cap);
 

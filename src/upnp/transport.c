@@ -90,16 +90,16 @@ static int io_send(const upnp_io_t *io, int fd, const char *buf, size_t len) {
   return 0;
 }
 
-/* Read one HTTP response: headers, then a body of at most cap octets. */
-static int io_read_reply(const upnp_io_t *io, int fd, size_t cap, http_reply_t *r) {
+#define IO_FIRST_BUF 4096u /* the reply's buffer to begin with; it grows up to the bound */
+
+/* Read one HTTP response into buf (IO_FIRST_BUF + 1 octets, ours from
+ * here on): headers, then a body of at most cap octets. */
+static int io_read_reply(const upnp_io_t *io, int fd, size_t cap, char *buf, http_reply_t *r) {
   size_t max = PORTMAP_HTTP_HEAD_MAX + cap + 1; /* the octet past cap proves "too large" */
-  size_t bufcap = 4096, have = 0, body = 0;
+  size_t bufcap = IO_FIRST_BUF, have = 0, body = 0;
   int rc = UPNPCOMMAND_HTTP_ERROR;
   portmap_http_reader_t p;
   portmap_http_reader_init(&p, cap);
-  char *buf = malloc(bufcap + 1);
-  if (buf == NULL)
-    return UPNPCOMMAND_MEM_ALLOC_ERROR;
   for (;;) {
     if (have == bufcap) {
       if (bufcap >= max) {
@@ -107,7 +107,7 @@ static int io_read_reply(const upnp_io_t *io, int fd, size_t cap, http_reply_t *
         goto done;
       }
       size_t grown = bufcap * 2 < max ? bufcap * 2 : max;
-      char *nb = realloc(buf, grown + 1);
+      char *nb = portmap_alloc_realloc(io->alloc, buf, grown + 1);
       if (nb == NULL) {
         rc = UPNPCOMMAND_MEM_ALLOC_ERROR;
         goto done;
@@ -143,7 +143,7 @@ static int io_read_reply(const upnp_io_t *io, int fd, size_t cap, http_reply_t *
   }
 done:
   if (rc != 0) {
-    free(buf);
+    portmap_alloc_free(io->alloc, buf);
     return rc;
   }
   buf[body] = '\0';
@@ -155,14 +155,22 @@ done:
 
 int portmap_upnp_http_exchange(const upnp_io_t *io, const portmap_ssdp_url_t *u, const char *req,
                                size_t len, size_t cap, http_reply_t *r) {
+  /* The reply's buffer before anything goes out: an add sent whose answer
+   * cannot be read would leave the gateway in a state we do not know. */
+  char *buf = portmap_alloc_malloc(io->alloc, IO_FIRST_BUF + 1);
+  if (buf == NULL)
+    return UPNP_RC_NOMEM;
   int fd = -1;
   int rc = io_connect(io, u, &fd);
-  if (rc != 0)
-    return rc;
-  rc = io_send(io, fd, req, len);
   if (rc == 0)
-    rc = io_read_reply(io, fd, cap, r);
-  close(fd);
+    rc = io_send(io, fd, req, len);
+  if (rc == 0) {
+    rc = io_read_reply(io, fd, cap, buf, r);
+    buf = NULL; /* the reply's, or freed */
+  }
+  if (fd >= 0)
+    close(fd);
+  portmap_alloc_free(io->alloc, buf);
   return rc;
 }
 

@@ -34,6 +34,7 @@ struct upnp_worker {
   int result_pipe[2];   /* [1] written by the thread, [0] one of fds() */
   int abort_pipe[2];    /* [1] written once by destroy: drop the query in progress */
   pthread_t thread;
+  portmap_alloc_t alloc; /* a copy of the client's: the context may outlive it */
 };
 
 static int is_query(const upnp_call_t *k) {
@@ -59,8 +60,9 @@ static int undo_add(upnp_call_t *k) {
 void portmap_upnp_call_release(upnp_call_t *k) {
   if (k == NULL)
     return;
-  free(k->descr);
-  free(k);
+  portmap_alloc_t a = k->alloc; /* it goes with k */
+  portmap_alloc_free(&a, k->descr);
+  portmap_alloc_free(&a, k);
 }
 
 void portmap_upnp_call_release_chain(upnp_call_t *k) {
@@ -79,7 +81,8 @@ static void worker_free(upnp_worker_t *w) {
   portmap_plat_wake_close(w->abort_pipe);
   pthread_cond_destroy(&w->cv);
   pthread_mutex_destroy(&w->mu);
-  free(w);
+  portmap_alloc_t a = w->alloc; /* it goes with w */
+  portmap_alloc_free(&a, w);
 }
 
 /* Drop one reference; the last one frees the context. */
@@ -112,6 +115,7 @@ static void *worker_main(void *arg) {
     io.deadline = portmap_plat_now_ms() + w->timeout_ms +
                   (k->kind == CALL_ADD || k->kind == CALL_ADDANY ? UPNP_LATE_ADD_MS : 0u);
     io.abort_fd = !w->orphaned && is_query(k) ? w->abort_pipe[0] : -1;
+    io.alloc = &w->alloc;
     pthread_mutex_unlock(&w->mu);
     portmap_upnp_run_call(k, &io);
     pthread_mutex_lock(&w->mu);
@@ -138,28 +142,30 @@ static void *worker_main(void *arg) {
 
 /* ---------- from the scheduler's side ---------- */
 
-upnp_worker_t *portmap_upnp_worker_new(uint32_t timeout_ms) {
-  upnp_worker_t *w = calloc(1, sizeof *w);
+upnp_worker_t *portmap_upnp_worker_new(uint32_t timeout_ms, const portmap_alloc_t *alloc) {
+  upnp_worker_t *w = portmap_alloc_calloc(alloc, 1, sizeof *w);
   if (w == NULL)
     return NULL;
+  if (alloc != NULL)
+    w->alloc = *alloc;
   w->result_pipe[0] = w->result_pipe[1] = w->abort_pipe[0] = w->abort_pipe[1] = -1;
   w->refs = 2;
   w->timeout_ms = timeout_ms;
   pthread_condattr_t ca;
   if (pthread_condattr_init(&ca) != 0) {
-    free(w);
+    portmap_alloc_free(alloc, w);
     return NULL;
   }
   int ok =
       pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(&w->cv, &ca) == 0;
   pthread_condattr_destroy(&ca);
   if (!ok) {
-    free(w);
+    portmap_alloc_free(alloc, w);
     return NULL;
   }
   if (pthread_mutex_init(&w->mu, NULL) != 0) {
     pthread_cond_destroy(&w->cv);
-    free(w);
+    portmap_alloc_free(alloc, w);
     return NULL;
   }
   if (portmap_plat_wake_open(w->result_pipe) != 0 || portmap_plat_wake_open(w->abort_pipe) != 0 ||
@@ -212,7 +218,7 @@ void portmap_upnp_jobs_keep(upnp_jobs_t *j, upnp_call_t *k, int keep) {
   j->n++;
 }
 
-int portmap_upnp_worker_orphan(upnp_worker_t *w, upnp_jobs_t *j) {
+int portmap_upnp_worker_orphan(upnp_worker_t *w, upnp_jobs_t *j, int join_idle) {
   pthread_mutex_lock(&w->mu);
   upnp_call_t *k = w->todo;
   w->todo = NULL;
@@ -233,11 +239,14 @@ int portmap_upnp_worker_orphan(upnp_worker_t *w, upnp_jobs_t *j) {
   /* Never wait for the thread: destroy runs on the scheduler's thread,
    * inside portmap_process() when a gateway change replaces the backend.
    * The context is counted, so a detached thread that is still leaving
-   * frees it itself. Joined only if it is already gone. */
+   * frees it itself. Joined only if it is already gone, or, when the
+   * client is being freed (join_idle), if it has nothing left to send: it
+   * leaves at once (a query is aborted), and its blocks go back to the
+   * application's allocator before portmap_client_free() returns. */
   int exited = w->exited;
   pthread_mutex_unlock(&w->mu);
-  if (exited)
-    pthread_join(w->thread, NULL); /* past its last lock: returns at once */
+  if (exited || (join_idle && !busy))
+    pthread_join(w->thread, NULL); /* past its last lock, or about to leave */
   else
     pthread_detach(w->thread);
   worker_unref(w);

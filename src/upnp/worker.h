@@ -23,9 +23,10 @@
 typedef struct upnp_worker upnp_worker_t;
 
 /* Start the thread with its pipes; each call may take timeout_ms (an add
- * UPNP_LATE_ADD_MS more, so that a late answer is still heard, Q10).
- * NULL when a thread, pipe, lock or memory is missing. */
-upnp_worker_t *portmap_upnp_worker_new(uint32_t timeout_ms);
+ * UPNP_LATE_ADD_MS more, so that a late answer is still heard, Q10). The
+ * context and the replies' bodies come from alloc (copied: NULL is the
+ * system's). NULL when a thread, pipe, lock or memory is missing. */
+upnp_worker_t *portmap_upnp_worker_new(uint32_t timeout_ms, const portmap_alloc_t *alloc);
 
 /* The read end of the result pipe: readable when calls came back. */
 int portmap_upnp_worker_fd(const upnp_worker_t *w);
@@ -54,10 +55,12 @@ void portmap_upnp_jobs_keep(upnp_jobs_t *j, upnp_call_t *k, int keep);
 /* destroy's side, never waiting for the network: the call not started
  * goes with the jobs if it is a cleanup delete, a late add nobody
  * collected becomes the delete that undoes it, a query in progress is
- * aborted; the worker sends the jobs and leaves. Never waits: the thread
- * is joined if it has already left, else detached (it may outlive the
- * client by the moment it takes to notice). w is the caller's no more. Returns 1 when the worker
- * still has work of its own (the jobs, or an add or delete in progress). */
-int portmap_upnp_worker_orphan(upnp_worker_t *w, upnp_jobs_t *j);
+ * aborted; the worker sends the jobs and leaves. Never waits for the
+ * network: the thread is joined if it has already left, or with join_idle
+ * (the client is being freed) if it has no work left (it leaves at once),
+ * else detached (it may outlive the client by the moment it takes to
+ * notice). w is the caller's no more. Returns 1 when the worker still has
+ * work of its own (the jobs, or an add or delete in progress). */
+int portmap_upnp_worker_orphan(upnp_worker_t *w, upnp_jobs_t *j, int join_idle);
 
 #endif

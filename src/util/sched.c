@@ -89,17 +89,18 @@ static void deferred_remove(portmap_sched_t *s, portmap_timer_t *t) {
   t->index = SIZE_MAX;
 }
 
-/* Make room for one more heap entry, keeping the parked timers at the end. */
-static int heap_reserve(portmap_sched_t *s) {
-  if (s->len + s->ndeferred < s->cap)
+/* Make room for need entries in all (heap and parked), keeping the parked
+ * timers at the end. */
+static int heap_grow(portmap_sched_t *s, size_t need) {
+  if (need <= s->cap)
     return 0;
   size_t newcap = s->cap ? s->cap : SCHED_INITIAL_CAP;
-  if (s->cap) {
-    if (s->cap > SIZE_MAX / 2 / sizeof *s->heap)
+  while (newcap < need) {
+    if (newcap > SIZE_MAX / 2 / sizeof *s->heap)
       return -1;
-    newcap = s->cap * 2;
+    newcap *= 2;
   }
-  portmap_timer_t **h = realloc(s->heap, newcap * sizeof *h);
+  portmap_timer_t **h = portmap_alloc_realloc(s->alloc, s->heap, newcap * sizeof *h);
   if (h == NULL)
     return -1;
   s->heap = h;
@@ -118,10 +119,14 @@ void portmap_sched_init(portmap_sched_t *s) {
   memset(s, 0, sizeof *s);
 }
 
+int portmap_sched_reserve(portmap_sched_t *s, size_t n) {
+  return heap_grow(s, n);
+}
+
 void portmap_sched_fini(portmap_sched_t *s) {
   if (s == NULL)
     return;
-  free(s->heap);
+  portmap_alloc_free(s->alloc, s->heap);
   memset(s, 0, sizeof *s);
 }
 
@@ -146,7 +151,7 @@ int portmap_sched_push(portmap_sched_t *s, portmap_timer_t *t, uint64_t deadline
   }
   if (is_deferred(s, t))
     deferred_remove(s, t);
-  if (heap_reserve(s) != 0)
+  if (heap_grow(s, s->len + s->ndeferred + 1) != 0)
     return -1;
   t->deadline = deadline;
   t->seq = s->next_seq++;

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/alloc.h"
+
 #define PORTMAP_SCHED_NONE UINT64_MAX
 
 struct portmap_timer;
@@ -34,6 +36,7 @@ typedef struct portmap_sched {
    * in heap[cap - ndeferred .. cap) until the run ends. */
   size_t ndeferred;
   int running;
+  const portmap_alloc_t *alloc; /* for the heap array; NULL (after init) = the system's */
 } portmap_sched_t;
 
 void portmap_sched_init(portmap_sched_t *s);
@@ -43,6 +46,10 @@ void portmap_sched_fini(portmap_sched_t *s);
 void portmap_timer_init(portmap_timer_t *t, portmap_timer_fn cb, void *ctx);
 int portmap_timer_pending(const portmap_timer_t *t);
 
+/* Room for n timers scheduled at once: while no more than n are, no push
+ * allocates, so none can fail. Returns 0, or -1 when the heap cannot grow
+ * that far (it keeps what it had). */
+int portmap_sched_reserve(portmap_sched_t *s, size_t n);
 /* Insert t at deadline, or move it there if already scheduled.
  * Returns 0, or -1 when the heap cannot grow (t is then not scheduled). */
 int portmap_sched_push(portmap_sched_t *s, portmap_timer_t *t, uint64_t deadline);

@@ -12,6 +12,11 @@
   the error queue, getrandom, pipe2, linux/ headers).
 - Every C file in src/ and tools/ is under 1,000 lines and opens (after its
   SPDX licence line) with a comment saying its job.
+- Only src/util/alloc.c calls malloc, calloc, realloc, free, strdup and
+  their kin: every other file of src/ allocates through util/alloc.h, so
+  that every block goes through the application's allocator hook. The one
+  exception (README.md, "Memory") is a block miniupnpc allocates itself,
+  which goes back to it with the system free(): listed in SYSTEM_ALLOC.
 
 Usage: check_layout.py SOURCE_DIR. Prints one line per violation; exit 1 if any.
 """
@@ -24,11 +29,28 @@ OS_SPECIFIC = re.compile(
     r"#include <linux/|#include <sys/random\.h>|\bgetrandom\(|\bpipe2\(|IP_RECVERR|IPV6_RECVERR"
     r"|MSG_ERRQUEUE|\"/proc/")
 MAX_LINES = 1000
+ALLOC_CALL = re.compile(
+    r"(?<![\w.>])(malloc|calloc|realloc|reallocarray|aligned_alloc|posix_memalign|valloc"
+    r"|memalign|strdup|strndup|asprintf|vasprintf|free)\s*\(")
+ALLOCATOR_FILE = "src/util/alloc.c"
+# (file, what the line must hold): system allocations that are not ours to route
+SYSTEM_ALLOC = {
+    # miniupnpc (API < 19) returns a block of its own malloc()
+    ("src/upnp/igd.c", "free(simpleUPnPcommand("),
+}
 
 
 def folder_of(rel):
     parts = rel.split("/")
     return "core" if len(parts) == 2 else parts[1]
+
+
+def code_only(text):
+    """The text with comments and string literals blanked (lines kept)."""
+    def blank(m):
+        return re.sub(r"[^\n]", " ", m.group(0))
+    return re.sub(r'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'',
+                  blank, text, flags=re.S)
 
 
 def main():
@@ -63,6 +85,15 @@ def main():
                 problems.append(f"{rel}: includes {inc} from an unknown folder")
             elif LEVEL[there] < LEVEL[here] or (LEVEL[there] == LEVEL[here] and there != here):
                 problems.append(f"{rel}: {here} uses {there} ({inc}), which is not below it")
+        if rel != ALLOCATOR_FILE:
+            code = code_only(text)
+            lines_of = text.split("\n")
+            for m in ALLOC_CALL.finditer(code):
+                line = code.count("\n", 0, m.start()) + 1
+                if any(f == rel and what in lines_of[line - 1] for f, what in SYSTEM_ALLOC):
+                    continue
+                problems.append(f"{rel}:{line}: calls {m.group(1)}() directly "
+                                f"(allocate through util/alloc.h)")
         if here != "platform":
             for m in OS_SPECIFIC.finditer(text):
                 line = text.count("\n", 0, m.start()) + 1

@@ -68,12 +68,12 @@ ssize_t __wrap_getrandom(void *buf, size_t len, unsigned flags) {
 /* An idle worker: destroy hands it nothing and must not wait for it. */
 static void test_orphan_idle_worker_does_not_wait(void **state) {
   (void)state;
-  upnp_worker_t *w = portmap_upnp_worker_new(1000);
+  upnp_worker_t *w = portmap_upnp_worker_new(1000, NULL);
   assert_non_null(w);
   upnp_jobs_t j;
   portmap_upnp_jobs_init(&j);
   timedwaits_on_main = 0;
-  assert_int_equal(portmap_upnp_worker_orphan(w, &j), 0);
+  assert_int_equal(portmap_upnp_worker_orphan(w, &j, 0), 0);
   assert_int_equal(timedwaits_on_main, 0);
 }
 

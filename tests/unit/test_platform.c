@@ -408,13 +408,13 @@ static void test_default_gateway_reads(void **state) {
   (void)state;
   uint8_t out[16];
   unsigned ifindex = 12345;
-  if (portmap_plat_default_gateway(0, out, &ifindex) == 0) {
+  if (portmap_plat_default_gateway(NULL, 0, out, &ifindex) == 0) {
     assert_true(portmap_net_is_v4(out));
     assert_false(portmap_net_is_unspecified(out));
   }
-  if (portmap_plat_default_gateway(1, out, &ifindex) == 0)
+  if (portmap_plat_default_gateway(NULL, 1, out, &ifindex) == 0)
     assert_false(portmap_net_is_unspecified(out));
-  assert_int_equal(portmap_plat_default_gateway(0, NULL, NULL), -1);
+  assert_int_equal(portmap_plat_default_gateway(NULL, 0, NULL, NULL), -1);
 }
 
 /* ---- local address (loopback only) ---------------------------------------- */
@@ -652,11 +652,11 @@ static void test_route_malformed_lines(void **state) {
 static void test_default_gateway_bad_args(void **state) {
   (void)state;
   unsigned scope = 77;
-  assert_int_equal(portmap_plat_default_gateway(1, NULL, &scope), -1);
+  assert_int_equal(portmap_plat_default_gateway(NULL, 1, NULL, &scope), -1);
   assert_int_equal(scope, 77);
   /* scope is optional */
   uint8_t out[16];
-  int r = portmap_plat_default_gateway(0, out, NULL);
+  int r = portmap_plat_default_gateway(NULL, 0, out, NULL);
   assert_true(r == 0 || r == -1);
 }
 
