@@ -195,9 +195,12 @@ static void on_ssdp(upnp_state_t *st, const uint8_t from[16], uint16_t port, con
   }
   int igd = portmap_ssdp_st_is_igd(r.st);
   int rank = (from_gw ? 0 : 8) + (memcmp(u.addr, st->gateway4, 16) == 0 ? 0 : 4) + (igd ? 0 : 2);
-  keep_candidate(d, u.canonical, r.server, rank);
-  if (!from_gw)
+  int kept = keep_candidate(d, u.canonical, r.server, rank);
+  if (!from_gw) {
+    if (!kept)
+      portmap_core_stats(core)->unmatched++; /* a duplicate, or outranked by a full list */
     return;
+  }
   if (!d->have_rtt) {
     d->have_rtt = 1;
     d->rtt_ms = (uint32_t)(now - d->started);
@@ -207,6 +210,8 @@ static void on_ssdp(upnp_state_t *st, const uint8_t from[16], uint16_t port, con
   } else if (d->grace_at == 0) {
     d->grace_at = now + UPNP_SSDP_GRACE_MS;
     disc_rearm(st);
+  } else if (!kept) {
+    portmap_core_stats(core)->unmatched++; /* changes nothing */
   }
 }
 

@@ -429,7 +429,7 @@ static void test_storm_after_real(void **state) {
  * address fill the candidates first, then the IGD's own reply, then 5,000
  * more IGD replies. The IGD's reply outranks every rootdevice one (an IGD
  * search target), so it must take a place in the full list and be
- * described first: one fetch. */
+ * described first: one fetch. Every reply that adds nothing is counted. */
 static void test_storm_real_early(void **state) {
   h_t *h = *state;
   start(h);
@@ -445,6 +445,12 @@ static void test_storm_real_early(void **state) {
   fake_upnp_get_stats(h->f, &fs);
   assert_int_equal(fs.desc_gets, 1);
   assert_int_equal(h->describe_fail, 0);
+  portmap_stats_t st;
+  stats(h, &st);
+  assert_int_equal(st.received, STORM + 1);
+  /* kept: MAX_CANDIDATES rootdevice replies (one of them then given up for
+   * the IGD's) and the IGD's own; all the others are counted */
+  assert_int_equal(st.unmatched, STORM - MAX_CANDIDATES);
   assert_heap_flat(h, heap0, heap1);
 }
 
@@ -474,6 +480,12 @@ static void test_storm_before_real_is_bounded(void **state) {
   fake_upnp_get_stats(h->f, &fs);
   assert_int_equal(fs.desc_gets, 0);
   assert_true(took <= MAX_CANDIDATES * TIMEOUT_MS); /* each fetch is bounded; these fail at once */
+  portmap_stats_t st;
+  stats(h, &st);
+  assert_int_equal(st.received, STORM + 1);
+  /* kept: MAX_CANDIDATES rootdevice replies, one given up for the first IGD
+   * reply, which ended the search; every other reply is counted */
+  assert_int_equal(st.unmatched, STORM - MAX_CANDIDATES);
   assert_heap_flat(h, heap0, heap1);
   /* the next round */
   h->msearch_answered = fs.msearch;
