@@ -26,6 +26,10 @@ uint64_t heap_probe_start(const char **why) {
   *why = NULL;
   return heap_probe_in_use();
 }
+
+uint64_t heap_probe_noise(void) {
+  return 0;
+}
 #elif defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
 #include <malloc.h>
 
@@ -37,6 +41,13 @@ uint64_t heap_probe_start(const char **why) {
   *why = NULL;
   return heap_probe_in_use();
 }
+
+uint64_t heap_probe_noise(void) {
+  uint64_t sizes = 0;
+  for (uint64_t i = 0; i < 64; i++)
+    sizes += 32 + 16 * i;
+  return 7 * sizes;
+}
 #else
 uint64_t heap_probe_in_use(void) {
   return HEAP_PROBE_NONE;
@@ -45,5 +56,9 @@ uint64_t heap_probe_in_use(void) {
 uint64_t heap_probe_start(const char **why) {
   *why = "neither a sanitizer allocator nor glibc >= 2.33 (mallinfo2) in this build";
   return HEAP_PROBE_NONE;
+}
+
+uint64_t heap_probe_noise(void) {
+  return 0;
 }
 #endif
