@@ -115,6 +115,38 @@ static int st_searched(const char *s) {
          portmap_ssdp_st_is_igd(s);
 }
 
+/* Q25: each LOCATION once, at its best rank. The list is capped: when it
+ * is full, a reply that outranks the worst kept takes the place of the
+ * latest of the worst, so a storm of lesser replies (rootdevice ones from
+ * the gateway's address) cannot crowd out the gateway's own IGD reply.
+ * Arrival order is kept among equal ranks. Returns 1 when the list changed. */
+static int keep_candidate(upnp_disc_t *d, const char *location, const char *server, int rank) {
+  size_t i;
+  for (i = 0; i < d->n_cand; i++) {
+    if (strcmp(d->cand[i].location, location) == 0) {
+      if (rank >= d->cand[i].rank)
+        return 0;
+      d->cand[i].rank = rank;
+      return 1;
+    }
+  }
+  if (d->n_cand == UPNP_MAX_CANDIDATES) {
+    size_t worst = 0;
+    for (i = 1; i < d->n_cand; i++)
+      if (d->cand[i].rank >= d->cand[worst].rank)
+        worst = i;
+    if (rank >= d->cand[worst].rank)
+      return 0;
+    d->n_cand--;
+    memmove(&d->cand[worst], &d->cand[worst + 1], (d->n_cand - worst) * sizeof d->cand[0]);
+  }
+  upnp_cand_t *k = &d->cand[d->n_cand++];
+  copy_str(k->location, sizeof k->location, location);
+  copy_str(k->server, sizeof k->server, server);
+  k->rank = rank;
+  return 1;
+}
+
 static void disc_finish_ssdp(upnp_state_t *st, uint64_t now);
 
 static void disc_rearm(upnp_state_t *st) {
@@ -163,21 +195,12 @@ static void on_ssdp(upnp_state_t *st, const uint8_t from[16], uint16_t port, con
   }
   int igd = portmap_ssdp_st_is_igd(r.st);
   int rank = (from_gw ? 0 : 8) + (memcmp(u.addr, st->gateway4, 16) == 0 ? 0 : 4) + (igd ? 0 : 2);
-  size_t i;
-  for (i = 0; i < d->n_cand; i++)
-    if (strcmp(d->cand[i].location, u.canonical) == 0)
-      break;
-  if (i < d->n_cand) {
-    if (rank < d->cand[i].rank) /* Q25: the same LOCATION once, at its best rank */
-      d->cand[i].rank = rank;
-  } else if (d->n_cand < UPNP_MAX_CANDIDATES) {
-    upnp_cand_t *k = &d->cand[d->n_cand++];
-    copy_str(k->location, sizeof k->location, u.canonical);
-    copy_str(k->server, sizeof k->server, r.server);
-    k->rank = rank;
-  }
-  if (!from_gw)
+  int kept = keep_candidate(d, u.canonical, r.server, rank);
+  if (!from_gw) {
+    if (!kept)
+      portmap_core_stats(core)->unmatched++; /* a duplicate, or outranked by a full list */
     return;
+  }
   if (!d->have_rtt) {
     d->have_rtt = 1;
     d->rtt_ms = (uint32_t)(now - d->started);
@@ -187,6 +210,8 @@ static void on_ssdp(upnp_state_t *st, const uint8_t from[16], uint16_t port, con
   } else if (d->grace_at == 0) {
     d->grace_at = now + UPNP_SSDP_GRACE_MS;
     disc_rearm(st);
+  } else if (!kept) {
+    portmap_core_stats(core)->unmatched++; /* changes nothing */
   }
 }
 
