@@ -3,7 +3,8 @@
 # -DCMAKE_INSTALL_PREFIX=/usr -DPORTMAP_INSTALL_RPATH=OFF (tests/install/test_deb.sh).
 #   libportmap0     the shared library (component runtime)
 #   libportmap-dev  headers, static library, CMake package, portmap.pc, libportmap(3)
-#   portmap-tools   portmap and portmap-probe with their man pages
+#   portmap-tools   portmap and portmap-probe with their man pages (linked with
+#                   libportmap.a: no dependency on libportmapN)
 set(CPACK_PACKAGE_NAME libportmap)
 set(CPACK_PACKAGE_VENDOR "libportmap")
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
@@ -49,9 +50,14 @@ This package holds the header, the static library, the CMake package
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME portmap-tools)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SHLIBDEPS ON)
-# dpkg-shlibdeps finds libportmap.so.0 in the build tree (CMake >= 3.20)
-set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${CMAKE_BINARY_DIR})
-set(CPACK_DEBIAN_TOOLS_PACKAGE_DEPENDS "libportmap${PROJECT_VERSION_MAJOR} (= ${_portmap_deb_version})")
+if(NOT PORTMAP_TOOLS_STATIC)
+  # dpkg-shlibdeps finds libportmap.so.N in the build tree (CMake >= 3.20)
+  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${CMAKE_BINARY_DIR})
+  set(CPACK_DEBIAN_TOOLS_PACKAGE_DEPENDS
+    "libportmap${PROJECT_VERSION_MAJOR} (= ${_portmap_deb_version})")
+endif()
+# Statically linked (the default), the tools need only what dpkg-shlibdeps
+# finds: libc, libnatpmp1, libminiupnpc; not libportmapN.
 set(CPACK_DEBIAN_TOOLS_DESCRIPTION
   "command-line port mapping over PCP, NAT-PMP and UPnP-IGD
 portmap opens, keeps, deletes and lists port forwards on the gateway;

@@ -172,9 +172,10 @@ static portmap_status_t client_new(const portmap_config_t *user_cfg, size_t cfg_
       if (c->be_ops[i] != NULL)
         c->cs_backend = c->be_ops[i]->id; /* nothing to choose */
   portmap_listen_open(c);
-  /* probe all protocols at once as the client starts */
+  /* the first round starts from the loop, unless a mapping made before
+   * then starts it (its own request is PCP's question then: probe.c) */
   if (!portmap_probe_single(c) && (c->have_gateway4 || c->have_gateway6))
-    portmap_probe_start(c, portmap_client_now(c));
+    portmap_probe_schedule(c, portmap_client_now(c));
   portmap_core_settle(c);
   portmap_log_flush(c); /* nobody else has the client yet */
   pthread_mutex_lock(&c->mu);
@@ -294,8 +295,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
     portmap_mapping_unbind(m);
     portmap_mapping_unlink_free(client, m);
   }
-  portmap_sched_cancel(&client->sched, &client->probe.budget);
-  portmap_sched_cancel(&client->sched, &client->probe.grace);
+  portmap_probe_cancel(client);
   portmap_sched_cancel(&client->sched, &client->gateway_timer);
   portmap_sched_cancel(&client->sched, &client->shutdown_timer);
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)

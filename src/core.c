@@ -105,6 +105,10 @@ int portmap_core_local_address(portmap_core_t *core, uint8_t addr[16]) {
   return 1;
 }
 
+int portmap_core_source_address(portmap_core_t *core, int ipv6, uint8_t addr[16]) {
+  return portmap_watch_source(core->client, ipv6, addr);
+}
+
 int portmap_core_arm(portmap_core_t *core, portmap_timer_t *t, uint64_t deadline) {
   return portmap_sched_push(&core->client->sched, t, deadline);
 }
@@ -130,8 +134,31 @@ static void apply_result(portmap_mapping_t *m, const portmap_result_t *r) {
 void portmap_core_update(portmap_core_t *core, portmap_mapping_t *m,
                          const portmap_result_t *result) {
   (void)core;
-  if (!m->be_ended)
+  if (!m->be_ended && !m->upgrading)
     apply_result(m, result);
+}
+
+/* m leaves its backend for a better one (probe.c move_up()): the backend
+ * deletes it on the gateway, and its final report hands m back to settle(),
+ * which starts it on the better backend; the application hears nothing of
+ * the delete, only CHANGED once the new backend has it. */
+static void upgrade_step(portmap_mapping_t *m, portmap_event_t ev, const portmap_result_t *r) {
+  if (ev != PORTMAP_EVENT_FAILED && ev != PORTMAP_EVENT_DELETED)
+    return;
+  portmap_client_t *c = m->client;
+  if (ev == PORTMAP_EVENT_FAILED)
+    portmap_log(c, PORTMAP_LOG_WARN, "%s: the delete before moving failed (%s); moving anyway",
+                portmap_backend_name(m->info.backend), portmap_strerror(r->status));
+  m->be_data = NULL; /* the backend has let go of it */
+  m->be_ended = 1;
+  m->be = NULL;
+  m->be_state = NULL;
+  m->upgrading = 0;
+  m->waiting = 1;
+  m->moved = m->ever_mapped;
+  m->info.status = PORTMAP_OK;
+  m->info.gateway_result = -1;
+  c->probe.dirty = 1;
 }
 
 void portmap_core_report(portmap_core_t *core, portmap_mapping_t *m, portmap_event_t ev,
@@ -139,6 +166,16 @@ void portmap_core_report(portmap_core_t *core, portmap_mapping_t *m, portmap_eve
   (void)core;
   if (m->be_ended)
     return; /* nothing after a final report */
+  if (m->upgrading && !m->revoked) {
+    upgrade_step(m, ev, result);
+    return;
+  }
+  m->upgrading = 0; /* revoked meanwhile: its delete is the application's */
+  if (m->trial && ev == PORTMAP_EVENT_LOST && portmap_probe_trial_held(m)) {
+    apply_result(m, result); /* PCP said "not now" to the probe: settle() decides */
+    return;
+  }
+  m->trial = 0; /* PCP answered it: it stays (or fails over) as any other */
   apply_result(m, result);
   if (ev == PORTMAP_EVENT_FAILED || ev == PORTMAP_EVENT_DELETED) {
     m->be_data = NULL; /* the backend has let go of it */
@@ -174,8 +211,8 @@ static portmap_mapping_state_t state_of(const portmap_mapping_t *m) {
     return PORTMAP_STATE_DELETING;
   if (m->last_event == PORTMAP_EVENT_LOST)
     return PORTMAP_STATE_LOST; /* retrying, on its backend or by probing again */
-  if (m->waiting)
-    return PORTMAP_STATE_PROBING;
+  if (m->waiting || m->trial)
+    return PORTMAP_STATE_PROBING; /* a trial's request is the probe's question */
   switch (m->last_event) {
   case PORTMAP_EVENT_MAPPED:
   case PORTMAP_EVENT_RENEWED:
@@ -312,6 +349,9 @@ void portmap_mapping_unbind(portmap_mapping_t *m) {
   m->be = NULL;
   m->be_state = NULL;
   m->failed_pending = 0; /* whatever it said is moot now */
+  m->trial = 0;
+  m->provisional = 0;
+  m->upgrading = 0;
 }
 
 /* ---------- settle ---------- */

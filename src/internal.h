@@ -120,6 +120,15 @@ struct portmap_mapping {
   unsigned app_ref : 1;       /* the program holds the handle (portmap_map's out) */
   portmap_event_t last_event; /* 0 before the first */
   unsigned renewing : 1;      /* the backend said a renewal is under way */
+  /* started on PCP before PCP answered the probe: its request is the probe
+   * (probe.c); it moves when another backend is chosen first */
+  unsigned trial : 1;
+  /* on a lower backend while a better one had not answered: moves up if
+   * that one answers within the probe budget */
+  unsigned provisional : 1;
+  /* leaving its backend for a better one: the delete on the gateway runs;
+   * what that backend says is not the application's (core.c) */
+  unsigned upgrading : 1;
   struct portmap_mapping *failed_next;
   /* An event no record could be allocated for is queued all the same, on
    * this node, and delivered with info as it is then; until it is, the
@@ -129,8 +138,12 @@ struct portmap_mapping {
   unsigned spare_queued : 1;
 };
 
-/* The probe: all enabled protocols at once, answers decide, a budget
- * bounds the rest. Results are cached for the client's gateway. */
+/* The probe: PCP first (a mapping's own request when there is one), the
+ * other protocols after a short delay or at once when asked explicitly;
+ * answers decide, and a lower backend that answered is taken once the
+ * better ones stayed silent for a few of its round trips. The budget bounds
+ * how long a better backend may still answer (and move mappings up).
+ * Results are cached for the client's gateway. */
 typedef struct portmap_probe_state {
   int running;
   int decided;
@@ -140,11 +153,19 @@ typedef struct portmap_probe_state {
   uint64_t decided_ms;
   unsigned pending; /* backends not yet reported in this round */
   unsigned have;    /* backends with a result */
+  unsigned held;    /* pending, but asked only once PCP was silent for stage_ms */
+  int release;      /* ask the held ones in settle() (PCP said no) */
   portmap_probe_backend_t res[PORTMAP_MAX_BACKENDS];
+  uint64_t ok_ms[PORTMAP_MAX_BACKENDS]; /* when each said "works" in this round, 0 not */
+  uint32_t gw_rtt_ms;                   /* the gateway's shortest round trip seen */
+  int have_rtt;
   portmap_backend_t selected;
   portmap_timer_t budget;
-  unsigned late;         /* timed out by the budget, but may still answer */
-  portmap_timer_t grace; /* how long waiting mappings wait for a late answer */
+  portmap_timer_t stage;     /* a staged round asks the held backends */
+  portmap_timer_t quiet;     /* a lower backend's answer has waited long enough */
+  portmap_timer_t autostart; /* a new client's first round, unless a mapping starts one */
+  unsigned late;             /* timed out by the budget, but may still answer */
+  portmap_timer_t grace;     /* how long waiting mappings wait for a late answer */
   uint8_t local[16];
   int have_local;
   /* a round asked again after an epoch change (the gateway lost its state) */
@@ -184,6 +205,10 @@ struct portmap_client {
    * a new client to the servers (only IPv4 is watched) */
   int have_seen_local;
   uint8_t seen_local[16];
+  /* the source address towards gateway6, looked up once when first needed
+   * and forgotten when that gateway changes */
+  int have_local6;
+  uint8_t local6[16];
   /* where the default routes come from: NULL = the platform (tests inject) */
   portmap_route_fn route_fn;
   void *route_user;
@@ -253,7 +278,12 @@ int portmap_backend_index(portmap_backend_t b);
 
 /* ---------- probe.c: choosing a backend ---------- */
 void portmap_probe_init(portmap_client_t *c);
+/* Probe now, every protocol at once (portmap_probe_sync). */
 void portmap_probe_start(portmap_client_t *c, uint64_t now);
+/* A new client's first round, from the loop unless a mapping starts one. */
+void portmap_probe_schedule(portmap_client_t *c, uint64_t now);
+/* Cancel the probe's timers (client destruction). */
+void portmap_probe_cancel(portmap_client_t *c);
 /* Drop every cached probe result (the gateway changed). */
 void portmap_probe_forget(portmap_client_t *c);
 /* A backend saw the gateway's epoch go back: a round asks again later. */
@@ -266,6 +296,10 @@ void portmap_probe_record(portmap_client_t *c, portmap_backend_t backend,
 void portmap_probe_evaluate(portmap_client_t *c, uint64_t now);
 /* Give a new mapping its backend: at once, or when the probe decides. */
 void portmap_probe_begin(struct portmap_mapping *m, uint64_t now);
+/* m is on trial on PCP and PCP's answer to its request said "not now" to
+ * the probe too: the LOST it reports is not told; settle() moves m to a
+ * backend that works, or tells LOST then. Returns 1 when so. */
+int portmap_probe_trial_held(struct portmap_mapping *m);
 /* Exactly one backend is enabled: no probe, no fallback. */
 int portmap_probe_single(const portmap_client_t *c);
 /* A backend failed m: move it to the next backend when the reason says its
@@ -337,6 +371,10 @@ portmap_status_t portmap_client_new_routes(const portmap_config_t *cfg, portmap_
 void portmap_watch_discover(portmap_client_t *c);
 /* Start watching: the 30 s check of the default route and local address. */
 void portmap_watch_start(portmap_client_t *c, uint64_t now);
+/* The system's source address towards the family's gateway (checklist A4),
+ * looked up once per gateway: 1 and the address, or 0 (no gateway of that
+ * family, or no route to it). */
+int portmap_watch_source(portmap_client_t *c, int ipv6, uint8_t out[16]);
 /* The default gateway changed (checklist B6): a new server with fresh
  * state for the family that changed (both the same: a new local address,
  * IPv4); that family's mappings are made again there. */

@@ -1,18 +1,50 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Choosing a backend: the concurrent probe and the fallback between
- * backends.
+ * Choosing a backend: the probe and the fallback between backends.
  *
- * A probe round asks every enabled protocol at once (PCP ANNOUNCE, NAT-PMP
- * public address, SSDP M-SEARCH); answers decide as they come, and the
- * probe budget bounds the rest. The order of preference is PCP, NAT-PMP,
- * UPnP: a backend is chosen once every backend above it is known not to
- * work. A backend whose external address is private (double NAT, CGN,
+ * The order of preference is PCP, NAT-PMP, UPnP. A round asks the gateway
+ * what it speaks, and answers decide as they come:
+ *
+ *   PCP first. A mapping made before anything is known starts on PCP at once
+ *   (it is on "trial"): its MAP or PEER request is the probe (RFC 6887 lets
+ *   a MAP be the first message; the answer carries the epoch an ANNOUNCE
+ *   would). A round with no mapping asks PCP with an ANNOUNCE (K1). The
+ *   other protocols are held back for the stage delay (stage_ms(): 10 ms,
+ *   or 3 round trips of this gateway once one is known, at most 100 ms): a
+ *   PCP gateway answers within it, and then nothing else is sent at all.
+ *   They are asked at once when PCP says no (UNSUPP_VERSION, F2; ICMP port
+ *   unreachable, Q21; a refusal) and when the application probes
+ *   (portmap_probe_sync) or the library asks again (retries, refreshes).
+ *
+ *   Silence decides too, measured on the gateway. A lower backend that said
+ *   "works" is taken once every better one stayed silent for
+ *   max(30 ms, 3 x the round trip its answer measured) after that answer
+ *   (outwaited()): the lower answer proves the gateway reachable and times
+ *   the path, and a PCP or NAT-PMP server on it would have answered the
+ *   request sent one stage and one such exchange earlier in about one round
+ *   trip (3 of them leave room for jitter and a slower daemon; 30 ms for
+ *   sub-millisecond LANs, scheduler and Wi-Fi power-save delays). UPnP's
+ *   answer alone takes SSDP, a description and two SOAP calls, so PCP has
+ *   been silent far longer than that by then.
+ *
+ *   The better backends stay asked until the probe budget
+ *   (probe_timeout_ms) ends: PCP retransmits (the carrying request on its
+ *   own schedule while it is on trial, an ANNOUNCE at half the budget),
+ *   NAT-PMP per N1. If one
+ *   answers within it, the mappings that went to a lower backend meanwhile
+ *   ("provisional") move up: the lower entry is deleted on the gateway
+ *   first (gateways such as miniupnpd keep one rule per port for all three
+ *   protocols: deleting it after the new request would delete the new
+ *   mapping), then the mapping is requested on the better backend and
+ *   reports CHANGED.
+ *
+ * A backend whose external address is private (double NAT, CGN,
  * ROUTER-QUIRKS Q17) gives way to a later one that offers a public address.
  *
  * A mapping that fails on its backend for a reason that says "this
  * protocol does not work here" (no server, NAT-PMP-only gateway, PCP
- * disabled: checklist G4, F2, Q16, Q21, Q22) moves to the next backend.
+ * disabled or of another version: checklist G4, F2, Q16, Q21, Q22) moves
+ * to the next backend; one the round never asked is asked then.
  *
  * Answers and failures are only recorded where they arrive; evaluating
  * them (deciding, starting waiting mappings, failover) runs from settle()
@@ -43,7 +75,6 @@
 #include <string.h>
 
 #include "internal.h"
-#include "platform/platform.h"
 
 #define PROBE_STALE_MS 30000u /* re-probe after a round that found nothing */
 #define PROBE_GRACE_MIN_MS 1000u
@@ -52,9 +83,17 @@
 #define RETRY_FIRST_MS 2000u         /* request_timeout_ms 0: the first re-probe */
 #define RETRY_MAX_MS 300000u         /* ...the spacing doubles up to this */
 #define RETRY_JITTER_PERMILLE 100u   /* ...each delay step +-10 % */
+#define STAGE_FLOOR_MS 10u           /* PCP alone first: at least this long */
+#define STAGE_RTT_FACTOR 3u          /* ...or this many known round trips */
+#define STAGE_MAX_MS 100u            /* ...at most this long */
+#define QUIET_FLOOR_MS 30u           /* silence that outweighs a lower answer: at least */
+#define QUIET_RTT_FACTOR 3u          /* ...or this many of its round trips */
 
-/* Gateway result codes that mean "not now" (RFC 6887 §7.4 short-lifetime
- * errors; RFC 6886 §3.5). */
+/* Gateway result codes that say "not here" (RFC 6887 §7.4)... */
+#define PCP_RESULT_UNSUPP_VERSION 1
+#define PCP_RESULT_NOT_AUTHORIZED 2
+#define PCP_RESULT_ADDRESS_MISMATCH 12
+/* ...and that mean "not now" (short-lifetime errors; RFC 6886 §3.5). */
 #define PCP_RESULT_NETWORK_FAILURE 7
 #define PCP_RESULT_NO_RESOURCES 8
 #define PCP_RESULT_USER_EX_QUOTA 10
@@ -103,18 +142,42 @@ static int answered(const portmap_probe_state_t *p, int i) {
   return (p->have & bit) && !((p->pending & bit) && !p->res[i].available);
 }
 
+/* How long a lower backend's "works" waits for the better ones. */
+static uint64_t quiet_ms(uint32_t rtt_ms) {
+  uint64_t w = (uint64_t)rtt_ms * QUIET_RTT_FACTOR;
+  return w < QUIET_FLOOR_MS ? QUIET_FLOOR_MS : w;
+}
+
+/* Has a backend ranked below i said "works" in this round long enough ago
+ * that i's silence counts as "not here" for now? */
+static int outwaited(const portmap_client_t *c, int i, uint64_t now) {
+  const portmap_probe_state_t *p = &c->probe;
+  for (int j = i + 1; j < PORTMAP_MAX_BACKENDS; j++)
+    if (c->be_ops[j] != NULL && p->ok_ms[j] != 0 && answered(p, j) && p->res[j].available &&
+        now >= p->ok_ms[j] + quiet_ms(p->res[j].rtt_ms))
+      return 1;
+  return 0;
+}
+
 /* The backend to use for m (or for new mappings when m is NULL), skipping
  * those in `exclude`. Returns -1 when undecided (a better backend may still
- * answer), else the index, or PORTMAP_MAX_BACKENDS for "none works". */
-static int choose(portmap_client_t *c, const portmap_mapping_t *m, unsigned exclude, int final) {
+ * answer), else the index, or PORTMAP_MAX_BACKENDS for "none works". A
+ * better backend passed over because a lower one outwaited it is added to
+ * *skipped (if not NULL). */
+static int choose(portmap_client_t *c, const portmap_mapping_t *m, unsigned exclude, int final,
+                  uint64_t now, unsigned *skipped) {
   portmap_probe_state_t *p = &c->probe;
   int cand = -1;
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
     if (c->be_ops[i] == NULL || (exclude & (1u << i)))
       continue;
     if (!answered(p, i)) {
-      if (!final)
-        return -1; /* a better backend has not answered yet */
+      if (!final) {
+        if (!outwaited(c, i, now))
+          return -1; /* a better backend has not answered yet */
+        if (skipped != NULL)
+          *skipped |= 1u << i;
+      }
       continue;
     }
     if (!p->res[i].available)
@@ -294,7 +357,7 @@ static void wait_for_retry(portmap_mapping_t *m, uint64_t now) {
   arm_retry(m->client, now);
 }
 
-static void probe_round(portmap_client_t *c, uint64_t now, int keep);
+static void probe_round(portmap_client_t *c, uint64_t now, int keep, int staged);
 
 static void on_retry(portmap_timer_t *t, uint64_t now) {
   portmap_client_t *c = t->ctx;
@@ -305,19 +368,53 @@ static void on_retry(portmap_timer_t *t, uint64_t now) {
     if (m->waiting && m->retrying)
       m->tried = 0;
   if (!c->probe.running)
-    probe_round(c, now, 1); /* when it ends, settle() starts them, or arms the next */
+    probe_round(c, now, 1, 0); /* when it ends, settle() starts them, or arms the next */
 }
 
-/* Start every mapping that waits, now that the probe decided. */
+int portmap_probe_trial_held(portmap_mapping_t *m) {
+  portmap_client_t *c = m->client;
+  portmap_probe_state_t *p = &c->probe;
+  if (!(p->have & 1u) || p->res[0].available)
+    return 0; /* PCP works: the loss is this mapping's own */
+  p->dirty = 1;
+  return 1;
+}
+
+/* A mapping on trial that PCP has not answered yet. */
+static int on_trial(const portmap_client_t *c, const portmap_mapping_t *m) {
+  return m->trial && m->be_data != NULL && m->be == c->be_ops[0];
+}
+
+/* Start every mapping that waits, now that the probe decided; a mapping on
+ * trial leaves PCP when another backend is chosen before PCP answered. */
 static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
   portmap_mapping_t *next;
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
     next = m->next;
-    if (!m->waiting || portmap_mapping_ended(m))
+    if (portmap_mapping_ended(m))
       continue;
-    int idx = choose(c, m, m->tried, final);
+    int trial = on_trial(c, m);
+    if (!m->waiting && !trial)
+      continue;
+    unsigned skipped = 0;
+    int idx = choose(c, m, m->tried, final, now, &skipped);
     if (idx < 0)
+      continue; /* undecided */
+    if (trial && idx == 0) {
+      /* PCP carries on with it; a "not now" it said is this mapping's own */
+      m->trial = 0;
+      if (m->info.status != PORTMAP_OK)
+        portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
       continue;
+    }
+    if (trial) {
+      /* its request went unanswered: withdrawn (nothing was granted that we
+       * know of; the PCP probe goes on without it) */
+      portmap_mapping_unbind(m);
+      m->waiting = 1;
+      m->info.status = PORTMAP_OK;
+      m->info.gateway_result = -1;
+    }
     if (idx == PORTMAP_MAX_BACKENDS) {
       /* a backend the budget cut short may still answer (a loaded UPnP
        * gateway): wait for it a little before giving up */
@@ -335,12 +432,41 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
       continue;
     }
     begin_on(m, idx, now);
+    /* a better backend may still answer within the budget: then it moves */
+    if (skipped != 0 && m->be_data != NULL && !(m->req.flags & PORTMAP_FLAG_DELETE))
+      m->provisional = 1;
   }
 }
 
+/* A better backend answered after a mapping went to a lower one: delete it
+ * there first (one rule per port on gateways that speak several protocols),
+ * then core.c hands it back here to be made on the better one (CHANGED). */
+static void move_up(portmap_client_t *c, int final, uint64_t now) {
+  portmap_mapping_t *next;
+  for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
+    next = m->next;
+    if (!m->provisional || m->upgrading || m->revoked || portmap_mapping_ended(m) ||
+        m->be_data == NULL)
+      continue;
+    int cur = portmap_backend_index(m->be->id);
+    int idx = choose(c, m, m->tried, final, now, NULL);
+    if (idx < 0 || idx >= cur)
+      continue;
+    portmap_log(c, PORTMAP_LOG_INFO, "%s answered after all: mapping moves from %s to it",
+                portmap_backend_name(backend_at(idx)), portmap_backend_name(m->be->id));
+    m->provisional = 0;
+    m->upgrading = 1;
+    m->be->revoke(m->be_state, m->be_data, now);
+  }
+}
+
+static void ask_held(portmap_client_t *c, uint64_t now);
+
 static void evaluate(portmap_client_t *c, int final, uint64_t now) {
   portmap_probe_state_t *p = &c->probe;
-  int idx = choose(c, NULL, 0, final);
+  if (p->release)
+    ask_held(c, now); /* PCP said no: the others at once */
+  int idx = choose(c, NULL, 0, final, now, NULL);
   if (idx >= 0) {
     portmap_backend_t sel = idx == PORTMAP_MAX_BACKENDS ? PORTMAP_BACKEND_NONE : backend_at(idx);
     if (!p->decided) {
@@ -351,7 +477,7 @@ static void evaluate(portmap_client_t *c, int final, uint64_t now) {
       portmap_log(c, PORTMAP_LOG_INFO, "probe: using %s after %llu ms", portmap_backend_name(sel),
                   (unsigned long long)(now - p->started_ms));
     } else if (sel != p->selected) {
-      /* a refresh round changed the answer: new mappings follow it */
+      /* a later answer (or a refresh round) changed it: new mappings follow */
       p->selected = sel;
       p->decided_ms = now;
       portmap_log(c, PORTMAP_LOG_INFO, "probe: now using %s", portmap_backend_name(sel));
@@ -363,6 +489,12 @@ static void evaluate(portmap_client_t *c, int final, uint64_t now) {
       portmap_client_note_external(c, ext.bytes); /* what the chosen protocol answered */
   }
   start_waiting(c, final, now);
+  move_up(c, final, now);
+  if (!p->running && p->late == 0) {
+    /* the budget is over: where they are is where they stay */
+    for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
+      m->provisional = 0;
+  }
   if (!retrying_any(c, 0) && !recheck_wanted(c)) {
     /* all mapped again: the next loss starts the back-off afresh */
     portmap_sched_cancel(&c->sched, &p->retry);
@@ -375,6 +507,9 @@ static void evaluate(portmap_client_t *c, int final, uint64_t now) {
 static void on_budget(portmap_timer_t *t, uint64_t now) {
   portmap_client_t *c = t->ctx;
   portmap_probe_state_t *p = &c->probe;
+  p->pending &= ~p->held; /* never asked (a budget shorter than the stage): no answer */
+  p->held = 0;
+  portmap_sched_cancel(&c->sched, &p->stage);
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
     if (!(p->pending & (1u << i)))
       continue;
@@ -406,7 +541,27 @@ static void on_grace(portmap_timer_t *t, uint64_t now) {
 static void on_refresh(portmap_timer_t *t, uint64_t now) {
   portmap_client_t *c = t->ctx;
   if (!c->probe.running)
-    probe_round(c, now, 1);
+    probe_round(c, now, 1, 0);
+}
+
+/* PCP stayed silent for the stage delay: ask the others. */
+static void on_stage(portmap_timer_t *t, uint64_t now) {
+  ask_held(t->ctx, now);
+}
+
+/* A lower backend's answer has waited out the better ones: decide. */
+static void on_quiet(portmap_timer_t *t, uint64_t now) {
+  portmap_client_t *c = t->ctx;
+  (void)now;
+  c->probe.dirty = 1;
+}
+
+/* The client's first round, when no mapping has started one (a mapping
+ * made right after portmap_client_new() carries PCP's question itself). */
+static void on_autostart(portmap_timer_t *t, uint64_t now) {
+  portmap_client_t *c = t->ctx;
+  if (!c->probe.running && !c->probe.ever && !c->destroying)
+    probe_round(c, now, 0, 1);
 }
 
 void portmap_probe_init(portmap_client_t *c) {
@@ -414,15 +569,27 @@ void portmap_probe_init(portmap_client_t *c) {
   portmap_timer_init(&c->probe.grace, on_grace, c);
   portmap_timer_init(&c->probe.refresh, on_refresh, c);
   portmap_timer_init(&c->probe.retry, on_retry, c);
+  portmap_timer_init(&c->probe.stage, on_stage, c);
+  portmap_timer_init(&c->probe.quiet, on_quiet, c);
+  portmap_timer_init(&c->probe.autostart, on_autostart, c);
+}
+
+void portmap_probe_cancel(portmap_client_t *c) {
+  portmap_probe_state_t *p = &c->probe;
+  portmap_timer_t *all[] = {&p->budget, &p->grace, &p->refresh,  &p->retry,
+                            &p->stage,  &p->quiet, &p->autostart};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    portmap_sched_cancel(&c->sched, all[i]);
 }
 
 void portmap_probe_forget(portmap_client_t *c) {
-  portmap_sched_cancel(&c->sched, &c->probe.budget);
-  portmap_sched_cancel(&c->sched, &c->probe.grace);
-  portmap_sched_cancel(&c->sched, &c->probe.refresh);
-  portmap_sched_cancel(&c->sched, &c->probe.retry);
+  portmap_probe_cancel(c);
   memset(&c->probe, 0, sizeof c->probe);
   portmap_probe_init(c);
+}
+
+void portmap_probe_schedule(portmap_client_t *c, uint64_t now) {
+  portmap_sched_push(&c->sched, &c->probe.autostart, now);
 }
 
 void portmap_probe_epoch_changed(portmap_client_t *c, uint64_t now) {
@@ -442,42 +609,32 @@ void portmap_probe_epoch_changed(portmap_client_t *c, uint64_t now) {
               "probe: the gateway lost its state: asking again what it speaks");
 }
 
+/* Asked to probe (portmap_probe_sync): every protocol at once; a round
+ * under way asks the ones it holds back now. */
 void portmap_probe_start(portmap_client_t *c, uint64_t now) {
-  probe_round(c, now, 0);
+  if (c->probe.running)
+    ask_held(c, now);
+  else
+    probe_round(c, now, 0, 0);
 }
 
-/* keep: a refresh round; the previous answers of backends that worked stay
- * in force (and decide for new mappings) until each backend answers again
- * or the budget ends; one that did not work is asked as in a new round
- * (choose() waits for it). A round after one that found nothing starts
- * afresh. */
-static void probe_round(portmap_client_t *c, uint64_t now, int keep) {
-  portmap_probe_state_t *p = &c->probe;
-  if (p->running)
-    return;
-  if (keep && p->selected == PORTMAP_BACKEND_NONE)
-    keep = 0;
-  p->running = 1;
-  if (!keep) {
-    p->decided = 0;
-    p->selected = PORTMAP_BACKEND_NONE;
-    p->have = 0;
-  }
-  p->started_ms = now;
-  p->pending = 0;
-  p->late = 0;
-  portmap_sched_cancel(&c->sched, &p->grace);
-  if (c->have_gateway4 && portmap_plat_local_address(c->gateway4, 0, p->local) == 0)
-    p->have_local = 1;
-  else if (c->have_gateway6 &&
-           portmap_plat_local_address(c->gateway6, c->gateway6_scope, p->local) == 0)
-    p->have_local = 1;
-  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)
-    if (c->be_ops[i] != NULL)
-      p->pending |= 1u << i;
-  portmap_sched_push(&c->sched, &p->budget, now + c->cfg.probe_timeout_ms);
+/* How long a staged round asks PCP alone (see the top of this file). */
+static uint64_t stage_ms(const portmap_client_t *c) {
+  const portmap_probe_state_t *p = &c->probe;
+  uint64_t d = p->have_rtt ? (uint64_t)p->gw_rtt_ms * STAGE_RTT_FACTOR : 0;
+  if (d < STAGE_FLOOR_MS)
+    d = STAGE_FLOOR_MS;
+  if (d > STAGE_MAX_MS)
+    d = STAGE_MAX_MS;
+  if (d > c->cfg.probe_timeout_ms / 2)
+    d = c->cfg.probe_timeout_ms / 2;
+  return d;
+}
+
+/* Ask the backends in mask what they speak. */
+static void ask(portmap_client_t *c, unsigned mask, uint64_t now) {
   for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++) {
-    if (c->be_ops[i] == NULL)
+    if (c->be_ops[i] == NULL || !(mask & (1u << i)))
       continue;
     if (c->be_ops[i]->probe != NULL) {
       c->be_ops[i]->probe(c->be_state[i], now);
@@ -492,17 +649,122 @@ static void probe_round(portmap_client_t *c, uint64_t now, int keep) {
   }
 }
 
+/* The backends a staged round holds back: asked now. */
+static void ask_held(portmap_client_t *c, uint64_t now) {
+  portmap_probe_state_t *p = &c->probe;
+  unsigned held = p->held;
+  p->held = 0;
+  p->release = 0;
+  portmap_sched_cancel(&c->sched, &p->stage);
+  if (held == 0 || !p->running)
+    return;
+  /* each protocol gets the whole budget from when it is asked */
+  portmap_sched_push(&c->sched, &p->budget, now + c->cfg.probe_timeout_ms);
+  ask(c, held, now);
+}
+
+/* Everything this round has not asked yet, now: the held backends, or
+ * (the round ended when PCP answered) those it never needed. */
+static void ask_rest(portmap_client_t *c, uint64_t now) {
+  portmap_probe_state_t *p = &c->probe;
+  if (p->running) {
+    ask_held(c, now);
+    return;
+  }
+  unsigned rest = 0;
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)
+    if (c->be_ops[i] != NULL && !(p->have & (1u << i)))
+      rest |= 1u << i;
+  if (rest == 0)
+    return;
+  p->running = 1;
+  p->started_ms = now;
+  p->pending = rest;
+  p->late = 0;
+  memset(p->ok_ms, 0, sizeof p->ok_ms);
+  portmap_sched_cancel(&c->sched, &p->grace);
+  portmap_sched_push(&c->sched, &p->budget, now + c->cfg.probe_timeout_ms);
+  ask(c, rest, now);
+}
+
+/* keep: a refresh round; the previous answers of backends that worked stay
+ * in force (and decide for new mappings) until each backend answers again
+ * or the budget ends; one that did not work is asked as in a new round
+ * (choose() waits for it). A round after one that found nothing starts
+ * afresh. staged: PCP first, the others after stage_ms() unless PCP has
+ * answered (a round the library starts for a mapping or a new client). */
+static void probe_round(portmap_client_t *c, uint64_t now, int keep, int staged) {
+  portmap_probe_state_t *p = &c->probe;
+  if (p->running)
+    return;
+  if (keep && p->selected == PORTMAP_BACKEND_NONE)
+    keep = 0;
+  p->running = 1;
+  if (!keep) {
+    p->decided = 0;
+    p->selected = PORTMAP_BACKEND_NONE;
+    p->have = 0;
+  }
+  p->started_ms = now;
+  p->pending = 0;
+  p->late = 0;
+  p->held = 0;
+  p->release = 0;
+  memset(p->ok_ms, 0, sizeof p->ok_ms);
+  portmap_sched_cancel(&c->sched, &p->grace);
+  portmap_sched_cancel(&c->sched, &p->stage);
+  portmap_sched_cancel(&c->sched, &p->quiet);
+  portmap_sched_cancel(&c->sched, &p->autostart);
+  p->have_local = portmap_watch_source(c, 0, p->local) || portmap_watch_source(c, 1, p->local);
+  for (int i = 0; i < PORTMAP_MAX_BACKENDS; i++)
+    if (c->be_ops[i] != NULL)
+      p->pending |= 1u << i;
+  portmap_sched_push(&c->sched, &p->budget, now + c->cfg.probe_timeout_ms);
+  if (staged && c->be_ops[0] != NULL && (p->pending & ~1u) != 0) {
+    p->held = p->pending & ~1u;
+    portmap_sched_push(&c->sched, &p->stage, now + stage_ms(c));
+  }
+  ask(c, p->pending & ~p->held, now);
+}
+
 void portmap_probe_record(portmap_client_t *c, portmap_backend_t backend,
                           const portmap_probe_backend_t *result) {
   portmap_probe_state_t *p = &c->probe;
   int i = portmap_backend_index(backend);
   if (i < 0 || c->be_ops[i] == NULL)
     return;
+  uint64_t now = portmap_client_now(c);
   p->res[i] = *result;
   if (!result->available && result->error == PORTMAP_OK)
     p->res[i].error = PORTMAP_ERR_NO_BACKEND;
   p->have |= 1u << i;
   p->pending &= ~(1u << i);
+  if (result->available) {
+    p->ok_ms[i] = now != 0 ? now : 1;
+    if (!p->have_rtt || result->rtt_ms < p->gw_rtt_ms) {
+      p->gw_rtt_ms = result->rtt_ms; /* the gateway's path, for the next stage delay */
+      p->have_rtt = 1;
+    }
+    for (int k = 0; k < i; k++) {
+      if (c->be_ops[k] == NULL || answered(p, k))
+        continue;
+      /* a better one is silent so far: look again once this answer waited */
+      uint64_t at = now + quiet_ms(result->rtt_ms);
+      if (!portmap_timer_pending(&p->quiet) || p->quiet.deadline > at)
+        portmap_sched_push(&c->sched, &p->quiet, at);
+      break;
+    }
+  }
+  if (p->held != 0 && i == 0) {
+    if (result->available) {
+      /* PCP works: nothing else to ask */
+      p->pending &= ~p->held;
+      p->held = 0;
+      portmap_sched_cancel(&c->sched, &p->stage);
+    } else {
+      p->release = 1; /* settle() asks the others at once */
+    }
+  }
   if (p->late & (1u << i)) {
     /* a late answer: it may still rescue a round that found nothing */
     p->late &= ~(1u << i);
@@ -523,6 +785,20 @@ void portmap_probe_evaluate(portmap_client_t *c, uint64_t now) {
   evaluate(c, !c->probe.running, now);
 }
 
+/* May m start on PCP before PCP has answered (its request then asks)? In
+ * a fresh round nothing is known; in the round under way only while it has
+ * not decided and PCP has not said no. */
+static int pcp_trial(const portmap_client_t *c, const portmap_mapping_t *m, int fresh) {
+  const portmap_probe_state_t *p = &c->probe;
+  if (c->be_ops[0] == NULL || (m->tried & 1u))
+    return 0;
+  if (!fresh && (p->decided || (answered(p, 0) && !p->res[0].available)))
+    return 0;
+  if (!(m->req.ipv6 ? c->have_gateway6 : c->have_gateway4))
+    return 0; /* the probe says so for every protocol at once */
+  return c->be_ops[0]->check(c->be_state[0], &m->req) == PORTMAP_OK;
+}
+
 void portmap_probe_begin(portmap_mapping_t *m, uint64_t now) {
   portmap_client_t *c = m->client;
   portmap_probe_state_t *p = &c->probe;
@@ -533,9 +809,17 @@ void portmap_probe_begin(portmap_mapping_t *m, uint64_t now) {
     return;
   }
   m->waiting = 1;
-  if (!p->running &&
-      (!p->ever || (p->selected == PORTMAP_BACKEND_NONE && now - p->decided_ms >= PROBE_STALE_MS)))
-    portmap_probe_start(c, now); /* reports may decide at once (in settle()) */
+  int fresh =
+      !p->running &&
+      (!p->ever || (p->selected == PORTMAP_BACKEND_NONE && now - p->decided_ms >= PROBE_STALE_MS));
+  if ((fresh || p->running) && pcp_trial(c, m, fresh)) {
+    /* the request itself asks PCP, at once (RFC 6887 permits a MAP first) */
+    begin_on(m, 0, now);
+    if (m->be_data != NULL)
+      m->trial = 1;
+  }
+  if (fresh)
+    probe_round(c, now, 0, 1); /* reports may decide at once (in settle()) */
   else
     p->dirty = 1; /* settle() starts it on the chosen backend */
 }
@@ -551,9 +835,12 @@ static int protocol_failure(const portmap_mapping_t *m) {
   case PORTMAP_ERR_TIMEOUT: /* Q22: silently dropped */
     return !m->ever_mapped;
   case PORTMAP_ERR_REFUSED:
-    /* G4, Q16: PCP NOT_AUTHORIZED / ADDRESS_MISMATCH, NAT-PMP refused */
+    /* G4, Q16: PCP NOT_AUTHORIZED / ADDRESS_MISMATCH, NAT-PMP refused;
+     * F1, F3: a PCP server of another version (we speak 2 only) */
     if (m->info.backend == PORTMAP_BACKEND_PCP)
-      return m->info.gateway_result == 2 || m->info.gateway_result == 12;
+      return m->info.gateway_result == PCP_RESULT_NOT_AUTHORIZED ||
+             m->info.gateway_result == PCP_RESULT_ADDRESS_MISMATCH ||
+             m->info.gateway_result == PCP_RESULT_UNSUPP_VERSION;
     if (m->info.backend == PORTMAP_BACKEND_NATPMP)
       return m->info.gateway_result == 2;
     return 0;
@@ -580,12 +867,12 @@ static int retryable(const portmap_mapping_t *m) {
   }
 }
 
-static int move_on(portmap_mapping_t *m);
+static int move_on(portmap_mapping_t *m, uint64_t now);
 
 int portmap_probe_failover(portmap_mapping_t *m, uint64_t now) {
   if (m->revoked || (m->req.flags & PORTMAP_FLAG_DELETE))
     return 0;
-  if (!portmap_probe_single(m->client) && protocol_failure(m) && move_on(m))
+  if (!portmap_probe_single(m->client) && protocol_failure(m) && move_on(m, now))
     return 1;
   if (!keeps_trying(m) || !retryable(m))
     return 0;
@@ -605,7 +892,7 @@ int portmap_probe_failover(portmap_mapping_t *m, uint64_t now) {
 /* The protocol failed m: out for new mappings too; m moves to the next
  * backend that works, or waits for one the probe has not heard from.
  * Returns 0 when none is left. */
-static int move_on(portmap_mapping_t *m) {
+static int move_on(portmap_mapping_t *m, uint64_t now) {
   portmap_client_t *c = m->client;
   int i = portmap_backend_index(m->info.backend);
   if (i < 0)
@@ -616,13 +903,16 @@ static int move_on(portmap_mapping_t *m) {
   p->res[i].error = m->info.status;
   p->res[i].gateway_result = m->info.gateway_result;
   p->have |= 1u << i;
+  p->pending &= ~(1u << i);
+  p->ok_ms[i] = 0;
   if (p->selected == m->info.backend) {
-    int next = choose(c, NULL, 1u << i, 1);
+    int next = choose(c, NULL, 1u << i, 1, now, NULL);
     p->selected = next >= PORTMAP_MAX_BACKENDS ? PORTMAP_BACKEND_NONE : backend_at(next);
     portmap_client_note_backend(c, p->selected);
   }
   m->tried |= 1u << i;
-  int next = choose(c, m, m->tried, !p->running);
+  ask_rest(c, now); /* those the round has not asked (it ended when PCP answered) */
+  int next = choose(c, m, m->tried, !p->running, now, NULL);
   if (next >= PORTMAP_MAX_BACKENDS)
     return 0;
   if (next < 0) {

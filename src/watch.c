@@ -98,6 +98,8 @@ void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_
   if (have6)
     memcpy(c->gateway6, gw6, 16);
   c->gateway6_scope = scope6;
+  if (changed6)
+    c->have_local6 = 0; /* looked up again towards the new one when needed */
   if (!same_gateway) {
     if (changed4)
       c->cs_have_ext = 0; /* the new gateway's external address is not known yet */
@@ -140,6 +142,30 @@ static void note_local(portmap_client_t *c) {
       c->have_gateway4 && portmap_plat_local_address(c->gateway4, 0, c->seen_local) == 0;
 }
 
+/* One lookup per gateway, shared by the probe and every backend: the IPv4
+ * one is taken as the client starts and by each network check (which
+ * watches it); the IPv6 one when first needed. */
+int portmap_watch_source(portmap_client_t *c, int ipv6, uint8_t out[16]) {
+  if (!ipv6) {
+    if (!c->have_gateway4)
+      return 0;
+    if (!c->have_seen_local)
+      note_local(c); /* it failed before: the route may be there now */
+    if (!c->have_seen_local)
+      return 0;
+    memcpy(out, c->seen_local, 16);
+    return 1;
+  }
+  if (!c->have_gateway6)
+    return 0;
+  if (!c->have_local6)
+    c->have_local6 = portmap_plat_local_address(c->gateway6, c->gateway6_scope, c->local6) == 0;
+  if (!c->have_local6)
+    return 0;
+  memcpy(out, c->local6, 16);
+  return 1;
+}
+
 /* B6: watch the default route when no gateway was configured, and the local
  * address towards the gateway in any case (every 30 s, or at once after
  * portmap_network_changed()). */
@@ -169,13 +195,16 @@ static void on_gateway_timer(portmap_timer_t *t, uint64_t now) {
   if (!changed && !c->have_local && c->have_seen_local && have_now &&
       memcmp(local, c->seen_local, 16) != 0)
     changed = 1;
-  if (changed)
-    portmap_client_gateway_changed(c, have4, gw4, have6, gw6, scope6, now);
+  if (changed && !have_now)
+    c->have_seen_local = 0; /* the backends look it up again when they need it */
   if (have_now) {
-    /* watched from now on (also when there was none at start) */
+    /* watched from now on (also when there was none at start); recorded
+     * first, as the backends made anew below take it from here */
     c->have_seen_local = 1;
     memcpy(c->seen_local, local, 16);
   }
+  if (changed)
+    portmap_client_gateway_changed(c, have4, gw4, have6, gw6, scope6, now);
   portmap_sched_push(&c->sched, t, now + GATEWAY_CHECK_MS);
 }
 

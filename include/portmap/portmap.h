@@ -350,7 +350,7 @@ typedef struct portmap_config {
   uint32_t pcp_mrd_ms;         /**< PCP maximum retransmission duration, 0 = none */
   uint32_t request_timeout_ms; /**< give up on a new mapping after this, 0 = never (portmap_map) */
   uint32_t destroy_timeout_ms; /**< bound on the wait for deletes in portmap_client_free (2000) */
-  uint32_t probe_timeout_ms;   /**< probe budget (500) */
+  uint32_t probe_timeout_ms;   /**< probe budget (500): how long each protocol asked may answer */
   uint16_t
       server_port;   /**< PCP server port (5351), for tests; NAT-PMP always uses 5351 (libnatpmp) */
   int announce_port; /**< listener port for unsolicited messages: 0 = 5350, -1 = off */

@@ -165,6 +165,12 @@ int portmap_core_gateway(portmap_core_t *core, int ipv6, uint8_t addr[16], unsig
  * address when one was given, else 0. */
 int portmap_core_local_address(portmap_core_t *core, uint8_t addr[16]);
 
+/* The address the system sends from towards the family's gateway (checklist
+ * A4), looked up once per gateway for the whole client (the probe and every
+ * backend share it): 1 and the address, or 0 when there is no gateway of
+ * that family or no route to it. */
+int portmap_core_source_address(portmap_core_t *core, int ipv6, uint8_t addr[16]);
+
 /* Close an fd this backend reported in fds(). Every such fd is closed
  * through here, never by close(): when the application's loop watches it
  * (fd_cb), the close waits until the loop has been told to stop, so its

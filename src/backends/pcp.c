@@ -129,7 +129,7 @@ static portmap_status_t server_open(pcp_state_t *st, int ipv6) {
   uint8_t configured[16];
   if (portmap_core_local_address(st->core, configured) && portmap_net_is_v4(configured) == !ipv6)
     memcpy(s->local, configured, 16);
-  else if (portmap_plat_local_address(s->addr, s->scope, s->local) != 0)
+  else if (!portmap_core_source_address(st->core, ipv6, s->local))
     return PORTMAP_ERR_SYSTEM;
   else if (ipv6 && portmap_net_is_link_local6(s->local))
     pick_mappable(s);
@@ -705,6 +705,16 @@ static void on_datagram(pcp_state_t *st, const uint8_t *from, uint16_t from_port
       probe_report(s, 1, PORTMAP_OK, 0, now);
     else
       probe_report(s, 0, PORTMAP_ERR_REFUSED, r.result, now);
+  } else if (match != NULL && s->probe_outstanding) {
+    /* A MAP or PEER answer is the probe's answer too (its epoch is
+     * recorded above): PCP works here, whatever it said of that mapping
+     * (which follows its own rules: G4), unless it speaks another version
+     * (F1, F3: we have no other to offer) or says "not now" (G1, G2: a
+     * short-lifetime error), as an ANNOUNCE would have. */
+    if (r.result == PCP_UNSUPP_VERSION || pcp_result_is_short(r.result))
+      probe_report(s, 0, PORTMAP_ERR_REFUSED, r.result, now);
+    else
+      probe_report(s, 1, PORTMAP_OK, r.result, now);
   }
   if (match != NULL)
     on_map_response(match, &r, now);
@@ -750,8 +760,9 @@ static void read_fd(pcp_state_t *st, int fd, pcp_server_t *srv, uint64_t now) {
 /* ---------- vtable ---------- */
 
 /* The probe's ANNOUNCE is sent twice within the budget (C1 allows a LAN
- * probe a shorter schedule); at the budget's end PCP says "no answer"
- * itself, so the core waits longer only for a backend that is mid-answer. */
+ * probe a shorter schedule), the first time only when no mapping's first
+ * request asks already; at the budget's end PCP says "no answer" itself,
+ * so the core waits longer only for a backend that is mid-answer. */
 static void on_probe_timer(portmap_timer_t *t, uint64_t now) {
   pcp_server_t *s = t->ctx;
   portmap_core_t *core = s->st->core;
@@ -764,6 +775,16 @@ static void on_probe_timer(portmap_timer_t *t, uint64_t now) {
   }
   server_send(s, s->probe_pkt, s->probe_len); /* C4: identical */
   portmap_core_arm(core, &s->probe_timer, end);
+}
+
+/* A first request of a mapping (not yet granted here) out to s: the probe
+ * needs no ANNOUNCE of its own, that request asks (RFC 6887 permits a MAP
+ * as the first message). */
+static int first_request_out(const pcp_state_t *st, const pcp_server_t *s) {
+  for (const pcp_map_t *pm = st->maps; pm != NULL; pm = pm->next)
+    if (pm->srv == s && pm->outstanding && !pm->granted_here)
+      return 1;
+  return 0;
 }
 
 static void pcp_probe(void *state, uint64_t now) {
@@ -789,7 +810,10 @@ static void pcp_probe(void *state, uint64_t now) {
   s->probe_len = len;
   s->probe_outstanding = 1;
   s->probe_sent_ms = now;
-  server_send(s, s->probe_pkt, s->probe_len);
+  /* a mapping's first request asks already: the ANNOUNCE goes only as the
+   * retransmission (the mapping may be withdrawn meanwhile) */
+  if (!first_request_out(st, s))
+    server_send(s, s->probe_pkt, s->probe_len);
   portmap_core_arm(st->core, &s->probe_timer,
                    now + portmap_core_config(st->core)->probe_timeout_ms / 2 + 1);
 }

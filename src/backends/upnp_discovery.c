@@ -27,7 +27,7 @@ int portmap_upnp_ensure_local(upnp_state_t *st) {
     return 0;
   if (portmap_core_local_address(st->core, configured) && portmap_net_is_v4(configured))
     memcpy(st->local, configured, 16);
-  else if (portmap_plat_local_address(st->gateway4, 0, st->local) != 0)
+  else if (!portmap_core_source_address(st->core, 0, st->local))
     return -1;
   portmap_addr_t a;
   memcpy(a.bytes, st->local, 16);

@@ -238,6 +238,7 @@ struct fake_upnp {
   const char *targets[4]; /* search targets answered */
   fake_svc_t svc[FAKE_MAX_SERVICES];
   size_t n_svc;
+  char addr[16]; /* the loopback address it listens on */
   int ssdp_fd, ssdp_other_fd, rogue_fd, http_fd;
   uint16_t ssdp_port, http_port;
   fake_conn_t conns[FAKE_UPNP_MAX_CONNS];
@@ -303,14 +304,17 @@ static int udp_bind(const char *ip, uint16_t *port_out) {
   return fd;
 }
 
-static int tcp_listen(uint16_t *port_out) {
+static int tcp_listen(const char *addr, uint16_t *port_out) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -1;
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
+    close(fd);
+    return -1;
+  }
   socklen_t sl = sizeof sa;
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 16) != 0 ||
       getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
@@ -324,7 +328,7 @@ static int tcp_listen(uint16_t *port_out) {
 /* Q13: the control port changes, as after a reboot. Lock held. */
 static void move_http(fake_upnp_t *f) {
   uint16_t port = 0;
-  int fd = tcp_listen(&port);
+  int fd = tcp_listen(f->addr, &port);
   if (fd < 0)
     return;
   if (f->http_fd >= 0)
@@ -405,7 +409,7 @@ static void on_msearch(fake_upnp_t *f, const char *msg, const struct sockaddr_in
   if (f->location[0] != '\0')
     copy(location, sizeof location, f->location, strlen(f->location));
   else
-    snprintf(location, sizeof location, "http://127.0.0.1:%u/rootDesc.xml", f->http_port);
+    snprintf(location, sizeof location, "http://%s:%u/rootDesc.xml", f->addr, f->http_port);
   unsigned copies = f->duplicates > 0 ? f->duplicates : 1;
   for (unsigned i = 0; i < copies; i++) {
     if (f->rogue[0] != '\0' && f->rogue_fd >= 0)
@@ -1091,9 +1095,16 @@ static void set_svc(fake_svc_t *s, const char *type, const char *path, const cha
 }
 
 fake_upnp_t *fake_upnp_new(fake_upnp_profile_t profile) {
+  return fake_upnp_new_at(profile, "127.0.0.1");
+}
+
+fake_upnp_t *fake_upnp_new_at(fake_upnp_profile_t profile, const char *addr) {
+  if (addr == NULL || strlen(addr) >= sizeof((fake_upnp_t *)0)->addr)
+    return NULL;
   fake_upnp_t *f = calloc(1, sizeof *f);
   if (f == NULL)
     return NULL;
+  copy(f->addr, sizeof f->addr, addr, strlen(addr));
   f->ssdp_fd = f->ssdp_other_fd = f->rogue_fd = f->http_fd = -1;
   f->stop_pipe[0] = f->stop_pipe[1] = -1;
   for (int i = 0; i < FAKE_UPNP_MAX_CONNS; i++)
@@ -1166,10 +1177,10 @@ fake_upnp_t *fake_upnp_new(fake_upnp_profile_t profile) {
     free(f);
     return NULL;
   }
-  f->ssdp_fd = udp_bind("127.0.0.1", &f->ssdp_port);
-  f->ssdp_other_fd = udp_bind("127.0.0.1", NULL);
+  f->ssdp_fd = udp_bind(f->addr, &f->ssdp_port);
+  f->ssdp_other_fd = udp_bind(f->addr, NULL);
   f->rogue_fd = udp_bind("127.0.0.2", NULL); /* may fail on odd systems: Q4 tests skip */
-  f->http_fd = tcp_listen(&f->http_port);
+  f->http_fd = tcp_listen(f->addr, &f->http_port);
   if (f->ssdp_fd < 0 || f->ssdp_other_fd < 0 || f->http_fd < 0 ||
       pipe2(f->stop_pipe, O_NONBLOCK | O_CLOEXEC) != 0 ||
       pthread_create(&f->thread, NULL, fake_main, f) != 0) {

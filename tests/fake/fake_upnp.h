@@ -16,8 +16,9 @@
  * only the Q20 delay uses it; leases never expire in the fake.
  *
  * No global state: several fakes in one process are independent. Nothing
- * is ever sent off loopback: the SSDP socket is bound to 127.0.0.1 and
- * "multicast only" (Q3) is imitated by ignoring unicast M-SEARCH.
+ * is ever sent off loopback: the SSDP socket is bound to 127.0.0.1 (or
+ * the loopback address given to fake_upnp_new_at()) and "multicast only"
+ * (Q3) is imitated by ignoring unicast M-SEARCH.
  *
  * Profiles (recorded-style root descriptions, see fake_upnp.c):
  *   IGD1      miniupnpd-like IGDv1, WANIPConnection:1 at /ctl/IPConn
@@ -113,6 +114,10 @@ typedef struct fake_upnp_stats {
 
 /** Create and start a fake with a profile. NULL on failure. */
 fake_upnp_t *fake_upnp_new(fake_upnp_profile_t profile);
+/** The same on another IPv4 loopback address than 127.0.0.1 (its SSDP and
+ * HTTP sockets, and the LOCATION it announces), so that it shares one
+ * "gateway" with a PCP and a NAT-PMP fake (tests/unit/test_fastpath.c). */
+fake_upnp_t *fake_upnp_new_at(fake_upnp_profile_t profile, const char *addr);
 /** Stop the thread, close everything. Accepts NULL. */
 void fake_upnp_free(fake_upnp_t *f);
 

@@ -57,7 +57,11 @@ dep "$lib" | grep -q 'libnatpmp1' && dep "$lib" | grep -q 'libminiupnpc' ||
 dep libportmap-dev | grep -qF "$lib (= $ver)" || fail "libportmap-dev: no $lib (= $ver)"
 dep libportmap-dev | grep -q 'libnatpmp-dev' && dep libportmap-dev | grep -q 'libminiupnpc-dev' ||
   fail "libportmap-dev does not depend on libnatpmp-dev and libminiupnpc-dev"
-dep portmap-tools | grep -qF "$lib (= $ver)" || fail "portmap-tools: no $lib (= $ver)"
+# the tools link libportmap.a (PORTMAP_TOOLS_STATIC, the default): they need libnatpmp and
+# miniupnpc (found by dpkg-shlibdeps), not the shared library's package
+if dep portmap-tools | grep -qF "$lib"; then fail "portmap-tools depends on $lib"; fi
+dep portmap-tools | grep -q 'libnatpmp1' && dep portmap-tools | grep -q 'libminiupnpc' ||
+  fail "portmap-tools does not depend on libnatpmp1 and libminiupnpc"
 
 if command -v lintian >/dev/null; then
   echo "lintian findings:"
@@ -84,6 +88,9 @@ readelf -d "$tmp/cm-OFF/consumer" | grep -q "NEEDED.*libportmap.so.$so" || fail 
 "$tmp/pc-consumer" >/dev/null || fail "pkg-config consumer failed"
 portmap --version >/dev/null || fail "installed portmap does not run"
 portmap-probe --version >/dev/null || fail "installed portmap-probe does not run"
+for t in /usr/bin/portmap /usr/bin/portmap-probe; do
+  if readelf -d "$t" | grep -q 'NEEDED.*libportmap'; then fail "$t: linked to libportmap.so"; fi
+done
 for page in portmap portmap-probe libportmap; do
   man -w "$page" >/dev/null 2>&1 || fail "man $page: not found"
 done

@@ -4,13 +4,15 @@
 # (nothing may depend on where it was installed), then check what is there
 # and build and run programs against it: find_package(portmap) with the
 # default and with the static library, pkg-config with the shared and with
-# the static library; and run the installed tools from the moved prefix.
-# Usage: test_install.sh BUILD_DIR SANITIZE_FLAGS SHARED(0|1)
+# the static library; and run the installed tools from the moved prefix
+# (linked with libportmap.a by default: no libportmap.so, no RPATH needed).
+# Usage: test_install.sh BUILD_DIR SANITIZE_FLAGS SHARED(0|1) TOOLS_STATIC(0|1)
 set -euo pipefail
 build=$1
 # a sanitized library needs its runtime in the program that links it
 san=${2:-}
 shared=${3:-1}
+tools_static=${4:-1}
 src=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -52,9 +54,20 @@ if grep -n 'INTERFACE_LINK_LIBRARIES' "$cmdir"/portmap-*targets.cmake | grep -E 
   fail "a library file in INTERFACE_LINK_LIBRARIES (above)"
 fi
 
-# The tools start from the moved prefix (RPATH $ORIGIN/../lib), no LD_LIBRARY_PATH.
-"$p/bin/portmap" --version >/dev/null || fail "installed portmap does not run"
-"$p/bin/portmap-probe" --version >/dev/null || fail "installed portmap-probe does not run"
+# The tools start from the moved prefix, no LD_LIBRARY_PATH: linked with libportmap.a they
+# need neither libportmap.so nor an RPATH; linked with libportmap.so they find it through
+# their RPATH $ORIGIN/../lib.
+for t in portmap portmap-probe; do
+  needs=$(readelf -d "$p/bin/$t" | grep -c 'NEEDED.*libportmap' || true)
+  paths=$(readelf -d "$p/bin/$t" | grep -cE '\((RPATH|RUNPATH)\)' || true)
+  if [ "$tools_static" = 1 ]; then
+    [ "$needs" = 0 ] || fail "$t: linked to libportmap.so (PORTMAP_TOOLS_STATIC is on)"
+    [ "$paths" = 0 ] || fail "$t: an RPATH it does not need"
+  elif [ "$shared" = 1 ]; then
+    [ "$needs" != 0 ] || fail "$t: not linked to libportmap.so (PORTMAP_TOOLS_STATIC is off)"
+  fi
+  "$p/bin/$t" --version >/dev/null || fail "installed $t does not run"
+done
 
 run_consumer() { # NAME DYNAMIC(0|1) BINARY
   local needs

@@ -142,11 +142,12 @@ static void assert_tried(const portmap_info_t *info, int i, portmap_backend_t b,
 
 static void test_probe_prefers_pcp(void **state) {
   h_t *h = *state;
-  up(h); /* the probe goes out as the client starts */
-  map(h, 8000);
+  up(h);
+  map(h, 8000); /* before any probe: its MAP asks PCP */
   pump(h);
-  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 1);
-  assert_int_equal(fake_natpmp_requests(h->nat, 0), 1); /* both asked at once */
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 0);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_MAP), 1);
+  assert_int_equal(fake_natpmp_requests(h->nat, 0), 0); /* PCP answered within the stage */
   assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
   assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_PCP);
   assert_int_equal(fake_pcp_mapping_count(h->pcp), 1);
@@ -155,13 +156,14 @@ static void test_probe_prefers_pcp(void **state) {
 
 static void test_G4_Q16_pcp_disabled_uses_natpmp(void **state) {
   h_t *h = *state;
-  fake_pcp_force_result(h->pcp, PCP_NOT_AUTHORIZED, 1); /* the ANNOUNCE */
+  fake_pcp_force_result(h->pcp, PCP_NOT_AUTHORIZED, 1); /* the MAP that asks */
   up(h);
   map(h, 8000);
-  pump(h);
+  pump(h); /* no time passes: the refusal asks NAT-PMP at once */
   assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
   assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
-  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_MAP), 0);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_MAP), 1);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 0);
   assert_int_equal(fake_natpmp_mapping_count(h->nat), 1);
 }
 
@@ -189,17 +191,77 @@ static void test_Q21_closed_pcp_port_decides_at_once(void **state) {
   assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
 }
 
-static void test_Q22_silent_pcp_waits_for_budget(void **state) {
+/* PCP drops everything silently: NAT-PMP is asked after the 10 ms stage,
+ * answers at once, and is taken once PCP stayed silent 30 ms longer (the
+ * quiet floor: loopback's round trip is 0), not at the 500 ms budget. */
+static void test_Q22_silent_pcp_outwaited_by_natpmp(void **state) {
   h_t *h = *state;
   fake_pcp_set_silent(h->pcp, 1);
   up(h);
+  uint64_t t0 = h->now;
   map(h, 8000);
   pump(h);
   assert_int_equal(h->n_ev, 0); /* PCP might still answer */
-  advance(h, 400);
+  assert_int_equal(fake_natpmp_requests(h->nat, 0), 0);
+  advance(h, 10);
+  assert_int_equal(fake_natpmp_requests(h->nat, 0), 1);
+  advance(h, 29);
   assert_int_equal(h->n_ev, 0);
-  advance(h, 150); /* the 500 ms budget ends */
+  advance(h, 1);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
   assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+  assert_int_equal(last(h)->at - t0, 40);
+  advance(h, 1000); /* PCP never answered: it stays */
+  assert_int_equal(h->n_ev, 1);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_MAP), 1);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 1); /* at half the budget */
+}
+
+static int natpmp_gone_at_map = -1;
+
+/* Records, at the first MAP it sees, whether NAT-PMP still holds 8000/tcp. */
+static fake_pcp_hook_action_t note_natpmp_at_map(void *u, fake_pcp_t *f,
+                                                 const fake_pcp_request_t *req, pcp_msg_t *resp) {
+  h_t *h = u;
+  (void)f;
+  (void)resp;
+  if (req->msg.opcode == PCP_OP_MAP && natpmp_gone_at_map < 0)
+    natpmp_gone_at_map = fake_natpmp_find_mapping(h->nat, 2, 8000) < 0;
+  return FAKE_PCP_HOOK_DEFAULT;
+}
+
+/* A lossy link: the MAP that asks PCP is lost, NAT-PMP answers and takes
+ * the mapping 30 ms later; PCP's ANNOUNCE at half the budget is answered,
+ * so the mapping moves to PCP: deleted on NAT-PMP first (the gateway may
+ * keep one rule for both), then mapped on PCP, CHANGED and nothing else.
+ * Before this change the mapping waited for the 500 ms budget. */
+static void test_late_pcp_answer_moves_mapping_from_natpmp(void **state) {
+  h_t *h = *state;
+  fake_pcp_drop_next(h->pcp, 1);
+  up(h);
+  uint64_t t0 = h->now;
+  map(h, 8000);
+  advance(h, 40);
+  assert_int_equal(h->n_ev, 1);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+  assert_int_equal(last(h)->at - t0, 40);
+  assert_int_equal(fake_natpmp_mapping_count(h->nat), 1);
+  natpmp_gone_at_map = -1;
+  fake_pcp_set_hook(h->pcp, note_natpmp_at_map, h);
+  advance(h, 260);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 1);
+  assert_int_equal(h->n_ev, 2);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_CHANGED);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_PCP);
+  assert_int_equal(natpmp_gone_at_map, 1);
+  assert_int_equal(fake_natpmp_mapping_count(h->nat), 0);
+  assert_int_equal(fake_pcp_mapping_count(h->pcp), 1);
+  advance(h, 100000); /* settled: renewed on PCP only */
+  assert_int_equal(test_ev_count(h->ev, h->n_ev, PORTMAP_EVENT_LOST), 0);
+  assert_int_equal(test_ev_count(h->ev, h->n_ev, PORTMAP_EVENT_DELETED), 0);
+  assert_int_equal(fake_natpmp_mapping_count(h->nat), 0);
+  fake_pcp_set_hook(h->pcp, NULL, NULL);
 }
 
 static void test_mapping_moves_when_pcp_stops_working(void **state) {
@@ -317,7 +379,9 @@ static void test_Q22_nothing_answers_fails_at_budget(void **state) {
   advance(h, 100);
   assert_int_equal(last(h)->event, PORTMAP_EVENT_FAILED);
   assert_int_equal(last(h)->info.status, PORTMAP_ERR_TIMEOUT);
-  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 2); /* sent twice */
+  /* asked twice: the mapping's MAP, then the ANNOUNCE at half the budget */
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_MAP), 1);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 1);
 }
 
 static void test_G4_failover_waits_for_probe_still_running(void **state) {
@@ -372,16 +436,16 @@ static void test_E5_epoch_change_reprobes(void **state) {
   map(h, 8000);
   pump(h);
   assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_PCP);
-  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 1);
-  assert_int_equal(fake_natpmp_requests(h->nat, 0), 1);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 0); /* its MAP asked */
+  assert_int_equal(fake_natpmp_requests(h->nat, 0), 0);
   advance(h, 20000);
   /* it reboots into a firmware that refuses PCP to new clients (Q16) */
   fake_pcp_reboot(h->pcp, h->now);
   fake_pcp_set_hook(h->pcp, refuse_announce, NULL);
   advance(h, 110000); /* the renewal of the 200 s mapping sees epoch 0 */
   assert_int_equal(stats(h).epoch_invalid, 1);
-  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 2);
-  assert_int_equal(fake_natpmp_requests(h->nat, 0), 2); /* every protocol asked again */
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 1);
+  assert_int_equal(fake_natpmp_requests(h->nat, 0), 1); /* every protocol asked again */
   assert_int_equal(last(h)->event, PORTMAP_EVENT_RENEWED);
   assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_PCP);
   size_t before = h->n_ev;
@@ -392,7 +456,7 @@ static void test_E5_epoch_change_reprobes(void **state) {
   assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
 }
 
-/* PCP refuses the first ANNOUNCE, so 8000 is mapped over NAT-PMP; the
+/* PCP refuses the first MAP (Q16), so 8000 is mapped over NAT-PMP; the
  * client listens for announcements on a port of its own. Returns it. */
 static uint16_t up_on_natpmp(h_t *h) {
   uint16_t ap = test_free_udp_port(GW_HOST);
@@ -427,7 +491,7 @@ static void natpmp_reboot_announced(h_t *h, uint16_t ap, uint64_t want) {
 static void test_N5_epoch_change_reprobes_once_per_30s(void **state) {
   h_t *h = *state;
   uint16_t ap = up_on_natpmp(h);
-  unsigned expect = 1;
+  unsigned expect = 0; /* the first round asked PCP with the mapping's MAP */
   for (int round = 0; round < 3; round++) {
     advance(h, round == 2 ? 30000 : 5000);
     natpmp_reboot_announced(h, ap, (uint64_t)round + 1);
@@ -453,10 +517,10 @@ static void test_refresh_round_waits_for_a_better_backend(void **state) {
   advance(h, 5000);
   natpmp_reboot_announced(h, ap, 1);
   fake_pcp_set_hold(h->pcp, 1); /* PCP (now allowed) is slow to answer */
-  advance(h, 2100);             /* the refresh round is out */
-  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 2);
+  advance(h, 2000);             /* the refresh round is out, NAT-PMP has answered */
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 1); /* the first: a MAP */
   size_t before = h->n_ev;
-  map(h, 8001);
+  map(h, 8001); /* within the 30 ms NAT-PMP's answer waits for PCP */
   pump(h);
   assert_int_equal(h->n_ev, before); /* waits: PCP may say yes this time */
   fake_pcp_set_hold(h->pcp, 0);
@@ -491,13 +555,15 @@ static void test_network_changed_checks_at_once(void **state) {
 
 /* ---------- never giving up (request_timeout_ms 0, the default) ---------- */
 
-/* The times the probe rounds started: the first ANNOUNCE of each (a round
- * sends it at most twice within its 500 ms budget). */
+/* The times the probe rounds started: the first PCP request of each (the
+ * first round's is the mapping's MAP, the later ones' an ANNOUNCE; a round
+ * sends at most two within its 500 ms budget). */
 static size_t round_starts(h_t *h, uint64_t *out, size_t cap) {
   size_t n = 0;
   for (size_t i = 0; i < fake_pcp_log_count(h->pcp) && n < cap; i++) {
     const fake_pcp_request_t *r = fake_pcp_log_get(h->pcp, i);
-    if (r->decode_status != PCP_WIRE_OK || r->msg.opcode != PCP_OP_ANNOUNCE)
+    if (r->decode_status != PCP_WIRE_OK ||
+        (r->msg.opcode != PCP_OP_ANNOUNCE && r->msg.opcode != PCP_OP_MAP))
       continue;
     if (n == 0 || r->time_ms - out[n - 1] > 1000)
       out[n++] = r->time_ms;
@@ -536,7 +602,10 @@ static void test_retry_nothing_answers_backs_off_then_maps(void **state) {
   assert_true(n >= 11);
   for (size_t k = 0; k + 1 < n; k++) {
     uint64_t step = steps[k < 9 ? k : 8];
-    uint64_t wait = starts[k + 1] - starts[k] - 500; /* after the round's 500 ms budget */
+    /* after the round's 500 ms budget; in the first round NAT-PMP was asked
+     * only after PCP's 10 ms stage, and its budget runs from then */
+    uint64_t budget = k == 0 ? 510 : 500;
+    uint64_t wait = starts[k + 1] - starts[k] - budget;
     assert_true(wait >= step - step / 10);
     assert_true(wait <= step + step / 10);
   }
@@ -578,20 +647,22 @@ static void test_retry_transient_natpmp_result_at_probe(void **state) {
   assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
 }
 
-/* A transient PCP error to the probe's ANNOUNCE while NAT-PMP works: the
+/* A transient PCP error to the probe (the mapping's MAP) while NAT-PMP works: the
  * mapping goes to NAT-PMP, but PCP is asked again after the back-off, and
  * new mappings use it once it answers. */
 static void test_retry_transient_pcp_announce_not_demoted(void **state) {
   h_t *h = *state;
-  fake_pcp_force_result(h->pcp, PCP_NETWORK_FAILURE, 1);
+  fake_pcp_force_result(h->pcp, PCP_NETWORK_FAILURE, 1); /* to the MAP that asks */
   up(h);
   map(h, 8000);
   pump(h);
+  assert_int_equal(h->n_ev, 1); /* PCP's "not now" to the probe is no LOST of the mapping */
   assert_int_equal(last(h)->event, PORTMAP_EVENT_MAPPED);
   assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
-  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 1);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_MAP), 1);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 0);
   advance(h, 2300);
-  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 2);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 1);
   size_t before = h->n_ev;
   map(h, 8001);
   pump(h);
@@ -600,7 +671,7 @@ static void test_retry_transient_pcp_announce_not_demoted(void **state) {
   assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_PCP);
   /* PCP works: nothing more to ask */
   advance(h, 600000);
-  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 2);
+  assert_int_equal(fake_pcp_requests(h->pcp, PCP_OP_ANNOUNCE), 1);
 }
 
 /* A new mapping that every backend fails in turn (PCP refuses MAP after a
@@ -639,7 +710,8 @@ int main(void) {
       T(test_G4_Q16_pcp_disabled_uses_natpmp),
       T(test_F2_natpmp_only_gateway),
       T(test_Q21_closed_pcp_port_decides_at_once),
-      T(test_Q22_silent_pcp_waits_for_budget),
+      T(test_Q22_silent_pcp_outwaited_by_natpmp),
+      T(test_late_pcp_answer_moves_mapping_from_natpmp),
       T(test_mapping_moves_when_pcp_stops_working),
       T(test_nothing_works_fails_with_reason),
       T(test_unsupported_option_fails_clearly),
