@@ -155,8 +155,8 @@ done:
 
 int portmap_upnp_http_exchange(const upnp_io_t *io, const portmap_ssdp_url_t *u, const char *req,
                                size_t len, size_t cap, http_reply_t *r) {
-  int fd = -1;
-  int rc = io_connect(io, u, &fd);
+  int fd = io->conn_fd;
+  int rc = fd >= 0 ? 0 : io_connect(io, u, &fd);
   if (rc != 0)
     return rc;
   rc = io_send(io, fd, req, len);
