@@ -636,6 +636,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_client_new(&P->s, &cfg);
   for (int ops = 0; ops < FZ_MAX_OPS && fz_more(&in); ops++) {
     uint8_t op = fz_u8(&in);
+    if (fz_debug())
+      fprintf(stderr, "t=%llu op %u (%zu octets left)\n", (unsigned long long)P->s.env.now, op % 12,
+              in.n);
     switch (op % 12) {
     case 0:
       op_map(P, &in, 0, -1);
@@ -677,9 +680,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       op_map(P, &in, 0, fz_u8(&in));
       break;
     default: {
-      portmap_status_t st = portmap_client_shutdown(P->s.c);
-      fz_check(st == PORTMAP_OK || (st == PORTMAP_ERR_STATE && P->s.shutdown_asked));
-      P->s.shutdown_asked = 1;
+      fz_shutdown(&P->s);
       process(P);
       break;
     }

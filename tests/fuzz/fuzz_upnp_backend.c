@@ -594,6 +594,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   st->w_fd = portmap_plat_dup(portmap_upnp_worker_fd(st->w));
   for (int ops = 0; ops < FZ_MAX_OPS && fz_more(&in); ops++) {
     uint8_t op = fz_u8(&in);
+    if (fz_debug())
+      fprintf(stderr, "t=%llu op %u (%zu octets left)\n", (unsigned long long)U->s.env.now, op % 9,
+              in.n);
     switch (op % 9) {
     case 0:
       op_map(U, &in);
@@ -626,9 +629,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       op_run(U, &in);
       break;
     default: {
-      portmap_status_t sst = portmap_client_shutdown(U->s.c);
-      fz_check(sst == PORTMAP_OK || (sst == PORTMAP_ERR_STATE && U->s.shutdown_asked));
-      U->s.shutdown_asked = 1;
+      fz_shutdown(&U->s);
       process(U);
       break;
     }

@@ -306,6 +306,18 @@ static inline void fz_detach(fz_session_t *s, size_t i) {
   }
 }
 
+/* portmap_client_shutdown(): every mapping is revoked (deleted on the
+ * gateway) by it, exactly as by portmap_mapping_revoke(). */
+static inline void fz_shutdown(fz_session_t *s) {
+  portmap_status_t st = portmap_client_shutdown(s->c);
+  fz_check(st == PORTMAP_OK || (st == PORTMAP_ERR_STATE && s->shutdown_asked));
+  if (st == PORTMAP_OK)
+    for (size_t i = 0; i < s->n; i++)
+      if (fz_alive(&s->h[i]))
+        s->h[i].revoked = 1;
+  s->shutdown_asked = 1;
+}
+
 /* After every step: the heap, each handle's standing as portmap.h promises
  * it (the events are all delivered by now), and a reported expiry. */
 static inline void fz_after_step(fz_session_t *s) {
