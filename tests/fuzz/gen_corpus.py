@@ -538,7 +538,10 @@ def pcp_sessions():
         p_answer(mut=M_OPCODE), p_answer(mut=M_RBIT), p_answer(mut=M_VERSION),
         p_answer(src=S_OTHER_PORT), p_answer(src=S_OTHER_HOST), ok, p_answer(mut=M_NONCE)])
     yield "unsolicited_update_H7", pcp_script([
-        m, ok, p_advance(10), p_answer(ext=0x06), p_answer(ext=0x06), p_answer(life=L_0)])
+        m, ok, p_advance(10), p_answer(ext=0x06), p_answer(ext=0x06), p_answer(life=L_0),
+        p_advance(4000), p_run(2)])
+    yield "renewal_answered_lifetime_0", pcp_script([
+        p_map(lifetime=4), ok, p_run(2), p_answer(life=L_0), p_advance(200), p_run(2)])
     yield "expiry_lost", pcp_script([m, p_answer(life=L_4), p_advance(10), p_run(2), ok])
     yield "once_expires", pcp_script([p_map(flags=0x04), p_answer(life=L_4), p_advance(5)])
     yield "peer", pcp_script([
