@@ -38,7 +38,16 @@
  *   RFC 6887 section 8.1.1 bounds given IRT, MRT and the +-10 % jitter
  *   (C2), at most MRC sends and none after MRD (C3), and never stalled:
  *   after the loop ran, no more time has passed since the last send than
- *   the longest allowed wait. */
+ *   the longest allowed wait.
+ *
+ * A campaign (clang; one process, the corpus copied so that it can grow):
+ *   CC=clang cmake -S . -B build-fuzz -DPORTMAP_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+ *   cmake --build build-fuzz --target fuzz_pcp_session
+ *   cp -r tests/fuzz/corpus/pcp_session /tmp/pcp_session
+ *   build-fuzz/tests/fuzz/fuzz_pcp_session -max_total_time=3600 /tmp/pcp_session
+ * then merge what is new on edges into a copy of the committed corpus:
+ *   build-fuzz/tests/fuzz/fuzz_pcp_session -merge=1 -use_counters=0 MERGED_DIR /tmp/pcp_session
+ * FZ_DEBUG=1 build/tests/fuzz/fuzz_pcp_session_replay DIR prints each operation and event. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -39,7 +39,16 @@
  *   handed over, that call has been given up on;
  * - every call asks for an external port 1-65535 (Q8) and TCP or UDP in
  *   upper case (Q7), and what the worker sends is a GET for a description
- *   and a POST of the call's own action otherwise. */
+ *   and a POST of the call's own action otherwise.
+ *
+ * A campaign (clang; one process, the corpus copied so that it can grow):
+ *   CC=clang cmake -S . -B build-fuzz -DPORTMAP_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+ *   cmake --build build-fuzz --target fuzz_upnp_backend
+ *   cp -r tests/fuzz/corpus/upnp_backend /tmp/upnp_backend
+ *   build-fuzz/tests/fuzz/fuzz_upnp_backend -max_total_time=3600 /tmp/upnp_backend
+ * then merge what is new on edges into a copy of the committed corpus:
+ *   build-fuzz/tests/fuzz/fuzz_upnp_backend -merge=1 -use_counters=0 MERGED_DIR /tmp/upnp_backend
+ * FZ_DEBUG=1 build/tests/fuzz/fuzz_upnp_backend_replay DIR prints each operation and event. */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -578,6 +587,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_config(&U->s, &cfg);
   cfg.backends = PORTMAP_BACKEND_UPNP;
   cfg.ssdp_port = fz_sink_port();
+  cfg.ssdp_multicast = 0; /* never off this host (a loopback gateway has none anyway) */
   cfg.upnp_timeout_ms = U->limit;
   cfg.probe_timeout_ms = windows[c1 & 3];
   cfg.destroy_timeout_ms = (c3 & 1) ? 10000 : 0;
