@@ -442,14 +442,25 @@ static void backoff(pcp_map_t *pm, uint32_t lifetime_s, uint32_t default_ms, uin
   arm(pm, clip_to_request_timeout(pm, now + error_ms(lifetime_s, default_ms)));
 }
 
+/* A SUCCESS with lifetime 0: the server holds nothing for the mapping (any
+ * more). LOST, with nothing held; the old lease end is then no news and is
+ * not told a second time (a ONCE mapping keeps it: it ends there). */
+static void lost_on_server(pcp_map_t *pm) {
+  pm->res.lifetime = 0;
+  pm->res.expiry_ms = 0;
+  pm->res.status = PORTMAP_ERR_REFUSED;
+  if (!(pm->req->flags & PORTMAP_FLAG_ONCE))
+    portmap_core_disarm(core_of(pm), &pm->expiry);
+  emit(pm, PORTMAP_EVENT_LOST);
+}
+
 static void on_success(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
   portmap_core_t *core = core_of(pm);
   portmap_result_t *res = &pm->res;
   uint32_t lifetime = r->lifetime > PCP_MAX_LIFETIME ? PCP_MAX_LIFETIME : r->lifetime; /* H4 */
   if (lifetime == 0) {
-    /* a create answered with lifetime 0: the server would not keep it */
-    res->status = PORTMAP_ERR_REFUSED;
-    emit(pm, PORTMAP_EVENT_LOST);
+    /* a create or renewal answered with lifetime 0: the server would not keep it */
+    lost_on_server(pm);
     backoff(pm, 0, PCP_SHORT_ERROR_MS, now);
     return;
   }
@@ -564,10 +575,7 @@ static void on_map_response(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
       return;
     }
     if (r->lifetime == 0) {
-      pm->res.lifetime = 0;
-      pm->res.expiry_ms = 0;
-      pm->res.status = PORTMAP_ERR_REFUSED;
-      emit(pm, PORTMAP_EVENT_LOST);
+      lost_on_server(pm);
       start_cycle(pm, PH_REQUEST, now);
       return;
     }

@@ -159,8 +159,8 @@ static void disc_rearm(upnp_state_t *st) {
   portmap_upnp_arm(st, &d->timer, at);
 }
 
-static void on_ssdp(upnp_state_t *st, const uint8_t from[16], uint16_t port, const uint8_t *data,
-                    size_t len, uint64_t now) {
+void portmap_upnp_ssdp_input(upnp_state_t *st, const uint8_t from[16], uint16_t port,
+                             const uint8_t *data, size_t len, uint64_t now) {
   portmap_core_t *core = st->core;
   upnp_disc_t *d = &st->disc;
   portmap_core_stats(core)->received++;
@@ -230,7 +230,7 @@ void portmap_upnp_ssdp_read(upnp_state_t *st, uint64_t now) {
       portmap_core_stats(st->core)->malformed++;
       continue;
     }
-    on_ssdp(st, from, port, buf, len > sizeof buf ? sizeof buf : len, now);
+    portmap_upnp_ssdp_input(st, from, port, buf, len > sizeof buf ? sizeof buf : len, now);
   }
 }
 

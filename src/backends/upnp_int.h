@@ -181,6 +181,11 @@ void portmap_upnp_disc_on_result(upnp_state_t *st, upnp_call_t *call, int rc, ui
 /* st->disc.timer's callback */
 void portmap_upnp_on_disc_timer(portmap_timer_t *t, uint64_t now);
 void portmap_upnp_ssdp_read(upnp_state_t *st, uint64_t now);
+/* One datagram read from the SSDP socket (from its source address and
+ * port), as portmap_upnp_ssdp_read() hands it on; the stateful fuzzer
+ * feeds it directly. */
+void portmap_upnp_ssdp_input(upnp_state_t *st, const uint8_t from[16], uint16_t port,
+                             const uint8_t *data, size_t len, uint64_t now);
 
 /* ---------- upnp.c ---------- */
 

@@ -158,10 +158,13 @@ int portmap_upnp_http_exchange(const upnp_io_t *io, const portmap_ssdp_url_t *u,
   /* The reply's buffer before anything goes out: an add sent whose answer
    * cannot be read would leave the gateway in a state we do not know. */
   char *buf = portmap_alloc_malloc(io->alloc, IO_FIRST_BUF + 1);
-  if (buf == NULL)
+  if (buf == NULL) {
+    if (io->conn_fd >= 0)
+      close(io->conn_fd);
     return UPNP_RC_NOMEM;
-  int fd = -1;
-  int rc = io_connect(io, u, &fd);
+  }
+  int fd = io->conn_fd;
+  int rc = fd >= 0 ? 0 : io_connect(io, u, &fd);
   if (rc == 0)
     rc = io_send(io, fd, req, len);
   if (rc == 0) {

@@ -30,6 +30,10 @@ typedef struct upnp_io {
   uint64_t deadline;            /* CLOCK_MONOTONIC, ms */
   int abort_fd;                 /* -1: runs to its deadline */
   const portmap_alloc_t *alloc; /* the body's (NULL: the system's) */
+  /* -1 (the worker's): connect to the URL's address. >= 0: a stream that
+   * is already connected, used and closed instead (tests and the stateful
+   * fuzzer answer from memory through a socketpair) */
+  int conn_fd;
 } upnp_io_t;
 
 typedef struct http_reply {
@@ -38,7 +42,8 @@ typedef struct http_reply {
   size_t len;
 } http_reply_t;
 
-/* Connect, send the request, read the reply: one deadline for it all. The
+/* Connect (or take io->conn_fd), send the request, read the reply: one
+ * deadline for it all; the connection is closed at the end. The
  * body is at most cap octets, framed by Content-Length, the chunked coding
  * or the end of the stream; a Content-Length above cap is refused before
  * any of the body is read. 0 (r->body then is the caller's to free with

@@ -3,7 +3,9 @@
  * The UPnP worker thread and its counted context (see worker.h): the
  * hand-off slots, their lock and condition, the result and abort pipes,
  * and the orphaning at destroy. It reads a call's inputs, writes its
- * outputs (through igd.c) and touches nothing but its own context.
+ * outputs (through igd.c) and touches nothing but its own context. A
+ * manual context (tests, the stateful fuzzer) has no thread: its caller
+ * runs each call handed to it.
  */
 #include "upnp/worker.h"
 
@@ -26,6 +28,7 @@ struct upnp_worker {
   int refs;
   int orphaned; /* the backend state is gone: send `last`, then leave */
   int exited;   /* the thread is leaving worker_main() */
+  int manual;   /* no thread: portmap_upnp_worker_run() runs the call handed */
   uint32_t timeout_ms;
   upnp_call_t *todo;    /* handed over, not started (one at a time) */
   upnp_call_t *running; /* in portmap_upnp_run_call() */
@@ -116,6 +119,7 @@ static void *worker_main(void *arg) {
                   (k->kind == CALL_ADD || k->kind == CALL_ADDANY ? UPNP_LATE_ADD_MS : 0u);
     io.abort_fd = !w->orphaned && is_query(k) ? w->abort_pipe[0] : -1;
     io.alloc = &w->alloc;
+    io.conn_fd = -1;
     pthread_mutex_unlock(&w->mu);
     portmap_upnp_run_call(k, &io);
     pthread_mutex_lock(&w->mu);
@@ -142,14 +146,15 @@ static void *worker_main(void *arg) {
 
 /* ---------- from the scheduler's side ---------- */
 
-upnp_worker_t *portmap_upnp_worker_new(uint32_t timeout_ms, const portmap_alloc_t *alloc) {
+static upnp_worker_t *worker_new(uint32_t timeout_ms, const portmap_alloc_t *alloc, int manual) {
   upnp_worker_t *w = portmap_alloc_calloc(alloc, 1, sizeof *w);
   if (w == NULL)
     return NULL;
   if (alloc != NULL)
     w->alloc = *alloc;
   w->result_pipe[0] = w->result_pipe[1] = w->abort_pipe[0] = w->abort_pipe[1] = -1;
-  w->refs = 2;
+  w->refs = manual ? 1 : 2; /* a manual context has no thread to hold one */
+  w->manual = manual;
   w->timeout_ms = timeout_ms;
   pthread_condattr_t ca;
   if (pthread_condattr_init(&ca) != 0) {
@@ -169,11 +174,45 @@ upnp_worker_t *portmap_upnp_worker_new(uint32_t timeout_ms, const portmap_alloc_
     return NULL;
   }
   if (portmap_plat_wake_open(w->result_pipe) != 0 || portmap_plat_wake_open(w->abort_pipe) != 0 ||
-      pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+      (!manual && pthread_create(&w->thread, NULL, worker_main, w) != 0)) {
     worker_free(w); /* closes only the pipes it finds open */
     return NULL;
   }
   return w;
+}
+
+upnp_worker_t *portmap_upnp_worker_new(uint32_t timeout_ms, const portmap_alloc_t *alloc) {
+  return worker_new(timeout_ms, alloc, 0);
+}
+
+upnp_worker_t *portmap_upnp_worker_new_manual(uint32_t timeout_ms) {
+  return worker_new(timeout_ms, NULL, 1);
+}
+
+const upnp_call_t *portmap_upnp_worker_pending(upnp_worker_t *w) {
+  pthread_mutex_lock(&w->mu);
+  const upnp_call_t *k = w->manual ? w->todo : NULL;
+  pthread_mutex_unlock(&w->mu);
+  return k;
+}
+
+int portmap_upnp_worker_run(upnp_worker_t *w, const upnp_io_t *io) {
+  pthread_mutex_lock(&w->mu);
+  upnp_call_t *k = w->manual && !w->orphaned ? w->todo : NULL;
+  w->todo = NULL;
+  if (k != NULL)
+    w->running = k;
+  pthread_mutex_unlock(&w->mu);
+  if (k == NULL)
+    return -1;
+  portmap_upnp_run_call(k, io); /* as worker_main() runs it */
+  pthread_mutex_lock(&w->mu);
+  w->running = NULL;
+  k->wnext = w->done;
+  w->done = k;
+  portmap_plat_wake_signal(w->result_pipe[1]);
+  pthread_mutex_unlock(&w->mu);
+  return 0;
 }
 
 int portmap_upnp_worker_fd(const upnp_worker_t *w) {
@@ -244,11 +283,12 @@ int portmap_upnp_worker_orphan(upnp_worker_t *w, upnp_jobs_t *j, int join_idle) 
    * leaves at once (a query is aborted), and its blocks go back to the
    * application's allocator before portmap_client_free() returns. */
   int exited = w->exited;
+  int manual = w->manual;
   pthread_mutex_unlock(&w->mu);
-  if (exited || (join_idle && !busy))
+  if (!manual && (exited || (join_idle && !busy)))
     pthread_join(w->thread, NULL); /* past its last lock, or about to leave */
-  else
-    pthread_detach(w->thread);
+  else if (!manual)
+    pthread_detach(w->thread); /* (manual: no thread; the jobs go with the context) */
   worker_unref(w);
   return busy;
 }

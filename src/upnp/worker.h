@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "upnp/call.h"
+#include "upnp/transport.h"
 
 #define UPNP_ORPHAN_JOBS_MAX 16u /* deletes a destroyed client leaves to the worker */
 #define UPNP_LATE_ADD_MS 5000u   /* an add may answer this much past the watchdog */
@@ -27,6 +28,20 @@ typedef struct upnp_worker upnp_worker_t;
  * context and the replies' bodies come from alloc (copied: NULL is the
  * system's). NULL when a thread, pipe, lock or memory is missing. */
 upnp_worker_t *portmap_upnp_worker_new(uint32_t timeout_ms, const portmap_alloc_t *alloc);
+
+/* For tests and the stateful fuzzer: a context with the same pipes and
+ * hand-off but no thread. A call handed to it waits until
+ * portmap_upnp_worker_run() runs it on the caller's thread; it then comes
+ * back through the result pipe as from the thread. Orphaning it sends
+ * nothing: the jobs are freed with it. */
+upnp_worker_t *portmap_upnp_worker_new_manual(uint32_t timeout_ms);
+
+/* A manual context's call handed and not yet run, or NULL. */
+const upnp_call_t *portmap_upnp_worker_pending(upnp_worker_t *w);
+
+/* Run a manual context's pending call with the bounds io (its conn_fd the
+ * connection to use) and post it back. 0, or -1 when none is pending. */
+int portmap_upnp_worker_run(upnp_worker_t *w, const upnp_io_t *io);
 
 /* The read end of the result pipe: readable when calls came back. */
 int portmap_upnp_worker_fd(const upnp_worker_t *w);

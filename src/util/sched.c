@@ -216,3 +216,23 @@ size_t portmap_sched_run(portmap_sched_t *s, uint64_t now) {
 size_t portmap_sched_size(const portmap_sched_t *s) {
   return s->len + s->ndeferred;
 }
+
+int portmap_sched_check(const portmap_sched_t *s) {
+  if (s->len > s->cap || s->ndeferred > s->cap - s->len || (s->cap > 0 && s->heap == NULL))
+    return -1;
+  if (!s->running && s->ndeferred != 0)
+    return -1;
+  for (size_t i = 0; i < s->len; i++) {
+    const portmap_timer_t *t = s->heap[i];
+    if (t == NULL || t->index != i || t->seq >= s->next_seq)
+      return -1;
+    if (i > 0 && timer_before(t, s->heap[(i - 1) / 2]))
+      return -1;
+  }
+  for (size_t i = s->cap - s->ndeferred; i < s->cap; i++) {
+    const portmap_timer_t *t = s->heap[i];
+    if (t == NULL || t->index != i || t->seq >= s->next_seq)
+      return -1;
+  }
+  return 0;
+}

@@ -63,5 +63,10 @@ uint64_t portmap_sched_next(const portmap_sched_t *s);
  * number fired. */
 size_t portmap_sched_run(portmap_sched_t *s, uint64_t now);
 size_t portmap_sched_size(const portmap_sched_t *s);
+/* A debug check of every invariant the heap keeps (for tests and the
+ * stateful fuzzers, O(n)): each entry's stored index is its slot, no entry
+ * comes before its parent, every seq was handed out, and outside a run no
+ * timer is parked. Returns 0 when consistent, -1 at the first violation. */
+int portmap_sched_check(const portmap_sched_t *s);
 
 #endif

@@ -16,6 +16,7 @@ Files found by libFuzzer are committed next to them as found-*.bin; this
 script only rewrites seed-* files.
 """
 import os
+import re
 import struct
 import sys
 
@@ -455,6 +456,268 @@ def http_streams():
     yield "truncated", st(3, [50], (cl + soap)[:-10])
 
 
+# fuzz_pcp_session.c scripts: | irt mrt mrc mrd timeout (selectors) | seed (3) | ops |
+P_MAP, P_PEER, P_REVOKE, P_DETACH, P_ANSWER, P_RAW, P_ANNOUNCE, P_NATPMP, P_ADVANCE, P_RUN, \
+    P_DELETE, P_SHUTDOWN = range(12)
+MS, DECI, SEC, MIN = range(4)  # ADVANCE units: ms, 100 ms, s, min
+# ANSWER selectors: RESULTS[r % 20] and LIFETIMES[l % 10] of the target
+R_OK, R_UNSUPP_OPTION, R_NO_RESOURCES, R_NOT_AUTHORIZED, R_CANNOT_PROVIDE, R_NETWORK_FAILURE = \
+    0, 8, 11, 5, 14, 10
+R_UNKNOWN_200 = 19
+L_ASKED, L_0, L_1, L_4, L_30, L_120, L_3600 = range(7)
+E_STEP, E_REBOOT, E_BACK2, E_AHEAD, E_BACK1 = 0, 3, 4, 5, 6
+M_NONE, M_NONCE, M_PROTO, M_PORT, M_OPCODE, M_RBIT, M_VERSION = 0, 8, 9, 10, 11, 12, 13
+S_SERVER, S_OTHER_PORT, S_OTHER_HOST = 0, 6, 7
+
+
+def pcp_script(ops, irt=0, mrt=0, mrc=0, mrd=0, timeout=0, seed=(1, 2, 3)):
+    return bytes([irt, mrt, mrc, mrd, timeout]) + bytes(seed) + b"".join(ops)
+
+
+def p_map(flags=0, port=0, lifetime=5, nonce=0, peer=False):
+    """flags: bits 0-1 protocol (TCP, UDP, all, SCTP), 4 ONCE, 8 PREFER_FAILURE,
+    0x10 DESCRIPTION, 0x20 its second text (both: required), 0x40 THIRD_PARTY,
+    0x80 FILTER. lifetime: index of 0, 1, 10, 60, 120, 3600, 86400, 86401;
+    0x80 also revokes from the callback."""
+    return bytes([P_PEER if peer else P_MAP, flags, port, lifetime, nonce])
+
+
+def p_answer(h=0, r=R_OK, life=L_ASKED, epoch=E_STEP, ext=0, mut=M_NONE, src=S_SERVER):
+    return bytes([P_ANSWER, h, r, life, epoch, ext, mut, src])
+
+
+def p_advance(n, unit=SEC):
+    return struct.pack("!BBH", P_ADVANCE, unit, n)
+
+
+def p_run(n=1):
+    return bytes([P_RUN, n - 1])
+
+
+def p_raw(data, src=S_SERVER):
+    return struct.pack("!BBH", P_RAW, src, len(data)) + data
+
+
+def pcp_sessions():
+    m, ok = p_map(), p_answer()
+    yield "map_renew_delete", pcp_script([
+        p_map(lifetime=4), ok, p_run(), p_answer(), p_advance(90), p_answer(),
+        bytes([P_REVOKE, 0]), p_answer(life=L_0), p_run(4)])
+    yield "retransmit_until_mrc", pcp_script([m, p_run(8)], irt=1, mrc=2)
+    yield "retransmit_mrd_timeout", pcp_script([m, p_map(port=1), p_run(12)], irt=3, mrd=2,
+                                               timeout=2)
+    yield "retransmit_until_mrd", pcp_script([m, p_run(16)], irt=1, mrd=2)
+    yield "retransmit_forever", pcp_script([m, p_run(16), p_run(16), ok], irt=1, mrt=1)
+    yield "epoch_drop_announce", pcp_script([
+        m, ok, p_advance(30), bytes([P_ANNOUNCE, E_REBOOT, 0, S_SERVER]), p_run(3), ok])
+    yield "epoch_drop_in_answer", pcp_script([
+        m, p_map(port=1), ok, p_answer(h=1), p_advance(20),
+        p_answer(h=0, epoch=E_REBOOT), p_run(2), p_answer(h=1)])
+    yield "epoch_back_two", pcp_script([m, ok, p_answer(epoch=E_BACK2), p_run()])
+    yield "epoch_back_one", pcp_script([m, ok, p_answer(epoch=E_BACK1), p_advance(5),
+                                        p_answer(epoch=E_AHEAD), p_run()])
+    yield "natpmp_unsupp_version", pcp_script([m, bytes([P_NATPMP, 0, S_SERVER]), p_run()])
+    yield "natpmp_after_grant", pcp_script([
+        m, ok, p_map(port=2), bytes([P_NATPMP, 1, S_SERVER]), p_run(4)])
+    yield "no_resources_backoff", pcp_script([
+        m, p_answer(r=R_NO_RESOURCES, life=L_30), p_map(port=3), p_run(3), ok, p_answer(h=1)])
+    yield "not_authorized", pcp_script([m, p_answer(r=R_NOT_AUTHORIZED)])
+    yield "network_failure_retry", pcp_script([
+        m, p_answer(r=R_NETWORK_FAILURE, life=L_1), p_run(2), ok], timeout=3)
+    yield "description_refused", pcp_script([
+        p_map(flags=0x10), p_answer(r=R_UNSUPP_OPTION), p_run(), ok])
+    yield "description_required_refused", pcp_script([
+        p_map(flags=0x30), p_answer(r=R_UNSUPP_OPTION), p_run()])
+    yield "prefer_failure", pcp_script([p_map(flags=0x08), p_answer(r=R_CANNOT_PROVIDE)])
+    yield "third_party_filters", pcp_script([
+        p_map(flags=0xD1, port=0x10), ok, p_answer(ext=0x80), p_run(), p_answer(ext=0x40)])
+    yield "unknown_result", pcp_script([m, p_answer(r=R_UNKNOWN_200)])
+    yield "lifetime_0_on_create", pcp_script([m, p_answer(life=L_0), p_run(2), ok])
+    yield "unmatched_fields", pcp_script([
+        m, p_answer(mut=M_NONCE), p_answer(mut=M_PROTO), p_answer(mut=M_PORT),
+        p_answer(mut=M_OPCODE), p_answer(mut=M_RBIT), p_answer(mut=M_VERSION),
+        p_answer(src=S_OTHER_PORT), p_answer(src=S_OTHER_HOST), ok, p_answer(mut=M_NONCE)])
+    yield "unsolicited_update_H7", pcp_script([
+        m, ok, p_advance(10), p_answer(ext=0x06), p_answer(ext=0x06), p_answer(life=L_0),
+        p_advance(4000), p_run(2)])
+    yield "renewal_answered_lifetime_0", pcp_script([
+        p_map(lifetime=4), ok, p_run(2), p_answer(life=L_0), p_advance(200), p_run(2)])
+    yield "expiry_lost", pcp_script([m, p_answer(life=L_4), p_advance(10), p_run(2), ok])
+    yield "once_expires", pcp_script([p_map(flags=0x04), p_answer(life=L_4), p_advance(5)])
+    yield "peer", pcp_script([
+        p_map(peer=True, nonce=1), ok, p_answer(mut=M_OPCODE), p_run(), ok,
+        bytes([P_REVOKE, 0])])
+    yield "detach_then_answer", pcp_script([m, bytes([P_DETACH, 0]), ok, p_run(2)])
+    yield "revoke_in_callback", pcp_script([p_map(lifetime=0x84), ok, p_run(), p_answer(life=L_0)])
+    yield "delete_by_nonce", pcp_script([
+        m, ok, bytes([P_DETACH, 0, P_DELETE, 0]) + bytes([0, 0, 0, 0]), p_answer(h=1, life=L_0)])
+    yield "shutdown", pcp_script([
+        m, p_map(port=1), ok, bytes([P_SHUTDOWN]), p_answer(life=L_0), p_run(4)])
+    yield "long_lifetime_run", pcp_script([
+        p_map(lifetime=6), ok, p_run(3), p_advance(600, MIN), p_run(4), ok])
+    yield "raw_garbage", pcp_script([
+        m, p_raw(b"\x02\x81" + bytes(22)), p_raw(bytes(3)), p_raw(b"\x00\x80\x00\x01" + bytes(4)),
+        p_raw(b"\x02" * 1104), ok])
+    yield "all_protocols_ipv6_refused", pcp_script([
+        p_map(flags=2), p_map(lifetime=0x70), ok, p_run()])
+    yield "empty", b""
+
+
+# fuzz_upnp_backend.c scripts: | call timeout, SSDP window, log, destroy (selectors) |
+# seed (2) | ops |
+U_MAP, U_REVOKE, U_DETACH, U_SSDP, U_SSDP_RAW, U_ANSWER, U_ADVANCE, U_RUN, U_SHUTDOWN = range(9)
+# ANSWER modes: 0 the reply its action expects (1, 2 alike), 3 SOAP fault, 4 raw stream,
+# 5 HTTP 200 and a raw body, 6 connection closed, 7 expected reply with framing c
+A_OK, A_FAULT, A_RAW, A_BODY, A_CLOSED, A_FRAMED = 0, 3, 4, 5, 6, 7
+# fault codes: FAULTS[a & 15] in the target
+F_718, F_725, F_402, F_501, F_714, F_713, F_724, F_729 = range(8)
+T_IGD1, T_IGD2, T_ROOT, T_DSLF, T_SERVICE, T_OTHER = range(6)
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def c_string(path, name):
+    """The text of `static const char NAME[] = "..." "...";` in a C file (its recorded
+    descriptions), with the C escapes the file uses decoded."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    start = text.index("static const char %s[] =" % name)
+    end = text.index(";\n", start)
+    parts = re.findall(r'"((?:[^"\\]|\\.)*)"', text[start:end])
+    raw = "".join(parts)
+    out, i = [], 0
+    while i < len(raw):
+        c = raw[i]
+        if c == "\\" and i + 1 < len(raw):
+            n = raw[i + 1]
+            out.append({"r": "\r", "n": "\n", "t": "\t", '"': '"', "\\": "\\"}.get(n, n))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out).encode()
+
+
+def recorded_descriptions():
+    fake = os.path.join(HERE, "..", "fake", "fake_upnp.c")
+    unit = os.path.join(HERE, "..", "unit", "test_upnp.c")
+    for label, path, name in (("miniupnpd_igd1", fake, "DESC_IGD1"),
+                              ("miniupnpd_igd2_urlbase", fake, "DESC_IGD2"),
+                              ("draytek_ppp", fake, "DESC_PPP"),
+                              ("huawei_dslforum", fake, "DESC_DSLF"),
+                              ("mikrotik_two_wans", fake, "DESC_TWO"),
+                              ("no_wan_service", unit, "DESC_NO_WAN")):
+        yield label, c_string(path, name).replace(b"%PORT%", b"5000")
+
+
+def upnp_script(ops, timeout=0, window=0, log=1, destroy=0, seed=(0, 7)):
+    return bytes([timeout, window, log, destroy]) + bytes(seed) + b"".join(ops)
+
+
+def u_map(flags=0, port=0, lifetime=5):
+    """flags: 1 UDP, 2 ONCE, 4 DELETE, 8 description (0x80: one with markup),
+    0x10 revoke from the callback; lifetime: index of 0, 1, 10, 60, 120, 3600, 86400, 7."""
+    return bytes([U_MAP, flags, port, lifetime])
+
+
+def u_ssdp(target=T_IGD1, location=0, source=0):
+    return bytes([U_SSDP, target, location, source])
+
+
+def u_answer(mode=A_OK, a=0, b=0, c=0, data=None):
+    if mode in (A_RAW, A_BODY):
+        return bytes([U_ANSWER, mode, a, b, c]) + struct.pack("!H", len(data)) + data
+    return bytes([U_ANSWER, mode, a, b, c])
+
+
+def u_advance(n, unit=SEC):
+    return struct.pack("!BBH", U_ADVANCE, unit, n)
+
+
+def u_run(n=1):
+    return bytes([U_RUN, n - 1])
+
+
+def upnp_sessions():
+    ok = u_answer()
+    connected = u_answer(a=0, b=0, c=1)  # GetStatusInfo: Connected, NewUptime
+    discover = [u_ssdp(), u_answer(), connected, ok]  # describe, status, public address
+    descs = dict(recorded_descriptions())
+    yield "map_renew_delete", upnp_script([
+        u_map(lifetime=2)] + discover + [ok, u_run(), ok, ok, ok,
+                                         bytes([U_REVOKE, 0]), ok])
+    for label, doc in descs.items():
+        target = T_DSLF if "dslforum" in label else T_IGD1
+        yield "recorded_" + label, upnp_script([
+            u_map(), u_ssdp(target), u_answer(A_BODY, data=doc), connected, ok, ok, ok,
+            u_run(2), ok, ok])
+    yield "conflict_718_then_any", upnp_script([
+        u_map()] + discover + [u_answer(A_FAULT, F_718), u_answer(A_FAULT, F_718),
+                               u_answer(A_FAULT, F_718), ok])
+    yield "igd2_addany", upnp_script([
+        u_map(), u_ssdp(T_IGD2), u_answer(c=1), connected, ok, u_answer(A_FAULT, F_718),
+        u_answer(a=1, b=9)])
+    yield "permanent_only_725", upnp_script([
+        u_map(lifetime=4)] + discover + [u_answer(A_FAULT, F_725), ok, u_run(2), ok, ok, ok])
+    yield "arris_402_once", upnp_script([
+        u_map(flags=2, lifetime=3)] + discover + [u_answer(A_FAULT, F_402), ok,
+                                                  u_advance(61), ok])
+    yield "same_port_724", upnp_script([
+        u_map(port=0x18)] + discover + [u_answer(A_FAULT, F_724), ok])
+    yield "watchdog_then_late_answer", upnp_script([
+        u_map()] + discover + [u_advance(3), ok, u_run(3), ok, ok, ok])
+    yield "http_failures_rediscover", upnp_script([
+        u_map()] + discover + [u_answer(A_CLOSED), u_answer(A_CLOSED), u_ssdp(), ok, connected,
+                               ok, ok])
+    yield "lease_expiry_lost", upnp_script([
+        u_map(lifetime=2)] + discover + [ok, u_advance(6), u_answer(A_CLOSED), u_advance(6),
+                                         u_run(3), ok, ok])
+    yield "delete_flag_ours", upnp_script([u_map(flags=4)] + discover + [ok, ok])
+    yield "delete_flag_not_ours", upnp_script([u_map(flags=4)] + discover + [u_answer(a=2)])
+    yield "vanished_714", upnp_script([
+        u_map(lifetime=3)] + discover + [ok, u_run(), ok, u_answer(A_FAULT, F_714), ok])
+    yield "rootdevice_grace", upnp_script([
+        u_map(), u_ssdp(T_ROOT), u_run(), ok, connected, ok, ok])
+    yield "other_host_candidate", upnp_script([
+        u_map(), u_ssdp(location=3, source=2), u_ssdp(location=4, source=3), u_run(2), ok,
+        connected, ok, ok])
+    yield "status_legacy_uptime", upnp_script([
+        u_map(), u_ssdp(), ok, u_answer(b=1, c=9), ok, ok])
+    yield "private_external_q5", upnp_script([
+        u_map(), u_ssdp(), u_answer(a=0x40, b=0), u_answer(a=1), u_answer(a=2), connected,
+        ok, ok, ok])
+    yield "shutdown_with_mapping", upnp_script([
+        u_map()] + discover + [ok, bytes([U_SHUTDOWN]), ok], destroy=1)
+    yield "revoke_while_adding", upnp_script([
+        u_map()] + discover + [bytes([U_REVOKE, 0]), ok, ok])
+    yield "detach_while_adding", upnp_script([
+        u_map()] + discover + [bytes([U_DETACH, 0]), ok, ok, u_run(2)])
+    yield "revoke_in_callback", upnp_script([u_map(flags=0x18)] + discover + [ok, ok])
+    yield "chunked_and_close_framing", upnp_script([
+        u_map()] + [u_ssdp(), u_answer(A_FRAMED, c=1), u_answer(A_FRAMED, c=2),
+                    u_answer(A_FRAMED, c=1), u_answer(A_FRAMED, c=2)])
+    yield "http_404_description", upnp_script([
+        u_map(), u_ssdp(), u_answer(0x80, c=8), u_run(3)])
+    yield "raw_soap_replies", upnp_script([
+        u_map(), u_ssdp(), u_answer(A_BODY, data=descs["miniupnpd_igd1"]),
+        u_answer(A_BODY, data=envelope("GetStatusInfo", tags(
+            NewConnectionStatus="Connected", NewLastConnectionError="ERROR_NONE",
+            NewUpTime="4242"))),
+        u_answer(A_BODY, data=envelope("GetExternalIPAddress",
+                                       tags(NewExternalIPAddress="203.0.113.7"))),
+        u_answer(A_RAW, data=b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: %d\r\n"
+                 b"\r\n%s" % (len(fault(718)), fault(718))),
+        u_answer(A_BODY, data=envelope("AddPortMapping", ""))])
+    with open(os.path.join(HERE, "corpus", "ssdp", "seed-reply_miniupnpd.bin"), "rb") as f:
+        recorded = f.read().replace(b"192.168.1.1", b"127.0.0.1")  # our gateway's address
+    yield "raw_ssdp_recorded", upnp_script([
+        u_map(), bytes([U_SSDP_RAW, 0]) + struct.pack("!H", len(recorded)) + recorded,
+        u_run(2), ok, connected, ok, ok])
+    yield "many_mappings", upnp_script(
+        [u_map(port=i, lifetime=5) for i in range(6)] + discover + [ok] * 8 + [u_run(4)] +
+        [ok] * 8)
+    yield "empty", b""
+
+
 def write(outdir, name, gen):
     d = os.path.join(outdir, name)
     os.makedirs(d, exist_ok=True)
@@ -480,6 +743,8 @@ def main():
     write(outdir, "igd_desc", descriptions)
     write(outdir, "soap_reply", soap_replies)
     write(outdir, "http_stream", http_streams)
+    write(outdir, "pcp_session", pcp_sessions)
+    write(outdir, "upnp_backend", upnp_sessions)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
  * own); no thread may start while the client is being freed; SHUTDOWN comes
  * at once when the last pending mapping is detached.
  */
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <cmocka.h>
 
 #include <portmap/portmap.h>
@@ -239,6 +241,118 @@ static void test_shutdown_at_once_after_detach(void **state) {
   fake_pcp_free(f);
 }
 
+/* ---- a mapping the server no longer holds is LOST once ---- */
+
+/* Found with fuzz_pcp_session: a SUCCESS with lifetime 0 for a mapping we
+ * hold (an unsolicited update, H7, or the answer to a renewal) told LOST
+ * with the old lease still in info, and the old lease end later told LOST
+ * a second time (status TIMEOUT) while nothing had changed. */
+
+typedef struct lost_once {
+  uint64_t now;
+  unsigned lost, other;
+  uint32_t lifetime, expires_in;
+} lost_once_t;
+
+static uint64_t lost_clock(void *u) {
+  return ((lost_once_t *)u)->now;
+}
+
+static void lost_cb(portmap_mapping_t *m, portmap_event_t e, const portmap_info_t *info, void *u) {
+  lost_once_t *l = u;
+  (void)m;
+  if (e == PORTMAP_EVENT_LOST) {
+    l->lost++;
+    l->lifetime = info->lifetime;
+    l->expires_in = info->expires_in_ms;
+  } else if (e != PORTMAP_EVENT_MAPPED) {
+    l->other++;
+  }
+}
+
+static const uint8_t LOST_NONCE[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+
+/* SUCCESS, lifetime 0, for our TCP 7000 mapping, from the server's port to
+ * the client's socket, with the server's current epoch. */
+static void send_lifetime_zero(fake_pcp_t *f, uint64_t now) {
+  uint8_t p[60];
+  memset(p, 0, sizeof p);
+  fake_pcp_set_time(f, now);
+  uint32_t epoch = fake_pcp_epoch(f);
+  p[0] = 2;
+  p[1] = 0x81;
+  p[8] = (uint8_t)(epoch >> 24);
+  p[9] = (uint8_t)(epoch >> 16);
+  p[10] = (uint8_t)(epoch >> 8);
+  p[11] = (uint8_t)epoch;
+  memcpy(p + 24, LOST_NONCE, 12);
+  p[36] = PORTMAP_PROTO_TCP;
+  p[40] = 7000 >> 8;
+  p[41] = 7000 & 0xff;
+  p[54] = p[55] = 0xff;
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  assert_int_equal(fake_pcp_last_source(f, &ss, &sl), 0);
+  assert_int_equal(fake_pcp_send_raw(f, (struct sockaddr *)&ss, sl, p, sizeof p, 0), 0);
+}
+
+static void lost_once_run(int during_renewal) {
+  lost_once_t l;
+  memset(&l, 0, sizeof l);
+  l.now = 1000000;
+  fake_pcp_t *f = fake_pcp_new(0);
+  assert_non_null(f);
+  fake_pcp_set_time(f, l.now);
+  portmap_config_t cfg;
+  portmap_config_init(&cfg);
+  cfg.gateway = "127.0.0.1";
+  cfg.server_port = fake_pcp_port(f);
+  cfg.backends = PORTMAP_BACKEND_PCP;
+  cfg.announce_port = -1;
+  cfg.destroy_timeout_ms = 0;
+  cfg.clock_cb = lost_clock;
+  cfg.clock_user = &l;
+  portmap_client_t *c = NULL;
+  assert_int_equal(portmap_client_new(&cfg, &c), PORTMAP_OK);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 7000;
+  req.lifetime = 120;
+  req.nonce = LOST_NONCE;
+  assert_int_equal(portmap_map(c, &req, lost_cb, &l, NULL), PORTMAP_OK);
+  test_pump(c, &fake_pcp_ops, f, l.now, 8); /* MAPPED, 120 s */
+  fake_pcp_set_silent(f, 1);                /* nothing more from the fake itself */
+  if (during_renewal) {
+    l.now += 80000; /* past 5/8 of 120 s: the renewal is out */
+    portmap_process(c);
+  }
+  send_lifetime_zero(f, l.now);
+  for (int i = 0; i < 20 && l.lost == 0; i++) {
+    (void)test_client_readable(c, 50);
+    portmap_process(c);
+  }
+  assert_int_equal(l.lost, 1);
+  assert_int_equal(l.lifetime, 0); /* nothing is held any more */
+  assert_int_equal(l.expires_in, 0);
+  l.now += 200000; /* well past the old lease end */
+  portmap_process(c);
+  portmap_process(c);
+  assert_int_equal(l.lost, 1); /* told once */
+  assert_int_equal(l.other, 0);
+  portmap_client_free(c);
+  fake_pcp_free(f);
+}
+
+static void test_lifetime_zero_update_lost_once(void **state) {
+  (void)state;
+  lost_once_run(0);
+}
+
+static void test_lifetime_zero_renewal_lost_once(void **state) {
+  (void)state;
+  lost_once_run(1);
+}
+
 int main(void) {
   pthread_mutex_init(&S.mu, NULL);
   pthread_cond_init(&S.cv, NULL);
@@ -248,6 +362,8 @@ int main(void) {
       cmocka_unit_test(test_sinks_on_two_threads_free),
       cmocka_unit_test(test_no_thread_started_during_free),
       cmocka_unit_test(test_shutdown_at_once_after_detach),
+      cmocka_unit_test(test_lifetime_zero_update_lost_once),
+      cmocka_unit_test(test_lifetime_zero_renewal_lost_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

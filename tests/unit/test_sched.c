@@ -80,6 +80,7 @@ static void check_heap(const portmap_sched_t *s) {
     assert_non_null(s->heap[i]);
     assert_int_equal(s->heap[i]->index, i);
   }
+  assert_int_equal(portmap_sched_check(s), 0); /* the library's own check agrees */
 }
 
 static void assert_log(const fire_log_t *log, const int *ids, size_t n) {
@@ -643,6 +644,41 @@ static void test_randomized(void **state) {
   portmap_sched_fini(&w.s);
 }
 
+/* portmap_sched_check() (the fuzzers' heap invariant) sees each kind of damage. */
+static void test_check_detects_damage(void **state) {
+  (void)state;
+  portmap_sched_t s;
+  portmap_sched_init(&s);
+  fire_log_t log = {0};
+  test_timer_t t[5];
+  for (int i = 0; i < 5; i++) {
+    tt_init(&t[i], i, &log, &s);
+    assert_int_equal(portmap_sched_push(&s, &t[i].t, (uint64_t)(10 + i)), 0);
+  }
+  assert_int_equal(portmap_sched_check(&s), 0);
+  /* a child before its parent */
+  t[4].t.deadline = 1;
+  assert_int_equal(portmap_sched_check(&s), -1);
+  t[4].t.deadline = 14;
+  assert_int_equal(portmap_sched_check(&s), 0);
+  /* a stored index that is not the slot */
+  size_t saved = t[2].t.index;
+  t[2].t.index = saved + 1;
+  assert_int_equal(portmap_sched_check(&s), -1);
+  t[2].t.index = saved;
+  /* a seq never handed out */
+  uint64_t seq = t[1].t.seq;
+  t[1].t.seq = s.next_seq;
+  assert_int_equal(portmap_sched_check(&s), -1);
+  t[1].t.seq = seq;
+  /* a parked timer outside a run */
+  s.ndeferred = 1;
+  assert_int_equal(portmap_sched_check(&s), -1);
+  s.ndeferred = 0;
+  assert_int_equal(portmap_sched_check(&s), 0);
+  portmap_sched_fini(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_empty),
@@ -658,6 +694,7 @@ int main(void) {
       cmocka_unit_test(test_parked_growth),
       cmocka_unit_test(test_nested_run),
       cmocka_unit_test(test_randomized),
+      cmocka_unit_test(test_check_detects_damage),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
