@@ -426,6 +426,7 @@ static void run_held(us_t *U, const upnp_call_t *k) {
   io.deadline = portmap_plat_now_ms() + 10000; /* never reached: the answer is all there */
   io.abort_fd = -1;
   io.conn_fd = sv[0]; /* the exchange closes it */
+  io.alloc = NULL;    /* the system's, as the client's here */
   enum call_kind kind = k->kind;
   fz_check(portmap_upnp_worker_run(state_of(U)->w, &io) == 0); /* as the thread would */
   char req[8192];

@@ -420,7 +420,7 @@ static inline void fz_snap_take(portmap_client_t *c, fz_snap_t *sn) {
     y->deadline = t->deadline;
     y->seq = t->seq;
   }
-  for (portmap_event_rec_t *e = c->ev_head; e != NULL; e = e->next)
+  for (portmap_event_node_t *e = c->ev_head; e != NULL; e = e->next)
     sn->n_ev++;
   sn->n_ev += c->failed_head != NULL;
 }
