@@ -207,8 +207,10 @@ static void queue_event(portmap_mapping_t *m, portmap_event_t ev) {
   }
   portmap_event_rec_t *rec = calloc(1, sizeof *rec);
   int final = ev == PORTMAP_EVENT_FAILED || ev == PORTMAP_EVENT_DELETED;
-  if (final)
+  if (final) {
     m->final_queued = 1;
+    c->n_live--; /* it was not ended (checked above) */
+  }
   if (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED || ev == PORTMAP_EVENT_CHANGED) {
     m->ever_mapped = 1;
     portmap_client_note_external(c, m->info.external_address.bytes);

@@ -170,6 +170,7 @@ struct portmap_client {
   /* mappings and events */
   struct portmap_mapping *mappings;
   size_t n_mappings;
+  size_t n_live; /* of them, those not ended (portmap_mapping_ended): shutdown waits for 0 */
   portmap_event_rec_t *ev_head, *ev_tail;
   /* mappings whose backend failed them, in report order (settle()) */
   struct portmap_mapping *failed_head, *failed_tail;

@@ -16,6 +16,8 @@ int portmap_in_own_callback(portmap_client_t *c) {
 }
 
 void portmap_mapping_unlink_free(portmap_client_t *c, portmap_mapping_t *m) {
+  if (!portmap_mapping_ended(m))
+    c->n_live--;
   if (m->prev)
     m->prev->next = m->next;
   else
@@ -276,6 +278,7 @@ portmap_status_t portmap_map_sized(portmap_client_t *client, const portmap_reque
     client->mappings->prev = m;
   client->mappings = m;
   client->n_mappings++;
+  client->n_live++;
   uint64_t now = portmap_client_now(client);
   if (portmap_probe_single(client)) {
     /* one backend: start now and report its refusal synchronously */
@@ -342,6 +345,7 @@ portmap_status_t portmap_mapping_detach(portmap_mapping_t *m) {
   } else {
     portmap_mapping_unbind(m);
     m->detached = 1;
+    c->n_live--;
     portmap_client_shutdown_check(c); /* it may have been the last one a shutdown waits for */
     portmap_client_wake(c);
     portmap_mapping_maybe_free(c, m);

@@ -66,7 +66,7 @@ enum np_job_kind { JOB_PUBLIC, JOB_MAP };
 
 /* One request: what to send, and its retransmission count. */
 typedef struct np_job {
-  struct np_job *next; /* FIFO link */
+  struct np_job *prev, *next; /* FIFO links: leaving the FIFO is O(1) */
   enum np_job_kind kind;
   np_map_t *nm; /* JOB_MAP */
   int queued;
@@ -194,6 +194,7 @@ static void enqueue(np_state_t *st, np_job_t *j) {
   if (job_active(st, j))
     return;
   j->next = NULL;
+  j->prev = st->tail;
   j->queued = 1;
   if (st->tail != NULL)
     st->tail->next = j;
@@ -205,19 +206,15 @@ static void enqueue(np_state_t *st, np_job_t *j) {
 static void dequeue(np_state_t *st, np_job_t *j) {
   if (!j->queued)
     return;
-  np_job_t *prev = NULL;
-  for (np_job_t *x = st->head; x != NULL; prev = x, x = x->next) {
-    if (x != j)
-      continue;
-    if (prev != NULL)
-      prev->next = x->next;
-    else
-      st->head = x->next;
-    if (st->tail == x)
-      st->tail = prev;
-    break;
-  }
-  j->next = NULL;
+  if (j->prev != NULL)
+    j->prev->next = j->next;
+  else
+    st->head = j->next;
+  if (j->next != NULL)
+    j->next->prev = j->prev;
+  else
+    st->tail = j->prev;
+  j->prev = j->next = NULL;
   j->queued = 0;
 }
 

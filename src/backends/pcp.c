@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The PCP session engine (RFC 6887): one server per address family,
- * retransmission, nonces and response matching, epoch validation and
- * recovery, result-code classes and error lifetimes, the renewal schedule,
- * delete with retransmission, NAT-PMP detection, and the listener for
- * unsolicited ANNOUNCE and mapping updates. The wire format lives in
- * src/pcp/wire.c and the timing rules in src/pcp/timing.c; this file only
- * decides. It sees the core only through backends/backend.h.
+ * The PCP session engine (RFC 6887), per mapping: requests and their
+ * retransmission, nonces, result-code classes and error lifetimes, the
+ * renewal schedule, delete with retransmission, and what epoch recovery,
+ * a NAT-PMP answer or a closed port does to the mappings. The servers, the
+ * probe and the routing of datagrams are in pcp_server.c; the wire format
+ * in src/pcp/wire.c and the timing rules in src/pcp/timing.c; this file
+ * only decides. It sees the core only through backends/backend.h.
  *
  * Per mapping, one phase at a time:
  *   REQUEST  creating or re-creating, retransmitted per section 8.1.1
@@ -15,148 +15,13 @@
  *   DEFER    no new mappings to this server yet (G2)
  *   DELETE   lifetime-0 request, retransmitted (H6)
  */
-#include <errno.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include "backends/backend.h"
-#include "platform/platform.h"
-#include "util/netutil.h"
-#include "pcp/timing.h"
-#include "pcp/wire.h"
+#include "backends/pcp_int.h"
 
-#define PCP_DELETE_MRC 4             /* delete sends when MRC is unlimited */
-#define PCP_SHORT_ERROR_MS 30000u    /* G1 recommended short error lifetime */
-#define PCP_MAX_ERROR_S 1800u        /* an absurd error lifetime is taken as 30 min (cf. H4) */
-#define PCP_RECOVERY_SPREAD_MS 5000u /* K2: random 0-5 s */
-#define PCP_MAX_READS 64             /* datagrams per fd per process call */
-
-enum pcp_phase { PH_REQUEST, PH_RENEW, PH_BACKOFF, PH_DEFER, PH_DELETE };
-
-typedef struct pcp_state pcp_state_t;
-
-typedef struct pcp_server {
-  pcp_state_t *st;
-  int open;
-  int ipv6;
-  uint8_t addr[16];
-  unsigned scope;
-  uint16_t port;
-  uint8_t local[16]; /* our source address: the client IP field (A4) */
-  int fd;
-  pcp_epoch_t epoch;
-  int answered;             /* any well-formed response seen */
-  int natpmp;               /* answered with the NAT-PMP UNSUPP_VERSION (F2) */
-  uint64_t no_new_until;    /* G2 */
-  int no_description;       /* Q26: the server refuses our DESCRIPTION */
-  int refusal_logged;       /* G4: log once */
-  portmap_timer_t recovery; /* K2 */
-  /* the probe: a solicited ANNOUNCE (K1) */
-  int probe_outstanding;
-  uint64_t probe_sent_ms;
-  uint8_t probe_pkt[PCP_HEADER_LEN];
-  size_t probe_len;
-  portmap_timer_t probe_timer;
-} pcp_server_t;
-
-typedef struct pcp_map pcp_map_t;
-
-struct pcp_state {
-  portmap_core_t *core;
-  pcp_server_t srv[2]; /* [0] IPv4, [1] IPv6 */
-  pcp_map_t *maps;     /* every mapping this backend runs */
-};
-
-struct pcp_map {
-  pcp_map_t *prev, *next; /* st->maps */
-  portmap_mapping_t *h;   /* the core's handle */
-  const portmap_req_t *req;
-  portmap_result_t res; /* what we tell the core */
-  unsigned ever_mapped : 1;
-  unsigned outstanding : 1; /* a response to pkt is expected */
-  unsigned sent_description : 1;
-  unsigned omit_description : 1;
-  unsigned have_assigned : 1; /* H2: suggest what we were given */
-  unsigned granted_here : 1;  /* this server granted it over PCP (F2 spares it) */
-  pcp_server_t *srv;
-  enum pcp_phase phase;
-  pcp_retx_t retx;
-  uint8_t *pkt; /* kept for identical retransmissions (C4); pkt_cap octets */
-  size_t pkt_cap;
-  size_t pkt_len;
-  unsigned renew_attempt;
-  uint64_t granted_at;
-  uint32_t granted_lifetime;
-  uint8_t assigned_addr[16];
-  uint16_t assigned_port;
-  uint64_t first_request; /* request_timeout_ms counts from here */
-  portmap_timer_t timer;
-  portmap_timer_t expiry;
-};
-
-static portmap_core_t *core_of(pcp_map_t *pm) {
+static portmap_core_t *core_of(const pcp_map_t *pm) {
   return pm->srv->st->core;
-}
-
-/* ---------- sockets ---------- */
-
-/* Towards a link-local router (the usual fe80::1) the kernel's source is
- * the host's fe80:: address: a MAP from it opens a pinhole for an address
- * nobody outside can reach. Bind instead to a global address (else a ULA)
- * of the router's interface, the address the request then maps, as Bitcoin
- * Core does (A4 holds: the client IP field is the packet's source). */
-static void pick_mappable(pcp_server_t *s) {
-  uint8_t cands[16][16];
-  size_t n = portmap_plat_ipv6_addresses(s->scope, cands, 16);
-  if (portmap_net_pick_mappable6((const uint8_t(*)[16])cands, n, s->local) != 0)
-    portmap_core_log(s->st->core, PORTMAP_LOG_WARN,
-                     "pcp: only a link-local IPv6 address towards the gateway: the mapping "
-                     "will not be reachable from outside");
-}
-
-static portmap_status_t server_open(pcp_state_t *st, int ipv6) {
-  pcp_server_t *s = &st->srv[ipv6];
-  if (s->open)
-    return PORTMAP_OK;
-  if (!portmap_core_gateway(st->core, ipv6, s->addr, &s->scope))
-    return PORTMAP_ERR_NO_GATEWAY;
-  s->port = portmap_core_config(st->core)->server_port;
-  s->ipv6 = ipv6;
-  /* A4: learn the source address the kernel uses towards the server */
-  uint8_t configured[16];
-  if (portmap_core_local_address(st->core, configured) && portmap_net_is_v4(configured) == !ipv6)
-    memcpy(s->local, configured, 16);
-  else if (portmap_plat_local_address(s->addr, s->scope, s->local) != 0)
-    return PORTMAP_ERR_SYSTEM;
-  else if (ipv6 && portmap_net_is_link_local6(s->local))
-    pick_mappable(s);
-  s->fd = portmap_plat_udp_icmp_socket(ipv6);
-  if (s->fd < 0)
-    return PORTMAP_ERR_SYSTEM;
-  /* A5: a random source port, never 5350/5351 */
-  struct sockaddr_storage ss;
-  socklen_t sl = portmap_net_to_sockaddr(s->local, 0, s->scope, &ss);
-  if (bind(s->fd, (struct sockaddr *)&ss, sl) != 0) {
-    close(s->fd);
-    s->fd = -1;
-    return PORTMAP_ERR_SYSTEM;
-  }
-  s->open = 1;
-  return PORTMAP_OK;
-}
-
-static void server_send(pcp_server_t *s, const uint8_t *pkt, size_t len) {
-  portmap_core_t *core = s->st->core;
-  struct sockaddr_storage ss;
-  socklen_t sl = portmap_net_to_sockaddr(s->addr, s->port, s->scope, &ss);
-  portmap_core_trace(core, 1, s->addr, s->port, pkt, len);
-  if (sendto(s->fd, pkt, len, 0, (struct sockaddr *)&ss, sl) < 0)
-    portmap_core_log(core, PORTMAP_LOG_DEBUG, "pcp: sendto failed: %s", strerror(errno));
-  else
-    portmap_core_stats(core)->sent++;
 }
 
 /* ---------- mapping helpers ---------- */
@@ -166,12 +31,7 @@ static void pm_free(pcp_map_t *pm) {
   portmap_core_disarm(core, &pm->timer);
   portmap_core_disarm(core, &pm->expiry);
   pcp_state_t *st = pm->srv->st;
-  if (pm->prev)
-    pm->prev->next = pm->next;
-  else
-    st->maps = pm->next;
-  if (pm->next)
-    pm->next->prev = pm->prev;
+  portmap_hash_remove(&st->maps, pm);
   free(pm->pkt);
   free(pm);
 }
@@ -334,7 +194,7 @@ static void retx_step(pcp_map_t *pm, uint64_t now) {
   if (!first)
     portmap_core_stats(core)->retransmissions++;
   pm->outstanding = 1;
-  server_send(pm->srv, pm->pkt, pm->pkt_len);
+  portmap_pcp_send(pm->srv, pm->pkt, pm->pkt_len);
   uint64_t next = now + wait;
   arm(pm, pm->phase == PH_REQUEST ? clip_to_request_timeout(pm, next) : next);
 }
@@ -365,7 +225,7 @@ static void on_timer(portmap_timer_t *t, uint64_t now) {
       return;
     }
     pm->outstanding = 1;
-    server_send(pm->srv, pm->pkt, pm->pkt_len);
+    portmap_pcp_send(pm->srv, pm->pkt, pm->pkt_len);
     pm->res.renewing = 1;
     portmap_core_update(core_of(pm), pm->h, &pm->res);
     pm->renew_attempt++;
@@ -398,43 +258,39 @@ static void on_expiry(portmap_timer_t *t, uint64_t now) {
     start_cycle(pm, PH_REQUEST, now); /* re-create, suggesting the old (H2) */
 }
 
-/* E5: the server lost its state; re-create every mapping there. */
-static void recover_server(pcp_server_t *s, pcp_map_t *except, uint64_t now) {
-  pcp_map_t *next;
-  for (pcp_map_t *pm = s->st->maps; pm != NULL; pm = next) {
-    next = pm->next; /* start_cycle() may end it */
-    if (pm == except || pm->srv != s)
-      continue;
-    if (pm->phase == PH_RENEW || pm->phase == PH_BACKOFF) {
-      pm->renew_attempt = 0;
-      start_cycle(pm, PH_REQUEST, now);
-    }
+/* A walk over one server's mappings (the epoch and the port-unreachable
+ * rules concern them all: O(n) once per such event). */
+typedef struct server_walk {
+  pcp_server_t *s;
+  pcp_map_t *except;
+  uint64_t now;
+  int any;
+} server_walk_t;
+
+static void recover_one(void *elem, void *ctx) {
+  pcp_map_t *pm = elem;
+  server_walk_t *w = ctx;
+  if (pm == w->except || pm->srv != w->s)
+    return;
+  if (pm->phase == PH_RENEW || pm->phase == PH_BACKOFF) {
+    pm->renew_attempt = 0;
+    start_cycle(pm, PH_REQUEST, w->now); /* may end it: the walk allows that */
   }
+}
+
+/* E5: the server lost its state; re-create every mapping there. */
+void portmap_pcp_recover(pcp_server_t *s, pcp_map_t *except, uint64_t now) {
+  server_walk_t w = {s, except, now, 0};
+  portmap_hash_walk(&s->st->maps, recover_one, &w);
   /* what the gateway speaks may have changed too */
   portmap_core_epoch_changed(s->st->core, now);
 }
 
-static void on_recovery(portmap_timer_t *t, uint64_t now) {
-  recover_server(t->ctx, NULL, now);
+void portmap_pcp_on_recovery(portmap_timer_t *t, uint64_t now) {
+  portmap_pcp_recover(t->ctx, NULL, now);
 }
 
 /* ---------- responses ---------- */
-
-static int map_matches(const pcp_map_t *pm, const pcp_msg_t *r) {
-  const portmap_req_t *m = pm->req;
-  /* D3: protocol, internal port, nonce; PEER also the remote peer */
-  if (r->opcode != (m->is_peer ? PCP_OP_PEER : PCP_OP_MAP))
-    return 0;
-  if (memcmp(r->nonce, m->nonce, PCP_NONCE_LEN) != 0 || r->protocol != m->protocol ||
-      r->internal_port != m->internal_port)
-    return 0;
-  if (m->is_peer && (r->peer_port != m->peer_port || memcmp(r->peer_addr, m->peer_addr, 16) != 0))
-    return 0;
-  if (r->has_third_party &&
-      (!m->has_third_party || memcmp(r->third_party, m->third_party, 16) != 0))
-    return 0;
-  return 1;
-}
 
 static void backoff(pcp_map_t *pm, uint32_t lifetime_s, uint32_t default_ms, uint64_t now) {
   pm->phase = PH_BACKOFF;
@@ -539,7 +395,7 @@ static void on_error(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
   pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_REFUSED);
 }
 
-static void on_map_response(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
+void portmap_pcp_map_response(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
   portmap_core_t *core = core_of(pm);
   pm->res.gateway_result = r->result;
   if (pm->phase == PH_DELETE) {
@@ -581,21 +437,6 @@ static void on_map_response(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
     on_error(pm, r, now);
 }
 
-static void probe_report(pcp_server_t *s, int available, portmap_status_t error, int result,
-                         uint64_t now) {
-  portmap_core_t *core = s->st->core;
-  portmap_probe_backend_t r;
-  memset(&r, 0, sizeof r);
-  r.available = available;
-  r.error = error;
-  r.gateway_result = result;
-  r.rtt_ms = (uint32_t)(now - s->probe_sent_ms);
-  r.epoch = s->epoch.prev_server;
-  s->probe_outstanding = 0;
-  portmap_core_disarm(core, &s->probe_timer);
-  portmap_core_probe_result(core, PORTMAP_BACKEND_PCP, &r);
-}
-
 /* RFC 6887 §9, checklist F2. The 8-octet NAT-PMP UNSUPP_VERSION carries no
  * nonce, opcode-specific fields or epoch of ours: it is matched on the
  * server's address and port alone. It therefore concerns only what has not
@@ -605,243 +446,41 @@ static void probe_report(pcp_server_t *s, int available, portmap_status_t error,
  * is spared: its renewal or delete keeps its own retransmission schedule and
  * ends the usual way (renewed, or expiry and LOST), so one stray or spoofed
  * datagram cannot fail established mappings. */
-static void on_natpmp(pcp_server_t *s, uint64_t now) {
-  portmap_core_t *core = s->st->core;
-  int any = 0;
-  if (s->probe_outstanding) {
-    any = 1;
-    probe_report(s, 0, PORTMAP_ERR_NATPMP_GATEWAY, PCP_UNSUPP_VERSION, now);
-  }
-  pcp_map_t *next;
-  for (pcp_map_t *pm = s->st->maps; pm != NULL; pm = next) {
-    next = pm->next;
-    if (pm->srv != s || !pm->outstanding || pm->granted_here)
-      continue;
-    any = 1;
-    pm->res.gateway_result = PCP_UNSUPP_VERSION;
-    pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_NATPMP_GATEWAY);
-  }
-  if (!any) {
-    portmap_core_stats(core)->unmatched++;
+static void natpmp_one(void *elem, void *ctx) {
+  pcp_map_t *pm = elem;
+  server_walk_t *w = ctx;
+  if (pm->srv != w->s || !pm->outstanding || pm->granted_here)
     return;
-  }
-  s->natpmp = 1; /* F2: a NAT-PMP gateway */
-  portmap_core_log(core, PORTMAP_LOG_INFO, "pcp: the gateway speaks NAT-PMP only (UNSUPP_VERSION)");
+  w->any = 1;
+  pm->res.gateway_result = PCP_UNSUPP_VERSION;
+  pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_NATPMP_GATEWAY);
 }
 
-static void on_unreachable(pcp_server_t *s, uint64_t now) {
-  pcp_map_t *next;
-  if (s->probe_outstanding)
-    probe_report(s, 0, PORTMAP_ERR_UNREACHABLE, -1, now);
-  for (pcp_map_t *pm = s->st->maps; pm != NULL; pm = next) {
-    next = pm->next;
-    if (pm->srv != s || !pm->outstanding)
-      continue;
-    /* Q21: a closed port is an immediate "no PCP here". Nothing is mapped
-     * there, so a pending delete is done. */
-    if (pm->phase == PH_DELETE && !(pm->req->flags & PORTMAP_FLAG_DELETE))
-      pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
-    else if (!pm->ever_mapped)
-      pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_UNREACHABLE); /* incl. an explicit delete */
-  }
+int portmap_pcp_fail_natpmp(pcp_server_t *s, uint64_t now) {
+  server_walk_t w = {s, NULL, now, 0};
+  portmap_hash_walk(&s->st->maps, natpmp_one, &w);
+  return w.any;
 }
 
-/* Every datagram from the network passes here; unsolicited says it came to
- * the 5350 listener. */
-static void on_datagram(pcp_state_t *st, const uint8_t *from, uint16_t from_port,
-                        const uint8_t *data, size_t len, uint64_t now) {
-  portmap_core_t *core = st->core;
-  portmap_stats_t *stats = portmap_core_stats(core);
-  stats->received++;
-  portmap_core_trace(core, 0, from, from_port, data, len);
-  /* B3, B5: only the server's address and port */
-  pcp_server_t *s = NULL;
-  for (int i = 0; i < 2; i++)
-    if (st->srv[i].open && memcmp(st->srv[i].addr, from, 16) == 0 && st->srv[i].port == from_port)
-      s = &st->srv[i];
-  if (s == NULL) {
-    stats->spoofed++;
+static void unreachable_one(void *elem, void *ctx) {
+  pcp_map_t *pm = elem;
+  server_walk_t *w = ctx;
+  if (pm->srv != w->s || !pm->outstanding)
     return;
-  }
-  pcp_msg_t r;
-  int w = pcp_decode_response(data, len, &r);
-  if (w == PCP_WIRE_NATPMP) {
-    on_natpmp(s, now);
-    return;
-  }
-  if (w != PCP_WIRE_OK) {
-    stats->malformed++;
-    return;
-  }
-  /* E4: record the epoch of every response, valid or not */
-  int valid = pcp_epoch_check(&s->epoch, r.epoch, now);
-  s->answered = 1;
-  pcp_map_t *match = NULL;
-  if (r.opcode == PCP_OP_MAP || r.opcode == PCP_OP_PEER) {
-    for (pcp_map_t *pm = st->maps; pm != NULL; pm = pm->next) {
-      if (pm->srv == s && map_matches(pm, &r)) {
-        match = pm;
-        break;
-      }
-    }
-    if (match == NULL)
-      stats->unmatched++;
-  }
-  if (!valid) {
-    stats->epoch_invalid++;
-    portmap_core_log(core, PORTMAP_LOG_INFO, "pcp: server epoch invalid: it lost its mappings");
-    if (r.opcode == PCP_OP_ANNOUNCE) {
-      /* K2: after a random 0-5 s, once however many announcements come */
-      if (!portmap_timer_pending(&s->recovery))
-        portmap_core_arm(core, &s->recovery,
-                         now + portmap_core_random32(core) % (PCP_RECOVERY_SPREAD_MS + 1));
-    } else {
-      recover_server(s, match, now); /* E5 */
-    }
-  }
-  if (r.opcode == PCP_OP_ANNOUNCE && s->probe_outstanding) {
-    /* K1: the answer to our ANNOUNCE: PCP works here, or says why not */
-    if (r.result == PCP_SUCCESS)
-      probe_report(s, 1, PORTMAP_OK, 0, now);
-    else
-      probe_report(s, 0, PORTMAP_ERR_REFUSED, r.result, now);
-  }
-  if (match != NULL)
-    on_map_response(match, &r, now);
+  /* Q21: a closed port is an immediate "no PCP here". Nothing is mapped
+   * there, so a pending delete is done. */
+  if (pm->phase == PH_DELETE && !(pm->req->flags & PORTMAP_FLAG_DELETE))
+    pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
+  else if (!pm->ever_mapped)
+    pm_finish(pm, PORTMAP_EVENT_FAILED, PORTMAP_ERR_UNREACHABLE); /* incl. an explicit delete */
 }
 
-static void drain_errqueue(pcp_state_t *st, pcp_server_t *s, uint64_t now) {
-  for (int i = 0; i < PCP_MAX_READS; i++) {
-    int r = portmap_plat_icmp_read(s->fd);
-    if (r < 0)
-      return;
-    if (r == 1) {
-      portmap_core_log(st->core, PORTMAP_LOG_INFO, "pcp: port %u closed on the gateway", s->port);
-      on_unreachable(s, now);
-    }
-  }
-}
-
-static void read_fd(pcp_state_t *st, int fd, pcp_server_t *srv, uint64_t now) {
-  for (int i = 0; i < PCP_MAX_READS; i++) {
-    uint8_t buf[PCP_MAX_PACKET + 4]; /* one more word: longer is malformed (A9) */
-    uint8_t from[16];
-    uint16_t port;
-    size_t len;
-    int from_ok;
-    int r = portmap_plat_recv(fd, PORTMAP_PLAT_RECV_TRUNC, buf, sizeof buf, &len, from, &port,
-                              &from_ok);
-    if (r == PORTMAP_PLAT_RECV_REFUSED && srv != NULL) {
-      drain_errqueue(st, srv, now);
-      continue;
-    }
-    if (r != PORTMAP_PLAT_RECV_OK)
-      break;
-    if (!from_ok) {
-      portmap_core_stats(st->core)->malformed++;
-      continue;
-    }
-    on_datagram(st, from, port, buf, len > sizeof buf ? sizeof buf : len, now);
-  }
-  if (srv != NULL)
-    drain_errqueue(st, srv, now);
+void portmap_pcp_fail_unreachable(pcp_server_t *s, uint64_t now) {
+  server_walk_t w = {s, NULL, now, 0};
+  portmap_hash_walk(&s->st->maps, unreachable_one, &w);
 }
 
 /* ---------- vtable ---------- */
-
-/* The probe's ANNOUNCE is sent twice within the budget (C1 allows a LAN
- * probe a shorter schedule); at the budget's end PCP says "no answer"
- * itself, so the core waits longer only for a backend that is mid-answer. */
-static void on_probe_timer(portmap_timer_t *t, uint64_t now) {
-  pcp_server_t *s = t->ctx;
-  portmap_core_t *core = s->st->core;
-  if (!s->probe_outstanding)
-    return;
-  uint64_t end = s->probe_sent_ms + portmap_core_config(core)->probe_timeout_ms;
-  if (now >= end) {
-    probe_report(s, 0, PORTMAP_ERR_TIMEOUT, -1, now); /* Q22: dropped silently */
-    return;
-  }
-  server_send(s, s->probe_pkt, s->probe_len); /* C4: identical */
-  portmap_core_arm(core, &s->probe_timer, end);
-}
-
-static void pcp_probe(void *state, uint64_t now) {
-  pcp_state_t *st = state;
-  uint8_t gw[16];
-  int ipv6 =
-      !portmap_core_gateway(st->core, 0, gw, NULL) && portmap_core_gateway(st->core, 1, gw, NULL);
-  pcp_server_t *s = &st->srv[ipv6];
-  portmap_status_t rc = server_open(st, ipv6);
-  if (rc != PORTMAP_OK) {
-    s->probe_sent_ms = now;
-    s->probe_outstanding = 1;
-    probe_report(s, 0, rc, -1, now);
-    return;
-  }
-  pcp_msg_t msg;
-  pcp_msg_init(&msg);
-  msg.opcode = PCP_OP_ANNOUNCE; /* K1: no payload, lifetime 0 */
-  memcpy(msg.client_addr, s->local, 16);
-  size_t len = 0;
-  if (pcp_encode_request(&msg, s->probe_pkt, sizeof s->probe_pkt, &len) != PCP_WIRE_OK)
-    return;
-  s->probe_len = len;
-  s->probe_outstanding = 1;
-  s->probe_sent_ms = now;
-  server_send(s, s->probe_pkt, s->probe_len);
-  portmap_core_arm(st->core, &s->probe_timer,
-                   now + portmap_core_config(st->core)->probe_timeout_ms / 2 + 1);
-}
-
-static void pcp_unsolicited(void *state, const uint8_t from[16], uint16_t from_port,
-                            const uint8_t *data, size_t len, uint64_t now) {
-  on_datagram(state, from, from_port, data, len, now); /* B5 checks the source */
-}
-
-static portmap_status_t pcp_create(portmap_core_t *core, void **state) {
-  pcp_state_t *st = calloc(1, sizeof *st);
-  if (st == NULL)
-    return PORTMAP_ERR_NOMEM;
-  st->core = core;
-  for (int i = 0; i < 2; i++) {
-    st->srv[i].st = st;
-    st->srv[i].fd = -1;
-    portmap_timer_init(&st->srv[i].recovery, on_recovery, &st->srv[i]);
-    portmap_timer_init(&st->srv[i].probe_timer, on_probe_timer, &st->srv[i]);
-  }
-  *state = st;
-  return PORTMAP_OK;
-}
-
-static void pcp_destroy(void *state) {
-  pcp_state_t *st = state;
-  if (st == NULL)
-    return;
-  for (int i = 0; i < 2; i++) {
-    portmap_core_disarm(st->core, &st->srv[i].recovery);
-    portmap_core_disarm(st->core, &st->srv[i].probe_timer);
-    portmap_core_close_fd(st->core, st->srv[i].fd);
-  }
-  free(st);
-}
-
-/* B6 per family: the core detached this family's mappings; a probe in
- * flight there is dropped (the core forgets its probe when it asked this
- * server). The other family's server and mappings are untouched. */
-static void pcp_family_changed(void *state, int ipv6, uint64_t now) {
-  pcp_state_t *st = state;
-  pcp_server_t *s = &st->srv[ipv6 ? 1 : 0];
-  (void)now;
-  portmap_core_disarm(st->core, &s->recovery);
-  portmap_core_disarm(st->core, &s->probe_timer);
-  portmap_core_close_fd(st->core, s->fd);
-  memset(s, 0, sizeof *s);
-  s->st = st;
-  s->fd = -1;
-  portmap_timer_init(&s->recovery, on_recovery, s);
-  portmap_timer_init(&s->probe_timer, on_probe_timer, s);
-}
 
 static portmap_status_t pcp_check(void *state, const portmap_req_t *req) {
   (void)state;
@@ -853,7 +492,7 @@ static portmap_status_t pcp_start(void *state, const portmap_be_start_t *start, 
                                   uint64_t now) {
   pcp_state_t *st = state;
   const portmap_req_t *m = start->req;
-  portmap_status_t rc = server_open(st, m->ipv6);
+  portmap_status_t rc = portmap_pcp_server_open(st, m->ipv6);
   if (rc != PORTMAP_OK)
     return rc;
   pcp_server_t *s = &st->srv[m->ipv6];
@@ -870,10 +509,10 @@ static portmap_status_t pcp_start(void *state, const portmap_be_start_t *start, 
   pm->srv = s;
   portmap_timer_init(&pm->timer, on_timer, pm);
   portmap_timer_init(&pm->expiry, on_expiry, pm);
-  pm->next = st->maps;
-  if (st->maps)
-    st->maps->prev = pm;
-  st->maps = pm;
+  if (portmap_hash_insert(&st->maps, pm) != 0) {
+    free(pm);
+    return PORTMAP_ERR_NOMEM;
+  }
   *mstate = pm;
   pm->first_request = now;
   memcpy(pm->res.internal_addr, m->has_third_party ? m->third_party : s->local, 16);
@@ -910,7 +549,7 @@ static void pcp_revoke(void *state, void *mstate, uint64_t now) {
     /* This server never answered anything: one best-effort delete, no
      * wait for a confirmation that would not come. */
     if (build_request(pm, 0) == PORTMAP_OK)
-      server_send(pm->srv, pm->pkt, pm->pkt_len);
+      portmap_pcp_send(pm->srv, pm->pkt, pm->pkt_len);
     pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
     return;
   }
@@ -925,33 +564,19 @@ static void pcp_detach(void *state, void *mstate, int revoked) {
     pm_free(mstate);
 }
 
-static size_t pcp_fds(void *state, int *fds, size_t cap) {
-  pcp_state_t *st = state;
-  int all[2] = {st->srv[0].fd, st->srv[1].fd};
-  return portmap_backend_put_fds(all, 2, fds, cap);
-}
-
-static void pcp_readable(void *state, uint64_t now) {
-  pcp_state_t *st = state;
-  for (int i = 0; i < 2; i++) {
-    if (st->srv[i].fd >= 0)
-      read_fd(st, st->srv[i].fd, &st->srv[i], now);
-  }
-}
-
 const portmap_backend_ops_t portmap_pcp_backend = {
     .id = PORTMAP_BACKEND_PCP,
     .name = "pcp",
-    .create = pcp_create,
-    .destroy = pcp_destroy,
+    .create = portmap_pcp_create,
+    .destroy = portmap_pcp_destroy,
     .check = pcp_check,
     .start = pcp_start,
     .revoke = pcp_revoke,
     .detach = pcp_detach,
-    .fds = pcp_fds,
-    .readable = pcp_readable,
-    .probe = pcp_probe,
-    .unsolicited = pcp_unsolicited,
+    .fds = portmap_pcp_fds,
+    .readable = portmap_pcp_readable,
+    .probe = portmap_pcp_probe,
+    .unsolicited = portmap_pcp_unsolicited,
     .list = NULL,
-    .family_changed = pcp_family_changed,
+    .family_changed = portmap_pcp_family_changed,
 };

@@ -120,25 +120,15 @@ static void pm_free(upnp_map_t *pm, int cleanup) {
     if (k == st->busy) {
       if (k->kind == CALL_ADD || k->kind == CALL_ADDANY)
         k->cleanup = cleanup;
-    } else {
-      upnp_call_t **pp = &st->q_head;
-      upnp_call_t *prev = NULL;
-      while (*pp != NULL && *pp != k) {
-        prev = *pp;
-        pp = &(*pp)->qnext;
-      }
-      if (*pp == k) {
-        *pp = k->qnext;
-        if (st->q_tail == k)
-          st->q_tail = prev;
-        portmap_upnp_call_free(k);
-      }
+    } else if (portmap_upnp_unqueue(st, k)) {
+      portmap_upnp_call_free(k);
     }
   }
   int added = pm->added;
   uint16_t port = pm->ext_port;
   const char *proto = proto_name(pm->req->protocol);
   pm->added = 0;
+  portmap_hash_remove(&st->by_port, pm);
   if (pm->prev)
     pm->prev->next = pm->next;
   else
@@ -376,7 +366,7 @@ static void pm_next_port(upnp_map_t *pm, uint64_t now, int rc) {
     return;
   }
   pm->added = 0; /* a conflict: that port is not ours */
-  pm->ext_port = conflict_port(pm->st, m, pm->conflict_try, pm->ext_port);
+  portmap_upnp_set_ext_port(pm, conflict_port(pm->st, m, pm->conflict_try, pm->ext_port));
   pm_add(pm, now);
 }
 
@@ -413,7 +403,7 @@ static void pm_on_add(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t now) {
     return;
   }
   if (rc == UPNP_E_SAME_PORT_REQUIRED && pm->ext_port != m->internal_port) {
-    pm->ext_port = m->internal_port;
+    portmap_upnp_set_ext_port(pm, m->internal_port);
     pm_add(pm, now);
     return;
   }
@@ -497,7 +487,7 @@ void portmap_upnp_pm_on_result(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t 
   } else if (rc == 0 && k->kind == CALL_ADDANY) {
     long port = strtol(k->o_reserved, NULL, 10);
     if (port >= 1 && port <= 65535) {
-      pm->ext_port = (uint16_t)port;
+      portmap_upnp_set_ext_port(pm, (uint16_t)port);
       pm->added = 1;
     } else {
       rc = UPNPCOMMAND_INVALID_RESPONSE;
@@ -636,6 +626,7 @@ static portmap_status_t upnp_create(portmap_core_t *core, void **state) {
   if (st == NULL)
     return PORTMAP_ERR_NOMEM;
   st->core = core;
+  portmap_hash_init(&st->by_port, portmap_upnp_pm_hash, st);
   st->have_gateway4 = portmap_core_gateway(core, 0, st->gateway4, NULL);
   st->fd = -1;
   st->w_fd = -1;
@@ -688,6 +679,7 @@ static void upnp_destroy(void *state) {
         "stay on the gateway",
         jobs.dropped, UPNP_ORPHAN_JOBS_MAX);
   free(st->list);
+  portmap_hash_fini(&st->by_port);
   portmap_core_close_fd(core, st->fd);
   portmap_core_close_fd(core, st->w_fd);
   free(st);
@@ -724,6 +716,10 @@ static portmap_status_t upnp_start(void *state, const portmap_be_start_t *start,
   portmap_timer_init(&pm->expiry, on_pm_expiry, pm);
   /* Q8: never external port 0 ("all ports" to some): suggest the internal one */
   pm->ext_port = m->suggested_port != 0 ? m->suggested_port : m->internal_port;
+  if (portmap_hash_insert(&st->by_port, pm) != 0) {
+    free(pm);
+    return PORTMAP_ERR_NOMEM;
+  }
   pm->next = st->maps;
   if (st->maps)
     st->maps->prev = pm;
