@@ -32,8 +32,28 @@ static void pm_free(pcp_map_t *pm) {
   portmap_core_disarm(core, &pm->expiry);
   pcp_state_t *st = pm->srv->st;
   portmap_hash_remove(&st->maps, pm);
-  free(pm->pkt);
   free(pm);
+}
+
+/* What the core is told: ours, and the internal address the mapping
+ * points at (THIRD_PARTY, else our source address: A4, J1). */
+static void result_of(const pcp_map_t *pm, portmap_result_t *out) {
+  const uint8_t *tp = portmap_req_third_party(pm->req);
+  memset(out, 0, sizeof *out);
+  out->status = pm->res.status;
+  out->gateway_result = pm->res.gateway_result;
+  memcpy(out->internal_addr, tp != NULL ? tp : pm->srv->local, 16);
+  memcpy(out->external_addr, pm->res.external_addr, 16);
+  out->external_port = pm->res.external_port;
+  out->lifetime = pm->res.lifetime;
+  out->expiry_ms = pm->res.expiry_ms;
+  out->renewing = pm->renewing;
+}
+
+static void update(pcp_map_t *pm) {
+  portmap_result_t res;
+  result_of(pm, &res);
+  portmap_core_update(core_of(pm), pm->h, &res);
 }
 
 /* Tell the core; a success means the mapping has been mapped. */
@@ -42,14 +62,17 @@ static void emit(pcp_map_t *pm, portmap_event_t ev) {
     pm->ever_mapped = 1;
     pm->granted_here = 1;
   }
-  portmap_core_report(core_of(pm), pm->h, ev, &pm->res);
+  portmap_result_t res;
+  result_of(pm, &res);
+  portmap_core_report(core_of(pm), pm->h, ev, &res);
 }
 
 /* End the mapping: free our state first, then report the final event. */
 static void pm_finish(pcp_map_t *pm, portmap_event_t ev, portmap_status_t status) {
   portmap_core_t *core = core_of(pm);
   portmap_mapping_t *h = pm->h;
-  portmap_result_t res = pm->res;
+  portmap_result_t res;
+  result_of(pm, &res);
   res.status = status;
   pm_free(pm);
   portmap_core_report(core, h, ev, &res);
@@ -80,12 +103,25 @@ static int request_timed_out(pcp_map_t *pm, uint64_t now) {
   return timeout > 0 && !pm->ever_mapped && now - pm->first_request >= timeout;
 }
 
-/* Build the request for the mapping with the given lifetime into pm->pkt,
- * which is only as large as the requests made so far (most are 60 octets,
- * the largest possible PCP_MAX_REQUEST): INVALID or NOMEM on failure. */
-static portmap_status_t build_request(pcp_map_t *pm, uint32_t lifetime) {
+/* A request starts (not a retransmission): does it carry the description?
+ * J3, Q26: yes unless this server refused it; never in a delete. */
+static void choose_description(pcp_map_t *pm) {
+  const portmap_req_t *m = pm->req;
+  int required = (m->flags & PORTMAP_FLAG_DESCRIPTION_REQUIRED) != 0;
+  pm->sent_description = pm->phase != PH_DELETE && m->description_len > 0 &&
+                         (required || (!pm->omit_description && !pm->srv->no_description));
+}
+
+/* Encode the mapping's request for its phase (a delete has lifetime 0) and
+ * send it: INVALID when it does not encode. Nothing is kept between sends:
+ * what the octets depend on does not change while a request is repeated
+ * (the request, the server's address, the description chosen when it
+ * started, and what was assigned, which only an answer changes), so every
+ * retransmission is the identical request (C4). */
+static portmap_status_t send_request(pcp_map_t *pm) {
   const portmap_req_t *m = pm->req;
   pcp_server_t *s = pm->srv;
+  uint32_t lifetime = pm->phase == PH_DELETE ? 0 : m->lifetime;
   pcp_msg_t msg;
   pcp_msg_init(&msg);
   msg.opcode = m->is_peer ? PCP_OP_PEER : PCP_OP_MAP;
@@ -96,80 +132,58 @@ static portmap_status_t build_request(pcp_map_t *pm, uint32_t lifetime) {
   msg.internal_port = m->internal_port;
   if (pm->have_assigned) {
     /* H2, I2: suggest what the server gave us before */
-    msg.external_port = pm->assigned_port;
-    memcpy(msg.external_addr, pm->assigned_addr, 16);
+    msg.external_port = pm->res.external_port;
+    memcpy(msg.external_addr, pm->res.external_addr, 16);
   } else {
+    const uint8_t *suggested = portmap_req_suggested_addr(m);
     msg.external_port = m->suggested_port;
     /* Q19: all-zeros unless the application insists (A7) */
-    if (m->has_suggested_addr)
-      memcpy(msg.external_addr, m->suggested_addr, 16);
+    if (suggested != NULL)
+      memcpy(msg.external_addr, suggested, 16);
     else
       pcp_addr_any(msg.external_addr, m->ipv6);
   }
   if (m->is_peer) {
-    msg.peer_port = m->peer_port;
-    memcpy(msg.peer_addr, m->peer_addr, 16);
+    msg.peer_port = portmap_req_peer_port(m);
+    memcpy(msg.peer_addr, portmap_req_peer_addr(m), 16);
   }
   /* J1: THIRD_PARTY on every request of the mapping, delete included */
   if (m->has_third_party) {
     msg.has_third_party = 1;
-    memcpy(msg.third_party, m->third_party, 16);
+    memcpy(msg.third_party, portmap_req_third_party(m), 16);
   }
   if (lifetime > 0) {
     /* H8: PREFER_FAILURE is MAP-only (I1 rejected it on PEER already) */
     msg.prefer_failure = !m->is_peer && (m->flags & PORTMAP_FLAG_PREFER_FAILURE);
     /* J2: filters are re-sent with every renewal */
+    const portmap_req_filter_t *filters = portmap_req_filters(m);
     msg.n_filters = m->n_filters;
     for (size_t i = 0; i < m->n_filters; i++) {
-      msg.filters[i].prefix_len = m->filters[i].prefix_len;
-      msg.filters[i].port = m->filters[i].port;
-      memcpy(msg.filters[i].addr, m->filters[i].addr, 16);
+      msg.filters[i].prefix_len = filters[i].prefix_len;
+      msg.filters[i].port = filters[i].port;
+      memcpy(msg.filters[i].addr, filters[i].addr, 16);
     }
-    /* J3, Q26: DESCRIPTION unless this server refused it */
-    int required = (m->flags & PORTMAP_FLAG_DESCRIPTION_REQUIRED) != 0;
-    if (m->description_len > 0 && (required || (!pm->omit_description && !s->no_description))) {
-      memcpy(msg.description, m->description, m->description_len);
+    if (pm->sent_description) {
+      memcpy(msg.description, portmap_req_description(m), m->description_len);
       msg.description_len = m->description_len;
     }
   }
-  pm->sent_description = msg.description_len > 0;
   uint8_t buf[PCP_MAX_REQUEST];
   size_t len = 0;
   if (pcp_encode_request(&msg, buf, sizeof buf, &len) != PCP_WIRE_OK)
     return PORTMAP_ERR_INVALID;
-  if (len > pm->pkt_cap) {
-    uint8_t *p = realloc(pm->pkt, len);
-    if (p == NULL)
-      return PORTMAP_ERR_NOMEM;
-    pm->pkt = p;
-    pm->pkt_cap = len;
-  }
-  memcpy(pm->pkt, buf, len);
-  pm->pkt_len = len;
+  portmap_pcp_send(s, buf, len);
   return PORTMAP_OK;
 }
 
-static void retx_init_for(pcp_map_t *pm, int deleting) {
-  const portmap_config_t *cfg = portmap_core_config(core_of(pm));
-  uint32_t mrc = cfg->pcp_mrc;
-  if (deleting && (mrc == 0 || mrc > PCP_DELETE_MRC))
-    mrc = PCP_DELETE_MRC; /* a delete is bounded even when creates are not */
-  pcp_retx_init(&pm->retx, cfg->pcp_irt_ms, cfg->pcp_mrt_ms, mrc, cfg->pcp_mrd_ms);
-}
-
-/* One step of the retransmission state machine (C2-C4): send pm->pkt now
- * (identical bytes every time) and arm the next timeout, or give up. */
+/* One step of the retransmission state machine (C2-C4): send the request
+ * now and arm the next timeout, or give up. */
 static void retx_step(pcp_map_t *pm, uint64_t now);
 
 static void start_cycle(pcp_map_t *pm, enum pcp_phase phase, uint64_t now) {
-  uint32_t lifetime = phase == PH_DELETE ? 0 : pm->req->lifetime;
-  pm->phase = phase;
-  portmap_status_t st = build_request(pm, lifetime);
-  if (st != PORTMAP_OK) {
-    pm_finish(pm, PORTMAP_EVENT_FAILED, st);
-    return;
-  }
-  retx_init_for(pm, phase == PH_DELETE);
+  pm->phase = (uint8_t)phase;
+  pm->sends = 0; /* a new request: RT1 from IRT (C2) */
+  choose_description(pm);
   retx_step(pm, now);
 }
 
@@ -185,16 +199,34 @@ static void retx_step(pcp_map_t *pm, uint64_t now) {
     give_up(pm);
     return;
   }
-  int first = pm->retx.sends == 0;
-  uint32_t wait = pcp_retx_next(&pm->retx, now, portmap_core_random32(core));
+  /* C1-C3 with the client's configuration; a delete is bounded even when
+   * creates are not */
+  const portmap_config_t *cfg = portmap_core_config(core);
+  uint32_t mrc = cfg->pcp_mrc;
+  if (pm->phase == PH_DELETE && (mrc == 0 || mrc > PCP_DELETE_MRC))
+    mrc = PCP_DELETE_MRC;
+  pcp_retx_t retx;
+  pcp_retx_init(&retx, cfg->pcp_irt_ms, cfg->pcp_mrt_ms, mrc, cfg->pcp_mrd_ms);
+  retx.rt_ms = pm->rt_ms;
+  retx.sends = pm->sends;
+  retx.start_ms = pm->retx_start;
+  int first = pm->sends == 0;
+  uint32_t wait = pcp_retx_next(&retx, now, portmap_core_random32(core));
   if (wait == 0) {
     give_up(pm); /* C3 */
     return;
   }
+  pm->rt_ms = retx.rt_ms;
+  pm->sends = retx.sends;
+  pm->retx_start = retx.start_ms;
   if (!first)
     portmap_core_stats(core)->retransmissions++;
+  portmap_status_t st = send_request(pm);
+  if (st != PORTMAP_OK) {
+    pm_finish(pm, PORTMAP_EVENT_FAILED, st);
+    return;
+  }
   pm->outstanding = 1;
-  portmap_pcp_send(pm->srv, pm->pkt, pm->pkt_len);
   uint64_t next = now + wait;
   arm(pm, pm->phase == PH_REQUEST ? clip_to_request_timeout(pm, next) : next);
 }
@@ -219,16 +251,17 @@ static void on_timer(portmap_timer_t *t, uint64_t now) {
     break;
   case PH_RENEW: {
     /* H5: one renewal per attempt point; the next point is the retry */
-    portmap_status_t st = build_request(pm, pm->req->lifetime);
+    choose_description(pm);
+    portmap_status_t st = send_request(pm);
     if (st != PORTMAP_OK) {
       pm_finish(pm, PORTMAP_EVENT_FAILED, st);
       return;
     }
     pm->outstanding = 1;
-    portmap_pcp_send(pm->srv, pm->pkt, pm->pkt_len);
-    pm->res.renewing = 1;
-    portmap_core_update(core_of(pm), pm->h, &pm->res);
-    pm->renew_attempt++;
+    pm->renewing = 1;
+    update(pm);
+    if (pm->renew_attempt < 255)
+      pm->renew_attempt++;
     schedule_renewal(pm, now);
     break;
   }
@@ -300,7 +333,7 @@ static void backoff(pcp_map_t *pm, uint32_t lifetime_s, uint32_t default_ms, uin
 
 static void on_success(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
   portmap_core_t *core = core_of(pm);
-  portmap_result_t *res = &pm->res;
+  pcp_res_t *res = &pm->res;
   uint32_t lifetime = r->lifetime > PCP_MAX_LIFETIME ? PCP_MAX_LIFETIME : r->lifetime; /* H4 */
   if (lifetime == 0) {
     /* a create answered with lifetime 0: the server would not keep it */
@@ -309,18 +342,16 @@ static void on_success(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
     backoff(pm, 0, PCP_SHORT_ERROR_MS, now);
     return;
   }
-  int changed = pm->have_assigned && (pm->assigned_port != r->external_port ||
-                                      memcmp(pm->assigned_addr, r->external_addr, 16) != 0);
+  int changed = pm->have_assigned && (res->external_port != r->external_port ||
+                                      memcmp(res->external_addr, r->external_addr, 16) != 0);
   int first = !pm->ever_mapped;
   pm->have_assigned = 1; /* H3: report what was assigned */
-  pm->assigned_port = r->external_port;
-  memcpy(pm->assigned_addr, r->external_addr, 16);
   pm->granted_at = now;
   pm->granted_lifetime = lifetime;
   pm->renew_attempt = 0;
   pm->outstanding = 0;
   res->status = PORTMAP_OK;
-  res->renewing = 0;
+  pm->renewing = 0;
   res->lifetime = lifetime;
   res->external_port = r->external_port;
   memcpy(res->external_addr, r->external_addr, 16);
@@ -413,8 +444,8 @@ void portmap_pcp_map_response(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
       portmap_core_stats(core)->unmatched++;
       return;
     }
-    int same = pm->assigned_port == r->external_port &&
-               memcmp(pm->assigned_addr, r->external_addr, 16) == 0;
+    int same = pm->res.external_port == r->external_port &&
+               memcmp(pm->res.external_addr, r->external_addr, 16) == 0;
     if (same && r->lifetime != 0) {
       portmap_core_stats(core)->unmatched++; /* a duplicate (B4), not news */
       return;
@@ -497,14 +528,19 @@ static portmap_status_t pcp_start(void *state, const portmap_be_start_t *start, 
     return rc;
   pcp_server_t *s = &st->srv[m->ipv6];
   /* J1: THIRD_PARTY must differ from the packet's source address */
-  if (m->has_third_party && memcmp(m->third_party, s->local, 16) == 0)
+  if (m->has_third_party && memcmp(portmap_req_third_party(m), s->local, 16) == 0)
     return PORTMAP_ERR_THIRD_PARTY;
   pcp_map_t *pm = calloc(1, sizeof *pm);
   if (pm == NULL)
     return PORTMAP_ERR_NOMEM;
   pm->h = start->handle;
   pm->req = m;
-  pm->res = start->result;
+  pm->res.status = start->result.status;
+  pm->res.gateway_result = start->result.gateway_result;
+  memcpy(pm->res.external_addr, start->result.external_addr, 16);
+  pm->res.external_port = start->result.external_port;
+  pm->res.lifetime = start->result.lifetime;
+  pm->res.expiry_ms = start->result.expiry_ms;
   pm->ever_mapped = start->ever_mapped != 0;
   pm->srv = s;
   portmap_timer_init(&pm->timer, on_timer, pm);
@@ -515,8 +551,7 @@ static portmap_status_t pcp_start(void *state, const portmap_be_start_t *start, 
   }
   *mstate = pm;
   pm->first_request = now;
-  memcpy(pm->res.internal_addr, m->has_third_party ? m->third_party : s->local, 16);
-  portmap_core_update(st->core, pm->h, &pm->res);
+  update(pm); /* the internal address it points at */
   if (m->flags & PORTMAP_FLAG_DELETE) {
     start_cycle(pm, PH_DELETE, now);
   } else if (now < s->no_new_until) {
@@ -540,7 +575,7 @@ static void pcp_revoke(void *state, void *mstate, uint64_t now) {
     pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
     return;
   }
-  int sent = pm->have_assigned || pm->retx.sends > 0 || pm->outstanding;
+  int sent = pm->have_assigned || pm->sends > 0 || pm->outstanding;
   if (!sent) {
     pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
     return;
@@ -548,8 +583,8 @@ static void pcp_revoke(void *state, void *mstate, uint64_t now) {
   if (!pm->srv->answered) {
     /* This server never answered anything: one best-effort delete, no
      * wait for a confirmation that would not come. */
-    if (build_request(pm, 0) == PORTMAP_OK)
-      portmap_pcp_send(pm->srv, pm->pkt, pm->pkt_len);
+    pm->phase = PH_DELETE;
+    (void)send_request(pm);
     pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
     return;
   }

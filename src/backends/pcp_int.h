@@ -63,27 +63,40 @@ struct pcp_state {
   uint64_t seed; /* of the hash */
 };
 
+/* What we tell the core of a mapping, less what follows from the request
+ * and the server (the internal address) and the renewing flag (a bit of
+ * pcp_map): portmap_result_t's names. */
+typedef struct pcp_res {
+  portmap_status_t status;
+  int gateway_result;
+  uint8_t external_addr[16]; /* with have_assigned: what the server assigned (H2) */
+  uint16_t external_port;
+  uint32_t lifetime;
+  uint64_t expiry_ms;
+} pcp_res_t;
+
+/* One mapping. Nothing of its request is kept but the core's copy: each
+ * send encodes it again from the same fields (C4 holds: see pcp.c). */
 struct pcp_map {
   portmap_mapping_t *h; /* the core's handle */
   const portmap_req_t *req;
-  portmap_result_t res; /* what we tell the core */
-  unsigned ever_mapped : 1;
-  unsigned outstanding : 1; /* a response to pkt is expected */
-  unsigned sent_description : 1;
-  unsigned omit_description : 1;
-  unsigned have_assigned : 1; /* H2: suggest what we were given */
-  unsigned granted_here : 1;  /* this server granted it over PCP (F2 spares it) */
   pcp_server_t *srv;
-  enum pcp_phase phase;
-  pcp_retx_t retx;
-  uint8_t *pkt; /* kept for identical retransmissions (C4); pkt_cap octets */
-  size_t pkt_cap;
-  size_t pkt_len;
-  unsigned renew_attempt;
-  uint64_t granted_at;
+  pcp_res_t res;
+  uint8_t phase; /* enum pcp_phase */
+  uint8_t renew_attempt;
+  unsigned ever_mapped : 1;
+  unsigned outstanding : 1;      /* a response to our request is expected */
+  unsigned sent_description : 1; /* the request under way carries DESCRIPTION */
+  unsigned omit_description : 1;
+  unsigned have_assigned : 1; /* H2: suggest what we were given (res.external_*) */
+  unsigned granted_here : 1;  /* this server granted it over PCP (F2 spares it) */
+  unsigned renewing : 1;      /* a renewal of what is held is under way */
+  /* retransmission: pcp_retx_t's state (its configuration is the client's) */
+  uint32_t rt_ms;
+  uint32_t sends;
   uint32_t granted_lifetime;
-  uint8_t assigned_addr[16];
-  uint16_t assigned_port;
+  uint64_t retx_start;
+  uint64_t granted_at;
   uint64_t first_request; /* request_timeout_ms counts from here */
   portmap_timer_t timer;
   portmap_timer_t expiry;

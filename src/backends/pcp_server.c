@@ -103,10 +103,11 @@ static int map_matches(const pcp_map_t *pm, const pcp_msg_t *r) {
   if (memcmp(r->nonce, m->nonce, PCP_NONCE_LEN) != 0 || r->protocol != m->protocol ||
       r->internal_port != m->internal_port)
     return 0;
-  if (m->is_peer && (r->peer_port != m->peer_port || memcmp(r->peer_addr, m->peer_addr, 16) != 0))
+  if (m->is_peer && (r->peer_port != portmap_req_peer_port(m) ||
+                     memcmp(r->peer_addr, portmap_req_peer_addr(m), 16) != 0))
     return 0;
   if (r->has_third_party &&
-      (!m->has_third_party || memcmp(r->third_party, m->third_party, 16) != 0))
+      (!m->has_third_party || memcmp(r->third_party, portmap_req_third_party(m), 16) != 0))
     return 0;
   return 1;
 }

@@ -181,7 +181,8 @@ static void pm_call(upnp_map_t *pm, enum call_kind kind, uint64_t now) {
   snprintf(k->int_port, sizeof k->int_port, "%u", m->internal_port);
   copy_str(k->proto, sizeof k->proto, proto_name(m->protocol));
   portmap_upnp_xml_escape(k->desc, sizeof k->desc,
-                          m->description_len > 0 ? m->description : UPNP_DEFAULT_DESCRIPTION);
+                          m->description_len > 0 ? portmap_req_description(m)
+                                                 : UPNP_DEFAULT_DESCRIPTION);
   snprintf(k->lease, sizeof k->lease, "%u", pm->lease);
   pm->call = k;
   if (portmap_upnp_submit(st, k, now) != 0) {
