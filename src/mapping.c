@@ -147,34 +147,41 @@ static portmap_status_t parse_family(const char *text, int ipv6, uint8_t out[16]
 typedef struct req_parts {
   uint8_t suggested_addr[16];
   uint8_t peer_addr[16];
+  uint16_t peer_port;
   uint8_t third_party[16];
+  size_t n_filters;
   portmap_req_filter_t filters[PORTMAP_MAX_FILTERS];
+  size_t description_len;
   const char *description;
 } req_parts_t;
 
 /* Keep the optional parts in one block sized to what they are. */
-static portmap_status_t keep_parts(portmap_req_t *r, const req_parts_t *p, uint16_t peer_port) {
-  size_t size = portmap_req_opt_size(r);
+static portmap_status_t keep_parts(portmap_req_t *r, const req_parts_t *p) {
+  size_t size = portmap_req_opt_size(r, p->n_filters, p->description_len);
   if (size == 0)
     return PORTMAP_OK;
-  r->opt = malloc(size);
-  if (r->opt == NULL)
+  uint8_t *opt = malloc(size);
+  if (opt == NULL)
     return PORTMAP_ERR_NOMEM;
-  if (r->n_filters > 0)
-    memcpy(r->opt, p->filters, (size_t)r->n_filters * sizeof p->filters[0]);
+  opt[0] = (uint8_t)p->n_filters;
+  opt[1] = (uint8_t)p->description_len;
+  if (p->n_filters > 0)
+    memcpy(opt + 2, p->filters, p->n_filters * sizeof p->filters[0]);
   if (r->has_suggested_addr)
-    memcpy(r->opt + portmap_req_opt_offset(r, 0), p->suggested_addr, 16);
+    memcpy(opt + portmap_req_opt_offset(r, p->n_filters, 0), p->suggested_addr, 16);
   if (r->is_peer) {
-    memcpy(r->opt + portmap_req_opt_offset(r, 1), p->peer_addr, 16);
-    memcpy(r->opt + portmap_req_opt_offset(r, 1) + 16, &peer_port, sizeof peer_port);
+    uint8_t *peer = opt + portmap_req_opt_offset(r, p->n_filters, 1);
+    memcpy(peer, p->peer_addr, 16);
+    memcpy(peer + 16, &p->peer_port, sizeof p->peer_port);
   }
   if (r->has_third_party)
-    memcpy(r->opt + portmap_req_opt_offset(r, 2), p->third_party, 16);
-  if (r->description_len > 0) {
-    char *d = (char *)r->opt + portmap_req_opt_offset(r, 3);
-    memcpy(d, p->description, r->description_len);
-    d[r->description_len] = '\0';
+    memcpy(opt + portmap_req_opt_offset(r, p->n_filters, 2), p->third_party, 16);
+  if (p->description_len > 0) {
+    char *d = (char *)opt + portmap_req_opt_offset(r, p->n_filters, 3);
+    memcpy(d, p->description, p->description_len);
+    d[p->description_len] = '\0';
   }
+  r->opt = opt;
   return PORTMAP_OK;
 }
 
@@ -183,6 +190,8 @@ static portmap_status_t request_copy(portmap_client_t *c, const portmap_request_
                                      portmap_mapping_t *m) {
   portmap_status_t st;
   req_parts_t p;
+  p.n_filters = 0;
+  p.description_len = 0;
   portmap_req_t *r = &m->req;
   if (req->protocol < 0 || req->protocol > 255 || (req->ipv6 != 0 && req->ipv6 != 1))
     return PORTMAP_ERR_INVALID;
@@ -200,7 +209,7 @@ static portmap_status_t request_copy(portmap_client_t *c, const portmap_request_
   r->internal_port = req->internal_port;
   r->suggested_port = req->external_port;
   r->lifetime = req->lifetime ? req->lifetime : 7200u;
-  r->flags = req->flags;
+  r->flags = (uint8_t)req->flags; /* checked above: PORTMAP_FLAG_* only */
   if (req->external_address != NULL) {
     if ((st = parse_family(req->external_address, r->ipv6, p.suggested_addr)) != PORTMAP_OK)
       return st;
@@ -211,7 +220,7 @@ static portmap_status_t request_copy(portmap_client_t *c, const portmap_request_
     if (len > PORTMAP_MAX_DESCRIPTION || !utf8_valid(req->description, len))
       return PORTMAP_ERR_OPTION;
     p.description = req->description;
-    r->description_len = (uint8_t)len;
+    p.description_len = len;
   }
   if (req->peer_address != NULL) {
     /* checklist I1: PEER needs protocol, internal port and remote port;
@@ -223,6 +232,7 @@ static portmap_status_t request_copy(portmap_client_t *c, const portmap_request_
     if ((st = parse_family(req->peer_address, r->ipv6, p.peer_addr)) != PORTMAP_OK)
       return st;
     r->is_peer = 1;
+    p.peer_port = req->peer_port;
   } else if (req->peer_port != 0) {
     return PORTMAP_ERR_INVALID;
   }
@@ -246,7 +256,7 @@ static portmap_status_t request_copy(portmap_client_t *c, const portmap_request_
         (uint8_t)(r->ipv6 || f->prefix_length == 0 ? f->prefix_length : 96u + f->prefix_length);
     mf->port = f->remote_port;
   }
-  r->n_filters = (uint8_t)req->n_filters;
+  p.n_filters = req->n_filters;
   if (req->third_party != NULL) {
     if ((st = parse_family(req->third_party, r->ipv6, p.third_party)) != PORTMAP_OK)
       return st;
@@ -260,7 +270,7 @@ static portmap_status_t request_copy(portmap_client_t *c, const portmap_request_
     memcpy(r->nonce, req->nonce, 12);
   else if (portmap_client_random(c, r->nonce, 12) != 0) /* checklist D1 */
     return PORTMAP_ERR_SYSTEM;
-  return keep_parts(r, &p, req->peer_port);
+  return keep_parts(r, &p);
 }
 
 portmap_status_t portmap_map_sized(portmap_client_t *client, const portmap_request_t *user_req,

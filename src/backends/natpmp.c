@@ -818,7 +818,7 @@ static void np_destroy(void *state) {
 static portmap_status_t np_check(void *state, const portmap_req_t *m) {
   (void)state;
   /* NAT-PMP maps one TCP or UDP port of our own IPv4 address: nothing else */
-  if (m->ipv6 || m->is_peer || m->n_filters > 0 || m->has_third_party ||
+  if (m->ipv6 || m->is_peer || portmap_req_n_filters(m) > 0 || m->has_third_party ||
       (m->flags & PORTMAP_FLAG_PREFER_FAILURE) ||
       (m->protocol != PORTMAP_PROTO_TCP && m->protocol != PORTMAP_PROTO_UDP))
     return PORTMAP_ERR_UNSUPPORTED;
@@ -854,7 +854,7 @@ static portmap_status_t np_start(void *state, const portmap_be_start_t *start, v
   if (st->have_ext)
     memcpy(nm->res.external_addr, st->ext, 16);
   portmap_core_update(st->core, nm->h, &nm->res);
-  if (m->description_len > 0)
+  if (portmap_req_description_len(m) > 0)
     portmap_core_log(st->core, PORTMAP_LOG_DEBUG, "natpmp: NAT-PMP has no description; not sent");
   if (m->has_suggested_addr)
     portmap_core_log(st->core, PORTMAP_LOG_DEBUG,

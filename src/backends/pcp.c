@@ -15,6 +15,7 @@
  *   DEFER    no new mappings to this server yet (G2)
  *   DELETE   lifetime-0 request, retransmitted (H6)
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,10 +27,30 @@ static portmap_core_t *core_of(const pcp_map_t *pm) {
 
 /* ---------- mapping helpers ---------- */
 
+/* ---------- paced requests ---------- *
+ * A request takes a slot in its server's window before its first send and
+ * gives it back with the answer (or when it gives up or ends): a slot is
+ * held exactly while a response is outstanding. A request that gets no
+ * slot waits in the FIFO with no timer but a new mapping's give-up time
+ * (so it is never retransmitted before it was first sent); the pump starts
+ * waiting requests as slots come back. */
+
+static pcp_map_t *map_of_slot(portmap_pace_link_t *l) {
+  return (pcp_map_t *)(void *)((char *)l - offsetof(pcp_map_t, slot));
+}
+
+/* A slot for the request pm is about to send first: 1, or 0 when it waits. */
+static int take_slot(pcp_map_t *pm);
+
+static void give_slot(pcp_map_t *pm) {
+  portmap_pace_release(&pm->srv->pace, &pm->slot);
+}
+
 static void pm_free(pcp_map_t *pm) {
   portmap_core_t *core = core_of(pm);
   portmap_core_disarm(core, &pm->timer);
   portmap_core_disarm(core, &pm->expiry);
+  give_slot(pm);
   pcp_state_t *st = pm->srv->st;
   portmap_hash_remove(&st->maps, pm);
   free(pm);
@@ -108,7 +129,7 @@ static int request_timed_out(pcp_map_t *pm, uint64_t now) {
 static void choose_description(pcp_map_t *pm) {
   const portmap_req_t *m = pm->req;
   int required = (m->flags & PORTMAP_FLAG_DESCRIPTION_REQUIRED) != 0;
-  pm->sent_description = pm->phase != PH_DELETE && m->description_len > 0 &&
+  pm->sent_description = pm->phase != PH_DELETE && portmap_req_description_len(m) > 0 &&
                          (required || (!pm->omit_description && !pm->srv->no_description));
 }
 
@@ -157,15 +178,15 @@ static portmap_status_t send_request(pcp_map_t *pm) {
     msg.prefer_failure = !m->is_peer && (m->flags & PORTMAP_FLAG_PREFER_FAILURE);
     /* J2: filters are re-sent with every renewal */
     const portmap_req_filter_t *filters = portmap_req_filters(m);
-    msg.n_filters = m->n_filters;
-    for (size_t i = 0; i < m->n_filters; i++) {
+    msg.n_filters = portmap_req_n_filters(m);
+    for (size_t i = 0; i < msg.n_filters; i++) {
       msg.filters[i].prefix_len = filters[i].prefix_len;
       msg.filters[i].port = filters[i].port;
       memcpy(msg.filters[i].addr, filters[i].addr, 16);
     }
     if (pm->sent_description) {
-      memcpy(msg.description, portmap_req_description(m), m->description_len);
-      msg.description_len = m->description_len;
+      msg.description_len = portmap_req_description_len(m);
+      memcpy(msg.description, portmap_req_description(m), msg.description_len);
     }
   }
   uint8_t buf[PCP_MAX_REQUEST];
@@ -180,11 +201,17 @@ static portmap_status_t send_request(pcp_map_t *pm) {
  * now and arm the next timeout, or give up. */
 static void retx_step(pcp_map_t *pm, uint64_t now);
 
+/* The first send of a create, re-create or delete (it holds a slot). */
+static void first_send(pcp_map_t *pm, uint64_t now) {
+  choose_description(pm);
+  retx_step(pm, now);
+}
+
 static void start_cycle(pcp_map_t *pm, enum pcp_phase phase, uint64_t now) {
   pm->phase = (uint8_t)phase;
   pm->sends = 0; /* a new request: RT1 from IRT (C2) */
-  choose_description(pm);
-  retx_step(pm, now);
+  if (take_slot(pm))
+    first_send(pm, now);
 }
 
 static void give_up(pcp_map_t *pm) {
@@ -233,7 +260,11 @@ static void retx_step(pcp_map_t *pm, uint64_t now) {
 
 static void schedule_renewal(pcp_map_t *pm, uint64_t now) {
   portmap_core_t *core = core_of(pm);
-  uint32_t d = pcp_renew_delay(pm->granted_lifetime, pm->renew_attempt, now - pm->granted_at,
+  /* while it is held (the only time it renews) the grant was its expiry
+   * less the granted lifetime */
+  uint64_t life_ms = (uint64_t)pm->granted_lifetime * 1000u;
+  uint64_t granted_at = pm->res.expiry_ms > life_ms ? pm->res.expiry_ms - life_ms : now;
+  uint32_t d = pcp_renew_delay(pm->granted_lifetime, pm->renew_attempt, now - granted_at,
                                portmap_core_random32(core));
   pm->phase = PH_RENEW;
   if (d == 0)
@@ -242,53 +273,99 @@ static void schedule_renewal(pcp_map_t *pm, uint64_t now) {
     arm(pm, now + d);
 }
 
+/* H5: one renewal per attempt point; the next point is the retry. */
+static void renew_send(pcp_map_t *pm, uint64_t now) {
+  choose_description(pm);
+  portmap_status_t st = send_request(pm);
+  if (st != PORTMAP_OK) {
+    pm_finish(pm, PORTMAP_EVENT_FAILED, st);
+    return;
+  }
+  pm->outstanding = 1;
+  pm->renewing = 1;
+  update(pm);
+  if (pm->renew_attempt < 255)
+    pm->renew_attempt++;
+  schedule_renewal(pm, now);
+}
+
+static int take_slot(pcp_map_t *pm) {
+  if (portmap_pace_acquire(&pm->srv->pace, &pm->slot))
+    return 1;
+  /* it waits its turn: nothing runs for it but a new mapping's give-up
+   * time (request_timeout_ms) and the expiry of what it holds */
+  portmap_core_disarm(core_of(pm), &pm->timer);
+  uint64_t end = clip_to_request_timeout(pm, UINT64_MAX);
+  if (pm->phase == PH_REQUEST && end != UINT64_MAX)
+    arm(pm, end);
+  return 0;
+}
+
+void portmap_pcp_pump(pcp_state_t *st, uint64_t now) {
+  for (int i = 0; i < 2; i++) {
+    portmap_pace_t *pace = &st->srv[i].pace;
+    portmap_pace_link_t *l;
+    while ((l = portmap_pace_ready(pace)) != NULL) {
+      pcp_map_t *pm = map_of_slot(l);
+      portmap_pace_start(pace, l);
+      portmap_core_disarm(st->core, &pm->timer); /* its give-up time: sending re-arms */
+      if (pm->phase == PH_RENEW)
+        renew_send(pm, now);
+      else
+        first_send(pm, now);
+    }
+  }
+}
+
+void portmap_pcp_on_pump(portmap_timer_t *t, uint64_t now) {
+  portmap_pcp_pump(t->ctx, now);
+}
+
 static void on_timer(portmap_timer_t *t, uint64_t now) {
   pcp_map_t *pm = t->ctx;
+  pcp_state_t *st = pm->srv->st;
+  if (portmap_pace_queued(&pm->slot)) {
+    /* waiting for a slot: only a new mapping's give-up time runs */
+    if (request_timed_out(pm, now))
+      give_up(pm);
+    portmap_pcp_pump(st, now);
+    return;
+  }
   switch (pm->phase) {
   case PH_REQUEST:
   case PH_DELETE:
     retx_step(pm, now);
     break;
-  case PH_RENEW: {
-    /* H5: one renewal per attempt point; the next point is the retry */
-    choose_description(pm);
-    portmap_status_t st = send_request(pm);
-    if (st != PORTMAP_OK) {
-      pm_finish(pm, PORTMAP_EVENT_FAILED, st);
-      return;
-    }
-    pm->outstanding = 1;
-    pm->renewing = 1;
-    update(pm);
-    if (pm->renew_attempt < 255)
-      pm->renew_attempt++;
-    schedule_renewal(pm, now);
+  case PH_RENEW:
+    if (take_slot(pm))
+      renew_send(pm, now);
     break;
-  }
   case PH_BACKOFF:
   case PH_DEFER:
-    if (request_timed_out(pm, now)) {
+    if (request_timed_out(pm, now))
       give_up(pm);
-      return;
-    }
-    start_cycle(pm, PH_REQUEST, now);
+    else
+      start_cycle(pm, PH_REQUEST, now);
     break;
   }
+  portmap_pcp_pump(st, now);
 }
 
 /* The granted lifetime ran out without a successful renewal. */
 static void on_expiry(portmap_timer_t *t, uint64_t now) {
   pcp_map_t *pm = t->ctx;
+  pcp_state_t *st = pm->srv->st;
   pm->res.lifetime = 0;
   pm->res.expiry_ms = 0;
   if (pm->req->flags & PORTMAP_FLAG_ONCE) {
     pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
-    return;
+  } else {
+    pm->res.status = PORTMAP_ERR_TIMEOUT;
+    emit(pm, PORTMAP_EVENT_LOST);
+    if (pm->phase == PH_RENEW)
+      start_cycle(pm, PH_REQUEST, now); /* re-create, suggesting the old (H2) */
   }
-  pm->res.status = PORTMAP_ERR_TIMEOUT;
-  emit(pm, PORTMAP_EVENT_LOST);
-  if (pm->phase == PH_RENEW)
-    start_cycle(pm, PH_REQUEST, now); /* re-create, suggesting the old (H2) */
+  portmap_pcp_pump(st, now);
 }
 
 /* A walk over one server's mappings (the epoch and the port-unreachable
@@ -320,7 +397,9 @@ void portmap_pcp_recover(pcp_server_t *s, pcp_map_t *except, uint64_t now) {
 }
 
 void portmap_pcp_on_recovery(portmap_timer_t *t, uint64_t now) {
-  portmap_pcp_recover(t->ctx, NULL, now);
+  pcp_server_t *s = t->ctx;
+  portmap_pcp_recover(s, NULL, now);
+  portmap_pcp_pump(s->st, now);
 }
 
 /* ---------- responses ---------- */
@@ -328,6 +407,7 @@ void portmap_pcp_on_recovery(portmap_timer_t *t, uint64_t now) {
 static void backoff(pcp_map_t *pm, uint32_t lifetime_s, uint32_t default_ms, uint64_t now) {
   pm->phase = PH_BACKOFF;
   pm->outstanding = 0;
+  give_slot(pm);
   arm(pm, clip_to_request_timeout(pm, now + error_ms(lifetime_s, default_ms)));
 }
 
@@ -346,10 +426,10 @@ static void on_success(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
                                       memcmp(res->external_addr, r->external_addr, 16) != 0);
   int first = !pm->ever_mapped;
   pm->have_assigned = 1; /* H3: report what was assigned */
-  pm->granted_at = now;
   pm->granted_lifetime = lifetime;
   pm->renew_attempt = 0;
   pm->outstanding = 0;
+  give_slot(pm); /* or leaves the FIFO: an update made a queued renewal moot */
   res->status = PORTMAP_OK;
   pm->renewing = 0;
   res->lifetime = lifetime;
@@ -373,6 +453,7 @@ static void on_error(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
   int result = r->result;
   /* G3: the external fields of an error are copies of ours: ignore them */
   pm->outstanding = 0;
+  give_slot(pm);
   if ((result == PCP_UNSUPP_OPTION || result == PCP_MALFORMED_OPTION) && pm->sent_description &&
       !(m->flags & PORTMAP_FLAG_DESCRIPTION_REQUIRED)) {
     /* Q26: never lose a mapping over an optional option */
@@ -480,7 +561,9 @@ void portmap_pcp_map_response(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
 static void natpmp_one(void *elem, void *ctx) {
   pcp_map_t *pm = elem;
   server_walk_t *w = ctx;
-  if (pm->srv != w->s || !pm->outstanding || pm->granted_here)
+  /* requests waiting for a slot would get the same answer: they end too */
+  int waits = pm->outstanding || portmap_pace_queued(&pm->slot);
+  if (pm->srv != w->s || !waits || pm->granted_here)
     return;
   w->any = 1;
   pm->res.gateway_result = PCP_UNSUPP_VERSION;
@@ -496,10 +579,11 @@ int portmap_pcp_fail_natpmp(pcp_server_t *s, uint64_t now) {
 static void unreachable_one(void *elem, void *ctx) {
   pcp_map_t *pm = elem;
   server_walk_t *w = ctx;
-  if (pm->srv != w->s || !pm->outstanding)
+  if (pm->srv != w->s || !(pm->outstanding || portmap_pace_queued(&pm->slot)))
     return;
-  /* Q21: a closed port is an immediate "no PCP here". Nothing is mapped
-   * there, so a pending delete is done. */
+  /* Q21: a closed port is an immediate "no PCP here" (for the requests
+   * waiting for a slot too). Nothing is mapped there, so a pending delete
+   * is done. */
   if (pm->phase == PH_DELETE && !(pm->req->flags & PORTMAP_FLAG_DELETE))
     pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
   else if (!pm->ever_mapped)
@@ -543,6 +627,7 @@ static portmap_status_t pcp_start(void *state, const portmap_be_start_t *start, 
   pm->res.expiry_ms = start->result.expiry_ms;
   pm->ever_mapped = start->ever_mapped != 0;
   pm->srv = s;
+  portmap_pace_link_init(&pm->slot);
   portmap_timer_init(&pm->timer, on_timer, pm);
   portmap_timer_init(&pm->expiry, on_expiry, pm);
   if (portmap_hash_insert(&st->maps, pm) != 0) {
@@ -560,14 +645,11 @@ static portmap_status_t pcp_start(void *state, const portmap_be_start_t *start, 
   } else {
     start_cycle(pm, PH_REQUEST, now);
   }
+  portmap_pcp_pump(st, now);
   return PORTMAP_OK;
 }
 
-static void pcp_revoke(void *state, void *mstate, uint64_t now) {
-  (void)state;
-  pcp_map_t *pm = mstate;
-  if (pm == NULL)
-    return;
+static void revoke(pcp_map_t *pm, uint64_t now) {
   if (pm->phase == PH_DELETE)
     return;
   if (pm->req->is_peer) {
@@ -582,21 +664,36 @@ static void pcp_revoke(void *state, void *mstate, uint64_t now) {
   }
   if (!pm->srv->answered) {
     /* This server never answered anything: one best-effort delete, no
-     * wait for a confirmation that would not come. */
+     * wait for a confirmation that would not come (outside the window: at
+     * most a window's worth of requests were ever sent there). */
     pm->phase = PH_DELETE;
     (void)send_request(pm);
     pm_finish(pm, PORTMAP_EVENT_DELETED, PORTMAP_OK);
     return;
   }
   portmap_core_disarm(core_of(pm), &pm->expiry);
-  start_cycle(pm, PH_DELETE, now); /* H6 */
+  start_cycle(pm, PH_DELETE, now); /* H6, paced like any request */
+}
+
+static void pcp_revoke(void *state, void *mstate, uint64_t now) {
+  if (mstate != NULL)
+    revoke(mstate, now);
+  portmap_pcp_pump(state, now);
 }
 
 static void pcp_detach(void *state, void *mstate, int revoked) {
-  (void)state;
+  pcp_state_t *st = state;
+  pcp_map_t *pm = mstate;
   (void)revoked;
-  if (mstate != NULL)
-    pm_free(mstate);
+  if (pm == NULL)
+    return;
+  int held = portmap_pace_held(&pm->slot);
+  const portmap_pace_t *pace = &pm->srv->pace;
+  pm_free(pm);
+  /* a slot came back: the requests waiting for one go from the scheduler
+   * (detach sends nothing itself) */
+  if (held && pace->queued > 0)
+    (void)portmap_core_arm(st->core, &st->pump, portmap_core_now(st->core));
 }
 
 const portmap_backend_ops_t portmap_pcp_backend = {

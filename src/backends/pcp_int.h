@@ -15,6 +15,7 @@
 
 #include "backends/backend.h"
 #include "util/hash.h"
+#include "util/pace.h"
 #include "pcp/timing.h"
 #include "pcp/wire.h"
 
@@ -23,6 +24,7 @@
 #define PCP_MAX_ERROR_S 1800u        /* an absurd error lifetime is taken as 30 min (cf. H4) */
 #define PCP_RECOVERY_SPREAD_MS 5000u /* K2: random 0-5 s */
 #define PCP_MAX_READS 64             /* datagrams per fd per process call */
+#define PCP_RCVBUF (256 * 1024)      /* the server socket's receive buffer, at least */
 
 enum pcp_phase { PH_REQUEST, PH_RENEW, PH_BACKOFF, PH_DEFER, PH_DELETE };
 
@@ -44,6 +46,9 @@ typedef struct pcp_server {
   int no_description;       /* Q26: the server refuses our DESCRIPTION */
   int refusal_logged;       /* G4: log once */
   portmap_timer_t recovery; /* K2 */
+  /* requests in flight to this server, at most PORTMAP_PACE_WINDOW; the
+   * others wait in its FIFO */
+  portmap_pace_t pace;
   /* the probe: a solicited ANNOUNCE (K1) */
   int probe_outstanding;
   uint64_t probe_sent_ms;
@@ -60,7 +65,8 @@ struct pcp_state {
   /* every mapping this backend runs, by nonce, protocol and internal port:
    * a response finds its mapping in O(1) (D3 checks the rest) */
   portmap_hash_t maps;
-  uint64_t seed; /* of the hash */
+  uint64_t seed;        /* of the hash */
+  portmap_timer_t pump; /* starts waiting requests after a detach gave back a slot */
 };
 
 /* What we tell the core of a mapping, less what follows from the request
@@ -81,6 +87,9 @@ struct pcp_map {
   portmap_mapping_t *h; /* the core's handle */
   const portmap_req_t *req;
   pcp_server_t *srv;
+  /* a slot in the server's window: held from a request's first send until
+   * its answer (or until it gives up); waiting for one in the FIFO */
+  portmap_pace_link_t slot;
   pcp_res_t res;
   uint8_t phase; /* enum pcp_phase */
   uint8_t renew_attempt;
@@ -96,7 +105,6 @@ struct pcp_map {
   uint32_t sends;
   uint32_t granted_lifetime;
   uint64_t retx_start;
-  uint64_t granted_at;
   uint64_t first_request; /* request_timeout_ms counts from here */
   portmap_timer_t timer;
   portmap_timer_t expiry;
@@ -121,6 +129,11 @@ void portmap_pcp_unsolicited(void *state, const uint8_t from[16], uint16_t from_
 
 /* ---------- pcp.c ---------- */
 
+/* Start the requests waiting for a slot that the windows now allow: at the
+ * end of every entry point (never from inside a handler or a walk); the
+ * pump timer's callback after a detach. */
+void portmap_pcp_pump(pcp_state_t *st, uint64_t now);
+void portmap_pcp_on_pump(portmap_timer_t *t, uint64_t now);
 /* A response (D3 matched) for pm. */
 void portmap_pcp_map_response(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now);
 /* E5: re-create every mapping of s but except; s->recovery's callback (K2). */

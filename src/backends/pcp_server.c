@@ -53,6 +53,9 @@ portmap_status_t portmap_pcp_server_open(pcp_state_t *st, int ipv6) {
   s->fd = portmap_plat_udp_icmp_socket(ipv6);
   if (s->fd < 0)
     return PORTMAP_ERR_SYSTEM;
+  /* room for a window of answers and then some (unsolicited updates, an
+   * application slow to call portmap_process()) */
+  portmap_plat_rcvbuf(s->fd, PCP_RCVBUF);
   /* A5: a random source port, never 5350/5351 */
   struct sockaddr_storage ss;
   socklen_t sl = portmap_net_to_sockaddr(s->local, 0, s->scope, &ss);
@@ -337,6 +340,16 @@ void portmap_pcp_probe(void *state, uint64_t now) {
 void portmap_pcp_unsolicited(void *state, const uint8_t from[16], uint16_t from_port,
                              const uint8_t *data, size_t len, uint64_t now) {
   on_datagram(state, from, from_port, data, len, now); /* B5 checks the source */
+  portmap_pcp_pump(state, now);
+}
+
+/* A server's state before it is opened. */
+static void server_init(pcp_state_t *st, pcp_server_t *s) {
+  s->st = st;
+  s->fd = -1;
+  portmap_timer_init(&s->recovery, portmap_pcp_on_recovery, s);
+  portmap_timer_init(&s->probe_timer, on_probe_timer, s);
+  portmap_pace_init(&s->pace, PORTMAP_PACE_WINDOW);
 }
 
 portmap_status_t portmap_pcp_create(portmap_core_t *core, void **state) {
@@ -349,12 +362,9 @@ portmap_status_t portmap_pcp_create(portmap_core_t *core, void **state) {
    * drawing none leaves the injected random source's sequence alone. */
   st->seed = (uint64_t)(uintptr_t)st;
   portmap_hash_init(&st->maps, portmap_pcp_pm_hash, st);
-  for (int i = 0; i < 2; i++) {
-    st->srv[i].st = st;
-    st->srv[i].fd = -1;
-    portmap_timer_init(&st->srv[i].recovery, portmap_pcp_on_recovery, &st->srv[i]);
-    portmap_timer_init(&st->srv[i].probe_timer, on_probe_timer, &st->srv[i]);
-  }
+  portmap_timer_init(&st->pump, portmap_pcp_on_pump, st);
+  for (int i = 0; i < 2; i++)
+    server_init(st, &st->srv[i]);
   *state = st;
   return PORTMAP_OK;
 }
@@ -368,13 +378,15 @@ void portmap_pcp_destroy(void *state) {
     portmap_core_disarm(st->core, &st->srv[i].probe_timer);
     portmap_core_close_fd(st->core, st->srv[i].fd);
   }
+  portmap_core_disarm(st->core, &st->pump);
   portmap_hash_fini(&st->maps);
   free(st);
 }
 
-/* B6 per family: the core detached this family's mappings; a probe in
- * flight there is dropped (the core forgets its probe when it asked this
- * server). The other family's server and mappings are untouched. */
+/* B6 per family: the core detached this family's mappings (so nothing of
+ * this server's is in flight or waiting); a probe in flight there is
+ * dropped (the core forgets its probe when it asked this server). The other
+ * family's server and mappings are untouched. */
 void portmap_pcp_family_changed(void *state, int ipv6, uint64_t now) {
   pcp_state_t *st = state;
   pcp_server_t *s = &st->srv[ipv6 ? 1 : 0];
@@ -383,10 +395,7 @@ void portmap_pcp_family_changed(void *state, int ipv6, uint64_t now) {
   portmap_core_disarm(st->core, &s->probe_timer);
   portmap_core_close_fd(st->core, s->fd);
   memset(s, 0, sizeof *s);
-  s->st = st;
-  s->fd = -1;
-  portmap_timer_init(&s->recovery, portmap_pcp_on_recovery, s);
-  portmap_timer_init(&s->probe_timer, on_probe_timer, s);
+  server_init(st, s);
 }
 
 size_t portmap_pcp_fds(void *state, int *fds, size_t cap) {
@@ -401,4 +410,5 @@ void portmap_pcp_readable(void *state, uint64_t now) {
     if (st->srv[i].fd >= 0)
       read_fd(st, st->srv[i].fd, &st->srv[i], now);
   }
+  portmap_pcp_pump(st, now); /* the answers gave slots back */
 }

@@ -181,8 +181,8 @@ static void pm_call(upnp_map_t *pm, enum call_kind kind, uint64_t now) {
   snprintf(k->int_port, sizeof k->int_port, "%u", m->internal_port);
   copy_str(k->proto, sizeof k->proto, proto_name(m->protocol));
   portmap_upnp_xml_escape(k->desc, sizeof k->desc,
-                          m->description_len > 0 ? portmap_req_description(m)
-                                                 : UPNP_DEFAULT_DESCRIPTION);
+                          portmap_req_description_len(m) > 0 ? portmap_req_description(m)
+                                                             : UPNP_DEFAULT_DESCRIPTION);
   snprintf(k->lease, sizeof k->lease, "%u", pm->lease);
   pm->call = k;
   if (portmap_upnp_submit(st, k, now) != 0) {
@@ -690,7 +690,7 @@ static portmap_status_t upnp_check(void *state, const portmap_req_t *m) {
   (void)state;
   /* what an IGD port mapping cannot say: PCP-only features, IPv6,
    * protocols other than TCP and UDP (protocol 0 included) */
-  if (m->is_peer || m->n_filters > 0 || m->has_third_party ||
+  if (m->is_peer || portmap_req_n_filters(m) > 0 || m->has_third_party ||
       (m->flags & PORTMAP_FLAG_PREFER_FAILURE) || m->ipv6 ||
       (m->protocol != PORTMAP_PROTO_TCP && m->protocol != PORTMAP_PROTO_UDP))
     return PORTMAP_ERR_UNSUPPORTED;
