@@ -40,16 +40,25 @@ static int resize(portmap_hash_t *h, size_t cap) {
 }
 
 static void maybe_shrink(portmap_hash_t *h) {
-  if (h->walking != 0 || h->len > h->cap / 8)
+  if (h->walking != 0 || h->len > h->cap / 8 || h->cap <= h->min_cap)
     return;
-  if (h->len == 0) {
+  if (h->len == 0 && h->min_cap == 0) {
     free(h->slots); /* nothing held by an empty table */
     h->slots = NULL;
     h->cap = 0;
     return;
   }
-  if (h->cap > HASH_MIN_CAP)
-    (void)resize(h, h->cap / 2); /* out of memory: stay as large */
+  size_t cap = h->cap / 2;
+  if (cap >= HASH_MIN_CAP && cap >= h->min_cap)
+    (void)resize(h, cap); /* out of memory: stay as large */
+}
+
+/* The capacity that holds n elements at most 3/4 full. */
+static size_t cap_for(size_t n) {
+  size_t cap = HASH_MIN_CAP;
+  while (cap * 3 < n * 4 && cap < SIZE_MAX / 2)
+    cap *= 2;
+  return cap;
 }
 
 void portmap_hash_init(portmap_hash_t *h, portmap_hash_fn hash, const void *user) {
@@ -63,6 +72,14 @@ void portmap_hash_fini(portmap_hash_t *h) {
   h->slots = NULL;
   h->cap = 0;
   h->len = 0;
+}
+
+int portmap_hash_reserve(portmap_hash_t *h, size_t n) {
+  size_t cap = cap_for(n);
+  if (cap > h->cap && resize(h, cap) != 0)
+    return -1;
+  h->min_cap = cap;
+  return 0;
 }
 
 int portmap_hash_insert(portmap_hash_t *h, void *elem) {

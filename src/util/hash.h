@@ -37,6 +37,7 @@ typedef struct portmap_hash {
   portmap_hash_fn hash;
   const void *user;
   unsigned walking; /* no shrinking while a walk runs */
+  size_t min_cap;   /* portmap_hash_reserve(): never smaller */
 } portmap_hash_t;
 
 void portmap_hash_init(portmap_hash_t *h, portmap_hash_fn hash, const void *user);
@@ -46,6 +47,9 @@ void portmap_hash_fini(portmap_hash_t *h);
  * cannot grow (nothing changed). An insert right after a remove never
  * needs to grow, so never fails: remove, change the key, insert. */
 int portmap_hash_insert(portmap_hash_t *h, void *elem);
+/* Make room for n elements, kept however few the table holds, so that
+ * inserts up to n never fail. Returns 0, or -1 out of memory. */
+int portmap_hash_reserve(portmap_hash_t *h, size_t n);
 /* Remove elem (by identity). Returns 1, or 0 when it was not there. */
 int portmap_hash_remove(portmap_hash_t *h, const void *elem);
 /* The first element, in probe order from hash, that match accepts; NULL

@@ -31,16 +31,9 @@ void portmap_pace_link_init(portmap_pace_link_t *l) {
   l->state = PORTMAP_PACE_IDLE;
 }
 
-int portmap_pace_acquire(portmap_pace_t *p, portmap_pace_link_t *l) {
-  if (l->state == PORTMAP_PACE_HELD)
-    return 1;
-  if (l->state == PORTMAP_PACE_QUEUED)
-    return 0;
-  if (p->queued == 0 && p->held < p->window) {
-    p->held++;
-    l->state = PORTMAP_PACE_HELD;
-    return 1;
-  }
+void portmap_pace_enqueue(portmap_pace_t *p, portmap_pace_link_t *l) {
+  if (l->state != PORTMAP_PACE_IDLE)
+    return;
   l->next = NULL;
   l->prev = p->tail;
   if (p->tail != NULL)
@@ -50,6 +43,17 @@ int portmap_pace_acquire(portmap_pace_t *p, portmap_pace_link_t *l) {
   p->tail = l;
   p->queued++;
   l->state = PORTMAP_PACE_QUEUED;
+}
+
+int portmap_pace_acquire(portmap_pace_t *p, portmap_pace_link_t *l) {
+  if (l->state == PORTMAP_PACE_HELD)
+    return 1;
+  if (l->state == PORTMAP_PACE_IDLE && p->queued == 0 && p->held < p->window) {
+    p->held++;
+    l->state = PORTMAP_PACE_HELD;
+    return 1;
+  }
+  portmap_pace_enqueue(p, l);
   return 0;
 }
 

@@ -34,11 +34,15 @@ void portmap_pace_link_init(portmap_pace_link_t *l);
 /* A slot for l: 1 when it holds one (now or already), 0 when it waits in
  * the FIFO (put at its end now, or keeping its place). */
 int portmap_pace_acquire(portmap_pace_t *p, portmap_pace_link_t *l);
+/* Put an idle l at the end of the FIFO even when a slot is free: the owner
+ * decides what starts (its pump). Harmless when l waits or holds one. */
+void portmap_pace_enqueue(portmap_pace_t *p, portmap_pace_link_t *l);
 /* l is done: its slot comes back, or it leaves the FIFO. Harmless when idle. */
 void portmap_pace_release(portmap_pace_t *p, portmap_pace_link_t *l);
 /* The first waiting request when a slot is free, else NULL (nothing taken). */
 portmap_pace_link_t *portmap_pace_ready(const portmap_pace_t *p);
-/* Give the waiting l a slot (it leaves the FIFO, wherever it is). */
+/* Give the waiting l a slot (it leaves the FIFO, wherever it is): the
+ * owner checks first that the window has room (portmap_pace_ready()). */
 void portmap_pace_start(portmap_pace_t *p, portmap_pace_link_t *l);
 
 static inline int portmap_pace_held(const portmap_pace_link_t *l) {

@@ -226,6 +226,39 @@ static void test_shrink_and_reinsert(void **state) {
   free(items);
 }
 
+/* A reserved table never shrinks below what it reserved, so inserts up to
+ * the reservation never allocate (NAT-PMP keeps its requests in flight so). */
+static void test_reserve(void **state) {
+  (void)state;
+  uint64_t mask = UINT64_MAX;
+  item_t items[100];
+  portmap_hash_t h;
+  portmap_hash_init(&h, item_hash, &mask);
+  assert_int_equal(portmap_hash_reserve(&h, 65), 0);
+  size_t cap = h.cap;
+  assert_true(cap * 3 >= 65 * 4);
+  for (int round = 0; round < 3; round++) {
+    for (unsigned i = 0; i < 65; i++) {
+      items[i] = (item_t){i + 1000u * (unsigned)round, i, 0};
+      assert_int_equal(portmap_hash_insert(&h, &items[i]), 0);
+      assert_int_equal(h.cap, cap);
+    }
+    for (unsigned i = 0; i < 65; i++)
+      assert_int_equal(portmap_hash_remove(&h, &items[i]), 1);
+    assert_int_equal(h.cap, cap); /* empty, still reserved */
+  }
+  /* beyond the reservation it grows as usual, and shrinks back to it */
+  for (unsigned i = 0; i < 100; i++) {
+    items[i] = (item_t){i, i, 0};
+    assert_int_equal(portmap_hash_insert(&h, &items[i]), 0);
+  }
+  assert_true(h.cap > cap);
+  for (unsigned i = 0; i < 100; i++)
+    assert_int_equal(portmap_hash_remove(&h, &items[i]), 1);
+  assert_int_equal(h.cap, cap);
+  portmap_hash_fini(&h);
+}
+
 /* ---- walks ---- */
 
 typedef struct walk_ctx {
@@ -359,6 +392,7 @@ int main(void) {
       cmocka_unit_test(test_wrapping_cluster),
       cmocka_unit_test(test_duplicates_predicate),
       cmocka_unit_test(test_shrink_and_reinsert),
+      cmocka_unit_test(test_reserve),
       cmocka_unit_test(test_walk_visits_each_once),
       cmocka_unit_test(test_walk_removing),
       cmocka_unit_test(test_randomized),

@@ -133,6 +133,24 @@ static void test_start_from_middle(void **state) {
   assert_int_equal(p.held, 4);
 }
 
+/* Enqueue waits even with a free slot; the owner's pump starts it. */
+static void test_enqueue(void **state) {
+  (void)state;
+  portmap_pace_t p;
+  portmap_pace_init(&p, 2);
+  init_links();
+  portmap_pace_enqueue(&p, &l[0]);
+  assert_true(portmap_pace_queued(&l[0]));
+  assert_int_equal(p.held, 0);
+  portmap_pace_enqueue(&p, &l[0]); /* already waiting: keeps its place */
+  assert_int_equal(p.queued, 1);
+  assert_ptr_equal(portmap_pace_ready(&p), &l[0]);
+  assert_int_equal(pump(&p), 1);
+  portmap_pace_enqueue(&p, &l[0]); /* holds a slot: nothing */
+  assert_true(portmap_pace_held(&l[0]));
+  assert_int_equal(p.queued, 0);
+}
+
 static void test_window_zero_is_one(void **state) {
   (void)state;
   portmap_pace_t p;
@@ -144,9 +162,9 @@ static void test_window_zero_is_one(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_window_then_fifo),   cmocka_unit_test(test_strict_fifo),
-      cmocka_unit_test(test_release_anywhere),   cmocka_unit_test(test_start_from_middle),
-      cmocka_unit_test(test_window_zero_is_one),
+      cmocka_unit_test(test_window_then_fifo), cmocka_unit_test(test_strict_fifo),
+      cmocka_unit_test(test_release_anywhere), cmocka_unit_test(test_start_from_middle),
+      cmocka_unit_test(test_enqueue),          cmocka_unit_test(test_window_zero_is_one),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
