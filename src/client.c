@@ -263,10 +263,7 @@ portmap_status_t portmap_client_free(portmap_client_t *client) {
   for (;;) {
     portmap_process(client);
     pthread_mutex_lock(&client->mu);
-    int pending = 0;
-    for (portmap_mapping_t *m = client->mappings; m != NULL; m = m->next)
-      if (!portmap_mapping_ended(m))
-        pending = 1;
+    int pending = client->n_live > 0;
     portmap_client_unlock(client);
     uint64_t t = portmap_real_ms();
     if (!pending || t >= deadline)
@@ -396,11 +393,8 @@ portmap_status_t portmap_client_state_sized(portmap_client_t *client, portmap_cl
 /* ---------- shutdown without blocking ---------- */
 
 void portmap_client_shutdown_check(portmap_client_t *c) {
-  if (!c->shutting_down || c->shut_down)
+  if (!c->shutting_down || c->shut_down || c->n_live > 0)
     return;
-  for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
-    if (!portmap_mapping_ended(m))
-      return;
   portmap_sched_cancel(&c->sched, &c->shutdown_timer);
   c->shut_down = 1;
   portmap_client_emit(c, PORTMAP_CLIENT_SHUTDOWN);

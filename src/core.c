@@ -223,18 +223,30 @@ static portmap_mapping_state_t state_of(const portmap_mapping_t *m) {
   }
 }
 
-void portmap_mapping_fill_times(portmap_mapping_t *m, uint64_t now) {
-  m->info.state = state_of(m);
+void portmap_mapping_make_info(const portmap_mapping_t *m, uint64_t now, portmap_info_t *out) {
+  const portmap_minfo_t *i = &m->info;
+  memset(out, 0, sizeof *out);
+  out->backend = i->backend;
+  out->protocol = m->req.protocol;
+  out->internal_port = m->req.internal_port;
+  out->internal_address = i->internal_address;
+  out->external_address = i->external_address;
+  portmap_addr_format(&out->external_address, out->external_address_str,
+                      sizeof out->external_address_str);
+  out->external_port = i->external_port;
+  out->lifetime = i->lifetime;
   if (m->expiry_ms > now) {
     uint64_t left = m->expiry_ms - now;
-    m->info.expires_in_ms = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
-  } else {
-    m->info.expires_in_ms = 0;
+    out->expires_in_ms = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
   }
-  portmap_addr_format(&m->info.external_address, m->info.external_address_str,
-                      sizeof m->info.external_address_str);
-  m->info.external_is_private = !portmap_net_is_unspecified(m->info.external_address.bytes) &&
-                                portmap_net_is_private(m->info.external_address.bytes);
+  out->external_is_private = !portmap_net_is_unspecified(i->external_address.bytes) &&
+                             portmap_net_is_private(i->external_address.bytes);
+  out->gateway_result = i->gateway_result;
+  out->status = i->status;
+  memcpy(out->nonce, m->req.nonce, sizeof out->nonce);
+  out->is_peer = m->req.is_peer;
+  out->state = state_of(m);
+  memcpy(out->tried, i->tried, sizeof out->tried);
 }
 
 /* Put the event on the application's queue. */
@@ -254,18 +266,19 @@ static void queue_event(portmap_mapping_t *m, portmap_event_t ev) {
   portmap_event_rec_t *rec =
       m->spare_queued ? NULL : portmap_alloc_calloc(&c->alloc, 1, sizeof *rec);
   int final = ev == PORTMAP_EVENT_FAILED || ev == PORTMAP_EVENT_DELETED;
-  if (final)
+  if (final) {
     m->final_queued = 1;
+    c->n_live--; /* it was not ended (checked above) */
+  }
   if (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED || ev == PORTMAP_EVENT_CHANGED) {
     m->ever_mapped = 1;
     portmap_client_note_external(c, m->info.external_address.bytes);
     m->retrying = 0; /* a later wait is a new loss */
   }
   m->last_event = ev;
-  portmap_mapping_fill_times(m, portmap_client_now(c));
   portmap_event_node_t *node;
   if (rec != NULL) {
-    rec->info = m->info;
+    portmap_mapping_make_info(m, portmap_client_now(c), &rec->info);
     node = &rec->node;
   } else if (m->spare_queued) {
     /* Merged into the event that waits: the final one wins; news of a

@@ -87,10 +87,29 @@ typedef struct portmap_event_node {
 
 typedef struct portmap_event_rec {
   portmap_event_node_t node; /* first: the queue links the nodes */
-  portmap_info_t info;
-  portmap_client_event_t client_event;
-  portmap_client_state_t client_state;
+  union {
+    portmap_info_t info; /* a mapping's */
+    struct {             /* the client's */
+      portmap_client_event_t client_event;
+      portmap_client_state_t client_state;
+    };
+  };
 } portmap_event_rec_t;
+
+/* What the application is told of a mapping, without what follows from
+ * the request (protocol, port, nonce, PEER) or from the time (the state,
+ * the time left, the address as text): portmap_mapping_make_info() makes the
+ * portmap_info_t. The names are portmap_info_t's. */
+typedef struct portmap_minfo {
+  portmap_backend_t backend;
+  portmap_status_t status;
+  int gateway_result;
+  uint16_t external_port;
+  uint32_t lifetime;
+  portmap_addr_t internal_address;
+  portmap_addr_t external_address;
+  portmap_backend_result_t tried[PORTMAP_INFO_BACKENDS];
+} portmap_minfo_t;
 
 struct portmap_mapping {
   portmap_client_t *client;
@@ -99,9 +118,9 @@ struct portmap_mapping {
   portmap_mapping_cb cb;
   void *user;
   /* state */
-  portmap_info_t info; /* what the application sees */
-  uint64_t expiry_ms;  /* absolute; 0 = not mapped */
-  unsigned queued;     /* events in the queue that point here */
+  portmap_minfo_t info; /* what the application sees */
+  unsigned queued;      /* events in the queue that point here */
+  uint64_t expiry_ms;   /* absolute; 0 = not mapped */
   const portmap_backend_ops_t *be;
   void *be_state;
   void *be_data;             /* the backend's per-mapping state; NULL when none runs it */
@@ -118,8 +137,8 @@ struct portmap_mapping {
   unsigned failed_pending : 1;
   unsigned in_failed_list : 1;
   unsigned app_ref : 1;       /* the program holds the handle (portmap_map's out) */
-  portmap_event_t last_event; /* 0 before the first */
   unsigned renewing : 1;      /* the backend said a renewal is under way */
+  portmap_event_t last_event; /* 0 before the first */
   /* started on PCP before PCP answered the probe: its request is the probe
    * (probe.c); it moves when another backend is chosen first */
   unsigned trial : 1;
@@ -220,6 +239,7 @@ struct portmap_client {
   /* mappings and events */
   struct portmap_mapping *mappings;
   size_t n_mappings;
+  size_t n_live; /* of them, those not ended (portmap_mapping_ended): shutdown waits for 0 */
   portmap_event_node_t *ev_head, *ev_tail;
   /* mappings whose backend failed them, in report order (settle()) */
   struct portmap_mapping *failed_head, *failed_tail;
@@ -327,8 +347,8 @@ int portmap_client_random(portmap_client_t *c, void *buf, size_t len);
 void portmap_mapping_emit(struct portmap_mapping *m, portmap_event_t ev);
 /* Start m on backend i (no event: the caller handles a refusal). */
 portmap_status_t portmap_mapping_start_on(struct portmap_mapping *m, int i, uint64_t now);
-/* expires_in_ms, the address text and the private flag, for now. */
-void portmap_mapping_fill_times(struct portmap_mapping *m, uint64_t now);
+/* What the application is told of m at now. */
+void portmap_mapping_make_info(const struct portmap_mapping *m, uint64_t now, portmap_info_t *out);
 /* Detach m from its backend (if any), cancelling what it runs. */
 void portmap_mapping_unbind(struct portmap_mapping *m);
 /* Run every decision that follows the events and answers recorded so far,

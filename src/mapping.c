@@ -16,6 +16,8 @@ int portmap_in_own_callback(portmap_client_t *c) {
 }
 
 void portmap_mapping_unlink_free(portmap_client_t *c, portmap_mapping_t *m) {
+  if (!portmap_mapping_ended(m))
+    c->n_live--;
   if (m->prev)
     m->prev->next = m->next;
   else
@@ -23,6 +25,7 @@ void portmap_mapping_unlink_free(portmap_client_t *c, portmap_mapping_t *m) {
   if (m->next)
     m->next->prev = m->prev;
   c->n_mappings--;
+  portmap_alloc_free(&c->alloc, m->req.opt);
   portmap_alloc_free(&c->alloc, m);
 }
 
@@ -85,7 +88,7 @@ void portmap_dispatch_events(portmap_client_t *c) {
       if (rec != NULL)
         info = &rec->info;
       else
-        frozen = m->info;
+        portmap_mapping_make_info(m, portmap_client_now(c), &frozen);
       c->in_callback = 1;
       portmap_client_unlock(c);
       cb(m, event, info, user);
@@ -160,10 +163,56 @@ static portmap_status_t parse_family(const char *text, int ipv6, uint8_t out[16]
   return PORTMAP_OK;
 }
 
+/* The parts of a request kept only when used, as validated. */
+typedef struct req_parts {
+  uint8_t suggested_addr[16];
+  uint8_t peer_addr[16];
+  uint16_t peer_port;
+  uint8_t third_party[16];
+  size_t n_filters;
+  portmap_req_filter_t filters[PORTMAP_MAX_FILTERS];
+  size_t description_len;
+  const char *description;
+} req_parts_t;
+
+/* Keep the optional parts in one block sized to what they are. */
+static portmap_status_t keep_parts(portmap_client_t *c, portmap_req_t *r, const req_parts_t *p) {
+  size_t size = portmap_req_opt_size(r, p->n_filters, p->description_len);
+  if (size == 0)
+    return PORTMAP_OK;
+  uint8_t *opt = portmap_alloc_malloc(&c->alloc, size);
+  if (opt == NULL)
+    return PORTMAP_ERR_NOMEM;
+  opt[0] = (uint8_t)p->n_filters;
+  opt[1] = (uint8_t)p->description_len;
+  if (p->n_filters > 0)
+    memcpy(opt + 2, p->filters, p->n_filters * sizeof p->filters[0]);
+  if (r->has_suggested_addr)
+    memcpy(opt + portmap_req_opt_offset(r, p->n_filters, 0), p->suggested_addr, 16);
+  if (r->is_peer) {
+    uint8_t *peer = opt + portmap_req_opt_offset(r, p->n_filters, 1);
+    memcpy(peer, p->peer_addr, 16);
+    memcpy(peer + 16, &p->peer_port, sizeof p->peer_port);
+  }
+  if (r->has_third_party)
+    memcpy(opt + portmap_req_opt_offset(r, p->n_filters, 2), p->third_party, 16);
+  if (p->description_len > 0) {
+    char *d = (char *)opt + portmap_req_opt_offset(r, p->n_filters, 3);
+    memcpy(d, p->description, p->description_len);
+    d[p->description_len] = '\0';
+  }
+  r->opt = opt;
+  return PORTMAP_OK;
+}
+
 /* Validate and copy a request; every bad argument gets its own status. */
 static portmap_status_t request_copy(portmap_client_t *c, const portmap_request_t *req,
                                      portmap_mapping_t *m) {
   portmap_status_t st;
+  req_parts_t p;
+  p.n_filters = 0;
+  p.description_len = 0;
+  portmap_req_t *r = &m->req;
   if (req->protocol < 0 || req->protocol > 255 || (req->ipv6 != 0 && req->ipv6 != 1))
     return PORTMAP_ERR_INVALID;
   if ((req->flags & ~(PORTMAP_FLAG_ONCE | PORTMAP_FLAG_PREFER_FAILURE |
@@ -175,25 +224,23 @@ static portmap_status_t request_copy(portmap_client_t *c, const portmap_request_
     return PORTMAP_ERR_PORT;
   if (req->lifetime > 86400u)
     return PORTMAP_ERR_LIFETIME;
-  m->req.ipv6 = req->ipv6;
-  m->req.protocol = req->protocol;
-  m->req.internal_port = req->internal_port;
-  m->req.suggested_port = req->external_port;
-  m->req.lifetime = req->lifetime ? req->lifetime : 7200u;
-  m->req.flags = req->flags;
+  r->ipv6 = req->ipv6 != 0;
+  r->protocol = (uint8_t)req->protocol;
+  r->internal_port = req->internal_port;
+  r->suggested_port = req->external_port;
+  r->lifetime = req->lifetime ? req->lifetime : 7200u;
+  r->flags = (uint8_t)req->flags; /* checked above: PORTMAP_FLAG_* only */
   if (req->external_address != NULL) {
-    if ((st = parse_family(req->external_address, m->req.ipv6, m->req.suggested_addr)) !=
-        PORTMAP_OK)
+    if ((st = parse_family(req->external_address, r->ipv6, p.suggested_addr)) != PORTMAP_OK)
       return st;
-    m->req.has_suggested_addr = !portmap_net_is_unspecified(m->req.suggested_addr);
+    r->has_suggested_addr = !portmap_net_is_unspecified(p.suggested_addr);
   }
   if (req->description != NULL) {
     size_t len = strlen(req->description);
     if (len > PORTMAP_MAX_DESCRIPTION || !utf8_valid(req->description, len))
       return PORTMAP_ERR_OPTION;
-    memcpy(m->req.description, req->description, len);
-    m->req.description[len] = '\0';
-    m->req.description_len = len;
+    p.description = req->description;
+    p.description_len = len;
   }
   if (req->peer_address != NULL) {
     /* checklist I1: PEER needs protocol, internal port and remote port;
@@ -202,10 +249,10 @@ static portmap_status_t request_copy(portmap_client_t *c, const portmap_request_
       return PORTMAP_ERR_PORT;
     if ((req->flags & PORTMAP_FLAG_PREFER_FAILURE) || req->n_filters > 0)
       return PORTMAP_ERR_OPTION;
-    if ((st = parse_family(req->peer_address, m->req.ipv6, m->req.peer_addr)) != PORTMAP_OK)
+    if ((st = parse_family(req->peer_address, r->ipv6, p.peer_addr)) != PORTMAP_OK)
       return st;
-    m->req.is_peer = 1;
-    m->req.peer_port = req->peer_port;
+    r->is_peer = 1;
+    p.peer_port = req->peer_port;
   } else if (req->peer_port != 0) {
     return PORTMAP_ERR_INVALID;
   }
@@ -213,37 +260,37 @@ static portmap_status_t request_copy(portmap_client_t *c, const portmap_request_
     return PORTMAP_ERR_OPTION;
   for (size_t i = 0; i < req->n_filters; i++) {
     const portmap_filter_t *f = &req->filters[i];
-    portmap_req_filter_t *mf = &m->req.filters[i];
-    unsigned max_prefix = m->req.ipv6 ? 128u : 32u;
+    portmap_req_filter_t *mf = &p.filters[i];
+    unsigned max_prefix = r->ipv6 ? 128u : 32u;
     if (f->prefix_length > max_prefix)
       return PORTMAP_ERR_OPTION;
     if (f->remote_address == NULL || f->remote_address[0] == '\0') {
       if (f->prefix_length != 0)
         return PORTMAP_ERR_OPTION;
-      portmap_addr_any(mf->addr, m->req.ipv6);
-    } else if ((st = parse_family(f->remote_address, m->req.ipv6, mf->addr)) != PORTMAP_OK) {
+      portmap_addr_any(mf->addr, r->ipv6);
+    } else if ((st = parse_family(f->remote_address, r->ipv6, mf->addr)) != PORTMAP_OK) {
       return st;
     }
     /* checklist J2: the prefix counts bits of the 128-bit field */
     mf->prefix_len =
-        (uint8_t)(m->req.ipv6 || f->prefix_length == 0 ? f->prefix_length : 96u + f->prefix_length);
+        (uint8_t)(r->ipv6 || f->prefix_length == 0 ? f->prefix_length : 96u + f->prefix_length);
     mf->port = f->remote_port;
   }
-  m->req.n_filters = req->n_filters;
+  p.n_filters = req->n_filters;
   if (req->third_party != NULL) {
-    if ((st = parse_family(req->third_party, m->req.ipv6, m->req.third_party)) != PORTMAP_OK)
+    if ((st = parse_family(req->third_party, r->ipv6, p.third_party)) != PORTMAP_OK)
       return st;
     /* checklist J1: THIRD_PARTY must not be our own address */
-    if ((c->have_local && memcmp(c->local_addr, m->req.third_party, 16) == 0) ||
-        (c->probe.have_local && memcmp(c->probe.local, m->req.third_party, 16) == 0))
+    if ((c->have_local && memcmp(c->local_addr, p.third_party, 16) == 0) ||
+        (c->probe.have_local && memcmp(c->probe.local, p.third_party, 16) == 0))
       return PORTMAP_ERR_THIRD_PARTY;
-    m->req.has_third_party = 1;
+    r->has_third_party = 1;
   }
   if (req->nonce != NULL)
-    memcpy(m->req.nonce, req->nonce, 12);
-  else if (portmap_client_random(c, m->req.nonce, 12) != 0) /* checklist D1 */
+    memcpy(r->nonce, req->nonce, 12);
+  else if (portmap_client_random(c, r->nonce, 12) != 0) /* checklist D1 */
     return PORTMAP_ERR_SYSTEM;
-  return PORTMAP_OK;
+  return keep_parts(c, r, &p);
 }
 
 portmap_status_t portmap_map_sized(portmap_client_t *client, const portmap_request_t *user_req,
@@ -267,13 +314,11 @@ portmap_status_t portmap_map_sized(portmap_client_t *client, const portmap_reque
   m->client = client;
   m->cb = cb;
   m->user = user;
-  m->info.protocol = m->req.protocol;
-  m->info.internal_port = m->req.internal_port;
   m->info.gateway_result = -1;
-  m->info.is_peer = m->req.is_peer;
-  memcpy(m->info.nonce, m->req.nonce, 12);
   portmap_addr_any(m->info.external_address.bytes, m->req.ipv6);
-  portmap_probe_info_init(client, &m->info);
+  portmap_info_t tried; /* the probe fills a portmap_info_t's tried[] */
+  portmap_probe_info_init(client, &tried);
+  memcpy(m->info.tried, tried.tried, sizeof m->info.tried);
   /* Options a backend cannot express fail clearly, never silently. */
   st = PORTMAP_ERR_NO_BACKEND;
   int able = -1;
@@ -302,6 +347,7 @@ portmap_status_t portmap_map_sized(portmap_client_t *client, const portmap_reque
     client->mappings->prev = m;
   client->mappings = m;
   client->n_mappings++;
+  client->n_live++;
   uint64_t now = portmap_client_now(client);
   if (portmap_probe_single(client)) {
     /* one backend: start now and report its refusal synchronously */
@@ -324,6 +370,8 @@ portmap_status_t portmap_map_sized(portmap_client_t *client, const portmap_reque
 done:
   portmap_core_settle(client);
   portmap_client_unlock(client);
+  if (m != NULL)
+    portmap_alloc_free(&client->alloc, m->req.opt);
   portmap_alloc_free(&client->alloc, m);
   return st;
 }
@@ -368,6 +416,7 @@ portmap_status_t portmap_mapping_detach(portmap_mapping_t *m) {
   } else {
     portmap_mapping_unbind(m);
     m->detached = 1;
+    c->n_live--;
     portmap_client_shutdown_check(c); /* it may have been the last one a shutdown waits for */
     portmap_client_wake(c);
     portmap_mapping_maybe_free(c, m);
@@ -413,8 +462,9 @@ portmap_status_t portmap_mapping_info_sized(portmap_mapping_t *m, portmap_info_t
   if (portmap_mapping_ended(m)) {
     st = PORTMAP_ERR_STATE;
   } else {
-    portmap_mapping_fill_times(m, portmap_client_now(c));
-    portmap_abi_out(info, size, &m->info, sizeof m->info);
+    portmap_info_t full;
+    portmap_mapping_make_info(m, portmap_client_now(c), &full);
+    portmap_abi_out(info, size, &full, sizeof full);
   }
   portmap_client_unlock(c);
   return st;

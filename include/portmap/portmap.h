@@ -349,7 +349,8 @@ typedef struct portmap_config {
   uint32_t pcp_mrc;            /**< PCP maximum retransmission count, 0 = none */
   uint32_t pcp_mrd_ms;         /**< PCP maximum retransmission duration, 0 = none */
   uint32_t request_timeout_ms; /**< give up on a new mapping after this, 0 = never (portmap_map) */
-  uint32_t destroy_timeout_ms; /**< bound on the wait for deletes in portmap_client_free (2000) */
+  uint32_t destroy_timeout_ms; /**< bound on the wait for deletes in portmap_client_free and
+                                  portmap_client_shutdown (2000); more for many mappings */
   uint32_t probe_timeout_ms;   /**< probe budget (500): how long each protocol asked may answer */
   uint16_t
       server_port;   /**< PCP server port (5351), for tests; NAT-PMP always uses 5351 (libnatpmp) */
@@ -465,6 +466,12 @@ PORTMAP_API portmap_status_t portmap_client_new_sized(const portmap_config_t *cf
  * Destroy a client: stop the thread if running, delete every mapping on the
  * gateway (waiting at most destroy_timeout_ms for confirmations), deliver
  * each mapping's final event, free everything. Accepts NULL.
+ * The deletes go out like every request, a bounded number in flight per
+ * gateway (64) and the rest as answers come back, so none is lost to a full
+ * socket; with many mappings the wait takes about one round trip to the
+ * gateway per 64 of them (and a retransmission time, 3 s for PCP, for any
+ * that is lost): an application holding thousands of mappings on a slow
+ * gateway needs a larger destroy_timeout_ms than the default 2 s.
  * @return PORTMAP_OK; PORTMAP_ERR_RECURSIVE when called from a callback
  * (nothing is freed then); PORTMAP_ERR_TIMEOUT when some delete was not
  * confirmed in time (everything is freed anyway).

@@ -25,6 +25,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <portmap/portmap.h>
 
@@ -34,6 +35,16 @@
 /* The core as a backend sees it. */
 typedef struct portmap_core portmap_core_t;
 
+/* Requests a backend has in flight to one gateway at most (maps, renewals
+ * and deletes alike; PCP per server, NAT-PMP per gateway); the others wait
+ * their turn in a FIFO and go out as answers come back or requests give up
+ * (util/pace.h). 64 answers take about 64 KiB of a socket's receive buffer
+ * as Linux counts it (a small datagram costs about 1 KiB there), well
+ * inside the default 208 KiB, so no answer is lost to our own full socket;
+ * a LAN gateway answering in a millisecond drains 64 000 requests a
+ * second. ARCHITECTURE.md, "Paced requests". */
+#define PORTMAP_PACE_WINDOW 64
+
 typedef struct portmap_req_filter {
   uint8_t addr[16];
   uint8_t prefix_len; /* bits of the 128-bit field (IPv4: 96 + n), J2 */
@@ -41,27 +52,99 @@ typedef struct portmap_req_filter {
 } portmap_req_filter_t;
 
 /* A mapping's request, validated and copied by the core. Constant while
- * the mapping lives. */
+ * the mapping lives. What every request has is held in place; the optional
+ * parts (FILTERs, a suggested external address, PEER's remote peer,
+ * THIRD_PARTY, DESCRIPTION) only when the request has them, together in
+ * one block exactly as large as they are: read them with the accessors
+ * below. */
 typedef struct portmap_req {
-  int protocol;
+  uint8_t nonce[12];
   uint16_t internal_port;
   uint16_t suggested_port;
-  int has_suggested_addr;
-  uint8_t suggested_addr[16];
   uint32_t lifetime; /* requested, seconds */
-  unsigned flags;
-  size_t description_len;
-  char description[PORTMAP_MAX_DESCRIPTION + 1];
-  int is_peer;
-  uint8_t peer_addr[16];
-  uint16_t peer_port;
-  int has_third_party;
-  uint8_t third_party[16];
-  size_t n_filters;
-  portmap_req_filter_t filters[PORTMAP_MAX_FILTERS];
-  uint8_t nonce[12];
-  int ipv6;
+  uint8_t flags;     /* PORTMAP_FLAG_* */
+  uint8_t protocol;
+  unsigned ipv6 : 1;
+  unsigned is_peer : 1;
+  unsigned has_suggested_addr : 1;
+  unsigned has_third_party : 1;
+  /* the optional parts, in this order: the number of filters and the
+   * description's length (an octet each), the filters, the suggested
+   * address (16), the peer's address and port (16 + 2, the port in host
+   * order), THIRD_PARTY (16), the description and a NUL; NULL when none */
+  uint8_t *opt;
 } portmap_req_t;
+
+_Static_assert(PORTMAP_MAX_FILTERS <= UINT8_MAX && PORTMAP_MAX_DESCRIPTION <= UINT8_MAX,
+               "the counts fit an octet");
+_Static_assert(PORTMAP_FLAG_DELETE <= UINT8_MAX, "the flags fit an octet");
+
+static inline size_t portmap_req_n_filters(const portmap_req_t *r) {
+  return r->opt != NULL ? r->opt[0] : 0;
+}
+
+static inline size_t portmap_req_description_len(const portmap_req_t *r) {
+  return r->opt != NULL ? r->opt[1] : 0;
+}
+
+/* Where the optional part after the first `parts` others starts (the
+ * filters are part 0, after the two counts: 2-octet aligned). */
+static inline size_t portmap_req_opt_offset(const portmap_req_t *r, size_t n_filters, int parts) {
+  size_t off = 2 + n_filters * sizeof(portmap_req_filter_t);
+  if (parts > 0 && r->has_suggested_addr)
+    off += 16;
+  if (parts > 1 && r->is_peer)
+    off += 18;
+  if (parts > 2 && r->has_third_party)
+    off += 16;
+  return off;
+}
+
+/* The block's size for a request with these parts; 0 when it needs none. */
+static inline size_t portmap_req_opt_size(const portmap_req_t *r, size_t n_filters,
+                                          size_t description_len) {
+  if (n_filters == 0 && description_len == 0 && !r->has_suggested_addr && !r->is_peer &&
+      !r->has_third_party)
+    return 0;
+  size_t n = portmap_req_opt_offset(r, n_filters, 3);
+  return description_len > 0 ? n + description_len + 1u : n;
+}
+
+static inline const portmap_req_filter_t *portmap_req_filters(const portmap_req_t *r) {
+  return portmap_req_n_filters(r) > 0 ? (const portmap_req_filter_t *)(const void *)(r->opt + 2)
+                                      : NULL;
+}
+
+static inline const uint8_t *portmap_req_part(const portmap_req_t *r, int parts) {
+  return r->opt + portmap_req_opt_offset(r, portmap_req_n_filters(r), parts);
+}
+
+/* The suggested external address (16 octets), or NULL. */
+static inline const uint8_t *portmap_req_suggested_addr(const portmap_req_t *r) {
+  return r->has_suggested_addr ? portmap_req_part(r, 0) : NULL;
+}
+
+/* PEER's remote address (16 octets), or NULL for a MAP. */
+static inline const uint8_t *portmap_req_peer_addr(const portmap_req_t *r) {
+  return r->is_peer ? portmap_req_part(r, 1) : NULL;
+}
+
+static inline uint16_t portmap_req_peer_port(const portmap_req_t *r) {
+  uint16_t port = 0;
+  if (r->is_peer)
+    memcpy(&port, portmap_req_part(r, 1) + 16, sizeof port);
+  return port;
+}
+
+/* The THIRD_PARTY address (16 octets), or NULL. */
+static inline const uint8_t *portmap_req_third_party(const portmap_req_t *r) {
+  return r->has_third_party ? portmap_req_part(r, 2) : NULL;
+}
+
+/* The description (portmap_req_description_len() octets and a NUL), or "". */
+static inline const char *portmap_req_description(const portmap_req_t *r) {
+  return portmap_req_description_len(r) > 0 ? (const char *)portmap_req_part(r, 3) : "";
+}
 
 /* What a backend says of one mapping: the part of portmap_info_t that the
  * backend knows. The core fills in the rest (backend, protocol, strings,

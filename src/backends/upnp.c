@@ -120,25 +120,15 @@ static void pm_free(upnp_map_t *pm, int cleanup) {
     if (k == st->busy) {
       if (k->kind == CALL_ADD || k->kind == CALL_ADDANY)
         k->cleanup = cleanup;
-    } else {
-      upnp_call_t **pp = &st->q_head;
-      upnp_call_t *prev = NULL;
-      while (*pp != NULL && *pp != k) {
-        prev = *pp;
-        pp = &(*pp)->qnext;
-      }
-      if (*pp == k) {
-        *pp = k->qnext;
-        if (st->q_tail == k)
-          st->q_tail = prev;
-        portmap_upnp_call_free(k);
-      }
+    } else if (portmap_upnp_unqueue(st, k)) {
+      portmap_upnp_call_free(k);
     }
   }
   int added = pm->added;
   uint16_t port = pm->ext_port;
   const char *proto = proto_name(pm->req->protocol);
   pm->added = 0;
+  portmap_hash_remove(&st->by_port, pm);
   if (pm->prev)
     pm->prev->next = pm->next;
   else
@@ -191,7 +181,8 @@ static void pm_call(upnp_map_t *pm, enum call_kind kind, uint64_t now) {
   snprintf(k->int_port, sizeof k->int_port, "%u", m->internal_port);
   copy_str(k->proto, sizeof k->proto, proto_name(m->protocol));
   portmap_upnp_xml_escape(k->desc, sizeof k->desc,
-                          m->description_len > 0 ? m->description : UPNP_DEFAULT_DESCRIPTION);
+                          portmap_req_description_len(m) > 0 ? portmap_req_description(m)
+                                                             : UPNP_DEFAULT_DESCRIPTION);
   snprintf(k->lease, sizeof k->lease, "%u", pm->lease);
   pm->call = k;
   if (portmap_upnp_submit(st, k, now) != 0) {
@@ -376,7 +367,7 @@ static void pm_next_port(upnp_map_t *pm, uint64_t now, int rc) {
     return;
   }
   pm->added = 0; /* a conflict: that port is not ours */
-  pm->ext_port = conflict_port(pm->st, m, pm->conflict_try, pm->ext_port);
+  portmap_upnp_set_ext_port(pm, conflict_port(pm->st, m, pm->conflict_try, pm->ext_port));
   pm_add(pm, now);
 }
 
@@ -413,7 +404,7 @@ static void pm_on_add(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t now) {
     return;
   }
   if (rc == UPNP_E_SAME_PORT_REQUIRED && pm->ext_port != m->internal_port) {
-    pm->ext_port = m->internal_port;
+    portmap_upnp_set_ext_port(pm, m->internal_port);
     pm_add(pm, now);
     return;
   }
@@ -497,7 +488,7 @@ void portmap_upnp_pm_on_result(upnp_map_t *pm, upnp_call_t *k, int rc, uint64_t 
   } else if (rc == 0 && k->kind == CALL_ADDANY) {
     long port = strtol(k->o_reserved, NULL, 10);
     if (port >= 1 && port <= 65535) {
-      pm->ext_port = (uint16_t)port;
+      portmap_upnp_set_ext_port(pm, (uint16_t)port);
       pm->added = 1;
     } else {
       rc = UPNPCOMMAND_INVALID_RESPONSE;
@@ -641,6 +632,7 @@ static portmap_status_t upnp_create(portmap_core_t *core, void **state) {
   if (st == NULL)
     return PORTMAP_ERR_NOMEM;
   st->core = core;
+  portmap_hash_init(&st->by_port, portmap_upnp_pm_hash, st, portmap_core_alloc(core));
   st->have_gateway4 = portmap_core_gateway(core, 0, st->gateway4, NULL);
   st->fd = -1;
   st->w_fd = -1;
@@ -693,6 +685,7 @@ static void upnp_destroy(void *state) {
         "stay on the gateway",
         jobs.dropped, UPNP_ORPHAN_JOBS_MAX);
   portmap_alloc_free(portmap_core_alloc(core), st->list);
+  portmap_hash_fini(&st->by_port);
   portmap_core_close_fd(core, st->fd);
   portmap_core_close_fd(core, st->w_fd);
   portmap_alloc_free(portmap_core_alloc(core), st);
@@ -702,7 +695,7 @@ static portmap_status_t upnp_check(void *state, const portmap_req_t *m) {
   (void)state;
   /* what an IGD port mapping cannot say: PCP-only features, IPv6,
    * protocols other than TCP and UDP (protocol 0 included) */
-  if (m->is_peer || m->n_filters > 0 || m->has_third_party ||
+  if (m->is_peer || portmap_req_n_filters(m) > 0 || m->has_third_party ||
       (m->flags & PORTMAP_FLAG_PREFER_FAILURE) || m->ipv6 ||
       (m->protocol != PORTMAP_PROTO_TCP && m->protocol != PORTMAP_PROTO_UDP))
     return PORTMAP_ERR_UNSUPPORTED;
@@ -729,6 +722,10 @@ static portmap_status_t upnp_start(void *state, const portmap_be_start_t *start,
   portmap_timer_init(&pm->expiry, on_pm_expiry, pm);
   /* Q8: never external port 0 ("all ports" to some): suggest the internal one */
   pm->ext_port = m->suggested_port != 0 ? m->suggested_port : m->internal_port;
+  if (portmap_hash_insert(&st->by_port, pm) != 0) {
+    portmap_alloc_free(portmap_core_alloc(st->core), pm);
+    return PORTMAP_ERR_NOMEM;
+  }
   pm->next = st->maps;
   if (st->maps)
     st->maps->prev = pm;

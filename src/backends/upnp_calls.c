@@ -92,10 +92,7 @@ static void pump(upnp_state_t *st, uint64_t now) {
   upnp_call_t *k = NULL;
   while (st->busy == NULL && st->q_head != NULL) {
     k = st->q_head;
-    st->q_head = k->qnext;
-    if (st->q_head == NULL)
-      st->q_tail = NULL;
-    k->qnext = NULL;
+    portmap_upnp_unqueue(st, k);
     long port = strtol(k->ext_port, NULL, 10);
     if (k->purpose == FOR_CLEANUP && port > 0 && port <= 65535 &&
         port_held(st, k->proto, (uint16_t)port)) {
@@ -112,12 +109,31 @@ static void pump(upnp_state_t *st, uint64_t now) {
   portmap_upnp_worker_hand(st->w, k);
 }
 
+int portmap_upnp_unqueue(upnp_state_t *st, upnp_call_t *k) {
+  if (!k->queued)
+    return 0;
+  if (k->qprev != NULL)
+    k->qprev->qnext = k->qnext;
+  else
+    st->q_head = k->qnext;
+  if (k->qnext != NULL)
+    k->qnext->qprev = k->qprev;
+  else
+    st->q_tail = k->qprev;
+  k->qnext = k->qprev = NULL;
+  k->queued = 0;
+  return 1;
+}
+
 int portmap_upnp_submit(upnp_state_t *st, upnp_call_t *k, uint64_t now) {
   if (worker_ensure(st) != 0) {
     portmap_core_log(st->core, PORTMAP_LOG_ERROR, "upnp: cannot start the worker thread");
     portmap_upnp_call_free(k);
     return -1;
   }
+  k->qnext = NULL;
+  k->qprev = st->q_tail;
+  k->queued = 1;
   if (st->q_tail != NULL)
     st->q_tail->qnext = k;
   else
@@ -245,10 +261,12 @@ void portmap_upnp_on_stuck(portmap_timer_t *t, uint64_t now) {
   /* what waits now; calls submitted meanwhile wait for the next round */
   upnp_call_t *list = st->q_head;
   st->q_head = st->q_tail = NULL;
+  for (upnp_call_t *k = list; k != NULL; k = k->qnext)
+    k->queued = 0; /* out of the queue: a mapping that ends meanwhile leaves it to us */
   while (list != NULL) {
     upnp_call_t *k = list;
     list = k->qnext;
-    k->qnext = NULL;
+    k->qnext = k->qprev = NULL;
     k->timed_out = 1;
     if (k->pm != NULL) {
       upnp_map_t *pm = k->pm;
@@ -292,12 +310,39 @@ void portmap_upnp_drain_worker(upnp_state_t *st, uint64_t now) {
 
 /* ---------- cleanup (Q10) ---------- */
 
+static uint64_t port_hash(const upnp_state_t *st, const char *proto, uint16_t port) {
+  uint8_t key[3] = {strcmp(proto, "UDP") == 0, (uint8_t)(port >> 8), (uint8_t)port};
+  return portmap_hash_bytes((uint64_t)(uintptr_t)st, key, sizeof key);
+}
+
+uint64_t portmap_upnp_pm_hash(const void *elem, const void *user) {
+  const upnp_map_t *pm = elem;
+  return port_hash(user, proto_name(pm->req->protocol), pm->ext_port);
+}
+
+void portmap_upnp_set_ext_port(upnp_map_t *pm, uint16_t port) {
+  if (pm->ext_port == port)
+    return;
+  portmap_hash_remove(&pm->st->by_port, pm);
+  pm->ext_port = port;
+  (void)portmap_hash_insert(&pm->st->by_port, pm); /* after a remove: cannot fail */
+}
+
+typedef struct port_key {
+  const char *proto;
+  uint16_t port;
+} port_key_t;
+
+static int holds_port(const void *elem, const void *key) {
+  const upnp_map_t *pm = elem;
+  const port_key_t *k = key;
+  return pm->added && pm->ext_port == k->port &&
+         strcmp(proto_name(pm->req->protocol), k->proto) == 0;
+}
+
 static int port_held(upnp_state_t *st, const char *proto, uint16_t port) {
-  for (upnp_map_t *pm = st->maps; pm != NULL; pm = pm->next) {
-    if (pm->added && pm->ext_port == port && strcmp(proto_name(pm->req->protocol), proto) == 0)
-      return 1;
-  }
-  return 0;
+  port_key_t key = {proto, port};
+  return portmap_hash_find(&st->by_port, port_hash(st, proto, port), holds_port, &key) != NULL;
 }
 
 /* Delete an entry that no mapping owns any more. */

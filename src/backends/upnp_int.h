@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "backends/backend.h"
+#include "util/hash.h"
 #include "upnp/call.h"
 #include "upnp/igd.h"
 #include "upnp/ssdp.h"
@@ -122,6 +123,9 @@ typedef struct upnp_disc {
 struct upnp_state {
   portmap_core_t *core;
   upnp_map_t *maps; /* every mapping this backend runs */
+  /* the same by protocol and external port: whether a port is ours (Q10)
+   * is one lookup */
+  portmap_hash_t by_port;
   int have_gateway4;
   uint8_t gateway4[16]; /* the core's, as the backend was created (a change makes a new one) */
   int have_local;
@@ -164,10 +168,16 @@ upnp_call_t *portmap_upnp_call_new(upnp_state_t *st, enum call_kind kind,
                                    enum call_purpose purpose);
 void portmap_upnp_call_free(upnp_call_t *k);
 int portmap_upnp_submit(upnp_state_t *st, upnp_call_t *k, uint64_t now);
+/* Take k out of the call queue: 1, or 0 when it was not queued. */
+int portmap_upnp_unqueue(upnp_state_t *st, upnp_call_t *k);
 /* Collect the calls the worker finished and route their results. */
 void portmap_upnp_drain_worker(upnp_state_t *st, uint64_t now);
 /* st->stuck's callback */
 void portmap_upnp_on_stuck(portmap_timer_t *t, uint64_t now);
+/* by_port: the hash of a mapping (its protocol and ext_port), and the
+ * only way to change ext_port once the mapping is in the table. */
+uint64_t portmap_upnp_pm_hash(const void *elem, const void *user);
+void portmap_upnp_set_ext_port(upnp_map_t *pm, uint16_t port);
 /* Q10: delete an entry that no mapping owns any more. */
 void portmap_upnp_cleanup_submit(upnp_state_t *st, const char *proto, uint16_t port, uint64_t now);
 

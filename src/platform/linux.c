@@ -346,6 +346,15 @@ int portmap_plat_udp_icmp_socket(int ipv6) {
   return fd;
 }
 
+void portmap_plat_rcvbuf(int fd, int bytes) {
+  int now = 0;
+  socklen_t len = sizeof now;
+  /* Linux reports twice what was asked (its bookkeeping): compare halves */
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &now, &len) == 0 && now / 2 >= bytes)
+    return;
+  (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+}
+
 int portmap_plat_icmp_read(int fd) {
   uint8_t data[64];
   char ctrl[512];

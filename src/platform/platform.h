@@ -68,6 +68,11 @@ int portmap_plat_socket(int ipv6, int stream);
  * working socket. */
 int portmap_plat_udp_icmp_socket(int ipv6);
 
+/* Ask for a receive buffer of at least bytes on fd (best effort: the
+ * system may cap it, Linux at net.core.rmem_max, which it then doubles for
+ * its own bookkeeping). Never shrinks the buffer. */
+void portmap_plat_rcvbuf(int fd, int bytes);
+
 /* Read one queued ICMP report of a portmap_plat_udp_icmp_socket() without
  * blocking. Returns 1 for "port unreachable" (ECONNREFUSED), 0 for another
  * report (read and dropped), -1 when none is queued (or fd is bad). Call

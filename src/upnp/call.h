@@ -38,7 +38,8 @@ struct upnp_map;
 
 typedef struct upnp_call {
   /* the scheduler thread's (st is never read by the worker) */
-  struct upnp_call *qnext;
+  struct upnp_call *qnext, *qprev; /* the call queue: leaving it is O(1) */
+  int queued;                      /* in the backend's call queue */
   struct upnp_state *st;
   enum call_kind kind;
   enum call_purpose purpose;

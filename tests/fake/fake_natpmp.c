@@ -65,7 +65,7 @@ struct fake_natpmp {
   uint8_t ignore_op[128];
 
   held_answer_t held[FAKE_NATPMP_MAX_HELD];
-  size_t n_held;
+  size_t n_held, max_held;
 
   fake_natpmp_mapping_t mappings[FAKE_NATPMP_MAX_MAPPINGS];
   size_t n_mappings;
@@ -303,6 +303,9 @@ static void emit(fake_natpmp_t *f, const uint8_t *out, size_t len,
   for (unsigned k = 0; k < f->dup_k; k++) {
     if (f->hold && f->n_held < FAKE_NATPMP_MAX_HELD) {
       held_answer_t *h = &f->held[f->n_held++];
+      if (f->n_held > f->max_held) {
+        f->max_held = f->n_held;
+      }
       memcpy(h->data, out, len);
       h->len = len;
       h->to = *to;
@@ -575,6 +578,10 @@ int fake_natpmp_release(fake_natpmp_t *f) {
 
 size_t fake_natpmp_held(const fake_natpmp_t *f) {
   return f->n_held;
+}
+
+size_t fake_natpmp_max_held(const fake_natpmp_t *f) {
+  return f->max_held;
 }
 
 void fake_natpmp_force_result(fake_natpmp_t *f, uint16_t result, unsigned n) {

@@ -47,10 +47,10 @@
 #include "test_support.h"
 
 #define FAKE_NATPMP_PORT 5351
-#define FAKE_NATPMP_LOG_SIZE 128     /* requests kept in the log */
-#define FAKE_NATPMP_LOG_BYTES 64     /* raw octets kept per logged request */
-#define FAKE_NATPMP_MAX_MAPPINGS 128 /* table capacity: beyond it, result 4 */
-#define FAKE_NATPMP_MAX_HELD 64      /* held answers */
+#define FAKE_NATPMP_LOG_SIZE 128      /* requests kept in the log */
+#define FAKE_NATPMP_LOG_BYTES 64      /* raw octets kept per logged request */
+#define FAKE_NATPMP_MAX_MAPPINGS 4096 /* table capacity: beyond it, result 4 */
+#define FAKE_NATPMP_MAX_HELD 4096     /* held answers */
 
 /* RFC 6886 §3.5 result codes */
 #define FAKE_NATPMP_SUCCESS 0
@@ -160,6 +160,9 @@ void fake_natpmp_set_hold(fake_natpmp_t *f, int on);
 /** Send the held answers, oldest first. Returns how many were sent. */
 int fake_natpmp_release(fake_natpmp_t *f);
 size_t fake_natpmp_held(const fake_natpmp_t *f);
+/** The most answers held at once since the fake was made: with hold on,
+ *  the most requests the client had in flight. */
+size_t fake_natpmp_max_held(const fake_natpmp_t *f);
 /** Answer the next n requests (any opcode) with this result code, leaving
  *  the table alone. Result 0 cancels. */
 void fake_natpmp_force_result(fake_natpmp_t *f, uint16_t result, unsigned n);

@@ -78,8 +78,8 @@ struct fake_pcp {
   int silent;
   uint64_t rng;
 
-  held_answer_t held[FAKE_PCP_MAX_HELD];
-  size_t n_held;
+  held_answer_t *held; /* cap_held of them, grown on demand */
+  size_t n_held, cap_held, max_held;
 
   fake_pcp_mapping_t mappings[FAKE_PCP_MAX_MAPPINGS];
   size_t n_mappings;
@@ -641,8 +641,19 @@ static void emit(fake_pcp_t *f, uint8_t *out, size_t len, const struct sockaddr_
     spoofed = 1;
   }
   for (unsigned k = 0; k < f->dup_k; k++) {
-    if (f->hold && f->n_held < FAKE_PCP_MAX_HELD) {
+    if (f->hold && f->n_held == f->cap_held && f->cap_held < FAKE_PCP_MAX_HELD) {
+      size_t cap = f->cap_held == 0 ? 64 : f->cap_held * 2;
+      held_answer_t *grown = realloc(f->held, cap * sizeof *grown);
+      if (grown != NULL) {
+        f->held = grown;
+        f->cap_held = cap;
+      }
+    }
+    if (f->hold && f->n_held < f->cap_held) {
       held_answer_t *h = &f->held[f->n_held++];
+      if (f->n_held > f->max_held) {
+        f->max_held = f->n_held;
+      }
       memcpy(h->data, out, len);
       h->len = len;
       h->to = *to;
@@ -848,6 +859,7 @@ void fake_pcp_free(fake_pcp_t *f) {
   if (f->spoof_fd >= 0) {
     close(f->spoof_fd);
   }
+  free(f->held);
   free(f);
 }
 
@@ -1045,8 +1057,28 @@ int fake_pcp_release(fake_pcp_t *f) {
   return sent;
 }
 
+int fake_pcp_release_in_order(fake_pcp_t *f) {
+  int sent = 0;
+  for (size_t i = 0; i < f->n_held; i++) {
+    held_answer_t *h = &f->held[i];
+    if (send_from(f, h->spoofed, h->data, h->len, (const struct sockaddr *)&h->to, h->tolen) == 0) {
+      sent++;
+    }
+  }
+  f->n_held = 0;
+  return sent;
+}
+
 size_t fake_pcp_held(const fake_pcp_t *f) {
   return f->n_held;
+}
+
+size_t fake_pcp_max_held(const fake_pcp_t *f) {
+  return f->max_held;
+}
+
+void fake_pcp_reset_max_held(fake_pcp_t *f) {
+  f->max_held = f->n_held;
 }
 
 void fake_pcp_force_result(fake_pcp_t *f, uint8_t result, unsigned n) {

@@ -68,11 +68,11 @@
 #include "pcp/wire.h"
 #include "test_support.h"
 
-#define FAKE_PCP_LOG_SIZE 64      /* requests kept in the log */
-#define FAKE_PCP_LOG_BYTES 2048   /* raw octets kept per logged request */
-#define FAKE_PCP_MAX_MAPPINGS 256 /* hard table capacity */
-#define FAKE_PCP_MAX_HELD 64      /* held (reordered) answers */
-#define FAKE_PCP_MAX_RESERVED 32  /* ports reserved by "someone else" */
+#define FAKE_PCP_LOG_SIZE 64       /* requests kept in the log */
+#define FAKE_PCP_LOG_BYTES 2048    /* raw octets kept per logged request */
+#define FAKE_PCP_MAX_MAPPINGS 4096 /* hard table capacity */
+#define FAKE_PCP_MAX_HELD 8192     /* held (reordered) answers; the array grows to this */
+#define FAKE_PCP_MAX_RESERVED 32   /* ports reserved by "someone else" */
 
 typedef struct fake_pcp fake_pcp_t;
 
@@ -236,7 +236,15 @@ void fake_pcp_set_duplicates(fake_pcp_t *f, unsigned k);
 void fake_pcp_set_hold(fake_pcp_t *f, int on);
 /** Send held answers, newest first (reordering). Returns how many. */
 int fake_pcp_release(fake_pcp_t *f);
+/** Send held answers oldest first (no reordering: their epochs never go
+ *  back, which answers held across a span of time would seem to do when
+ *  sent newest first). Returns how many. */
+int fake_pcp_release_in_order(fake_pcp_t *f);
 size_t fake_pcp_held(const fake_pcp_t *f);
+/** The most answers held at once since the fake was made (or the count was
+ *  reset): with hold on, the most requests the client had in flight. */
+size_t fake_pcp_max_held(const fake_pcp_t *f);
+void fake_pcp_reset_max_held(fake_pcp_t *f);
 /** Answer the next n requests with this result code (error lifetime per
  *  its class), leaving the table alone. Result 0 cancels. */
 void fake_pcp_force_result(fake_pcp_t *f, uint8_t result, unsigned n);

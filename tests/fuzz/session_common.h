@@ -397,7 +397,7 @@ static inline void fz_snap_take(portmap_client_t *c, fz_snap_t *sn) {
   for (portmap_mapping_t *m = c->mappings; m != NULL && sn->n_m < FZ_SNAP_MAX; m = m->next) {
     fz_msnap_t *x = &sn->m[sn->n_m++];
     x->m = m;
-    x->info = m->info;
+    portmap_mapping_make_info(m, 0, &x->info); /* at a fixed time: both snapshots alike */
     x->expiry_ms = m->expiry_ms;
     x->last_event = m->last_event;
     x->bits = (unsigned)m->revoked | (unsigned)m->final_queued << 1 | (unsigned)m->detached << 2 |

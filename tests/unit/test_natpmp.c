@@ -880,7 +880,10 @@ static void test_unsupported_requests_rejected(void **state) {
   assert_int_equal(nth_request(h, OP_TCP, 8000, 0)->len, 12);
 }
 
-static void test_one_request_in_flight_fifo(void **state) {
+/* Mapping requests wait for the public address answer (their MAPPED
+ * carries the address), then go out together: a window of requests in
+ * flight (PORTMAP_PACE_WINDOW; test_pacing fills it). */
+static void test_requests_after_public_address_in_window(void **state) {
   h_t *h = *state;
   client_up(h);
   fake_natpmp_set_hold(h->f, 1);
@@ -891,19 +894,42 @@ static void test_one_request_in_flight_fifo(void **state) {
   assert_int_equal(fake_natpmp_log_count(h->f), 1); /* the public address only */
   assert_int_equal(fake_natpmp_release(h->f), 1);
   pump(h);
-  assert_int_equal(fake_natpmp_log_count(h->f), 2);
-  assert_int_equal(rd16(fake_natpmp_log_get(h->f, 1)->data + 4), 8000);
+  assert_int_equal(fake_natpmp_log_count(h->f), 3); /* both, without waiting for each other */
+  assert_int_equal(count_requests(h, OP_TCP, 8000), 1);
+  assert_int_equal(count_requests(h, OP_TCP, 8001), 1);
   assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 0);
-  assert_int_equal(fake_natpmp_release(h->f), 1);
-  pump(h);
-  /* the second is sent only after the first is answered */
-  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 1);
-  assert_int_equal(fake_natpmp_log_count(h->f), 3);
-  assert_int_equal(rd16(fake_natpmp_log_get(h->f, 2)->data + 4), 8001);
   fake_natpmp_set_hold(h->f, 0);
+  assert_int_equal(fake_natpmp_release(h->f), 2);
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 2);
+  assert_string_equal(last_event(h)->info.external_address_str, "203.0.113.7");
+}
+
+/* Two requests for the same protocol and internal port are never in
+ * flight together (their answers could not be told apart): the second
+ * waits for the first one's answer. */
+static void test_same_port_waits_for_the_first(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  map_tcp(h, 8000, 3600);
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 1);
+  fake_natpmp_set_hold(h->f, 1);
+  map_tcp(h, 8000, 3600); /* the same port again, twice */
+  map_tcp(h, 8000, 3600);
+  map_tcp(h, 8001, 3600);
+  pump(h);
+  assert_int_equal(count_requests(h, OP_TCP, 8000), 2); /* the first, and one of the two */
+  assert_int_equal(count_requests(h, OP_TCP, 8001), 0); /* behind the other in the FIFO */
   assert_int_equal(fake_natpmp_release(h->f), 1);
   pump(h);
   assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 2);
+  assert_int_equal(count_requests(h, OP_TCP, 8000), 3);
+  assert_int_equal(count_requests(h, OP_TCP, 8001), 1);
+  fake_natpmp_set_hold(h->f, 0);
+  fake_natpmp_release(h->f);
+  pump(h);
+  assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 4);
 }
 
 static void test_free_deletes_every_mapping(void **state) {
@@ -991,7 +1017,7 @@ static void test_Q16_probe_refused(void **state) {
   assert_int_equal(res.natpmp.gateway_result, 2);
 }
 
-static void test_probe_waits_behind_request_in_flight(void **state) {
+static void test_probe_request_beside_request_in_flight(void **state) {
   h_t *h = *state;
   client_up(h);
   fake_natpmp_set_hold(h->f, 1);
@@ -1000,21 +1026,20 @@ static void test_probe_waits_behind_request_in_flight(void **state) {
   fake_natpmp_release(h->f);
   pump(h); /* the mapping request is in flight, its answer held */
   assert_int_equal(count_requests(h, OP_TCP, 8000), 1);
-  /* the probe's public address request queues behind it: on the injected
-   * clock nothing times out, so the blocking call returns at its own bound */
+  /* the probe's public address request goes out beside it (the window has
+   * room); its answer is held too: on the injected clock nothing times
+   * out, so the blocking call returns at its own bound */
   portmap_probe_result_t res;
   assert_int_equal(portmap_probe_sync(h->c, 100, &res), PORTMAP_OK);
   fake_natpmp_process(h->f);
-  assert_int_equal(fake_natpmp_requests(h->f, 0), 1);
+  assert_int_equal(fake_natpmp_requests(h->f, 0), 2);
   assert_int_equal(count_requests(h, OP_TCP, 8000), 1);
-  /* the answer arrives: the mapping first, then the probe's request */
   fake_natpmp_set_hold(h->f, 0);
   fake_natpmp_release(h->f);
   pump(h);
   assert_int_equal(count_events(h, PORTMAP_EVENT_MAPPED), 1);
   assert_int_equal(fake_natpmp_requests(h->f, 0), 2);
-  const fake_natpmp_request_t *last = fake_natpmp_log_get(h->f, fake_natpmp_log_count(h->f) - 1);
-  assert_int_equal(last->opcode, 0);
+  assert_int_equal(count_requests(h, OP_TCP, 8000), 1);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1047,13 +1072,14 @@ int main(void) {
       T(test_N2_results_3_and_4_lost_back_off_30s),
       T(test_Q21_closed_port_unreachable_at_once),
       T(test_unsupported_requests_rejected),
-      T(test_one_request_in_flight_fifo),
+      T(test_requests_after_public_address_in_window),
+      T(test_same_port_waits_for_the_first),
       T(test_free_deletes_every_mapping),
       T(test_probe_reports_available_address_epoch_rtt),
       T(test_probe_silent_gateway_times_out_after_budget),
       T(test_Q21_probe_closed_port_unreachable),
       T(test_Q16_probe_refused),
-      T(test_probe_waits_behind_request_in_flight),
+      T(test_probe_request_beside_request_in_flight),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

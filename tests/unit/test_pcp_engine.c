@@ -1111,6 +1111,64 @@ static void test_I1_peer_mapping(void **state) {
   assert_int_equal(fake_pcp_requests(h->f, PCP_OP_PEER), 1);
 }
 
+/* The optional parts are kept together in one block sized to them: each
+ * one reaches the wire intact whatever the others are. */
+static void test_A_J_optional_parts_together(void **state) {
+  h_t *h = *state;
+  client_up(h);
+  fake_pcp_set_allow_third_party(h->f, 1);
+  portmap_filter_t flt[3] = {{"192.0.2.0", 24, 0}, {"198.51.100.1", 32, 443}, {"", 0, 0}};
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.external_port = 9000;
+  req.external_address = "198.51.100.7";
+  req.description = "all of them";
+  req.third_party = "127.0.0.2";
+  req.filters = flt;
+  req.n_filters = 3;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_OK);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_MAPPED);
+  pcp_msg_t r;
+  assert_int_equal(fake_pcp_last_request(h->f, &r), 0);
+  const uint8_t ext[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, 7};
+  const uint8_t tp[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 2};
+  const uint8_t f1[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, 1};
+  assert_int_equal(r.external_port, 9000);
+  assert_memory_equal(r.external_addr, ext, 16);
+  assert_true(r.has_third_party);
+  assert_memory_equal(r.third_party, tp, 16);
+  assert_int_equal(r.n_filters, 3);
+  assert_int_equal(r.filters[0].prefix_len, 96 + 24);
+  assert_memory_equal(r.filters[1].addr, f1, 16);
+  assert_int_equal(r.filters[1].port, 443);
+  assert_int_equal(r.filters[2].prefix_len, 0);
+  assert_int_equal(r.description_len, 11);
+  assert_memory_equal(r.description, "all of them", 11);
+  assert_memory_equal(last_event(h)->info.internal_address.bytes, tp, 16);
+  /* a PEER with a suggested address, THIRD_PARTY and a description */
+  portmap_request_init(&req);
+  req.internal_port = 8001;
+  req.external_address = "198.51.100.7";
+  req.description = "peer";
+  req.third_party = "127.0.0.2";
+  req.peer_address = "203.0.113.9";
+  req.peer_port = 5060;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, NULL), PORTMAP_OK);
+  pump(h);
+  assert_int_equal(last_event(h)->event, PORTMAP_EVENT_MAPPED);
+  assert_int_equal(fake_pcp_last_request(h->f, &r), 0);
+  const uint8_t peer[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 9};
+  assert_int_equal(r.opcode, PCP_OP_PEER);
+  assert_memory_equal(r.peer_addr, peer, 16);
+  assert_int_equal(r.peer_port, 5060);
+  assert_memory_equal(r.external_addr, ext, 16);
+  assert_memory_equal(r.third_party, tp, 16);
+  assert_int_equal(r.description_len, 4);
+  assert_memory_equal(r.description, "peer", 4);
+}
+
 /* ---- bad API input ---- */
 
 static void test_H1_I1_J1_bad_requests_rejected(void **state) {
@@ -1856,6 +1914,7 @@ int main(void) {
       T(test_J1_third_party_on_renew_and_delete),
       T(test_J2_filters_resent_on_renewal),
       T(test_I1_peer_mapping),
+      T(test_A_J_optional_parts_together),
       T(test_H1_I1_J1_bad_requests_rejected),
       T(test_bad_config_rejected),
       T(test_revoke_and_free_from_callback),
