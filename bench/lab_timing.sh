@@ -2,14 +2,19 @@
 # SPDX-License-Identifier: MIT
 # bench/lab_timing.sh: wall-time figures for `portmap add` and `portmap-probe` against a
 # real miniupnpd (tests/lab/lab.sh, network namespaces), with the stock clients upnpc and
-# natpmpc for comparison. Run as root; see bench/README.md. Not a test: it always exits 0
-# once the figures are printed (2 on usage errors, 77 when the lab cannot run here).
+# natpmpc for comparison, and the one-packet reference client bench/oneshot_map (one PCP
+# MAP datagram, one answer: the floor for a PCP mapping). Run as root; see bench/README.md.
+# Not a test: it always exits 0 once the figures are printed (2 on usage errors, 77 when
+# the lab cannot run here).
 #
 #   sudo bash bench/lab_timing.sh [-n N] [-s N_STOCK] [-p "PERSONALITIES"] [--bin DIR]
-#     -n N        repetitions of portmap add / portmap-probe / natpmpc / upnpc -u (10)
+#     -n N        repetitions of portmap add / portmap-probe / natpmpc / upnpc -u /
+#                 oneshot_map (10)
 #     -s N        repetitions of upnpc with SSDP discovery (about 2.2 s each; 3)
 #     -p LIST     personalities (default "upnp pcp pcp-drop none full")
 #     --bin DIR   where portmap and portmap-probe are (default build/tools, build-lab/tools)
+#     --ref PATH  the reference client (default: oneshot_map in build*/bench next to --bin;
+#                 the row is left out when there is none)
 #     --no-icmp-rows  skip the extra rows with the gateway's ICMP rate limit lifted
 #
 # Each command runs in the client namespace with the automatic backend and no --gateway,
@@ -20,13 +25,13 @@
 # probe budget. The upnp and none personalities are therefore measured twice: as is, and
 # ("...-icmp") with icmp_ratelimit=0 in the gateway namespace (every run then sees the
 # ICMP error, as the first run against a real router does). natpmpc and upnpc are stopped
-# after 3 s (upnpc with discovery: 4 s) when nothing answers.
+# after 3 s (upnpc with discovery: 4 s) when nothing answers; oneshot_map waits 1 s.
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 LAB_SH=$ROOT/tests/lab/lab.sh
-N=10 NS=3 PERS="upnp pcp pcp-drop none full" BIN='' ICMP_ROWS=1 INNER=0 ROW=
+N=10 NS=3 PERS="upnp pcp pcp-drop none full" BIN='' REF='' ICMP_ROWS=1 INNER=0 ROW=
 # The stock clients wait long when nothing answers (natpmpc: 9 tries, about 2 minutes;
 # upnpc: 8 s of discovery): they are stopped after this many seconds (upnpc with
 # discovery: one more), and such runs count as failed at that time.
@@ -38,9 +43,10 @@ while [ $# -gt 0 ]; do
     -s) NS=${2:?}; shift 2 ;;
     -p) PERS=${2:?}; shift 2 ;;
     --bin) BIN=${2:?}; shift 2 ;;
+    --ref) REF=${2:?}; shift 2 ;;
     --no-icmp-rows) ICMP_ROWS=0; shift ;;
     --inner) INNER=1 ROW=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "lab_timing.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -55,6 +61,14 @@ if [ -z "$BIN" ]; then
 fi
 if [ -z "$BIN" ] || [ ! -x "$BIN/portmap" ] || [ ! -x "$BIN/portmap-probe" ]; then
   echo "lab_timing.sh: no portmap/portmap-probe found; build first or pass --bin DIR" >&2
+  exit 2
+fi
+if [ -z "$REF" ]; then
+  for d in "$BIN/../bench" "$ROOT/build/bench" "$ROOT/build-lab/bench" "$ROOT/build-bench/bench"; do
+    [ -x "$d/oneshot_map" ] && { REF=$(cd "$d" && pwd)/oneshot_map; break; }
+  done
+elif [ ! -x "$REF" ]; then
+  echo "lab_timing.sh: --ref $REF is not an executable" >&2
   exit 2
 fi
 PY=python3
@@ -100,6 +114,11 @@ for l in open(sys.argv[1]):
     flush
     measure natpmpc "$STOCK_LIMIT" natpmpc -g "$LAB_GW_LAN_IP" -a "$((9000 + i))" "$((9000 + i))" tcp 120
     flush
+    if [ -n "$REF" ]; then
+      # one PCP MAP datagram to the router, its answer awaited 1 s: the floor for PCP
+      measure oneshot "$STOCK_LIMIT" "$REF" "$LAB_GW_LAN_IP" "$((12000 + i))" 120
+      flush
+    fi
     measure "upnpc-u" "$STOCK_LIMIT" upnpc -u "http://$LAB_GW_LAN_IP:$LAB_HTTP_PORT/rootDesc.xml" \
       -a "$LAB_CLIENT_IP" "$((10000 + i))" "$((10000 + i))" TCP 120
   done
@@ -112,6 +131,7 @@ fi
 
 # ------------------------------------------------------------------ outer: one lab per row
 [ "$(id -u)" -eq 0 ] || { echo "lab_timing.sh: run as root (the lab needs network namespaces)" >&2; exit 77; }
+[ -n "$REF" ] || echo "lab_timing: no oneshot_map built (-DPORTMAP_BUILD_BENCH=ON): no reference row" >&2
 results=$(mktemp "${TMPDIR:-/tmp}/pm-bench.XXXXXX") || exit 2
 trap 'rm -f -- "$results"' EXIT
 export BENCH_RESULTS=$results
@@ -126,7 +146,7 @@ for r in $rows; do
   p=${r%-icmp}
   echo "lab_timing: $r ($N runs, $NS with SSDP discovery)..." >&2
   LAB_RUN_TIMEOUT=600 bash "$LAB_SH" run "$p" -- bash "$0" --inner "$r" -n "$N" -s "$NS" --bin "$BIN" \
-    >/dev/null 2>"$results.log"
+    ${REF:+--ref "$REF"} >/dev/null 2>"$results.log"
   rc=$?
   if [ $rc -eq 77 ]; then
     grep SKIPPED "$results.log" >&2
@@ -151,6 +171,7 @@ for line in open(path):
     data[(row, tool)].append((int(rc), float(ms)))
 tools = [("portmap-add", "portmap add (auto)"), ("portmap-probe", "portmap-probe"),
          ("probe-elapsed", "  probe elapsed_ms"), ("natpmpc", "natpmpc -a"),
+         ("oneshot", "one MAP datagram (reference)"),
          ("upnpc-u", "upnpc -u URL -a"), ("upnpc", "upnpc -a (SSDP)")]
 print()
 print("libportmap lab timing: miniupnpd in network namespaces; %s runs each (%s for upnpc with "
@@ -158,7 +179,7 @@ print("libportmap lab timing: miniupnpd in network namespaces; %s runs each (%s 
 print("binaries: %s; load average at the end: %s" % (binpath, open("/proc/loadavg").read().split()[:3]))
 print("natpmpc / upnpc are stopped after 3 s / 4 s (with discovery) when nothing answers")
 print()
-hdr = "%-11s %-20s %7s %9s %9s %9s  %s" % ("gateway", "command", "ok/runs", "min ms", "median", "max ms", "notes")
+hdr = "%-11s %-29s %7s %9s %9s %9s  %s" % ("gateway", "command", "ok/runs", "min ms", "median", "max ms", "notes")
 print(hdr)
 print("-" * len(hdr))
 goals = []
@@ -175,7 +196,7 @@ for row in rows:
         if tool == "portmap-probe":
             note = "ends within budget+100 ms: %s" % ("yes" if max(ms) <= budget + 100 else "NO (max %.0f)" % max(ms))
         okcol = "%3d/%-3d" % (ok, len(runs)) if tool != "probe-elapsed" else "      -"
-        print("%-11s %-20s %s %9.1f %9.1f %9.1f  %s" % (row, label, okcol, min(ms),
+        print("%-11s %-29s %s %9.1f %9.1f %9.1f  %s" % (row, label, okcol, min(ms),
               statistics.median(ms), max(ms), note))
         if row.startswith("upnp") and tool == "portmap-add":
             goals.append("UPnP-only gateway (%s): portmap add median %.0f ms, max %.0f ms -> goal "
@@ -184,6 +205,13 @@ for row in rows:
         if row.startswith("none") and tool == "portmap-probe":
             goals.append("nothing answering (%s): portmap-probe max %.0f ms, budget %d + 100 ms -> %s"
                          % (row, max(ms), budget, "met" if max(ms) <= budget + 100 else "NOT met"))
+    # what the library costs over the floor: only where both made mappings (PCP rows)
+    add_ok = [m for rc, m in data.get((row, "portmap-add"), []) if rc == 0]
+    ref_ok = [m for rc, m in data.get((row, "oneshot"), []) if rc == 0]
+    if add_ok and ref_ok:
+        goals.append("%s: portmap add / reference (medians of successful runs): %.1f / %.1f ms "
+                     "= %.1fx" % (row, statistics.median(add_ok), statistics.median(ref_ok),
+                                  statistics.median(add_ok) / statistics.median(ref_ok)))
     print()
 for g in goals:
     print(g)
