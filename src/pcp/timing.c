@@ -102,15 +102,22 @@ uint32_t pcp_renew_delay(uint32_t lifetime_s, unsigned attempt, uint64_t elapsed
   }
   uint64_t delay = target > elapsed_ms ? target - elapsed_ms : remaining / 2;
 
-  /* H5: never less than 4 s after the previous attempt (taken to be now).
-   * When 4 s from now is past the expiry, no attempt at all: RFC 6887
-   * section 11.2.1 forbids renewals less than four seconds apart, naming
-   * a flood of ever-closer ones before the expiry (halving the time left
-   * would send a dozen in the last seconds); the mapping lapses and is
-   * re-created. */
-  if (delay < RENEW_MIN_SPACING_MS)
-    delay = RENEW_MIN_SPACING_MS;
-  if (delay >= remaining)
+  /* H5: a retry never less than 4 s after the previous attempt (taken to
+   * be now). When 4 s from now is past the expiry, no retry at all: RFC
+   * 6887 section 11.2.1 forbids renewals less than four seconds apart,
+   * naming a flood of ever-closer ones before the expiry (halving the time
+   * left would send a dozen in the last seconds); the mapping lapses and
+   * is re-created. The spacing is between renewals: the first one (attempt
+   * 0) follows the grant, not a renewal; it is moved to 4 s when that fits
+   * before the expiry, else keeps its [1/2, 5/8] point (a 4 s lease is
+   * renewed at 2-2.5 s). */
+  if (delay < RENEW_MIN_SPACING_MS) {
+    if (RENEW_MIN_SPACING_MS < remaining)
+      delay = RENEW_MIN_SPACING_MS;
+    else if (attempt > 0)
+      return 0; /* a retry that cannot keep the spacing */
+  }
+  if (delay == 0 || delay >= remaining)
     return 0; /* no attempt fits before expiry */
   return (uint32_t)delay;
 }
