@@ -792,6 +792,10 @@ static int pcp_trial(const portmap_client_t *c, const portmap_mapping_t *m, int 
   const portmap_probe_state_t *p = &c->probe;
   if (c->be_ops[0] == NULL || (m->tried & 1u))
     return 0;
+  /* an explicit delete never fails over (it is for the backend that holds
+   * the mapping): it waits for the probe's choice */
+  if (m->req.flags & PORTMAP_FLAG_DELETE)
+    return 0;
   if (!fresh && (p->decided || (answered(p, 0) && !p->res[0].available)))
     return 0;
   if (!(m->req.ipv6 ? c->have_gateway6 : c->have_gateway4))

@@ -393,6 +393,34 @@ static void test_F3_pcp_unsupp_version_to_the_map(void **state) {
   assert_int_equal(last(h)->info.tried[0].gateway_result, PCP_UNSUPP_VERSION);
 }
 
+/* An explicit delete (PORTMAP_FLAG_DELETE, what `portmap delete` sends from a
+ * fresh client) is not a trial: a PCP "no" would end it (a delete never fails
+ * over), so it waits for the probe's choice and goes to that backend. Here
+ * PCP answers with the 8-octet NAT-PMP reply: deleted via NAT-PMP (lab
+ * natpmp_only and upnp_fallback failed: "the gateway speaks NAT-PMP only",
+ * "ICMP port unreachable", exit 1). */
+static void test_delete_request_waits_for_the_probe(void **state) {
+  h_t *h = *state;
+  fake_pcp_set_natpmp(h->pcp, FAKE_PCP_NATPMP_OP128);
+  fake_upnp_set_ignore_unicast(h->upnp, 1);
+  up(h);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 8000;
+  req.lifetime = 0;
+  req.flags = PORTMAP_FLAG_DELETE;
+  portmap_mapping_t *m = NULL;
+  assert_int_equal(portmap_map(h->c, &req, h_cb, h, &m), PORTMAP_OK);
+  for (int i = 0; i < 20 && h->n_ev == 0; i++) {
+    (void)test_client_readable(h->c, 10);
+    pump(h);
+    advance(h, 10);
+  }
+  assert_int_equal(h->n_ev, 1);
+  assert_int_equal(last(h)->event, PORTMAP_EVENT_DELETED);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_NATPMP);
+}
+
 /* Asked explicitly (portmap_probe_sync), the client sends PCP's ANNOUNCE,
  * NAT-PMP's request and the M-SEARCHes at once, before any answer, having
  * sent nothing as it was created (before this change the creation sent
@@ -434,6 +462,7 @@ int main(void) {
       T(test_late_pcp_answer_moves_mapping_from_upnp),
       T(test_F2_natpmp_answer_to_the_map),
       T(test_F3_pcp_unsupp_version_to_the_map),
+      T(test_delete_request_waits_for_the_probe),
       T(test_explicit_probe_asks_all_at_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
