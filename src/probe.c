@@ -88,6 +88,12 @@
 #define STAGE_MAX_MS 100u            /* ...at most this long */
 #define QUIET_FLOOR_MS 30u           /* silence that outweighs a lower answer: at least */
 #define QUIET_RTT_FACTOR 3u          /* ...or this many of its round trips */
+/* ...but at most this long: a UPnP answer's "round trip" is the SSDP reply's
+ * delay, which a server draws at random within MX (miniupnpd: 20-70 ms in
+ * the lab), not the path's; three of those waited 150-200 ms more for a
+ * silent PCP (lab_timing pcp-drop: 248 ms median). A late PCP answer still
+ * moves the mapping up. */
+#define QUIET_MAX_MS 40u
 
 /* Gateway result codes that say "not here" (RFC 6887 §7.4)... */
 #define PCP_RESULT_UNSUPP_VERSION 1
@@ -145,6 +151,8 @@ static int answered(const portmap_probe_state_t *p, int i) {
 /* How long a lower backend's "works" waits for the better ones. */
 static uint64_t quiet_ms(uint32_t rtt_ms) {
   uint64_t w = (uint64_t)rtt_ms * QUIET_RTT_FACTOR;
+  if (w > QUIET_MAX_MS)
+    w = QUIET_MAX_MS;
   return w < QUIET_FLOOR_MS ? QUIET_FLOOR_MS : w;
 }
 
