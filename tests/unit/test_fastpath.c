@@ -314,6 +314,37 @@ static void test_silent_pcp_upnp_taken_after_a_few_round_trips(void **state) {
   (void)t0;
 }
 
+/* A UPnP "round trip" is the SSDP reply's delay, which a server draws at
+ * random (MX): here the first M-SEARCH goes unanswered and the resent one
+ * is answered 250 ms into the search. Three of those (750 ms) would outwait
+ * the whole probe budget for a silent PCP; the wait is capped at 40 ms
+ * (lab_timing pcp-drop: 248 ms median before the cap, 137 ms after). */
+static void test_slow_ssdp_reply_outwait_capped(void **state) {
+  h_t *h = *state;
+  fake_pcp_set_silent(h->pcp, 1);
+  fake_natpmp_set_silent(h->nat, 1);
+  fake_upnp_set_ignore_unicast(h->upnp, 1);
+  up(h);
+  map(h, 8000);
+  pump(h);
+  advance(h, 10); /* the first M-SEARCH, unanswered */
+  assert_true(sent_to(h, h->cfg.ssdp_port, h->n_pkt) > 0);
+  advance(h, 240);
+  assert_false(probe_has(h, 2));
+  fake_upnp_set_ignore_unicast(h->upnp, 0);
+  advance(h, 10); /* the resend, 250 ms into the search: answered */
+  WAIT_FOR(h, probe_has(h, 2));
+  assert_true(probe_has(h, 2));
+  uint64_t ok = h->now;
+  advance(h, 39);
+  assert_int_equal(h->n_ev, 0);
+  advance(h, 1);
+  WAIT_FOR(h, h->n_ev > 0);
+  assert_int_equal(h->n_ev, 1);
+  assert_int_equal(last(h)->info.backend, PORTMAP_BACKEND_UPNP);
+  assert_int_equal(last(h)->at - ok, 40);
+}
+
 /* The second MAP (after the move) must find the UPnP entry gone already:
  * a gateway like miniupnpd keeps one rule per port for every protocol. */
 static fake_pcp_hook_action_t check_upnp_gone(void *u, fake_pcp_t *f, const fake_pcp_request_t *req,
@@ -462,6 +493,7 @@ int main(void) {
       T(test_late_pcp_answer_moves_mapping_from_upnp),
       T(test_F2_natpmp_answer_to_the_map),
       T(test_F3_pcp_unsupp_version_to_the_map),
+      T(test_slow_ssdp_reply_outwait_capped),
       T(test_delete_request_waits_for_the_probe),
       T(test_explicit_probe_asks_all_at_once),
   };
