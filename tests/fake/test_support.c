@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -147,4 +148,13 @@ portmap_status_t test_free_answered(portmap_client_t *c, const test_fake_ops_t *
   portmap_status_t st = portmap_client_free(c);
   test_fake_runner_stop(&r);
   return st;
+}
+
+unsigned test_time_scale(void) {
+  const char *v = getenv("PORTMAP_TEST_TIME_SCALE");
+  if (v == NULL || *v == '\0')
+    return 1;
+  char *end = NULL;
+  unsigned long n = strtoul(v, &end, 10);
+  return *end != '\0' || n < 1 ? 1u : n > 100 ? 100u : (unsigned)n;
 }

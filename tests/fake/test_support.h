@@ -19,6 +19,11 @@ void test_splitmix_fill(uint64_t *state, void *buf, size_t len);
 /* 1 when one of the client's fds is readable within timeout_ms, else 0. */
 int test_client_readable(portmap_client_t *c, int timeout_ms);
 
+/* How many times slower than native the test runs (PORTMAP_TEST_TIME_SCALE,
+ * 1-100, default 1; the valgrind pass sets it): multiplies bounds in real
+ * time, never the injected clock's. */
+unsigned test_time_scale(void);
+
 /* Move *now forward by ms, stopping at each deadline the client reports
  * and calling pump(arg) there, so every timer due in the span runs once at
  * its own time. Bounded: at most 100000 steps. */
