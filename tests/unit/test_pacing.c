@@ -27,7 +27,7 @@
 
 #define BURST 2000
 #define W PORTMAP_PACE_WINDOW
-#define NP_GW "127.0.0.81" /* NAT-PMP is always port 5351: an address no other test binary uses */
+#define NP_GW "127.0.0.84" /* NAT-PMP is always port 5351: an address no other test binary uses */
 
 typedef struct h {
   uint64_t now;
