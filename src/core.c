@@ -246,7 +246,7 @@ void portmap_mapping_make_info(const portmap_mapping_t *m, uint64_t now, portmap
   memcpy(out->nonce, m->req.nonce, sizeof out->nonce);
   out->is_peer = m->req.is_peer;
   out->state = state_of(m);
-  memcpy(out->tried, i->tried, sizeof out->tried);
+  portmap_probe_tried_out(i, out->tried);
 }
 
 /* Put the event on the application's queue. */
@@ -275,10 +275,11 @@ static void queue_event(portmap_mapping_t *m, portmap_event_t ev) {
     portmap_client_note_external(c, m->info.external_address.bytes);
     m->retrying = 0; /* a later wait is a new loss */
   }
-  m->last_event = ev;
+  m->last_event = (uint8_t)ev;
   portmap_event_node_t *node;
   if (rec != NULL) {
     portmap_mapping_make_info(m, portmap_client_now(c), &rec->info);
+    rec->mapping = m;
     node = &rec->node;
   } else if (m->spare_queued) {
     /* Merged into the event that waits: the final one wins; news of a
@@ -296,7 +297,6 @@ static void queue_event(portmap_mapping_t *m, portmap_event_t ev) {
     node->spare = 1;
     m->spare_queued = 1;
   }
-  node->mapping = m;
   node->event = ev;
   m->queued++;
   if (c->ev_tail)
@@ -333,7 +333,7 @@ portmap_status_t portmap_mapping_start_on(portmap_mapping_t *m, int i, uint64_t 
   m->be_state = c->be_state[i];
   m->be_data = NULL;
   m->be_ended = 0;
-  m->info.backend = m->be->id;
+  m->info.backend = (uint8_t)m->be->id;
   m->waiting = 0;
   portmap_be_start_t s;
   memset(&s, 0, sizeof s);

@@ -73,20 +73,22 @@ typedef struct portmap_watched {
 } portmap_watched_t;
 
 /* A queued callback invocation, delivered outside the lock: a mapping's
- * event, or (mapping NULL) one of the client's. The queue links nodes:
- * each one the head of an allocated record holding what to deliver, or a
- * spare node that needs no allocation (a mapping's spare_node, see
- * queue_event() in core.c; the client's shutdown_node), delivered with the
- * mapping's info or the client's state as they are then. */
+ * event, or one of the client's. The queue links nodes: each one the head
+ * of an allocated record holding what to deliver, or a spare node that
+ * needs no allocation (a mapping's spare_node, see queue_event() in core.c;
+ * the client's shutdown_node), delivered with the mapping's info or the
+ * client's state as they are then. A node does not name its mapping: the
+ * record does, and a spare node is inside it (portmap_event_node_mapping()),
+ * so each mapping's spare costs 16 octets, not 24. */
 typedef struct portmap_event_node {
   struct portmap_event_node *next;
-  struct portmap_mapping *mapping;
   portmap_event_t event;
   int spare; /* no record: a mapping's spare_node or the client's shutdown_node */
 } portmap_event_node_t;
 
 typedef struct portmap_event_rec {
-  portmap_event_node_t node; /* first: the queue links the nodes */
+  portmap_event_node_t node;       /* first: the queue links the nodes */
+  struct portmap_mapping *mapping; /* NULL: the client's event */
   union {
     portmap_info_t info; /* a mapping's */
     struct {             /* the client's */
@@ -99,18 +101,32 @@ typedef struct portmap_event_rec {
 /* What the application is told of a mapping, without what follows from
  * the request (protocol, port, nonce, PEER) or from the time (the state,
  * the time left, the address as text): portmap_mapping_make_info() makes the
- * portmap_info_t. The names are portmap_info_t's. */
+ * portmap_info_t. The names are portmap_info_t's. Kept small (one of these
+ * per mapping): tried[] is held without its backend (the index says which)
+ * and with its status in an octet, 16 octets instead of 48
+ * (portmap_probe_tried_out() makes the public array). */
 typedef struct portmap_minfo {
-  portmap_backend_t backend;
-  portmap_status_t status;
-  int gateway_result;
-  uint16_t external_port;
-  uint32_t lifetime;
   portmap_addr_t internal_address;
   portmap_addr_t external_address;
-  portmap_backend_result_t tried[PORTMAP_INFO_BACKENDS];
+  portmap_status_t status;
+  int gateway_result;
+  uint32_t lifetime;
+  int tried_result[PORTMAP_INFO_BACKENDS];     /* tried[i].gateway_result */
+  uint8_t tried_status[PORTMAP_INFO_BACKENDS]; /* tried[i].status (portmap_status_t) */
+  uint8_t tried_mask;                          /* bit i: tried[i].tried */
+  uint16_t external_port;
+  uint8_t backend; /* portmap_backend_t */
 } portmap_minfo_t;
 
+_Static_assert(PORTMAP_ERR_NO_IGD <= UINT8_MAX && PORTMAP_BACKEND_UPNP <= UINT8_MAX &&
+                   PORTMAP_EVENT_DELETED <= UINT8_MAX && PORTMAP_INFO_BACKENDS <= 8,
+               "statuses, backends and events fit an octet; tried[] fits a mask");
+
+/* Laid out with no hole (the small fields share one word): 200 octets on
+ * LP64, which glibc's malloc serves from a 208-octet chunk (the size plus
+ * 8, rounded up to 16), so one more field costs 16 octets a mapping. The
+ * budget (issue 12): at most 512 octets of heap per mapping at 100,000
+ * mappings, the backend's state and the tables included (bench/README.md). */
 struct portmap_mapping {
   portmap_client_t *client;
   struct portmap_mapping *prev, *next; /* client's list */
@@ -118,13 +134,10 @@ struct portmap_mapping {
   portmap_mapping_cb cb;
   void *user;
   /* state */
-  portmap_minfo_t info; /* what the application sees */
-  unsigned queued;      /* events in the queue that point here */
-  uint64_t expiry_ms;   /* absolute; 0 = not mapped */
-  const portmap_backend_ops_t *be;
-  void *be_state;
-  void *be_data;             /* the backend's per-mapping state; NULL when none runs it */
-  unsigned tried;            /* mask of backends that failed it */
+  portmap_minfo_t info;      /* what the application sees */
+  unsigned queued;           /* events in the queue that point here */
+  uint8_t tried;             /* mask of backends that failed it */
+  uint8_t last_event;        /* portmap_event_t; 0 before the first */
   unsigned revoked : 1;      /* revoke requested */
   unsigned final_queued : 1; /* a final event is queued: no more events */
   unsigned detached : 1;     /* forgotten: free when no event refers to it */
@@ -136,9 +149,8 @@ struct portmap_mapping {
   /* a backend reported FAILED: settle() decides (failover or the event) */
   unsigned failed_pending : 1;
   unsigned in_failed_list : 1;
-  unsigned app_ref : 1;       /* the program holds the handle (portmap_map's out) */
-  unsigned renewing : 1;      /* the backend said a renewal is under way */
-  portmap_event_t last_event; /* 0 before the first */
+  unsigned app_ref : 1;  /* the program holds the handle (portmap_map's out) */
+  unsigned renewing : 1; /* the backend said a renewal is under way */
   /* started on PCP before PCP answered the probe: its request is the probe
    * (probe.c); it moves when another backend is chosen first */
   unsigned trial : 1;
@@ -148,14 +160,21 @@ struct portmap_mapping {
   /* leaving its backend for a better one: the delete on the gateway runs;
    * what that backend says is not the application's (core.c) */
   unsigned upgrading : 1;
+  unsigned spare_queued : 1; /* spare_node is in the queue */
+  uint64_t expiry_ms;        /* absolute; 0 = not mapped */
+  const portmap_backend_ops_t *be;
+  void *be_state;
+  void *be_data; /* the backend's per-mapping state; NULL when none runs it */
   struct portmap_mapping *failed_next;
   /* An event no record could be allocated for is queued all the same, on
    * this node, and delivered with info as it is then; until it is, the
    * mapping's later events are merged into it (queue_event(), core.c), so
    * the final event always goes out. */
   portmap_event_node_t spare_node;
-  unsigned spare_queued : 1;
 };
+
+_Static_assert(sizeof(struct portmap_mapping) <= 200,
+               "a mapping fits a 208-octet malloc chunk (see above)");
 
 /* The probe: PCP first (a mapping's own request when there is one), the
  * other protocols after a short delay or at once when asked explicitly;
@@ -327,10 +346,24 @@ int portmap_probe_single(const portmap_client_t *c);
  * Run only from settle(). */
 int portmap_probe_failover(struct portmap_mapping *m, uint64_t now);
 /* A new mapping's per-backend results: none tried yet. */
-void portmap_probe_info_init(const portmap_client_t *c, portmap_info_t *info);
+void portmap_probe_info_init(const portmap_client_t *c, portmap_minfo_t *info);
 /* Record m's current status and gateway result as the last attempt of the
  * backend that runs it (info.tried). */
 void portmap_probe_note(struct portmap_mapping *m);
+/* portmap_info_t.tried[] from what a mapping keeps of it. */
+void portmap_probe_tried_out(const portmap_minfo_t *info,
+                             portmap_backend_result_t out[PORTMAP_INFO_BACKENDS]);
+
+/* The mapping a queued event is for; NULL for one of the client's. */
+static inline struct portmap_mapping *portmap_event_node_mapping(const portmap_client_t *c,
+                                                                 portmap_event_node_t *node) {
+  if (!node->spare)
+    return ((portmap_event_rec_t *)(void *)node)->mapping;
+  if (node == &c->shutdown_node)
+    return NULL;
+  return (struct portmap_mapping *)(void *)((char *)node -
+                                            offsetof(struct portmap_mapping, spare_node));
+}
 
 /* The mapping is over for the application: its final event is queued, or
  * it was detached. No backend runs it, and calls on it return STATE. */

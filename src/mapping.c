@@ -53,7 +53,7 @@ void portmap_dispatch_events(portmap_client_t *c) {
       c->ev_tail = NULL;
     /* the record the node heads, or (a spare node) none */
     portmap_event_rec_t *rec = node->spare ? NULL : (portmap_event_rec_t *)(void *)node;
-    if (node->mapping == NULL) {
+    if (portmap_event_node_mapping(c, node) == NULL) {
       /* the client's own event; the spare one is SHUTDOWN */
       portmap_client_cb ccb = c->cfg.client_cb;
       if (ccb != NULL) {
@@ -76,7 +76,7 @@ void portmap_dispatch_events(portmap_client_t *c) {
       portmap_alloc_free(&c->alloc, rec);
       continue;
     }
-    portmap_mapping_t *m = node->mapping;
+    portmap_mapping_t *m = portmap_event_node_mapping(c, node);
     portmap_event_t event = node->event;
     if (rec == NULL)
       m->spare_queued = 0;         /* free for the next event that finds no memory */
@@ -316,9 +316,7 @@ portmap_status_t portmap_map_sized(portmap_client_t *client, const portmap_reque
   m->user = user;
   m->info.gateway_result = -1;
   portmap_addr_any(m->info.external_address.bytes, m->req.ipv6);
-  portmap_info_t tried; /* the probe fills a portmap_info_t's tried[] */
-  portmap_probe_info_init(client, &tried);
-  memcpy(m->info.tried, tried.tried, sizeof m->info.tried);
+  portmap_probe_info_init(client, &m->info);
   /* Options a backend cannot express fail clearly, never silently. */
   st = PORTMAP_ERR_NO_BACKEND;
   int able = -1;

@@ -238,12 +238,30 @@ static portmap_status_t none_reason(portmap_client_t *c, int *gateway_result) {
   return best;
 }
 
-void portmap_probe_info_init(const portmap_client_t *c, portmap_info_t *info) {
+void portmap_probe_info_init(const portmap_client_t *c, portmap_minfo_t *info) {
+  info->tried_mask = 0;
   for (int i = 0; i < PORTMAP_INFO_BACKENDS && i < PORTMAP_MAX_BACKENDS; i++) {
-    memset(&info->tried[i], 0, sizeof info->tried[i]);
-    info->tried[i].backend = backend_at(i);
-    info->tried[i].status = c->be_ops[i] != NULL ? PORTMAP_OK : PORTMAP_ERR_NO_BACKEND;
-    info->tried[i].gateway_result = -1;
+    info->tried_status[i] = c->be_ops[i] != NULL ? PORTMAP_OK : PORTMAP_ERR_NO_BACKEND;
+    info->tried_result[i] = -1;
+  }
+}
+
+/* tried[i] of a mapping's info: was it asked, what came of it. */
+static void set_tried(portmap_minfo_t *info, int i, int tried, portmap_status_t status,
+                      int gateway_result) {
+  unsigned bit = 1u << i;
+  info->tried_mask = (uint8_t)(tried ? info->tried_mask | bit : info->tried_mask & ~bit);
+  info->tried_status[i] = (uint8_t)status;
+  info->tried_result[i] = gateway_result;
+}
+
+void portmap_probe_tried_out(const portmap_minfo_t *info,
+                             portmap_backend_result_t out[PORTMAP_INFO_BACKENDS]) {
+  for (int i = 0; i < PORTMAP_INFO_BACKENDS; i++) {
+    out[i].backend = backend_at(i);
+    out[i].tried = (info->tried_mask >> i) & 1;
+    out[i].status = (portmap_status_t)info->tried_status[i];
+    out[i].gateway_result = info->tried_result[i];
   }
 }
 
@@ -251,11 +269,7 @@ void portmap_probe_note(portmap_mapping_t *m) {
   int i = portmap_backend_index(m->info.backend);
   if (i < 0 || i >= PORTMAP_INFO_BACKENDS)
     return;
-  portmap_backend_result_t *t = &m->info.tried[i];
-  t->backend = m->info.backend;
-  t->tried = 1;
-  t->status = m->info.status;
-  t->gateway_result = m->info.gateway_result;
+  set_tried(&m->info, i, 1, m->info.status, m->info.gateway_result);
 }
 
 /* No backend works for m: each one it did not run says why through its
@@ -263,20 +277,13 @@ void portmap_probe_note(portmap_mapping_t *m) {
 static void note_probe(portmap_client_t *c, portmap_mapping_t *m) {
   const portmap_probe_state_t *p = &c->probe;
   for (int i = 0; i < PORTMAP_INFO_BACKENDS && i < PORTMAP_MAX_BACKENDS; i++) {
-    portmap_backend_result_t *t = &m->info.tried[i];
+    /* not enabled, the mapping's own result, or no answer yet */
     if (c->be_ops[i] == NULL || (m->tried & (1u << i)) || !(p->have & (1u << i)))
-      continue; /* not enabled, the mapping's own result, or no answer yet */
-    t->backend = backend_at(i);
-    t->gateway_result = p->res[i].gateway_result;
-    if (p->res[i].available) {
-      /* it works, but not for this request */
-      t->tried = 0;
-      t->status = PORTMAP_ERR_UNSUPPORTED;
-      t->gateway_result = -1;
-    } else {
-      t->tried = 1;
-      t->status = p->res[i].error;
-    }
+      continue;
+    if (p->res[i].available) /* it works, but not for this request: not tried */
+      set_tried(&m->info, i, 0, PORTMAP_ERR_UNSUPPORTED, -1);
+    else
+      set_tried(&m->info, i, 1, p->res[i].error, p->res[i].gateway_result);
   }
 }
 
@@ -892,7 +899,7 @@ int portmap_probe_failover(portmap_mapping_t *m, uint64_t now) {
    * backend the probe still finds working may take it at once (settle()) */
   int i = portmap_backend_index(m->info.backend);
   if (i >= 0)
-    m->tried |= 1u << i;
+    m->tried = (uint8_t)(m->tried | 1u << i);
   m->moved = m->moved || m->ever_mapped;
   m->be = NULL;
   m->be_state = NULL;
@@ -922,7 +929,7 @@ static int move_on(portmap_mapping_t *m, uint64_t now) {
     p->selected = next >= PORTMAP_MAX_BACKENDS ? PORTMAP_BACKEND_NONE : backend_at(next);
     portmap_client_note_backend(c, p->selected);
   }
-  m->tried |= 1u << i;
+  m->tried = (uint8_t)(m->tried | 1u << i);
   ask_rest(c, now); /* those the round has not asked (it ended when PCP answered) */
   int next = choose(c, m, m->tried, !p->running, now, NULL);
   if (next >= PORTMAP_MAX_BACKENDS)
