@@ -270,6 +270,7 @@ struct portmap_client {
   int thread_stop;
   pthread_t thread;
   int wake_pipe[2]; /* always open: one of the fds; other threads' calls write it */
+  int wake_written; /* it holds a signal portmap_process() has not drained yet */
   /* the event-loop contract (fd_cb, timer_cb): what the loop was told */
   pthread_t loop_thread; /* the creator, then whoever last called portmap_process() */
   portmap_watched_t watched[PORTMAP_MAX_WATCHED];
@@ -408,7 +409,7 @@ void portmap_listen_read(portmap_client_t *c, uint64_t now);
 void portmap_listen_close(portmap_client_t *c);
 
 /* ---------- loop.c ---------- */
-/* wake the thread (if any) so it recomputes fds and deadline */
+/* wake the thread (if any) so it recomputes fds and deadline (lock held) */
 void portmap_client_wake(portmap_client_t *c);
 /* One bounded wait on the client's fds (the wake pipe among them), at most
  * max_ms (clamped to INT32_MAX) of real time. */

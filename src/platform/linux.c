@@ -483,7 +483,9 @@ void portmap_plat_wake_drain(int rfd) {
   char buf[64];
   for (;;) {
     ssize_t n = read(rfd, buf, sizeof buf);
-    if (n > 0 || (n < 0 && errno == EINTR))
+    /* a short read emptied the pipe: no second read() to hear EAGAIN (a
+     * signal written after it stays, and wakes the next poll) */
+    if (n == (ssize_t)sizeof buf || (n < 0 && errno == EINTR))
       continue;
     break;
   }
