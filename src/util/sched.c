@@ -31,6 +31,7 @@
 #include <string.h>
 
 #define SCHED_INITIAL_CAP 16
+#define SCHED_DOUBLE_UNTIL 1024             /* slots; then the array grows by an eighth */
 #define SCHED_REBASE_MS (UINT64_C(1) << 31) /* key_base lags the clock by at most this */
 
 #define PARENT(i) (((i)-1) / PORTMAP_SCHED_FANOUT)
@@ -137,7 +138,10 @@ static int heap_grow(portmap_sched_t *s, size_t need) {
   while (newcap < need) {
     if (newcap > SIZE_MAX / 2 / slot)
       return -1;
-    newcap *= 2;
+    /* large: an eighth more, not twice (every mapping reserves its two
+     * timers, so the array is a few dozen octets per mapping; doubling left
+     * up to half of it unused) */
+    newcap += newcap < SCHED_DOUBLE_UNTIL ? newcap : newcap / 8;
   }
   portmap_timer_t **h = portmap_alloc_malloc(s->alloc, newcap * slot);
   if (h == NULL)
