@@ -283,21 +283,29 @@ _Static_assert(PCP_READ_BATCH <= PORTMAP_PLAT_RECV_BATCH, "one receive call per 
 
 /* Reads in batches (one system call for a burst of answers, and none more
  * to hear EAGAIN when a batch came short), at most PCP_MAX_READS datagrams
- * per call. The error queue is read only when something said it holds a
- * report: a receive that returned a socket error instead of a datagram, or
- * a send that failed (the kernel sets the socket error with every ICMP
- * report it queues, and the first receive or send returns it). */
+ * per call. A batch is sized to the answers expected, the requests in
+ * flight and one more (at least 2, at most PCP_READ_BATCH; a full batch is
+ * followed by another): each slot is set up before the call. The error
+ * queue is read only when something said it holds a report: a receive that
+ * returned a socket error instead of a datagram, or a send that failed (the
+ * kernel sets the socket error with every ICMP report it queues, and the
+ * first receive or send returns it). */
 static void read_fd(pcp_state_t *st, pcp_server_t *srv, uint64_t now) {
   uint8_t bufs[PCP_READ_BATCH][PCP_MAX_PACKET + 4]; /* one more word: longer is malformed (A9) */
   portmap_plat_dgram_t d[PCP_READ_BATCH];
-  for (size_t i = 0; i < PCP_READ_BATCH; i++) {
-    d[i].buf = bufs[i];
-    d[i].cap = sizeof bufs[i];
-  }
+  size_t ready = 0; /* d[0 .. ready) point at their buffers */
   for (int reads = 0, calls = 0; reads < PCP_MAX_READS && calls < PCP_MAX_READS; calls++) {
-    size_t want = (size_t)(PCP_MAX_READS - reads);
+    size_t want = srv->pace.held + 1;
+    if (want < 2)
+      want = 2;
     if (want > PCP_READ_BATCH)
       want = PCP_READ_BATCH;
+    if (want > (size_t)(PCP_MAX_READS - reads))
+      want = (size_t)(PCP_MAX_READS - reads);
+    for (; ready < want; ready++) {
+      d[ready].buf = bufs[ready];
+      d[ready].cap = sizeof bufs[ready];
+    }
     size_t got = 0;
     int r = portmap_plat_recv_many(srv->fd, d, want, &got);
     if (r == PORTMAP_PLAT_RECV_REFUSED) {
