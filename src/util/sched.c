@@ -63,37 +63,60 @@ static void heap_set(portmap_sched_t *s, size_t i, portmap_timer_t *t, uint32_t 
   t->index = i;
 }
 
+/* The sifts keep the arrays and the length in locals: each move writes a
+ * timer's index (a size_t), which the compiler must otherwise assume may
+ * be s->len, and reload everything after it. */
 static void sift_up(portmap_sched_t *s, size_t i) {
-  portmap_timer_t *t = s->heap[i];
-  uint32_t k = s->keys[i];
+  portmap_timer_t **heap = s->heap;
+  uint32_t *keys = s->keys;
+  portmap_timer_t *t = heap[i];
+  uint32_t k = keys[i];
   while (i > 0) {
     size_t parent = PARENT(i);
-    if (!before(t, k, s->heap[parent], s->keys[parent]))
+    portmap_timer_t *p = heap[parent];
+    if (!before(t, k, p, keys[parent]))
       break;
-    heap_set(s, i, s->heap[parent], s->keys[parent]);
+    heap[i] = p;
+    keys[i] = keys[parent];
+    p->index = i;
     i = parent;
   }
-  heap_set(s, i, t, k);
+  heap[i] = t;
+  keys[i] = k;
+  t->index = i;
 }
 
 static void sift_down(portmap_sched_t *s, size_t i) {
-  portmap_timer_t *t = s->heap[i];
-  uint32_t k = s->keys[i];
+  portmap_timer_t **heap = s->heap;
+  uint32_t *keys = s->keys;
+  size_t len = s->len;
+  portmap_timer_t *t = heap[i];
+  uint32_t k = keys[i];
   for (;;) {
     size_t child = FIRST_CHILD(i);
-    if (child >= s->len)
+    if (child >= len)
       break;
-    size_t end = s->len - child > PORTMAP_SCHED_FANOUT ? child + PORTMAP_SCHED_FANOUT : s->len;
+    size_t end = len - child > PORTMAP_SCHED_FANOUT ? child + PORTMAP_SCHED_FANOUT : len;
     size_t best = child;
-    for (size_t c = child + 1; c < end; c++)
-      if (before(s->heap[c], s->keys[c], s->heap[best], s->keys[best]))
+    uint32_t bk = keys[child];
+    for (size_t c = child + 1; c < end; c++) {
+      uint32_t ck = keys[c];
+      if (ck < bk || (ck == bk && timer_before(heap[c], heap[best]))) {
         best = c;
-    if (!before(s->heap[best], s->keys[best], t, k))
+        bk = ck;
+      }
+    }
+    portmap_timer_t *b = heap[best];
+    if (!before(b, bk, t, k))
       break;
-    heap_set(s, i, s->heap[best], s->keys[best]);
+    heap[i] = b;
+    keys[i] = bk;
+    b->index = i;
     i = best;
   }
-  heap_set(s, i, t, k);
+  heap[i] = t;
+  keys[i] = k;
+  t->index = i;
 }
 
 /* Restore the heap property for an entry whose key changed at i. */
