@@ -24,8 +24,10 @@
 #define PCP_MAX_ERROR_S 1800u        /* an absurd error lifetime is taken as 30 min (cf. H4) */
 #define PCP_RECOVERY_SPREAD_MS 5000u /* K2: random 0-5 s */
 #define PCP_MAX_READS 64             /* datagrams per fd per process call */
-#define PCP_READ_BATCH 16       /* datagrams per receive call (at most PORTMAP_PLAT_RECV_BATCH) */
-#define PCP_RCVBUF (256 * 1024) /* the server socket's receive buffer, at least */
+#define PCP_RCVBUF (256 * 1024)      /* the server socket's receive buffer, at least */
+/* datagrams per receive call, at most PORTMAP_PLAT_RECV_BATCH: each has a
+ * whole packet's buffer on read_fd()'s stack (8: about 9 KiB) */
+#define PCP_READ_BATCH 8
 
 enum pcp_phase { PH_REQUEST, PH_RENEW, PH_BACKOFF, PH_DEFER, PH_DELETE };
 
