@@ -166,21 +166,23 @@ static int heap_grow(portmap_sched_t *s, size_t need) {
      * up to half of it unused) */
     newcap += newcap < SCHED_DOUBLE_UNTIL ? newcap : newcap / 8;
   }
-  portmap_timer_t **h = portmap_alloc_malloc(s->alloc, newcap * slot);
+  /* realloc, as the array always grew: a large one is an mmap that grows
+   * in place (mremap), never copied, and glibc's malloc keeps serving
+   * large blocks by mmap (freeing one would raise its threshold) */
+  size_t oldcap = s->cap, nd = s->ndeferred;
+  portmap_timer_t **h = portmap_alloc_realloc(s->alloc, s->heap, newcap * slot);
   if (h == NULL)
     return -1;
+  /* the keys move up to their new place first, then the parked timers (at
+   * the pointers' end) to theirs, which may be where keys were */
   uint32_t *k = (uint32_t *)(void *)(h + newcap);
-  if (s->len > 0) {
-    memcpy(h, s->heap, s->len * sizeof *h);
-    memcpy(k, s->keys, s->len * sizeof *k);
-  }
-  memset(h + s->len, 0, (newcap - s->len - s->ndeferred) * sizeof *h);
-  size_t to = newcap - s->ndeferred;
-  for (size_t i = 0; i < s->ndeferred; i++) {
-    h[to + i] = s->heap[s->cap - s->ndeferred + i];
-    h[to + i]->index = to + i;
-  }
-  portmap_alloc_free(s->alloc, s->heap);
+  if (s->len > 0)
+    memmove(k, (uint32_t *)(void *)(h + oldcap), s->len * sizeof *k);
+  if (nd > 0)
+    memmove(h + newcap - nd, h + oldcap - nd, nd * sizeof *h);
+  memset(h + s->len, 0, (newcap - s->len - nd) * sizeof *h);
+  for (size_t i = newcap - nd; i < newcap; i++)
+    h[i]->index = i;
   s->heap = h;
   s->keys = k;
   s->cap = newcap;
