@@ -122,7 +122,8 @@ typedef struct portmap_plat_dgram {
  * that a burst of answers costs one call instead of one per datagram and
  * one more to hear EAGAIN. Returns:
  *   OK       *got datagrams (1 to n) in d[0 .. *got); fewer than n: none
- *            was left to read then.
+ *            was left to read then, or a socket error came after them (the
+ *            next call returns it, and the fd polls POLLERR until then).
  *   REFUSED  an ICMP port unreachable was reported instead (the pending
  *            socket error, now cleared; its report waits for
  *            portmap_plat_icmp_read()).
