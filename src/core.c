@@ -231,8 +231,14 @@ void portmap_mapping_make_info(const portmap_mapping_t *m, uint64_t now, portmap
   out->internal_port = m->req.internal_port;
   out->internal_address = i->internal_address;
   out->external_address = i->external_address;
-  portmap_addr_format(&out->external_address, out->external_address_str,
-                      sizeof out->external_address_str);
+  portmap_client_t *c = m->client; /* its text cache: the lock is held */
+  if (!c->have_ext_text || memcmp(c->ext_text_addr, i->external_address.bytes, 16) != 0) {
+    memset(c->ext_text, 0, sizeof c->ext_text); /* the info's tail stays zero, as it was */
+    portmap_addr_format(&i->external_address, c->ext_text, sizeof c->ext_text);
+    memcpy(c->ext_text_addr, i->external_address.bytes, 16);
+    c->have_ext_text = 1;
+  }
+  memcpy(out->external_address_str, c->ext_text, sizeof out->external_address_str);
   out->external_port = i->external_port;
   out->lifetime = i->lifetime;
   if (m->expiry_ms > now) {

@@ -289,6 +289,7 @@ struct portmap_client {
   int thread_stop;
   pthread_t thread;
   int wake_pipe[2]; /* always open: one of the fds; other threads' calls write it */
+  int wake_written; /* it holds a signal portmap_process() has not drained yet */
   /* the event-loop contract (fd_cb, timer_cb): what the loop was told */
   pthread_t loop_thread; /* the creator, then whoever last called portmap_process() */
   portmap_watched_t watched[PORTMAP_MAX_WATCHED];
@@ -299,6 +300,13 @@ struct portmap_client {
   size_t n_deferred, cap_deferred;
   int closing; /* portmap_client_free: no fds are watched any more */
   portmap_stats_t stats;
+  /* The external address last made text for an event's info, and that
+   * text (portmap_mapping_make_info()): the same for nearly every event;
+   * formatting it each time (inet_ntop()) was a quarter of a renewal's
+   * instructions (issue 12). */
+  int have_ext_text;
+  uint8_t ext_text_addr[16];
+  char ext_text[PORTMAP_ADDRSTRLEN];
   /* the shared 5350 listener (checklist B5, N6) */
   int listen_fd[2];
   portmap_probe_state_t probe;
@@ -380,7 +388,8 @@ int portmap_client_random(portmap_client_t *c, void *buf, size_t len);
 void portmap_mapping_emit(struct portmap_mapping *m, portmap_event_t ev);
 /* Start m on backend i (no event: the caller handles a refusal). */
 portmap_status_t portmap_mapping_start_on(struct portmap_mapping *m, int i, uint64_t now);
-/* What the application is told of m at now. */
+/* What the application is told of m at now (lock held: the address text
+ * is cached in the client). */
 void portmap_mapping_make_info(const struct portmap_mapping *m, uint64_t now, portmap_info_t *out);
 /* Detach m from its backend (if any), cancelling what it runs. */
 void portmap_mapping_unbind(struct portmap_mapping *m);
@@ -441,7 +450,7 @@ void portmap_listen_read(portmap_client_t *c, uint64_t now);
 void portmap_listen_close(portmap_client_t *c);
 
 /* ---------- loop.c ---------- */
-/* wake the thread (if any) so it recomputes fds and deadline */
+/* wake the thread (if any) so it recomputes fds and deadline (lock held) */
 void portmap_client_wake(portmap_client_t *c);
 /* One bounded wait on the client's fds (the wake pipe among them), at most
  * max_ms (clamped to INT32_MAX) of real time. */

@@ -550,11 +550,12 @@ void portmap_pcp_map_response(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
     on_success(pm, r, now);
     return;
   }
-  portmap_core_disarm(core, &pm->timer);
-  if (r->result == PCP_SUCCESS)
-    on_success(pm, r, now);
-  else
+  if (r->result == PCP_SUCCESS) {
+    on_success(pm, r, now); /* moves pm->timer (or disarms it): one heap fix, not two */
+  } else {
+    portmap_core_disarm(core, &pm->timer);
     on_error(pm, r, now);
+  }
 }
 
 /* RFC 6887 §9, checklist F2. The 8-octet NAT-PMP UNSUPP_VERSION carries no

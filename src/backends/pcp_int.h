@@ -25,6 +25,9 @@
 #define PCP_RECOVERY_SPREAD_MS 5000u /* K2: random 0-5 s */
 #define PCP_MAX_READS 64             /* datagrams per fd per process call */
 #define PCP_RCVBUF (256 * 1024)      /* the server socket's receive buffer, at least */
+/* datagrams per receive call, at most PORTMAP_PLAT_RECV_BATCH: each has a
+ * whole packet's buffer on read_fd()'s stack (8: about 9 KiB) */
+#define PCP_READ_BATCH 8
 
 enum pcp_phase { PH_REQUEST, PH_RENEW, PH_BACKOFF, PH_DEFER, PH_DELETE };
 
@@ -45,6 +48,7 @@ typedef struct pcp_server {
   uint64_t no_new_until;    /* G2 */
   int no_description;       /* Q26: the server refuses our DESCRIPTION */
   int refusal_logged;       /* G4: log once */
+  int errqueue;             /* an ICMP report may wait in the socket's error queue */
   portmap_timer_t recovery; /* K2 */
   /* requests in flight to this server, at most PORTMAP_PACE_WINDOW; the
    * others wait in its FIFO */

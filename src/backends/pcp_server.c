@@ -73,9 +73,12 @@ void portmap_pcp_send(pcp_server_t *s, const uint8_t *pkt, size_t len) {
   struct sockaddr_storage ss;
   socklen_t sl = portmap_net_to_sockaddr(s->addr, s->port, s->scope, &ss);
   portmap_core_trace(core, 1, s->addr, s->port, pkt, len);
-  if (sendto(s->fd, pkt, len, 0, (struct sockaddr *)&ss, sl) < 0)
+  if (sendto(s->fd, pkt, len, 0, (struct sockaddr *)&ss, sl) < 0) {
+    /* it may have reported (and cleared) the error of an ICMP report,
+     * which then waits in the error queue: read_fd() reads it */
+    s->errqueue = 1;
     portmap_core_log(core, PORTMAP_LOG_DEBUG, "pcp: sendto failed: %s", strerror(errno));
-  else
+  } else
     portmap_core_stats(core)->sent++;
 }
 
@@ -264,6 +267,7 @@ static void on_datagram(pcp_state_t *st, const uint8_t *from, uint16_t from_port
 }
 
 static void drain_errqueue(pcp_state_t *st, pcp_server_t *s, uint64_t now) {
+  s->errqueue = 0;
   for (int i = 0; i < PCP_MAX_READS; i++) {
     int r = portmap_plat_icmp_read(s->fd);
     if (r < 0)
@@ -275,28 +279,56 @@ static void drain_errqueue(pcp_state_t *st, pcp_server_t *s, uint64_t now) {
   }
 }
 
-static void read_fd(pcp_state_t *st, int fd, pcp_server_t *srv, uint64_t now) {
-  for (int i = 0; i < PCP_MAX_READS; i++) {
-    uint8_t buf[PCP_MAX_PACKET + 4]; /* one more word: longer is malformed (A9) */
-    uint8_t from[16];
-    uint16_t port;
-    size_t len;
-    int from_ok;
-    int r = portmap_plat_recv(fd, PORTMAP_PLAT_RECV_TRUNC, buf, sizeof buf, &len, from, &port,
-                              &from_ok);
-    if (r == PORTMAP_PLAT_RECV_REFUSED && srv != NULL) {
+_Static_assert(PCP_READ_BATCH <= PORTMAP_PLAT_RECV_BATCH, "one receive call per batch");
+
+/* Reads in batches (one system call for a burst of answers, and none more
+ * to hear EAGAIN when a batch came short), at most PCP_MAX_READS datagrams
+ * per call. A batch is sized to the answers expected, the requests in
+ * flight and one more (at least 2, at most PCP_READ_BATCH; a full batch is
+ * followed by another): each slot is set up before the call. The error
+ * queue is read only when something said it holds a report: a receive that
+ * returned a socket error instead of a datagram, or a send that failed (the
+ * kernel sets the socket error with every ICMP report it queues, and the
+ * first receive or send returns it). */
+static void read_fd(pcp_state_t *st, pcp_server_t *srv, uint64_t now) {
+  uint8_t bufs[PCP_READ_BATCH][PCP_MAX_PACKET + 4]; /* one more word: longer is malformed (A9) */
+  portmap_plat_dgram_t d[PCP_READ_BATCH];
+  size_t ready = 0; /* d[0 .. ready) point at their buffers */
+  for (int reads = 0, calls = 0; reads < PCP_MAX_READS && calls < PCP_MAX_READS; calls++) {
+    size_t want = srv->pace.held + 1;
+    if (want < 2)
+      want = 2;
+    if (want > PCP_READ_BATCH)
+      want = PCP_READ_BATCH;
+    if (want > (size_t)(PCP_MAX_READS - reads))
+      want = (size_t)(PCP_MAX_READS - reads);
+    for (; ready < want; ready++) {
+      d[ready].buf = bufs[ready];
+      d[ready].cap = sizeof bufs[ready];
+    }
+    size_t got = 0;
+    int r = portmap_plat_recv_many(srv->fd, d, want, &got);
+    if (r == PORTMAP_PLAT_RECV_REFUSED) {
       drain_errqueue(st, srv, now);
       continue;
     }
+    if (r == PORTMAP_PLAT_RECV_ERROR)
+      srv->errqueue = 1;
     if (r != PORTMAP_PLAT_RECV_OK)
       break;
-    if (!from_ok) {
-      portmap_core_stats(st->core)->malformed++;
-      continue;
+    for (size_t k = 0; k < got; k++) {
+      if (!d[k].from_ok) {
+        portmap_core_stats(st->core)->malformed++;
+        continue;
+      }
+      on_datagram(st, d[k].from, d[k].port, d[k].buf, d[k].len > d[k].cap ? d[k].cap : d[k].len,
+                  now);
     }
-    on_datagram(st, from, port, buf, len > sizeof buf ? sizeof buf : len, now);
+    reads += (int)got;
+    if (got < want)
+      break; /* nothing was left */
   }
-  if (srv != NULL)
+  if (srv->errqueue)
     drain_errqueue(st, srv, now);
 }
 
@@ -443,7 +475,7 @@ void portmap_pcp_readable(void *state, uint64_t now) {
   pcp_state_t *st = state;
   for (int i = 0; i < 2; i++) {
     if (st->srv[i].fd >= 0)
-      read_fd(st, st->srv[i].fd, &st->srv[i], now);
+      read_fd(st, &st->srv[i], now);
   }
   portmap_pcp_pump(st, now); /* the answers gave slots back */
 }

@@ -413,6 +413,53 @@ int portmap_plat_recv(int fd, int flags, void *buf, size_t cap, size_t *len, uin
   return PORTMAP_PLAT_RECV_NONE;
 }
 
+int portmap_plat_recv_many(int fd, portmap_plat_dgram_t *d, size_t n, size_t *got) {
+  struct mmsghdr mm[PORTMAP_PLAT_RECV_BATCH];
+  struct iovec iov[PORTMAP_PLAT_RECV_BATCH];
+  struct sockaddr_storage ss[PORTMAP_PLAT_RECV_BATCH];
+  *got = 0;
+  if (n > PORTMAP_PLAT_RECV_BATCH)
+    n = PORTMAP_PLAT_RECV_BATCH;
+  if (n == 0)
+    return PORTMAP_PLAT_RECV_NONE;
+  for (size_t i = 0; i < n; i++) { /* every field the kernel reads, and no more */
+    iov[i].iov_base = d[i].buf;
+    iov[i].iov_len = d[i].cap;
+    struct msghdr *h = &mm[i].msg_hdr;
+    h->msg_name = &ss[i];
+    h->msg_namelen = sizeof ss[i];
+    h->msg_iov = &iov[i];
+    h->msg_iovlen = 1;
+    h->msg_control = NULL;
+    h->msg_controllen = 0;
+    h->msg_flags = 0;
+  }
+  int r = -1;
+  for (int tries = 0; tries < PLAT_RECV_TRIES; tries++) {
+    /* MSG_TRUNC: each msg_len is the datagram's real length (Linux) */
+    r = recvmmsg(fd, mm, (unsigned)n, MSG_DONTWAIT | MSG_TRUNC, NULL);
+    if (r >= 0 || errno != EINTR)
+      break;
+  }
+  if (r < 0) {
+    if (errno == ECONNREFUSED)
+      return PORTMAP_PLAT_RECV_REFUSED;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+      return PORTMAP_PLAT_RECV_NONE;
+    return PORTMAP_PLAT_RECV_ERROR;
+  }
+  for (size_t i = 0; i < (size_t)r; i++) {
+    d[i].len = mm[i].msg_len;
+    d[i].port = 0;
+    d[i].from_ok = portmap_net_from_sockaddr((struct sockaddr *)&ss[i], mm[i].msg_hdr.msg_namelen,
+                                             d[i].from, &d[i].port) == 0;
+    if (!d[i].from_ok)
+      memset(d[i].from, 0, 16);
+  }
+  *got = (size_t)r;
+  return r > 0 ? PORTMAP_PLAT_RECV_OK : PORTMAP_PLAT_RECV_NONE;
+}
+
 size_t portmap_plat_ipv6_addresses(unsigned ifindex, uint8_t (*out)[16], size_t cap) {
   struct ifaddrs *list = NULL;
   size_t n = 0;
@@ -483,7 +530,9 @@ void portmap_plat_wake_drain(int rfd) {
   char buf[64];
   for (;;) {
     ssize_t n = read(rfd, buf, sizeof buf);
-    if (n > 0 || (n < 0 && errno == EINTR))
+    /* a short read emptied the pipe: no second read() to hear EAGAIN (a
+     * signal written after it stays, and wakes the next poll) */
+    if (n == (ssize_t)sizeof buf || (n < 0 && errno == EINTR))
       continue;
     break;
   }

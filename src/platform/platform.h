@@ -83,8 +83,14 @@ int portmap_plat_icmp_read(int fd);
 #define PORTMAP_PLAT_RECV_PEEK 0x1  /* leave the datagram queued */
 #define PORTMAP_PLAT_RECV_TRUNC 0x2 /* *len is the whole datagram's length, even above cap */
 
-/* portmap_plat_recv() outcomes */
-enum { PORTMAP_PLAT_RECV_NONE = 0, PORTMAP_PLAT_RECV_OK = 1, PORTMAP_PLAT_RECV_REFUSED = 2 };
+/* portmap_plat_recv() and portmap_plat_recv_many() outcomes (ERROR: the
+ * latter only) */
+enum {
+  PORTMAP_PLAT_RECV_NONE = 0,
+  PORTMAP_PLAT_RECV_OK = 1,
+  PORTMAP_PLAT_RECV_REFUSED = 2,
+  PORTMAP_PLAT_RECV_ERROR = 3
+};
 
 /* One datagram from fd without blocking (EINTR is retried). flags: 0 or
  * PORTMAP_PLAT_RECV_* or'ed. Returns:
@@ -97,6 +103,34 @@ enum { PORTMAP_PLAT_RECV_NONE = 0, PORTMAP_PLAT_RECV_OK = 1, PORTMAP_PLAT_RECV_R
  *   NONE     nothing to read (EAGAIN), or another error. */
 int portmap_plat_recv(int fd, int flags, void *buf, size_t cap, size_t *len, uint8_t from[16],
                       uint16_t *port, int *from_ok);
+
+/* One datagram of portmap_plat_recv_many(): buf and cap are the caller's,
+ * the rest is what portmap_plat_recv() with TRUNC tells of it. */
+typedef struct portmap_plat_dgram {
+  uint8_t *buf;
+  size_t cap;
+  size_t len; /* the whole datagram's length, possibly more than cap */
+  uint8_t from[16];
+  uint16_t port;
+  int from_ok;
+} portmap_plat_dgram_t;
+
+#define PORTMAP_PLAT_RECV_BATCH 16 /* the most portmap_plat_recv_many() reads at once */
+
+/* Up to n (at most PORTMAP_PLAT_RECV_BATCH) datagrams from fd without
+ * blocking, in one system call where the OS has one (Linux: recvmmsg), so
+ * that a burst of answers costs one call instead of one per datagram and
+ * one more to hear EAGAIN. Returns:
+ *   OK       *got datagrams (1 to n) in d[0 .. *got); fewer than n: none
+ *            was left to read then, or a socket error came after them (the
+ *            next call returns it, and the fd polls POLLERR until then).
+ *   REFUSED  an ICMP port unreachable was reported instead (the pending
+ *            socket error, now cleared; its report waits for
+ *            portmap_plat_icmp_read()).
+ *   ERROR    another socket error was reported and cleared (another ICMP
+ *            report: it too waits for portmap_plat_icmp_read()).
+ *   NONE     nothing to read (EAGAIN). */
+int portmap_plat_recv_many(int fd, portmap_plat_dgram_t *d, size_t n, size_t *got);
 
 /* ---------- time and randomness ---------- */
 

@@ -160,19 +160,39 @@ PORTMAP_API portmap_status_t portmap_addr_parse(const char *text, portmap_addr_t
   return PORTMAP_ERR_ADDRESS;
 }
 
+/* a.b.c.d as inet_ntop() writes it (decimal, no leading zeros), without
+ * the printf inet_ntop() runs: every event's info carries the external
+ * address as text (issue 12: this was a quarter of a renewal's
+ * instructions). Returns the length, out holds at most 16 octets. */
+static size_t format_v4(const uint8_t b[4], char out[16]) {
+  size_t n = 0;
+  for (int i = 0; i < 4; i++) {
+    unsigned v = b[i];
+    if (v >= 100)
+      out[n++] = (char)('0' + v / 100);
+    if (v >= 10)
+      out[n++] = (char)('0' + v / 10 % 10);
+    out[n++] = (char)('0' + v % 10);
+    out[n++] = i < 3 ? '.' : '\0';
+  }
+  return n - 1;
+}
+
 PORTMAP_API const char *portmap_addr_format(const portmap_addr_t *addr, char *buf, size_t len) {
   char tmp[PORTMAP_ADDRSTRLEN];
-  const char *r;
+  size_t n;
   if (buf == NULL || len == 0)
     return buf;
   buf[0] = '\0';
   if (addr == NULL)
     return buf;
   if (portmap_net_is_v4(addr->bytes))
-    r = inet_ntop(AF_INET, addr->bytes + 12, tmp, sizeof tmp);
+    n = format_v4(addr->bytes + 12, tmp);
+  else if (inet_ntop(AF_INET6, addr->bytes, tmp, sizeof tmp) != NULL)
+    n = strlen(tmp);
   else
-    r = inet_ntop(AF_INET6, addr->bytes, tmp, sizeof tmp);
-  if (r != NULL && strlen(tmp) < len)
-    memcpy(buf, tmp, strlen(tmp) + 1);
+    return buf;
+  if (n < len)
+    memcpy(buf, tmp, n + 1);
   return buf;
 }

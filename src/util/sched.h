@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The one shared scheduler: a binary min-heap of deadlines for every
+ * The one shared scheduler: a 4-ary min-heap of deadlines for every
  * timer of every mapping of every backend (renewals, retransmissions,
  * error back-offs, expiries). Timers are intrusive: the owner embeds a
  * portmap_timer_t, which remembers its heap index so cancel and
- * reschedule are O(log n). No allocation per timer; the heap array grows.
+ * reschedule are O(log n). No allocation per timer; the heap array (and
+ * the keys beside it, see sched.c) grows.
  */
 #ifndef PORTMAP_SCHED_H
 #define PORTMAP_SCHED_H
@@ -15,6 +16,7 @@
 #include "util/alloc.h"
 
 #define PORTMAP_SCHED_NONE UINT64_MAX
+#define PORTMAP_SCHED_FANOUT 4 /* children per heap node: heap[i]'s are heap[4i+1 .. 4i+4] */
 
 struct portmap_timer;
 typedef void (*portmap_timer_fn)(struct portmap_timer *timer, uint64_t now);
@@ -29,6 +31,8 @@ typedef struct portmap_timer {
 
 typedef struct portmap_sched {
   portmap_timer_t **heap;
+  uint32_t *keys;    /* keys[i]: heap[i]'s deadline less key_base, saturated (same block) */
+  uint64_t key_base; /* moves with the clock (portmap_sched_run) */
   size_t len;
   size_t cap;
   uint64_t next_seq;

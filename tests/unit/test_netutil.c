@@ -253,6 +253,19 @@ static void test_addr_format(void **state) {
     assert_int_equal(portmap_addr_parse(texts[i], &a), PORTMAP_OK);
     assert_string_equal(portmap_addr_format(&a, buf, sizeof buf), texts[i]);
   }
+
+  /* IPv4 is formatted without inet_ntop(): the same text for every octet
+   * value in every position. */
+  for (unsigned v = 0; v < 256; v++) {
+    for (int pos = 0; pos < 4; pos++) {
+      uint8_t q[4] = {1, 20, 255, 0};
+      q[pos] = (uint8_t)v;
+      char want[INET_ADDRSTRLEN];
+      assert_non_null(inet_ntop(AF_INET, q, want, sizeof want));
+      v4(a.bytes, q[0], q[1], q[2], q[3]);
+      assert_string_equal(portmap_addr_format(&a, buf, sizeof buf), want);
+    }
+  }
 }
 
 /* Issue 11, IPv6 PCP: towards fe80::1 the kernel's source is fe80::...; the

@@ -71,7 +71,7 @@ static void check_heap(const portmap_sched_t *s) {
     assert_non_null(s->heap[i]);
     assert_int_equal(s->heap[i]->index, i);
     if (i > 0)
-      assert_false(key_before(s->heap[i], s->heap[(i - 1) / 2]));
+      assert_false(key_before(s->heap[i], s->heap[(i - 1) / PORTMAP_SCHED_FANOUT]));
   }
   if (!s->running)
     assert_int_equal(s->ndeferred, 0);
@@ -644,6 +644,60 @@ static void test_randomized(void **state) {
   portmap_sched_fini(&w.s);
 }
 
+/* The keys beside the heap are deadlines less a base, saturated at both
+ * ends: deadlines far apart (beyond 2^32 ms of each other, and before the
+ * base) still fire in (deadline, seq) order, and a run long after the base
+ * moves it (and every key) without changing the order. */
+static void test_keys_far_apart(void **state) {
+  (void)state;
+  portmap_sched_t s;
+  portmap_sched_init(&s);
+  fire_log_t log = {0};
+  enum { K = 12 };
+  test_timer_t t[K];
+  const uint64_t big = UINT64_C(1) << 32;
+  /* ids in firing order; pushed in a shuffled order, with ties */
+  const uint64_t deadlines[K] = {5,         6,         big - 1,        big,
+                                 big + 1,   3 * big,   3 * big,        3 * big + 7,
+                                 100 * big, 100 * big, UINT64_MAX - 2, UINT64_MAX - 1};
+  const int order[K] = {9, 2, 11, 0, 6, 4, 8, 1, 5, 10, 3, 7};
+  for (int i = 0; i < K; i++)
+    tt_init(&t[i], i, &log, &s);
+  for (int k = 0; k < K; k++) {
+    int i = order[k];
+    /* equal deadlines: the lower id is pushed first, so it fires first */
+    int twin = (i == 6 || i == 9) ? i - 1 : -1;
+    if (twin >= 0 && !portmap_timer_pending(&t[twin].t))
+      assert_int_equal(portmap_sched_push(&s, &t[twin].t, deadlines[twin]), 0);
+    if (!portmap_timer_pending(&t[i].t))
+      assert_int_equal(portmap_sched_push(&s, &t[i].t, deadlines[i]), 0);
+    check_heap(&s);
+  }
+  /* fire one deadline at a time: each run past 2^31 ms rebases the keys */
+  for (int i = 0; i < K; i++) {
+    assert_int_equal(portmap_sched_next(&s), deadlines[i]);
+    size_t want = (i + 1 < K && deadlines[i + 1] == deadlines[i]) ? 2 : 1;
+    assert_int_equal(portmap_sched_run(&s, deadlines[i]), want);
+    check_heap(&s);
+    if (want == 2)
+      i++;
+  }
+  int expect[K];
+  for (int i = 0; i < K; i++)
+    expect[i] = i;
+  assert_log(&log, expect, K);
+  assert_true(s.key_base > 3 * big); /* it moved with the clock */
+  /* timers armed behind the base (key 0) keep their order too */
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(portmap_sched_push(&s, &t[i].t, (uint64_t)(40 - 10 * i)), 0);
+  check_heap(&s);
+  log.n = 0;
+  assert_int_equal(portmap_sched_run(&s, 100), 4);
+  const int back[4] = {3, 2, 1, 0};
+  assert_log(&log, back, 4);
+  portmap_sched_fini(&s);
+}
+
 /* portmap_sched_check() (the fuzzers' heap invariant) sees each kind of damage. */
 static void test_check_detects_damage(void **state) {
   (void)state;
@@ -671,6 +725,11 @@ static void test_check_detects_damage(void **state) {
   t[1].t.seq = s.next_seq;
   assert_int_equal(portmap_sched_check(&s), -1);
   t[1].t.seq = seq;
+  /* a key that is not its timer's deadline */
+  uint32_t key = s.keys[0];
+  s.keys[0] = key + 1;
+  assert_int_equal(portmap_sched_check(&s), -1);
+  s.keys[0] = key;
   /* a parked timer outside a run */
   s.ndeferred = 1;
   assert_int_equal(portmap_sched_check(&s), -1);
@@ -694,6 +753,7 @@ int main(void) {
       cmocka_unit_test(test_parked_growth),
       cmocka_unit_test(test_nested_run),
       cmocka_unit_test(test_randomized),
+      cmocka_unit_test(test_keys_far_apart),
       cmocka_unit_test(test_check_detects_damage),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
