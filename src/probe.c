@@ -75,6 +75,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "pcp/wire.h"
 
 #define PROBE_STALE_MS 30000u /* re-probe after a round that found nothing */
 #define PROBE_GRACE_MIN_MS 1000u
@@ -95,14 +96,7 @@
  * moves the mapping up. */
 #define QUIET_MAX_MS 40u
 
-/* Gateway result codes that say "not here" (RFC 6887 §7.4)... */
-#define PCP_RESULT_UNSUPP_VERSION 1
-#define PCP_RESULT_NOT_AUTHORIZED 2
-#define PCP_RESULT_ADDRESS_MISMATCH 12
-/* ...and that mean "not now" (short-lifetime errors; RFC 6886 §3.5). */
-#define PCP_RESULT_NETWORK_FAILURE 7
-#define PCP_RESULT_NO_RESOURCES 8
-#define PCP_RESULT_USER_EX_QUOTA 10
+/* NAT-PMP result codes that mean "not now" (RFC 6886 §3.5); PCP's are pcp/wire.h's. */
 #define NATPMP_RESULT_NETWORK_FAILURE 3
 #define NATPMP_RESULT_NO_RESOURCES 4
 
@@ -126,8 +120,7 @@ static portmap_backend_t backend_at(int i) {
 
 static int transient_refusal(portmap_backend_t b, int result) {
   if (b == PORTMAP_BACKEND_PCP)
-    return result == PCP_RESULT_NETWORK_FAILURE || result == PCP_RESULT_NO_RESOURCES ||
-           result == PCP_RESULT_USER_EX_QUOTA;
+    return pcp_result_is_short(result);
   if (b == PORTMAP_BACKEND_NATPMP)
     return result == NATPMP_RESULT_NETWORK_FAILURE || result == NATPMP_RESULT_NO_RESOURCES;
   return 0;
@@ -857,9 +850,9 @@ static int protocol_failure(const portmap_mapping_t *m) {
     /* G4, Q16: PCP NOT_AUTHORIZED / ADDRESS_MISMATCH, NAT-PMP refused;
      * F1, F3: a PCP server of another version (we speak 2 only) */
     if (m->info.backend == PORTMAP_BACKEND_PCP)
-      return m->info.gateway_result == PCP_RESULT_NOT_AUTHORIZED ||
-             m->info.gateway_result == PCP_RESULT_ADDRESS_MISMATCH ||
-             m->info.gateway_result == PCP_RESULT_UNSUPP_VERSION;
+      return m->info.gateway_result == PCP_NOT_AUTHORIZED ||
+             m->info.gateway_result == PCP_ADDRESS_MISMATCH ||
+             m->info.gateway_result == PCP_UNSUPP_VERSION;
     if (m->info.backend == PORTMAP_BACKEND_NATPMP)
       return m->info.gateway_result == 2;
     return 0;

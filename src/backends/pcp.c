@@ -25,8 +25,6 @@ static portmap_core_t *core_of(const pcp_map_t *pm) {
   return pm->srv->st->core;
 }
 
-/* ---------- mapping helpers ---------- */
-
 /* ---------- paced requests ---------- *
  * A request takes a slot in its server's window before its first send and
  * gives it back with the answer (or when it gives up or ends): a slot is

@@ -44,7 +44,6 @@ typedef struct pcp_server {
   int fd;
   pcp_epoch_t epoch;
   int answered;             /* any well-formed response seen */
-  int natpmp;               /* answered with the NAT-PMP UNSUPP_VERSION (F2) */
   uint64_t no_new_until;    /* G2 */
   int no_description;       /* Q26: the server refuses our DESCRIPTION */
   int refusal_logged;       /* G4: log once */

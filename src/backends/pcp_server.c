@@ -185,7 +185,6 @@ static void on_natpmp(pcp_server_t *s, uint64_t now) {
     portmap_core_stats(core)->unmatched++;
     return;
   }
-  s->natpmp = 1; /* F2: a NAT-PMP gateway */
   portmap_core_log(core, PORTMAP_LOG_INFO, "pcp: the gateway speaks NAT-PMP only (UNSUPP_VERSION)");
 }
 
@@ -266,17 +265,22 @@ static void on_datagram(pcp_state_t *st, const uint8_t *from, uint16_t from_port
     portmap_pcp_map_response(match, &r, now);
 }
 
+/* Every report is read; the requests it ends are ended once, after the
+ * last (one walk of the mappings however many reports came). */
 static void drain_errqueue(pcp_state_t *st, pcp_server_t *s, uint64_t now) {
   s->errqueue = 0;
+  int closed = 0;
   for (int i = 0; i < PCP_MAX_READS; i++) {
     int r = portmap_plat_icmp_read(s->fd);
     if (r < 0)
-      return;
+      break;
     if (r == 1) {
       portmap_core_log(st->core, PORTMAP_LOG_INFO, "pcp: port %u closed on the gateway", s->port);
-      on_unreachable(s, now);
+      closed = 1;
     }
   }
+  if (closed)
+    on_unreachable(s, now);
 }
 
 _Static_assert(PCP_READ_BATCH <= PORTMAP_PLAT_RECV_BATCH, "one receive call per batch");
