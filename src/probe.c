@@ -450,21 +450,26 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
  * there first (one rule per port on gateways that speak several protocols),
  * then core.c hands it back here to be made on the better one (CHANGED). */
 static void move_up(portmap_client_t *c, int final, uint64_t now) {
+  /* the budget is over: after this last look, where they are is where they stay */
+  int over = !c->probe.running && c->probe.late == 0;
   portmap_mapping_t *next;
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
     next = m->next;
-    if (!m->provisional || m->upgrading || m->revoked || portmap_mapping_ended(m) ||
-        m->be_data == NULL)
+    if (!m->provisional)
       continue;
-    int cur = portmap_backend_index(m->be->id);
-    int idx = choose(c, m, m->tried, final, now, NULL);
-    if (idx < 0 || idx >= cur)
+    int movable = !m->upgrading && !m->revoked && !portmap_mapping_ended(m) && m->be_data != NULL;
+    int cur = movable ? portmap_backend_index(m->be->id) : -1;
+    int idx = movable ? choose(c, m, m->tried, final, now, NULL) : -1;
+    if (idx >= 0 && idx < cur) {
+      portmap_log(c, PORTMAP_LOG_INFO, "%s answered after all: mapping moves from %s to it",
+                  portmap_backend_name(backend_at(idx)), portmap_backend_name(m->be->id));
+      m->provisional = 0;
+      m->upgrading = 1;
+      m->be->revoke(m->be_state, m->be_data, now);
       continue;
-    portmap_log(c, PORTMAP_LOG_INFO, "%s answered after all: mapping moves from %s to it",
-                portmap_backend_name(backend_at(idx)), portmap_backend_name(m->be->id));
-    m->provisional = 0;
-    m->upgrading = 1;
-    m->be->revoke(m->be_state, m->be_data, now);
+    }
+    if (over)
+      m->provisional = 0;
   }
 }
 
@@ -497,12 +502,7 @@ static void evaluate(portmap_client_t *c, int final, uint64_t now) {
       portmap_client_note_external(c, ext.bytes); /* what the chosen protocol answered */
   }
   start_waiting(c, final, now);
-  move_up(c, final, now);
-  if (!p->running && p->late == 0) {
-    /* the budget is over: where they are is where they stay */
-    for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
-      m->provisional = 0;
-  }
+  move_up(c, final, now); /* and, the budget over, provisional no more */
   if (!retrying_any(c, 0) && !recheck_wanted(c)) {
     /* all mapped again: the next loss starts the back-off afresh */
     portmap_sched_cancel(&c->sched, &p->retry);
