@@ -15,11 +15,18 @@
 #     --bin DIR   where portmap and portmap-probe are (default build/tools, build-lab/tools)
 #     --ref PATH  the reference client (default: oneshot_map in build*/bench next to --bin;
 #                 the row is left out when there is none)
+#     --vs-bin DIR  a second build's portmap, run in the same rounds ("portmap add (vs)"):
+#                 before/after figures from one run
 #     --no-icmp-rows  skip the extra rows with the gateway's ICMP rate limit lifted
 #
 # Each command runs in the client namespace with the automatic backend and no --gateway,
 # as an application would; every `portmap add` maps a new port (8000 + i, lifetime 120),
-# and the router's chains are flushed (untimed) before each mapping command.
+# and the router's chains are flushed (untimed) before each mapping command. One round
+# is portmap-probe, then the mapping commands in a new random order; the timing loop runs
+# inside the client namespace (no run pays for entering it). Besides each command's
+# min/median/max, the PCP rows print paired figures: per round, portmap add over
+# natpmpc -a and over the reference, their medians, and in how many rounds portmap add
+# was the faster.
 # Linux rate-limits ICMP errors (net.ipv4.icmp_ratelimit, 1 s, small burst), so back-to-
 # back runs against a closed port 5351 soon get no "port unreachable" and must wait out the
 # probe budget. The upnp and none personalities are therefore measured twice: as is, and
@@ -31,7 +38,7 @@ set -u -o pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 LAB_SH=$ROOT/tests/lab/lab.sh
-N=10 NS=3 PERS="upnp pcp pcp-drop none full" BIN='' REF='' ICMP_ROWS=1 INNER=0 ROW=
+N=10 NS=3 PERS="upnp pcp pcp-drop none full" BIN='' REF='' VS_BIN='' ICMP_ROWS=1 INNER=0 ROW=
 # The stock clients wait long when nothing answers (natpmpc: 9 tries, about 2 minutes;
 # upnpc: 8 s of discovery): they are stopped after this many seconds (upnpc with
 # discovery: one more), and such runs count as failed at that time.
@@ -44,6 +51,7 @@ while [ $# -gt 0 ]; do
     -p) PERS=${2:?}; shift 2 ;;
     --bin) BIN=${2:?}; shift 2 ;;
     --ref) REF=${2:?}; shift 2 ;;
+    --vs-bin) VS_BIN=${2:?}; shift 2 ;;
     --no-icmp-rows) ICMP_ROWS=0; shift ;;
     --inner) INNER=1 ROW=${2:?}; shift 2 ;;
     -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -71,25 +79,37 @@ elif [ ! -x "$REF" ]; then
   echo "lab_timing.sh: --ref $REF is not an executable" >&2
   exit 2
 fi
+if [ -n "$VS_BIN" ] && [ ! -x "$VS_BIN/portmap" ]; then
+  echo "lab_timing.sh: --vs-bin $VS_BIN has no portmap" >&2
+  exit 2
+fi
 PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 
 # ------------------------------------------------------------------ inside one lab
 if [ $INNER = 1 ]; then
   out=${BENCH_RESULTS:?}
+  if [ -z "${BENCH_IN_CLIENT_NS:-}" ]; then
+    # The loop itself runs in the client namespace, so no run pays for (or varies with)
+    # entering it; the router's side is reached with ip netns exec, untimed.
+    BENCH_IN_CLIENT_NS=1 exec ip netns exec "$LAB_CLIENT_NS" bash "$0" --inner "$ROW" -n "$N" \
+      -s "$NS" --bin "$BIN" ${REF:+--ref "$REF"} ${VS_BIN:+--vs-bin "$VS_BIN"}
+  fi
   if [ "$ROW" != "$LAB_PERSONALITY" ]; then
     # the -icmp rows: no ICMP rate limit in the gateway namespace
     ip netns exec "$LAB_GW_NS" sysctl -qw net.ipv4.icmp_ratelimit=0 || exit 1
   fi
-  # measure TOOL LIMIT CMD...: one line "ROW TOOL RC MS" per run (RC 124: killed at LIMIT s)
+  # measure ROUND TOOL LIMIT CMD...: one line "ROW TOOL RC MS ROUND" per run (RC 124:
+  # killed at LIMIT s)
   measure() {
-    local tool=$1 limit=$2 s rc
-    shift 2
+    local round=$1 tool=$2 limit=$3 s rc
+    shift 3
     s=$EPOCHREALTIME
-    timeout --kill-after=1 "$limit" ip netns exec "$LAB_CLIENT_NS" "$@" >"$LAB_STATE/bench.out" 2>"$LAB_STATE/bench.err"
+    timeout --kill-after=1 "$limit" "$@" >"$LAB_STATE/bench.out" 2>"$LAB_STATE/bench.err"
     rc=$?
-    printf '%s %s %s %s\n' "$ROW" "$tool" "$rc" \
-      "$(awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", (b - a) * 1000 }')" >>"$out"
+    printf '%s %s %s %s %s\n' "$ROW" "$tool" "$rc" \
+      "$(awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", (b - a) * 1000 }')" \
+      "$round" >>"$out"
   }
   # Between runs (untimed) the router's chains are flushed, so every run meets the same
   # empty table: miniupnpd's nft backend gets slower as its chains grow.
@@ -99,32 +119,57 @@ if [ $INNER = 1 ]; then
       ip netns exec "$LAB_GW_NS" nft flush chain inet filter "$c"
     done
   }
-  for ((i = 0; i < N; i++)); do
-    measure portmap-probe 30 "$BIN/portmap-probe" --json
-    elapsed=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get("elapsed_ms"))' "$LAB_STATE/bench.out" 2>/dev/null)
-    printf '%s probe-elapsed 0 %s\n' "$ROW" "${elapsed:-nan}" >>"$out"
+  # the mapping commands of one round, each after a flush, in a new random order each
+  # round (the paired ratios compare commands of the same round)
+  run_one() {
+    local i=$1 what=$2
     flush
-    measure "portmap-add" 30 "$BIN/portmap" add "$((8000 + i))/tcp" --lifetime 120 --json
-    via=$("$PY" -c 'import json,sys
+    case $what in
+      add | add-vs)
+        local bin=$BIN tool=portmap-add port=$((8000 + i))
+        [ "$what" = add-vs ] && bin=$VS_BIN tool=portmap-add-vs port=$((13000 + i))
+        measure "$i" "$tool" 30 "$bin/portmap" add "$port/tcp" --lifetime 120 --json
+        via=$("$PY" -c 'import json,sys
 for l in open(sys.argv[1]):
     try: o = json.loads(l)
     except ValueError: continue
     if o.get("event") == "mapped": print(o.get("backend")); break' "$LAB_STATE/bench.out" 2>/dev/null)
-    printf '%s via-%s 0 0\n' "$ROW" "${via:-none}" >>"$out"
-    flush
-    measure natpmpc "$STOCK_LIMIT" natpmpc -g "$LAB_GW_LAN_IP" -a "$((9000 + i))" "$((9000 + i))" tcp 120
-    flush
-    if [ -n "$REF" ]; then
-      # one PCP MAP datagram to the router, its answer awaited 1 s: the floor for PCP
-      measure oneshot "$STOCK_LIMIT" "$REF" "$LAB_GW_LAN_IP" "$((12000 + i))" 120
-      flush
-    fi
-    measure "upnpc-u" "$STOCK_LIMIT" upnpc -u "http://$LAB_GW_LAN_IP:$LAB_HTTP_PORT/rootDesc.xml" \
-      -a "$LAB_CLIENT_IP" "$((10000 + i))" "$((10000 + i))" TCP 120
+        printf '%s %s-%s 0 0 %s\n' "$ROW" "${tool/portmap-add/via}" "${via:-none}" "$i" >>"$out"
+        ;;
+      natpmpc)
+        measure "$i" natpmpc "$STOCK_LIMIT" natpmpc -g "$LAB_GW_LAN_IP" -a "$((9000 + i))" \
+          "$((9000 + i))" tcp 120
+        ;;
+      oneshot)
+        # one PCP MAP datagram to the router, its answer awaited 1 s: the floor for PCP
+        measure "$i" oneshot "$STOCK_LIMIT" "$REF" "$LAB_GW_LAN_IP" "$((12000 + i))" 120
+        ;;
+      upnpc-u)
+        measure "$i" "upnpc-u" "$STOCK_LIMIT" upnpc -u \
+          "http://$LAB_GW_LAN_IP:$LAB_HTTP_PORT/rootDesc.xml" \
+          -a "$LAB_CLIENT_IP" "$((10000 + i))" "$((10000 + i))" TCP 120
+        ;;
+    esac
+  }
+  cmds="add natpmpc upnpc-u"
+  [ -n "$REF" ] && cmds="$cmds oneshot"
+  [ -n "$VS_BIN" ] && cmds="$cmds add-vs"
+  for ((i = 0; i < N; i++)); do
+    measure "$i" portmap-probe 30 "$BIN/portmap-probe" --json
+    elapsed=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get("elapsed_ms"))' "$LAB_STATE/bench.out" 2>/dev/null)
+    printf '%s probe-elapsed 0 %s %s\n' "$ROW" "${elapsed:-nan}" "$i" >>"$out"
+    # shuffle (Fisher-Yates over $RANDOM)
+    read -r -a order <<<"$cmds"
+    for ((j = ${#order[@]} - 1; j > 0; j--)); do
+      k=$((RANDOM % (j + 1)))
+      t=${order[j]} order[j]=${order[k]} order[k]=$t
+    done
+    for what in "${order[@]}"; do run_one "$i" "$what"; done
   done
   for ((i = 0; i < NS; i++)); do
     flush
-    measure "upnpc" "$((STOCK_LIMIT + 1))" upnpc -a "$LAB_CLIENT_IP" "$((11000 + i))" "$((11000 + i))" TCP 120
+    measure "$i" "upnpc" "$((STOCK_LIMIT + 1))" upnpc -a "$LAB_CLIENT_IP" "$((11000 + i))" \
+      "$((11000 + i))" TCP 120
   done
   exit 0
 fi
@@ -145,8 +190,8 @@ t_start=$EPOCHREALTIME
 for r in $rows; do
   p=${r%-icmp}
   echo "lab_timing: $r ($N runs, $NS with SSDP discovery)..." >&2
-  LAB_RUN_TIMEOUT=600 bash "$LAB_SH" run "$p" -- bash "$0" --inner "$r" -n "$N" -s "$NS" --bin "$BIN" \
-    ${REF:+--ref "$REF"} >/dev/null 2>"$results.log"
+  LAB_RUN_TIMEOUT=1200 bash "$LAB_SH" run "$p" -- bash "$0" --inner "$r" -n "$N" -s "$NS" --bin "$BIN" \
+    ${REF:+--ref "$REF"} ${VS_BIN:+--vs-bin "$VS_BIN"} >/dev/null 2>"$results.log"
   rc=$?
   if [ $rc -eq 77 ]; then
     grep SKIPPED "$results.log" >&2
@@ -159,20 +204,36 @@ rm -f -- "$results.log"
 total=$(awk -v a="$t_start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
 
 "$PY" - "$results" "${budget:-500}" "$rows" "$N" "$NS" "$total" "$BIN" <<'PYEOF'
-import statistics, sys, collections, subprocess
+import statistics, sys, collections, random
 path, budget, rows, n, ns, total, binpath = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
-data = collections.defaultdict(list)   # (row, tool) -> [(rc, ms)]
+data = collections.defaultdict(list)   # (row, tool) -> [(rc, ms, round)]
 via = collections.defaultdict(collections.Counter)
 for line in open(path):
-    row, tool, rc, ms = line.split()
-    if tool.startswith("via-"):
-        via[row][tool[4:]] += 1
+    row, tool, rc, ms, rnd = line.split()
+    if tool.startswith("via-") or tool.startswith("via-vs-"):
+        via[(row, tool.startswith("via-vs-"))][tool.split("-", 2 if tool.startswith("via-vs-") else 1)[-1]] += 1
         continue
-    data[(row, tool)].append((int(rc), float(ms)))
-tools = [("portmap-add", "portmap add (auto)"), ("portmap-probe", "portmap-probe"),
+    data[(row, tool)].append((int(rc), float(ms), int(rnd)))
+tools = [("portmap-add", "portmap add (auto)"), ("portmap-add-vs", "portmap add (--vs-bin)"),
+         ("portmap-probe", "portmap-probe"),
          ("probe-elapsed", "  probe elapsed_ms"), ("natpmpc", "natpmpc -a"),
          ("oneshot", "one MAP datagram (reference)"),
          ("upnpc-u", "upnpc -u URL -a"), ("upnpc", "upnpc -a (SSDP)")]
+
+def paired(row, a, b):
+    """per-round a/b of the rounds where both succeeded: (n, median ratio, a faster, median
+    difference ms, its 95% bootstrap interval)"""
+    ra = {r: m for rc, m, r in data.get((row, a), []) if rc == 0}
+    rb = {r: m for rc, m, r in data.get((row, b), []) if rc == 0}
+    both = sorted(set(ra) & set(rb))
+    if not both:
+        return None
+    ratios = [ra[r] / rb[r] for r in both]
+    diffs = [ra[r] - rb[r] for r in both]
+    rng = random.Random(1)   # the same resamples every run: the interval is reproducible
+    meds = sorted(statistics.median(rng.choice(diffs) for _ in diffs) for _ in range(2000))
+    return (len(both), statistics.median(ratios), sum(1 for d in diffs if d < 0),
+            statistics.median(diffs), meds[49], meds[1949])
 print()
 print("libportmap lab timing: miniupnpd in network namespaces; %s runs each (%s for upnpc with "
       "discovery); probe budget %d ms; %s s in all" % (n, ns, budget, total))
@@ -188,11 +249,11 @@ for row in rows:
         runs = data.get((row, tool))
         if not runs:
             continue
-        ms = [m for _, m in runs]
-        ok = sum(1 for rc, _ in runs if rc == 0)
+        ms = [m for _, m, _ in runs]
+        ok = sum(1 for rc, _, _ in runs if rc == 0)
         note = ""
-        if tool == "portmap-add":
-            note = "via " + ", ".join("%s x%d" % kv for kv in sorted(via[row].items()))
+        if tool in ("portmap-add", "portmap-add-vs"):
+            note = "via " + ", ".join("%s x%d" % kv for kv in sorted(via[(row, tool != "portmap-add")].items()))
         if tool == "portmap-probe":
             note = "ends within budget+100 ms: %s" % ("yes" if max(ms) <= budget + 100 else "NO (max %.0f)" % max(ms))
         okcol = "%3d/%-3d" % (ok, len(runs)) if tool != "probe-elapsed" else "      -"
@@ -205,13 +266,18 @@ for row in rows:
         if row.startswith("none") and tool == "portmap-probe":
             goals.append("nothing answering (%s): portmap-probe max %.0f ms, budget %d + 100 ms -> %s"
                          % (row, max(ms), budget, "met" if max(ms) <= budget + 100 else "NOT met"))
-    # what the library costs over the floor: only where both made mappings (PCP rows)
-    add_ok = [m for rc, m in data.get((row, "portmap-add"), []) if rc == 0]
-    ref_ok = [m for rc, m in data.get((row, "oneshot"), []) if rc == 0]
-    if add_ok and ref_ok:
-        goals.append("%s: portmap add / reference (medians of successful runs): %.1f / %.1f ms "
-                     "= %.1fx" % (row, statistics.median(add_ok), statistics.median(ref_ok),
-                                  statistics.median(add_ok) / statistics.median(ref_ok)))
+    # what the library costs over the floor and over natpmpc, round by round: only where
+    # both made mappings (the PCP rows)
+    for a, b, label in (("portmap-add", "natpmpc", "natpmpc -a"),
+                        ("portmap-add", "oneshot", "the reference"),
+                        ("portmap-add", "portmap-add-vs", "the --vs-bin build")):
+        p = paired(row, a, b)
+        if p is None:
+            continue
+        n_, ratio, faster, diff, lo, hi = p
+        goals.append("%s: portmap add / %s, paired by round: median ratio %.3f, median "
+                     "difference %+.2f ms (95%% interval %+.2f to %+.2f), faster in %d of %d rounds"
+                     % (row, label, ratio, diff, lo, hi, faster, n_))
     print()
 for g in goals:
     print(g)

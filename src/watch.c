@@ -19,7 +19,9 @@
 static int default_gateway(portmap_client_t *c, int ipv6, uint8_t gw[16], unsigned *scope) {
   if (c->route_fn != NULL)
     return c->route_fn(c->route_user, ipv6, gw, scope);
-  return portmap_plat_default_gateway(&c->alloc, ipv6, gw, scope);
+  /* an IPv4 gateway needs no interface index (only a link-local IPv6 one
+   * does): no if_nametoindex() for it */
+  return portmap_plat_default_gateway(&c->alloc, ipv6, gw, ipv6 ? scope : NULL);
 }
 
 void portmap_watch_discover(portmap_client_t *c) {

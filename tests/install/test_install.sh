@@ -5,14 +5,17 @@
 # and build and run programs against it: find_package(portmap) with the
 # default and with the static library, pkg-config with the shared and with
 # the static library; and run the installed tools from the moved prefix
-# (linked with libportmap.a by default: no libportmap.so, no RPATH needed).
+# (linked with libportmap.a by default: no libportmap.so, no RPATH needed; and with
+# libnatpmp.a and libminiupnpc.a where installed: no shared library but libc's).
 # Usage: test_install.sh BUILD_DIR SANITIZE_FLAGS SHARED(0|1) TOOLS_STATIC(0|1)
+#          STATIC_DEPS(0|1)
 set -euo pipefail
 build=$1
 # a sanitized library needs its runtime in the program that links it
 san=${2:-}
 shared=${3:-1}
 tools_static=${4:-1}
+static_deps=${5:-0}
 src=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -65,6 +68,10 @@ for t in portmap portmap-probe; do
     [ "$paths" = 0 ] || fail "$t: an RPATH it does not need"
   elif [ "$shared" = 1 ]; then
     [ "$needs" != 0 ] || fail "$t: not linked to libportmap.so (PORTMAP_TOOLS_STATIC is off)"
+  fi
+  if [ "$static_deps" = 1 ]; then
+    other=$(readelf -d "$p/bin/$t" | grep 'NEEDED' | grep -vE '\[(libc|libm|libpthread)\.so' || true)
+    [ -z "$other" ] || fail "$t: PORTMAP_TOOLS_STATIC_DEPS is on, yet it needs: $other"
   fi
   "$p/bin/$t" --version >/dev/null || fail "installed $t does not run"
 done
