@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The platform layer on Linux (see platform.h): default routes from
- * /proc/net/route and /proc/net/ipv6_route, the local address by
+ * The platform layer on Linux (see platform.h): default routes over
+ * rtnetlink (linux_rtnl.c), else from /proc/net/route and
+ * /proc/net/ipv6_route, the local address by
  * connect()+getsockname(), ICMP errors through IP_RECVERR/IPV6_RECVERR and
  * the socket error queue, getrandom(), CLOCK_MONOTONIC, and a pipe2() wake
  * pipe.
@@ -265,6 +266,14 @@ done:
 
 int portmap_plat_default_gateway(const portmap_alloc_t *alloc, int ipv6, uint8_t out[16],
                                  unsigned *scope) {
+  int r = portmap_plat_rtnl_gateway(alloc, ipv6, out, scope);
+  if (r != PORTMAP_PLAT_RTNL_FAILED)
+    return r == 0 ? 0 : -1;
+  return portmap_plat_default_gateway_proc(alloc, ipv6, out, scope);
+}
+
+int portmap_plat_default_gateway_proc(const portmap_alloc_t *alloc, int ipv6, uint8_t out[16],
+                                      unsigned *scope) {
   /* On the heap: too big for the stack of a small thread. */
   const size_t cap = PLAT_PROC_MAX;
   char *buf = NULL;

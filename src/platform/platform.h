@@ -25,13 +25,49 @@
 /* ---------- routes and addresses ---------- */
 
 /* The default gateway of a family (ipv6 0 or 1): the up default route
- * with a next hop and the lowest metric (the first of equals). Fills out,
+ * with a next hop and the lowest metric (the first of equals), from
+ * rtnetlink, else (netlink unusable) from the /proc tables. Fills out,
  * and *scope (if not NULL) with its interface index (0 if unknown).
  * Returns 0, or -1 when there is none, out is NULL, or the table cannot be
  * read or its buffer allocated from alloc (NULL: the system's); out and
  * *scope then untouched. */
 int portmap_plat_default_gateway(const portmap_alloc_t *alloc, int ipv6, uint8_t out[16],
                                  unsigned *scope);
+
+/* The same, from the kernel's routing table over rtnetlink (one dump of
+ * the family; the main table, unicast default routes with a next hop, the
+ * lowest metric, the first of equals). Returns 0 (out and *scope filled),
+ * PORTMAP_PLAT_RTNL_NONE when the table has no such route (or out is
+ * NULL, or its buffer cannot be allocated), PORTMAP_PLAT_RTNL_FAILED
+ * when netlink could not be used (no socket, an error answer, a malformed
+ * or cut-short dump): the caller then reads the /proc table. Never waits. */
+#define PORTMAP_PLAT_RTNL_NONE (-1)
+#define PORTMAP_PLAT_RTNL_FAILED (-2)
+int portmap_plat_rtnl_gateway(const portmap_alloc_t *alloc, int ipv6, uint8_t out[16],
+                              unsigned *scope);
+
+/* portmap_plat_default_gateway() from the /proc tables alone (its fallback;
+ * for tests that compare the two sources). */
+int portmap_plat_default_gateway_proc(const portmap_alloc_t *alloc, int ipv6, uint8_t out[16],
+                                      unsigned *scope);
+
+/* The best default route seen so far in a dump. */
+typedef struct {
+  int found;
+  uint32_t metric;
+  uint8_t gw[16]; /* IPv4-mapped for IPv4 */
+  unsigned ifindex;
+} portmap_plat_route_t;
+
+/* The rtnetlink parser behind portmap_plat_rtnl_gateway(), pure and
+ * unit-testable: one datagram of an RTM_GETROUTE dump (any octets, any
+ * length; host byte order as the kernel writes it), whose routes of the
+ * family are folded into *best (which starts zeroed). Messages of another
+ * sequence number are skipped. Returns 1 when the datagram ends the dump
+ * (NLMSG_DONE), 0 when more is to come, -1 on an error message, a
+ * malformed datagram or a NULL argument. */
+int portmap_plat_parse_rtnl(const uint8_t *buf, size_t len, int ipv6, uint32_t seq,
+                            portmap_plat_route_t *best);
 
 /* The route-table parsers behind portmap_plat_default_gateway(), pure and
  * unit-testable: they take the table's text (any octets, any length, NUL

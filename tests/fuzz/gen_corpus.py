@@ -8,7 +8,7 @@ transport feeds it.
     python3 tests/fuzz/gen_corpus.py [OUT_DIR]   # default: tests/fuzz/corpus
 
 Writes OUT_DIR/<name>/seed-*.bin for pcp_response, pcp_request, reader,
-natpmp, route, igd_desc, soap_reply and http_stream. Packets are built
+natpmp, route, rtnl, igd_desc, soap_reply and http_stream. Packets are built
 here from the RFC layouts, independently of src/pcp/wire.c; route tables
 as the Linux kernel prints them; descriptions and SOAP replies as
 miniupnpd and the routers of ROUTER-QUIRKS.md write them.
@@ -718,6 +718,49 @@ def upnp_sessions():
     yield "empty", b""
 
 
+# fuzz_rtnl.c: one datagram of an rtnetlink RTM_GETROUTE dump, after an octet that picks
+# the family (bit 0: IPv6). Host byte order, as the kernel writes it (little-endian here).
+def nl_msg(mtype, seq, payload):
+    return struct.pack("=IHHII", 16 + len(payload), mtype, 0x2, seq, 0) + payload + \
+        b"\0" * ((4 - len(payload) % 4) % 4)
+
+
+def nl_attr(atype, value):
+    return struct.pack("=HH", 4 + len(value), atype) + value + b"\0" * ((4 - len(value) % 4) % 4)
+
+
+def nl_route(family, dst_len, table, rtype, attrs, seq=1):
+    return nl_msg(24, seq, struct.pack("=BBBBBBBBI", family, dst_len, 0, 0, table, 3, 0, rtype,
+                                       0) + b"".join(attrs))
+
+
+NL_DONE = nl_msg(3, 1, struct.pack("=i", 0))
+
+
+def rtnl_dumps():
+    gw4 = lambda a: nl_attr(5, bytes(a))
+    u32 = lambda t, v: nl_attr(t, struct.pack("=I", v))
+    ula1 = bytes.fromhex(ULA_1)
+    yield "v4_default", b"\0" + nl_route(2, 24, 254, 1, [u32(15, 254), u32(4, 2)]) + nl_route(
+        2, 0, 254, 1, [u32(15, 254), u32(6, 100), gw4([192, 168, 1, 1]), u32(4, 2)]) + NL_DONE
+    yield "v4_metrics_tables", b"\0" + nl_route(
+        2, 0, 254, 1, [u32(6, 600), gw4([10, 0, 0, 1]), u32(4, 3)]) + nl_route(
+        2, 0, 100, 1, [u32(6, 1), gw4([10, 8, 0, 1]), u32(4, 4)]) + nl_route(
+        2, 0, 0, 1, [u32(15, 51820), gw4([10, 8, 0, 2])]) + nl_route(
+        2, 0, 254, 7, [gw4([10, 8, 0, 3])]) + nl_route(
+        2, 0, 254, 1, [u32(6, 100), gw4([10, 0, 1, 1]), u32(4, 5)])
+    hop = lambda ifindex, gw: struct.pack("=HBBi", 8 + len(nl_attr(5, gw)), 0, 0, ifindex) + \
+        nl_attr(5, gw)
+    yield "v6_multipath", b"\1" + nl_route(10, 0, 254, 1, [u32(6, 1024), nl_attr(
+        9, struct.pack("=HBBi", 8, 0, 0, 11) + hop(12, bytes.fromhex(FE80_1)) + hop(13, ula1))]) \
+        + NL_DONE
+    yield "v6_default", b"\1" + nl_route(10, 0, 254, 1, [u32(15, 254), u32(6, 1024),
+                                                          nl_attr(5, ula1), u32(4, 2)]) + NL_DONE
+    yield "error", b"\0" + nl_msg(2, 1, struct.pack("=i", -13) + nl_msg(26, 1, b"")[:16])
+    yield "other_seq", b"\0" + nl_route(2, 0, 254, 1, [gw4([10, 0, 0, 9])], seq=7) + nl_msg(
+        3, 7, struct.pack("=i", 0))
+
+
 def write(outdir, name, gen):
     d = os.path.join(outdir, name)
     os.makedirs(d, exist_ok=True)
@@ -740,6 +783,7 @@ def main():
     write(outdir, "reader", reader_programs)
     write(outdir, "natpmp", natpmp_datagrams)
     write(outdir, "route", route_tables)
+    write(outdir, "rtnl", rtnl_dumps)
     write(outdir, "igd_desc", descriptions)
     write(outdir, "soap_reply", soap_replies)
     write(outdir, "http_stream", http_streams)

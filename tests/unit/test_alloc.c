@@ -794,7 +794,7 @@ static void test_route_buffer_through_hook(void **state) {
   assert_int_equal(a.calls, 1);
   acct_reset(&a, 0, 0);
   (void)portmap_plat_default_gateway(&al, 0, gw, NULL); /* whatever this host's table says */
-  assert_int_equal(a.calls, 1);
+  assert_true(a.calls >= 1); /* netlink's buffer, and /proc's where netlink is unusable */
   assert_int_equal(a.blocks, 0);
   assert_int_equal(a.bytes, 0);
   pthread_mutex_destroy(&a.mu);
