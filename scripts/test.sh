@@ -6,7 +6,9 @@
 # First the tests that race threads on purpose run once more under
 # ThreadSanitizer (their own build: TSan and ASan do not mix), then every
 # unit-test binary under valgrind memcheck (scripts/valgrind.sh, a build
-# without sanitizers). PORTMAP_SKIP_TSAN=1 / PORTMAP_SKIP_VALGRIND=1 skip them.
+# without sanitizers), then the command-line and lab tests with the tools as they ship
+# (a Release build: static, no dynamic loader). PORTMAP_SKIP_TSAN=1,
+# PORTMAP_SKIP_VALGRIND=1 and PORTMAP_SKIP_RELEASE=1 skip them.
 # Usage: bash scripts/test.sh [extra ctest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,16 @@ if [ "${PORTMAP_SKIP_TSAN:-0}" != 1 ]; then
 fi
 if [ "${PORTMAP_SKIP_VALGRIND:-0}" != 1 ]; then
   PORTMAP_BUILD_DIR=$build bash scripts/valgrind.sh
+fi
+if [ "${PORTMAP_SKIP_RELEASE:-0}" != 1 ]; then
+  # The tools as they ship (Release; static, no dynamic loader: sanitized builds cannot be
+  # linked that way): the command-line and real-router tests once more with them.
+  rel=${build}-rel
+  cmake -S . -B "$rel" -DCMAKE_BUILD_TYPE=Release -DPORTMAP_WERROR=ON -DPORTMAP_SANITIZE=OFF \
+    -DPORTMAP_TSAN=OFF -DPORTMAP_BUILD_EXAMPLES=OFF >/dev/null
+  # (the linker's note on getaddrinfo in a static program is expected: README "Install and packages")
+  cmake --build "$rel" -j"$(nproc)"
+  ctest --test-dir "$rel" --output-on-failure -j2 -L 'cli|lab' "$@"
 fi
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DPORTMAP_WERROR=ON -DPORTMAP_SANITIZE=${PORTMAP_SANITIZE:-ON} >/dev/null
 cmake --build "$build" -j"$(nproc)"

@@ -8,7 +8,7 @@
 # (linked with libportmap.a by default: no libportmap.so, no RPATH needed; and with
 # libnatpmp.a and libminiupnpc.a where installed: no shared library but libc's).
 # Usage: test_install.sh BUILD_DIR SANITIZE_FLAGS SHARED(0|1) TOOLS_STATIC(0|1)
-#          STATIC_DEPS(0|1)
+#          STATIC_DEPS(0|1) STATIC_LIBC(0|1)
 set -euo pipefail
 build=$1
 # a sanitized library needs its runtime in the program that links it
@@ -16,6 +16,7 @@ san=${2:-}
 shared=${3:-1}
 tools_static=${4:-1}
 static_deps=${5:-0}
+static_libc=${6:-0}
 src=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -72,6 +73,12 @@ for t in portmap portmap-probe; do
   if [ "$static_deps" = 1 ]; then
     other=$(readelf -d "$p/bin/$t" | grep 'NEEDED' | grep -vE '\[(libc|libm|libpthread)\.so' || true)
     [ -z "$other" ] || fail "$t: PORTMAP_TOOLS_STATIC_DEPS is on, yet it needs: $other"
+  fi
+  if [ "$static_libc" = 1 ]; then
+    if readelf -lW "$p/bin/$t" | grep -q 'INTERP\|NEEDED'; then
+      fail "$t: PORTMAP_TOOLS_STATIC_LIBC is on, yet it has a program interpreter"
+    fi
+    readelf -d "$p/bin/$t" | grep -q 'NEEDED' && fail "$t: static-pie, yet it needs a library"
   fi
   "$p/bin/$t" --version >/dev/null || fail "installed $t does not run"
 done
