@@ -29,6 +29,7 @@
 
 #include "backends/backend.h"
 #include "util/alloc.h"
+#include "util/container.h"
 #include "util/sched.h"
 
 #define PORTMAP_MAX_BACKENDS 3
@@ -369,8 +370,7 @@ static inline struct portmap_mapping *portmap_event_node_mapping(const portmap_c
     return ((portmap_event_rec_t *)(void *)node)->mapping;
   if (node == &c->shutdown_node)
     return NULL;
-  return (struct portmap_mapping *)(void *)((char *)node -
-                                            offsetof(struct portmap_mapping, spare_node));
+  return PORTMAP_CONTAINER_OF(node, struct portmap_mapping, spare_node);
 }
 
 /* The mapping is over for the application: its final event is queued, or
