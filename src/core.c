@@ -151,12 +151,8 @@ static void upgrade_step(portmap_mapping_t *m, portmap_event_t ev, const portmap
                 portmap_backend_name(m->info.backend), portmap_strerror(r->status));
   m->be_data = NULL; /* the backend has let go of it */
   m->be_ended = 1;
-  m->be = NULL;
-  m->be_state = NULL;
   m->upgrading = 0;
-  m->waiting = 1;
-  m->moved = m->ever_mapped;
-  m->info.status = PORTMAP_OK;
+  portmap_mapping_requeue(m);
   m->info.gateway_result = -1;
   c->probe.dirty = 1;
 }
@@ -359,6 +355,14 @@ portmap_status_t portmap_mapping_start_on(portmap_mapping_t *m, int i, uint64_t 
   if (st == PORTMAP_OK && !m->be_ended)
     m->be_data = ms;
   return st;
+}
+
+void portmap_mapping_requeue(portmap_mapping_t *m) {
+  m->be = NULL;
+  m->be_state = NULL;
+  m->waiting = 1;
+  m->moved = m->ever_mapped; /* mapped before: the next success is CHANGED */
+  m->info.status = PORTMAP_OK;
 }
 
 void portmap_mapping_unbind(portmap_mapping_t *m) {

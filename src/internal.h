@@ -391,6 +391,10 @@ portmap_status_t portmap_mapping_start_on(struct portmap_mapping *m, int i, uint
 /* What the application is told of m at now (lock held: the address text
  * is cached in the client). */
 void portmap_mapping_make_info(const struct portmap_mapping *m, uint64_t now, portmap_info_t *out);
+/* Send m back to wait for a backend (its backend has let go of it, or
+ * was unbound): none runs it, settle() starts it on the probe's choice;
+ * mapped before, its next success is CHANGED. */
+void portmap_mapping_requeue(struct portmap_mapping *m);
 /* Detach m from its backend (if any), cancelling what it runs. */
 void portmap_mapping_unbind(struct portmap_mapping *m);
 /* Run every decision that follows the events and answers recorded so far,

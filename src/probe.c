@@ -419,8 +419,7 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
       /* its request went unanswered: withdrawn (nothing was granted that we
        * know of; the PCP probe goes on without it) */
       portmap_mapping_unbind(m);
-      m->waiting = 1;
-      m->info.status = PORTMAP_OK;
+      portmap_mapping_requeue(m);
       m->info.gateway_result = -1;
     }
     if (idx == PORTMAP_MAX_BACKENDS) {
@@ -928,22 +927,13 @@ static int move_on(portmap_mapping_t *m, uint64_t now) {
   if (next >= PORTMAP_MAX_BACKENDS)
     return 0;
   if (next < 0) {
-    /* a backend has not answered the probe yet: wait for it */
-    m->moved = m->ever_mapped;
-    m->waiting = 1;
-    m->be = NULL;
-    m->be_state = NULL;
-    m->info.status = PORTMAP_OK;
+    portmap_mapping_requeue(m); /* a backend has not answered the probe yet: wait for it */
     return 1;
   }
   portmap_log(c, PORTMAP_LOG_INFO, "mapping moves from %s to %s (%s)",
               portmap_backend_name(m->info.backend), portmap_backend_name(backend_at(next)),
               portmap_strerror(m->info.status));
-  m->moved = m->ever_mapped;
-  m->waiting = 1;
-  m->be = NULL;
-  m->be_state = NULL;
-  m->info.status = PORTMAP_OK;
+  portmap_mapping_requeue(m);
   p->dirty = 1; /* settle() starts it there, after the failing backend has returned */
   return 1;
 }
