@@ -311,6 +311,9 @@ struct portmap_client {
   /* the shared 5350 listener (checklist B5, N6) */
   int listen_fd[2];
   portmap_probe_state_t probe;
+  /* mappings the probe's walks looked at (start_waiting(), move_up(), the
+   * retry checks), for the tests: proportional to those that need it */
+  uint64_t probe_visits;
   portmap_timer_t gateway_timer; /* re-reads the default route (B6) */
   /* portmap_list_sync() */
   int list_done;
@@ -417,6 +420,14 @@ void portmap_client_state_locked(portmap_client_t *c, portmap_client_state_t *st
 void portmap_client_shutdown_check(portmap_client_t *c);
 
 /* ---------- mapping.c ---------- */
+/* The flags probe.c's evaluate() works from change only through these
+ * (and a mapping ends only through portmap_mapping_set_ended(): its final
+ * event queued, or detached when detached is not 0). */
+void portmap_mapping_set_waiting(struct portmap_mapping *m, int on);
+void portmap_mapping_set_trial(struct portmap_mapping *m, int on);
+void portmap_mapping_set_provisional(struct portmap_mapping *m, int on);
+void portmap_mapping_set_retrying(struct portmap_mapping *m, int on);
+void portmap_mapping_set_ended(struct portmap_mapping *m, int detached);
 /* Deliver queued events with the lock released (called with it held). */
 void portmap_dispatch_events(portmap_client_t *c);
 void portmap_mapping_unlink_free(portmap_client_t *c, struct portmap_mapping *m);

@@ -29,6 +29,33 @@ void portmap_mapping_unlink_free(portmap_client_t *c, portmap_mapping_t *m) {
   portmap_alloc_free(&c->alloc, m);
 }
 
+/* ---------- the flags the probe works from ----------
+ * waiting, trial, provisional, retrying and the end of a mapping change
+ * only here. */
+
+void portmap_mapping_set_waiting(portmap_mapping_t *m, int on) {
+  m->waiting = on ? 1u : 0u;
+}
+
+void portmap_mapping_set_trial(portmap_mapping_t *m, int on) {
+  m->trial = on ? 1u : 0u;
+}
+
+void portmap_mapping_set_provisional(portmap_mapping_t *m, int on) {
+  m->provisional = on ? 1u : 0u;
+}
+
+void portmap_mapping_set_retrying(portmap_mapping_t *m, int on) {
+  m->retrying = on ? 1u : 0u;
+}
+
+void portmap_mapping_set_ended(portmap_mapping_t *m, int detached) {
+  if (detached)
+    m->detached = 1;
+  else
+    m->final_queued = 1;
+}
+
 /* A mapping is freed once it has ended (final event delivered, or
  * detached) and no queued event points at it. */
 void portmap_mapping_maybe_free(portmap_client_t *c, portmap_mapping_t *m) {
@@ -380,7 +407,7 @@ void portmap_mapping_revoke_locked(portmap_mapping_t *m, uint64_t now) {
     m->be->revoke(m->be_state, m->be_data, now);
     return;
   }
-  m->waiting = 0;
+  portmap_mapping_set_waiting(m, 0);
   m->info.status = PORTMAP_OK;
   portmap_mapping_emit(m, PORTMAP_EVENT_DELETED);
 }
@@ -413,7 +440,7 @@ portmap_status_t portmap_mapping_detach(portmap_mapping_t *m) {
     st = PORTMAP_ERR_STATE;
   } else {
     portmap_mapping_unbind(m);
-    m->detached = 1;
+    portmap_mapping_set_ended(m, 1);
     c->n_live--;
     portmap_client_shutdown_check(c); /* it may have been the last one a shutdown waits for */
     portmap_client_wake(c);

@@ -327,8 +327,8 @@ static int recheck_wanted(const portmap_client_t *c) {
 
 /* Mappings that lost their backend and have not been mapped since
  * (waiting: not even started again). */
-static int retrying_any(const portmap_client_t *c, int waiting) {
-  for (const portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
+static int retrying_any(portmap_client_t *c, int waiting) {
+  for (const portmap_mapping_t *m = c->mappings; m != NULL; m = m->next, c->probe_visits++)
     if (m->retrying && (!waiting || m->waiting) && !portmap_mapping_ended(m))
       return 1;
   return 0;
@@ -355,9 +355,9 @@ static void arm_retry(portmap_client_t *c, uint64_t now) {
 
 /* m has no backend that works: LOST (once), then the back-off asks again. */
 static void wait_for_retry(portmap_mapping_t *m, uint64_t now) {
-  m->waiting = 1;
+  portmap_mapping_set_waiting(m, 1);
   if (!m->retrying) {
-    m->retrying = 1;
+    portmap_mapping_set_retrying(m, 1);
     portmap_log(m->client, PORTMAP_LOG_INFO, "no backend works (%s): retrying",
                 portmap_strerror(m->info.status));
     portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
@@ -372,7 +372,7 @@ static void on_retry(portmap_timer_t *t, uint64_t now) {
   if (c->destroying || (!retrying_any(c, 1) && !recheck_wanted(c)))
     return;
   /* every backend gets another chance, those that failed the mapping too */
-  for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
+  for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next, c->probe_visits++)
     if (m->waiting && m->retrying)
       m->tried = 0;
   if (!c->probe.running)
@@ -399,6 +399,7 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
   portmap_mapping_t *next;
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
     next = m->next;
+    c->probe_visits++;
     if (portmap_mapping_ended(m))
       continue;
     int trial = on_trial(c, m);
@@ -410,7 +411,7 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
       continue; /* undecided */
     if (trial && idx == 0) {
       /* PCP carries on with it; a "not now" it said is this mapping's own */
-      m->trial = 0;
+      portmap_mapping_set_trial(m, 0);
       if (m->info.status != PORTMAP_OK)
         portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
       continue;
@@ -434,14 +435,14 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
         wait_for_retry(m, now);
         continue;
       }
-      m->waiting = 0;
+      portmap_mapping_set_waiting(m, 0);
       portmap_mapping_emit(m, PORTMAP_EVENT_FAILED);
       continue;
     }
     begin_on(m, idx, now);
     /* a better backend may still answer within the budget: then it moves */
     if (skipped != 0 && m->be_data != NULL && !(m->req.flags & PORTMAP_FLAG_DELETE))
-      m->provisional = 1;
+      portmap_mapping_set_provisional(m, 1);
   }
 }
 
@@ -454,6 +455,7 @@ static void move_up(portmap_client_t *c, int final, uint64_t now) {
   portmap_mapping_t *next;
   for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
     next = m->next;
+    c->probe_visits++;
     if (!m->provisional)
       continue;
     int movable = !m->upgrading && !m->revoked && !portmap_mapping_ended(m) && m->be_data != NULL;
@@ -462,13 +464,13 @@ static void move_up(portmap_client_t *c, int final, uint64_t now) {
     if (idx >= 0 && idx < cur) {
       portmap_log(c, PORTMAP_LOG_INFO, "%s answered after all: mapping moves from %s to it",
                   portmap_backend_name(backend_at(idx)), portmap_backend_name(m->be->id));
-      m->provisional = 0;
+      portmap_mapping_set_provisional(m, 0);
       m->upgrading = 1;
       m->be->revoke(m->be_state, m->be_data, now);
       continue;
     }
     if (over)
-      m->provisional = 0;
+      portmap_mapping_set_provisional(m, 0);
   }
 }
 
@@ -819,7 +821,7 @@ void portmap_probe_begin(portmap_mapping_t *m, uint64_t now) {
         begin_on(m, i, now); /* one backend: nothing to choose */
     return;
   }
-  m->waiting = 1;
+  portmap_mapping_set_waiting(m, 1);
   int fresh =
       !p->running &&
       (!p->ever || (p->selected == PORTMAP_BACKEND_NONE && now - p->decided_ms >= PROBE_STALE_MS));
@@ -827,7 +829,7 @@ void portmap_probe_begin(portmap_mapping_t *m, uint64_t now) {
     /* the request itself asks PCP, at once (RFC 6887 permits a MAP first) */
     begin_on(m, 0, now);
     if (m->be_data != NULL)
-      m->trial = 1;
+      portmap_mapping_set_trial(m, 1);
   }
   if (fresh)
     probe_round(c, now, 0, 1); /* reports may decide at once (in settle()) */
