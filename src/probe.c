@@ -327,11 +327,8 @@ static int recheck_wanted(const portmap_client_t *c) {
 
 /* Mappings that lost their backend and have not been mapped since
  * (waiting: not even started again). */
-static int retrying_any(portmap_client_t *c, int waiting) {
-  for (const portmap_mapping_t *m = c->mappings; m != NULL; m = m->next, c->probe_visits++)
-    if (m->retrying && (!waiting || m->waiting) && !portmap_mapping_ended(m))
-      return 1;
-  return 0;
+static int retrying_any(const portmap_client_t *c, int waiting) {
+  return (waiting ? c->n_retry_waiting : c->n_retrying) != 0;
 }
 
 /* Arm the next re-probe (unless one is armed): the current step +-10 %,
@@ -372,7 +369,7 @@ static void on_retry(portmap_timer_t *t, uint64_t now) {
   if (c->destroying || (!retrying_any(c, 1) && !recheck_wanted(c)))
     return;
   /* every backend gets another chance, those that failed the mapping too */
-  for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next, c->probe_visits++)
+  for (portmap_mapping_t *m = c->probe_head; m != NULL; m = m->probe_next, c->probe_visits++)
     if (m->waiting && m->retrying)
       m->tried = 0;
   if (!c->probe.running)
@@ -396,9 +393,8 @@ static int on_trial(const portmap_client_t *c, const portmap_mapping_t *m) {
 /* Start every mapping that waits, now that the probe decided; a mapping on
  * trial leaves PCP when another backend is chosen before PCP answered. */
 static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
-  portmap_mapping_t *next;
-  for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
-    next = m->next;
+  for (portmap_mapping_t *m = c->probe_head; m != NULL; m = c->probe_cursor) {
+    c->probe_cursor = m->probe_next; /* moved on if that one leaves the list meanwhile */
     c->probe_visits++;
     if (portmap_mapping_ended(m))
       continue;
@@ -452,9 +448,8 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
 static void move_up(portmap_client_t *c, int final, uint64_t now) {
   /* the budget is over: after this last look, where they are is where they stay */
   int over = !c->probe.running && c->probe.late == 0;
-  portmap_mapping_t *next;
-  for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
-    next = m->next;
+  for (portmap_mapping_t *m = c->probe_head; m != NULL; m = c->probe_cursor) {
+    c->probe_cursor = m->probe_next;
     c->probe_visits++;
     if (!m->provisional)
       continue;
