@@ -268,11 +268,12 @@ struct portmap_client {
    * mappings that need it, not all of them (issue 12): the probe's list,
    * the mappings not ended that are waiting, on trial or provisional,
    * newest first; how many not ended are retrying, and of those how many
-   * wait. Kept by the setters of mapping.c (portmap_mapping_set_waiting()
+   * wait; how many not ended are provisional. Kept by the setters of mapping.c
+   * (portmap_mapping_set_waiting()
    * ...); portmap_mapping_track_check() recomputes them. */
   struct portmap_mapping *probe_head;
   struct portmap_mapping *probe_cursor; /* a walk's next: moved on when that one leaves */
-  size_t n_probe_list, n_retrying, n_retry_waiting;
+  size_t n_probe_list, n_retrying, n_retry_waiting, n_provisional;
   portmap_event_node_t *ev_head, *ev_tail;
   /* mappings whose backend failed them, in report order (settle()) */
   struct portmap_mapping *failed_head, *failed_tail;

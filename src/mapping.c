@@ -21,9 +21,10 @@ int portmap_in_own_callback(portmap_client_t *c) {
  * them exactly: each setter notes what m counted for, changes the flag, and
  * moves m between them by the difference. */
 
-#define TRACK_LIST 1u       /* in the probe's list */
-#define TRACK_RETRYING 2u   /* counted in n_retrying */
-#define TRACK_RETRY_WAIT 4u /* counted in n_retry_waiting */
+#define TRACK_LIST 1u        /* in the probe's list */
+#define TRACK_RETRYING 2u    /* counted in n_retrying */
+#define TRACK_RETRY_WAIT 4u  /* counted in n_retry_waiting */
+#define TRACK_PROVISIONAL 8u /* counted in n_provisional */
 
 static unsigned tracked(const portmap_mapping_t *m) {
   if (portmap_mapping_ended(m))
@@ -31,6 +32,8 @@ static unsigned tracked(const portmap_mapping_t *m) {
   unsigned t = 0;
   if (m->waiting || m->trial || m->provisional)
     t |= TRACK_LIST;
+  if (m->provisional)
+    t |= TRACK_PROVISIONAL;
   if (m->retrying)
     t |= m->waiting ? TRACK_RETRYING | TRACK_RETRY_WAIT : TRACK_RETRYING;
   return t;
@@ -76,6 +79,12 @@ static void retrack(portmap_mapping_t *m, unsigned was, unsigned now) {
     else
       c->n_retry_waiting--;
   }
+  if (diff & TRACK_PROVISIONAL) {
+    if (now & TRACK_PROVISIONAL)
+      c->n_provisional++;
+    else
+      c->n_provisional--;
+  }
 }
 
 void portmap_mapping_set_waiting(portmap_mapping_t *m, int on) {
@@ -112,7 +121,7 @@ void portmap_mapping_set_ended(portmap_mapping_t *m, int detached) {
 }
 
 int portmap_mapping_track_check(const portmap_client_t *c) {
-  size_t list = 0, retrying = 0, retry_waiting = 0;
+  size_t list = 0, retrying = 0, retry_waiting = 0, provisional = 0;
   for (const portmap_mapping_t *m = c->mappings; m != NULL; m = m->next) {
     unsigned t = tracked(m);
     if (((t & TRACK_LIST) != 0) != in_list(c, m) || (!(t & TRACK_LIST) && m->probe_next != NULL))
@@ -120,9 +129,10 @@ int portmap_mapping_track_check(const portmap_client_t *c) {
     list += (t & TRACK_LIST) != 0;
     retrying += (t & TRACK_RETRYING) != 0;
     retry_waiting += (t & TRACK_RETRY_WAIT) != 0;
+    provisional += (t & TRACK_PROVISIONAL) != 0;
   }
   if (list != c->n_probe_list || retrying != c->n_retrying || retry_waiting != c->n_retry_waiting ||
-      c->probe_cursor != NULL)
+      provisional != c->n_provisional || c->probe_cursor != NULL)
     return -1;
   size_t k = 0;
   const portmap_mapping_t *prev = NULL;

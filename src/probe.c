@@ -448,6 +448,8 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
 static void move_up(portmap_client_t *c, int final, uint64_t now) {
   /* the budget is over: after this last look, where they are is where they stay */
   int over = !c->probe.running && c->probe.late == 0;
+  if (c->n_provisional == 0)
+    return; /* none to move (while a burst of new mappings is on trial, say) */
   for (portmap_mapping_t *m = c->probe_head; m != NULL; m = c->probe_cursor) {
     c->probe_cursor = m->probe_next;
     c->probe_visits++;
@@ -828,8 +830,12 @@ void portmap_probe_begin(portmap_mapping_t *m, uint64_t now) {
   }
   if (fresh)
     probe_round(c, now, 0, 1); /* reports may decide at once (in settle()) */
-  else
+  else if (!m->trial || p->decided || answered(p, 0) || outwaited(c, 0, now))
     p->dirty = 1; /* settle() starts it on the chosen backend */
+  /* else on trial before PCP answered: choose() stops at PCP for it as for
+   * new mappings, so settle() has nothing to decide (each answer and timer
+   * that could change that marks the probe dirty itself); a burst of N
+   * mappings made before the first answer walked them N times */
 }
 
 /* Does this failure say "the protocol does not work here"? */

@@ -730,6 +730,28 @@ static void test_scale_map_after_decision_walks_no_mapping_list(void **state) {
   assert_int_equal(fake_natpmp_requests(h->nat, 0), 0); /* PCP answered: nothing else asked */
 }
 
+/* The same for a burst made before the probe's first answer: each
+ * mapping goes on trial on PCP, and evaluate() looks at none of them until
+ * PCP answers, then at each once. */
+static void test_scale_burst_before_the_answer_walks_each_once(void **state) {
+  h_t *h = *state;
+  h->cfg.backends = PORTMAP_BACKEND_PCP | PORTMAP_BACKEND_NATPMP | PORTMAP_BACKEND_UPNP;
+  up(h);
+  const int n = 300;
+  uint64_t first = h->c->probe_visits;
+  for (int i = 0; i < n; i++)
+    map(h, (uint16_t)(20000 + i));
+  assert_int_equal(h->c->n_probe_list, n); /* on trial */
+  assert_in_range(h->c->probe_visits - first, 0, 2);
+  for (int i = 0; i < 10 && fake_pcp_mapping_count(h->pcp) < (size_t)n; i++)
+    pump(h);
+  assert_int_equal(fake_pcp_mapping_count(h->pcp), n);
+  assert_int_equal(h->c->probe.selected, PORTMAP_BACKEND_PCP);
+  assert_int_equal(h->c->n_probe_list, 0);
+  assert_in_range(h->c->probe_visits - first, 0, (uint64_t)n * 2);
+  assert_int_equal(fake_natpmp_requests(h->nat, 0), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -756,6 +778,7 @@ int main(void) {
       T(test_retry_transient_pcp_announce_not_demoted),
       T(test_retry_after_failover_runs_out),
       T(test_scale_map_after_decision_walks_no_mapping_list),
+      T(test_scale_burst_before_the_answer_walks_each_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
