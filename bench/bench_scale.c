@@ -28,8 +28,12 @@
  * records when each renewal arrives relative to the grant the client last
  * reported (its mapped or renewed event) and counts the deletes it answered.
  *
+ * --backends all enables NAT-PMP and UPnP too (the library's default): the
+ * probe then chooses, PCP first; the responder answers the mappings' own
+ * requests within the stage delay, so the others are never asked.
+ *
  *   build-bench/bench/bench_scale [-n "1000 10000 100000"] [--max-seconds S]
- *       [--lifetime S] [--destroy-ms MS] [--bare K]
+ *       [--lifetime S] [--destroy-ms MS] [--bare K] [--backends pcp|all]
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -646,8 +650,8 @@ static double bare_exchange_us(responder_t *r, size_t k) {
   return ok == 0 ? -1 : (double)(c1 - c0) / 1e3 / (double)ok;
 }
 
-static void run_one(run_t *run, uint32_t lifetime, double max_s, uint32_t destroy_ms,
-                    size_t bare_k) {
+static void run_one(run_t *run, uint32_t lifetime, double max_s, uint32_t destroy_ms, size_t bare_k,
+                    unsigned backends) {
   size_t n = run->n;
   atomic_store(&clock_real, 0);
   run->cpu_per_renewal_us = -1;
@@ -661,7 +665,7 @@ static void run_one(run_t *run, uint32_t lifetime, double max_s, uint32_t destro
   portmap_config_t cfg;
   portmap_config_init(&cfg);
   cfg.gateway = "127.0.0.1";
-  cfg.backends = PORTMAP_BACKEND_PCP;
+  cfg.backends = backends;
   cfg.server_port = run->r->port;
   cfg.announce_port = -1;
   cfg.clock_cb = clock_cb;
@@ -817,13 +821,15 @@ static void print_table(const run_t *runs, size_t nruns, double max_s, uint32_t 
 static void usage(FILE *f) {
   fprintf(f,
           "usage: bench_scale [-n \"N1 N2 ...\"] [--max-seconds S] [--lifetime S]\n"
-          "                   [--destroy-ms MS] [--bare K]\n"
+          "                   [--destroy-ms MS] [--bare K] [--backends pcp|all]\n"
           "  -n LIST          mapping counts, 1-%u each (default \"1000 10000 100000\")\n"
           "  --max-seconds S  bound on each timed phase (establish, renewal round) of each N "
           "(120)\n"
           "  --lifetime S     requested lifetime (120)\n"
           "  --destroy-ms MS  destroy_timeout_ms of the client, the bound on free (10000)\n"
-          "  --bare K         bare exchanges measured per N (20000)\n",
+          "  --bare K         bare exchanges measured per N (20000)\n"
+          "  --backends B     pcp: PCP alone (default); all: PCP, NAT-PMP and UPnP, the probe "
+          "choosing\n",
           MAX_N);
 }
 
@@ -840,6 +846,7 @@ static int parse_ulong(const char *s, unsigned long lo, unsigned long hi, unsign
 int main(int argc, char **argv) {
   const char *list = "1000 10000 100000";
   unsigned long max_s = 120, lifetime = 120, destroy_ms = 10000, bare_k = 20000;
+  unsigned backends = PORTMAP_BACKEND_PCP;
   for (int i = 1; i < argc; i += 2) { /* every option but --help takes a value */
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -857,6 +864,13 @@ int main(int argc, char **argv) {
       bad = parse_ulong(v, 0, INT32_MAX, &destroy_ms);
     } else if (strcmp(a, "--bare") == 0 && v != NULL) {
       bad = parse_ulong(v, 1, 10000000, &bare_k);
+    } else if (strcmp(a, "--backends") == 0 && v != NULL) {
+      if (strcmp(v, "pcp") == 0)
+        backends = PORTMAP_BACKEND_PCP;
+      else if (strcmp(v, "all") == 0)
+        backends = PORTMAP_BACKEND_PCP | PORTMAP_BACKEND_NATPMP | PORTMAP_BACKEND_UPNP;
+      else
+        bad = 1;
     } else {
       bad = 1;
     }
@@ -884,12 +898,13 @@ int main(int argc, char **argv) {
   }
   const char *version = "?";
   portmap_version(&version);
-  printf("bench_scale: libportmap %s, PCP over loopback, lifetime %lu s, destroy_timeout_ms "
-         "%lu, --max-seconds %lu per phase, %lu bare exchanges per N\n",
-         version, lifetime, destroy_ms, max_s, bare_k);
+  printf("bench_scale: libportmap %s, PCP over loopback (backends: %s), lifetime %lu s, "
+         "destroy_timeout_ms %lu, --max-seconds %lu per phase, %lu bare exchanges per N\n",
+         version, backends == PORTMAP_BACKEND_PCP ? "PCP alone" : "PCP, NAT-PMP, UPnP", lifetime,
+         destroy_ms, max_s, bare_k);
   fflush(stdout);
   for (size_t i = 0; i < nruns; i++)
-    run_one(&runs[i], (uint32_t)lifetime, (double)max_s, (uint32_t)destroy_ms, bare_k);
+    run_one(&runs[i], (uint32_t)lifetime, (double)max_s, (uint32_t)destroy_ms, bare_k, backends);
   double load[3] = {0, 0, 0};
   FILE *la = fopen("/proc/loadavg", "r");
   if (la != NULL) {

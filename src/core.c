@@ -151,12 +151,8 @@ static void upgrade_step(portmap_mapping_t *m, portmap_event_t ev, const portmap
                 portmap_backend_name(m->info.backend), portmap_strerror(r->status));
   m->be_data = NULL; /* the backend has let go of it */
   m->be_ended = 1;
-  m->be = NULL;
-  m->be_state = NULL;
   m->upgrading = 0;
-  m->waiting = 1;
-  m->moved = m->ever_mapped;
-  m->info.status = PORTMAP_OK;
+  portmap_mapping_requeue(m);
   m->info.gateway_result = -1;
   c->probe.dirty = 1;
 }
@@ -175,7 +171,7 @@ void portmap_core_report(portmap_core_t *core, portmap_mapping_t *m, portmap_eve
     apply_result(m, result); /* PCP said "not now" to the probe: settle() decides */
     return;
   }
-  m->trial = 0; /* PCP answered it: it stays (or fails over) as any other */
+  portmap_mapping_set_trial(m, 0); /* PCP answered it: it stays (or fails over) as any other */
   apply_result(m, result);
   if (ev == PORTMAP_EVENT_FAILED || ev == PORTMAP_EVENT_DELETED) {
     m->be_data = NULL; /* the backend has let go of it */
@@ -273,13 +269,13 @@ static void queue_event(portmap_mapping_t *m, portmap_event_t ev) {
       m->spare_queued ? NULL : portmap_alloc_calloc(&c->alloc, 1, sizeof *rec);
   int final = ev == PORTMAP_EVENT_FAILED || ev == PORTMAP_EVENT_DELETED;
   if (final) {
-    m->final_queued = 1;
+    portmap_mapping_set_ended(m, 0);
     c->n_live--; /* it was not ended (checked above) */
   }
   if (ev == PORTMAP_EVENT_MAPPED || ev == PORTMAP_EVENT_RENEWED || ev == PORTMAP_EVENT_CHANGED) {
     m->ever_mapped = 1;
     portmap_client_note_external(c, m->info.external_address.bytes);
-    m->retrying = 0; /* a later wait is a new loss */
+    portmap_mapping_set_retrying(m, 0); /* a later wait is a new loss */
   }
   m->last_event = (uint8_t)ev;
   portmap_event_node_t *node;
@@ -340,7 +336,7 @@ portmap_status_t portmap_mapping_start_on(portmap_mapping_t *m, int i, uint64_t 
   m->be_data = NULL;
   m->be_ended = 0;
   m->info.backend = (uint8_t)m->be->id;
-  m->waiting = 0;
+  portmap_mapping_set_waiting(m, 0);
   portmap_be_start_t s;
   memset(&s, 0, sizeof s);
   s.handle = m;
@@ -361,6 +357,14 @@ portmap_status_t portmap_mapping_start_on(portmap_mapping_t *m, int i, uint64_t 
   return st;
 }
 
+void portmap_mapping_requeue(portmap_mapping_t *m) {
+  m->be = NULL;
+  m->be_state = NULL;
+  portmap_mapping_set_waiting(m, 1);
+  m->moved = m->ever_mapped; /* mapped before: the next success is CHANGED */
+  m->info.status = PORTMAP_OK;
+}
+
 void portmap_mapping_unbind(portmap_mapping_t *m) {
   if (m->be_data != NULL)
     m->be->detach(m->be_state, m->be_data, m->revoked);
@@ -368,8 +372,8 @@ void portmap_mapping_unbind(portmap_mapping_t *m) {
   m->be = NULL;
   m->be_state = NULL;
   m->failed_pending = 0; /* whatever it said is moot now */
-  m->trial = 0;
-  m->provisional = 0;
+  portmap_mapping_set_trial(m, 0);
+  portmap_mapping_set_provisional(m, 0);
   m->upgrading = 0;
 }
 

@@ -29,6 +29,7 @@
 
 #include "backends/backend.h"
 #include "util/alloc.h"
+#include "util/container.h"
 #include "util/sched.h"
 
 #define PORTMAP_MAX_BACKENDS 3
@@ -122,9 +123,10 @@ _Static_assert(PORTMAP_ERR_NO_IGD <= UINT8_MAX && PORTMAP_BACKEND_UPNP <= UINT8_
                    PORTMAP_EVENT_DELETED <= UINT8_MAX && PORTMAP_INFO_BACKENDS <= 8,
                "statuses, backends and events fit an octet; tried[] fits a mask");
 
-/* Laid out with no hole (the small fields share one word): 200 octets on
- * LP64, which glibc's malloc serves from a 208-octet chunk (the size plus
- * 8, rounded up to 16), so one more field costs 16 octets a mapping. The
+/* Laid out with no hole (the small fields share one word): 216 octets on
+ * LP64, which glibc's malloc serves from a 224-octet chunk (the size plus
+ * 8, rounded up to 16), so 8 more octets of fields are free and then 16
+ * more cost 16 octets a mapping (the probe's list took the last 16). The
  * budget (issue 12): at most 512 octets of heap per mapping at 100,000
  * mappings, the backend's state and the tables included (bench/README.md). */
 struct portmap_mapping {
@@ -166,6 +168,9 @@ struct portmap_mapping {
   void *be_state;
   void *be_data; /* the backend's per-mapping state; NULL when none runs it */
   struct portmap_mapping *failed_next;
+  /* the probe's list (portmap_client.probe_head): in it exactly while not
+   * ended and waiting, on trial or provisional */
+  struct portmap_mapping *probe_prev, *probe_next;
   /* An event no record could be allocated for is queued all the same, on
    * this node, and delivered with info as it is then; until it is, the
    * mapping's later events are merged into it (queue_event(), core.c), so
@@ -173,8 +178,8 @@ struct portmap_mapping {
   portmap_event_node_t spare_node;
 };
 
-_Static_assert(sizeof(struct portmap_mapping) <= 200,
-               "a mapping fits a 208-octet malloc chunk (see above)");
+_Static_assert(sizeof(struct portmap_mapping) <= 216,
+               "a mapping fits a 224-octet malloc chunk (see above)");
 
 /* The probe: PCP first (a mapping's own request when there is one), the
  * other protocols after a short delay or at once when asked explicitly;
@@ -259,6 +264,16 @@ struct portmap_client {
   struct portmap_mapping *mappings;
   size_t n_mappings;
   size_t n_live; /* of them, those not ended (portmap_mapping_ended): shutdown waits for 0 */
+  /* What probe.c's evaluate() works on, so that its cost follows the
+   * mappings that need it, not all of them (issue 12): the probe's list,
+   * the mappings not ended that are waiting, on trial or provisional,
+   * newest first; how many not ended are retrying, and of those how many
+   * wait; how many not ended are provisional. Kept by the setters of mapping.c
+   * (portmap_mapping_set_waiting()
+   * ...); portmap_mapping_track_check() recomputes them. */
+  struct portmap_mapping *probe_head;
+  struct portmap_mapping *probe_cursor; /* a walk's next: moved on when that one leaves */
+  size_t n_probe_list, n_retrying, n_retry_waiting, n_provisional;
   portmap_event_node_t *ev_head, *ev_tail;
   /* mappings whose backend failed them, in report order (settle()) */
   struct portmap_mapping *failed_head, *failed_tail;
@@ -310,6 +325,9 @@ struct portmap_client {
   /* the shared 5350 listener (checklist B5, N6) */
   int listen_fd[2];
   portmap_probe_state_t probe;
+  /* mappings the probe's walks looked at (start_waiting(), move_up(), the
+   * retry checks), for the tests: proportional to those that need it */
+  uint64_t probe_visits;
   portmap_timer_t gateway_timer; /* re-reads the default route (B6) */
   /* portmap_list_sync() */
   int list_done;
@@ -369,8 +387,7 @@ static inline struct portmap_mapping *portmap_event_node_mapping(const portmap_c
     return ((portmap_event_rec_t *)(void *)node)->mapping;
   if (node == &c->shutdown_node)
     return NULL;
-  return (struct portmap_mapping *)(void *)((char *)node -
-                                            offsetof(struct portmap_mapping, spare_node));
+  return PORTMAP_CONTAINER_OF(node, struct portmap_mapping, spare_node);
 }
 
 /* The mapping is over for the application: its final event is queued, or
@@ -391,6 +408,10 @@ portmap_status_t portmap_mapping_start_on(struct portmap_mapping *m, int i, uint
 /* What the application is told of m at now (lock held: the address text
  * is cached in the client). */
 void portmap_mapping_make_info(const struct portmap_mapping *m, uint64_t now, portmap_info_t *out);
+/* Send m back to wait for a backend (its backend has let go of it, or
+ * was unbound): none runs it, settle() starts it on the probe's choice;
+ * mapped before, its next success is CHANGED. */
+void portmap_mapping_requeue(struct portmap_mapping *m);
 /* Detach m from its backend (if any), cancelling what it runs. */
 void portmap_mapping_unbind(struct portmap_mapping *m);
 /* Run every decision that follows the events and answers recorded so far,
@@ -413,6 +434,17 @@ void portmap_client_state_locked(portmap_client_t *c, portmap_client_state_t *st
 void portmap_client_shutdown_check(portmap_client_t *c);
 
 /* ---------- mapping.c ---------- */
+/* The flags probe.c's evaluate() works from change only through these
+ * (and a mapping ends only through portmap_mapping_set_ended(): its final
+ * event queued, or detached when detached is not 0). */
+void portmap_mapping_set_waiting(struct portmap_mapping *m, int on);
+void portmap_mapping_set_trial(struct portmap_mapping *m, int on);
+void portmap_mapping_set_provisional(struct portmap_mapping *m, int on);
+void portmap_mapping_set_retrying(struct portmap_mapping *m, int on);
+void portmap_mapping_set_ended(struct portmap_mapping *m, int detached);
+/* The probe's list and counters against a walk of every mapping: 0 when
+ * they agree, -1 when not (the tests' and fuzzers' check). */
+int portmap_mapping_track_check(const portmap_client_t *c);
 /* Deliver queued events with the lock released (called with it held). */
 void portmap_dispatch_events(portmap_client_t *c);
 void portmap_mapping_unlink_free(portmap_client_t *c, struct portmap_mapping *m);

@@ -15,9 +15,139 @@ int portmap_in_own_callback(portmap_client_t *c) {
          portmap_in_sink(c);
 }
 
+/* ---------- the flags the probe works from ----------
+ * waiting, trial, provisional, retrying and the end of a mapping change
+ * only here, so that the probe's list and counters (internal.h) follow
+ * them exactly: each setter notes what m counted for, changes the flag, and
+ * moves m between them by the difference. */
+
+#define TRACK_LIST 1u        /* in the probe's list */
+#define TRACK_RETRYING 2u    /* counted in n_retrying */
+#define TRACK_RETRY_WAIT 4u  /* counted in n_retry_waiting */
+#define TRACK_PROVISIONAL 8u /* counted in n_provisional */
+
+static unsigned tracked(const portmap_mapping_t *m) {
+  if (portmap_mapping_ended(m))
+    return 0;
+  unsigned t = 0;
+  if (m->waiting || m->trial || m->provisional)
+    t |= TRACK_LIST;
+  if (m->provisional)
+    t |= TRACK_PROVISIONAL;
+  if (m->retrying)
+    t |= m->waiting ? TRACK_RETRYING | TRACK_RETRY_WAIT : TRACK_RETRYING;
+  return t;
+}
+
+static int in_list(const portmap_client_t *c, const portmap_mapping_t *m) {
+  return m->probe_prev != NULL || c->probe_head == m;
+}
+
+static void retrack(portmap_mapping_t *m, unsigned was, unsigned now) {
+  portmap_client_t *c = m->client;
+  unsigned diff = was ^ now;
+  if (diff & TRACK_LIST) {
+    if (now & TRACK_LIST) { /* at the head: newest first, as c->mappings */
+      m->probe_prev = NULL;
+      m->probe_next = c->probe_head;
+      if (c->probe_head != NULL)
+        c->probe_head->probe_prev = m;
+      c->probe_head = m;
+      c->n_probe_list++;
+    } else {
+      if (c->probe_cursor == m)
+        c->probe_cursor = m->probe_next; /* a walk goes on past it */
+      if (m->probe_prev != NULL)
+        m->probe_prev->probe_next = m->probe_next;
+      else
+        c->probe_head = m->probe_next;
+      if (m->probe_next != NULL)
+        m->probe_next->probe_prev = m->probe_prev;
+      m->probe_prev = m->probe_next = NULL;
+      c->n_probe_list--;
+    }
+  }
+  if (diff & TRACK_RETRYING) {
+    if (now & TRACK_RETRYING)
+      c->n_retrying++;
+    else
+      c->n_retrying--;
+  }
+  if (diff & TRACK_RETRY_WAIT) {
+    if (now & TRACK_RETRY_WAIT)
+      c->n_retry_waiting++;
+    else
+      c->n_retry_waiting--;
+  }
+  if (diff & TRACK_PROVISIONAL) {
+    if (now & TRACK_PROVISIONAL)
+      c->n_provisional++;
+    else
+      c->n_provisional--;
+  }
+}
+
+void portmap_mapping_set_waiting(portmap_mapping_t *m, int on) {
+  unsigned was = tracked(m);
+  m->waiting = on ? 1u : 0u;
+  retrack(m, was, tracked(m));
+}
+
+void portmap_mapping_set_trial(portmap_mapping_t *m, int on) {
+  unsigned was = tracked(m);
+  m->trial = on ? 1u : 0u;
+  retrack(m, was, tracked(m));
+}
+
+void portmap_mapping_set_provisional(portmap_mapping_t *m, int on) {
+  unsigned was = tracked(m);
+  m->provisional = on ? 1u : 0u;
+  retrack(m, was, tracked(m));
+}
+
+void portmap_mapping_set_retrying(portmap_mapping_t *m, int on) {
+  unsigned was = tracked(m);
+  m->retrying = on ? 1u : 0u;
+  retrack(m, was, tracked(m));
+}
+
+void portmap_mapping_set_ended(portmap_mapping_t *m, int detached) {
+  unsigned was = tracked(m);
+  if (detached)
+    m->detached = 1;
+  else
+    m->final_queued = 1;
+  retrack(m, was, 0);
+}
+
+int portmap_mapping_track_check(const portmap_client_t *c) {
+  size_t list = 0, retrying = 0, retry_waiting = 0, provisional = 0;
+  for (const portmap_mapping_t *m = c->mappings; m != NULL; m = m->next) {
+    unsigned t = tracked(m);
+    if (((t & TRACK_LIST) != 0) != in_list(c, m) || (!(t & TRACK_LIST) && m->probe_next != NULL))
+      return -1;
+    list += (t & TRACK_LIST) != 0;
+    retrying += (t & TRACK_RETRYING) != 0;
+    retry_waiting += (t & TRACK_RETRY_WAIT) != 0;
+    provisional += (t & TRACK_PROVISIONAL) != 0;
+  }
+  if (list != c->n_probe_list || retrying != c->n_retrying || retry_waiting != c->n_retry_waiting ||
+      provisional != c->n_provisional || c->probe_cursor != NULL)
+    return -1;
+  size_t k = 0;
+  const portmap_mapping_t *prev = NULL;
+  for (const portmap_mapping_t *m = c->probe_head; m != NULL; m = m->probe_next) {
+    if (++k > list || m->client != c || m->probe_prev != prev || !(tracked(m) & TRACK_LIST))
+      return -1;
+    prev = m;
+  }
+  return k == list ? 0 : -1;
+}
+
 void portmap_mapping_unlink_free(portmap_client_t *c, portmap_mapping_t *m) {
   if (!portmap_mapping_ended(m))
     c->n_live--;
+  retrack(m, tracked(m), 0);
   if (m->prev)
     m->prev->next = m->next;
   else
@@ -380,7 +510,7 @@ void portmap_mapping_revoke_locked(portmap_mapping_t *m, uint64_t now) {
     m->be->revoke(m->be_state, m->be_data, now);
     return;
   }
-  m->waiting = 0;
+  portmap_mapping_set_waiting(m, 0);
   m->info.status = PORTMAP_OK;
   portmap_mapping_emit(m, PORTMAP_EVENT_DELETED);
 }
@@ -413,7 +543,7 @@ portmap_status_t portmap_mapping_detach(portmap_mapping_t *m) {
     st = PORTMAP_ERR_STATE;
   } else {
     portmap_mapping_unbind(m);
-    m->detached = 1;
+    portmap_mapping_set_ended(m, 1);
     c->n_live--;
     portmap_client_shutdown_check(c); /* it may have been the last one a shutdown waits for */
     portmap_client_wake(c);

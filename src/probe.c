@@ -328,10 +328,7 @@ static int recheck_wanted(const portmap_client_t *c) {
 /* Mappings that lost their backend and have not been mapped since
  * (waiting: not even started again). */
 static int retrying_any(const portmap_client_t *c, int waiting) {
-  for (const portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
-    if (m->retrying && (!waiting || m->waiting) && !portmap_mapping_ended(m))
-      return 1;
-  return 0;
+  return (waiting ? c->n_retry_waiting : c->n_retrying) != 0;
 }
 
 /* Arm the next re-probe (unless one is armed): the current step +-10 %,
@@ -355,9 +352,9 @@ static void arm_retry(portmap_client_t *c, uint64_t now) {
 
 /* m has no backend that works: LOST (once), then the back-off asks again. */
 static void wait_for_retry(portmap_mapping_t *m, uint64_t now) {
-  m->waiting = 1;
+  portmap_mapping_set_waiting(m, 1);
   if (!m->retrying) {
-    m->retrying = 1;
+    portmap_mapping_set_retrying(m, 1);
     portmap_log(m->client, PORTMAP_LOG_INFO, "no backend works (%s): retrying",
                 portmap_strerror(m->info.status));
     portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
@@ -372,7 +369,7 @@ static void on_retry(portmap_timer_t *t, uint64_t now) {
   if (c->destroying || (!retrying_any(c, 1) && !recheck_wanted(c)))
     return;
   /* every backend gets another chance, those that failed the mapping too */
-  for (portmap_mapping_t *m = c->mappings; m != NULL; m = m->next)
+  for (portmap_mapping_t *m = c->probe_head; m != NULL; m = m->probe_next, c->probe_visits++)
     if (m->waiting && m->retrying)
       m->tried = 0;
   if (!c->probe.running)
@@ -396,9 +393,9 @@ static int on_trial(const portmap_client_t *c, const portmap_mapping_t *m) {
 /* Start every mapping that waits, now that the probe decided; a mapping on
  * trial leaves PCP when another backend is chosen before PCP answered. */
 static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
-  portmap_mapping_t *next;
-  for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
-    next = m->next;
+  for (portmap_mapping_t *m = c->probe_head; m != NULL; m = c->probe_cursor) {
+    c->probe_cursor = m->probe_next; /* moved on if that one leaves the list meanwhile */
+    c->probe_visits++;
     if (portmap_mapping_ended(m))
       continue;
     int trial = on_trial(c, m);
@@ -410,7 +407,7 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
       continue; /* undecided */
     if (trial && idx == 0) {
       /* PCP carries on with it; a "not now" it said is this mapping's own */
-      m->trial = 0;
+      portmap_mapping_set_trial(m, 0);
       if (m->info.status != PORTMAP_OK)
         portmap_mapping_emit(m, PORTMAP_EVENT_LOST);
       continue;
@@ -419,8 +416,7 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
       /* its request went unanswered: withdrawn (nothing was granted that we
        * know of; the PCP probe goes on without it) */
       portmap_mapping_unbind(m);
-      m->waiting = 1;
-      m->info.status = PORTMAP_OK;
+      portmap_mapping_requeue(m);
       m->info.gateway_result = -1;
     }
     if (idx == PORTMAP_MAX_BACKENDS) {
@@ -435,14 +431,14 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
         wait_for_retry(m, now);
         continue;
       }
-      m->waiting = 0;
+      portmap_mapping_set_waiting(m, 0);
       portmap_mapping_emit(m, PORTMAP_EVENT_FAILED);
       continue;
     }
     begin_on(m, idx, now);
     /* a better backend may still answer within the budget: then it moves */
     if (skipped != 0 && m->be_data != NULL && !(m->req.flags & PORTMAP_FLAG_DELETE))
-      m->provisional = 1;
+      portmap_mapping_set_provisional(m, 1);
   }
 }
 
@@ -452,9 +448,11 @@ static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
 static void move_up(portmap_client_t *c, int final, uint64_t now) {
   /* the budget is over: after this last look, where they are is where they stay */
   int over = !c->probe.running && c->probe.late == 0;
-  portmap_mapping_t *next;
-  for (portmap_mapping_t *m = c->mappings; m != NULL; m = next) {
-    next = m->next;
+  if (c->n_provisional == 0)
+    return; /* none to move (while a burst of new mappings is on trial, say) */
+  for (portmap_mapping_t *m = c->probe_head; m != NULL; m = c->probe_cursor) {
+    c->probe_cursor = m->probe_next;
+    c->probe_visits++;
     if (!m->provisional)
       continue;
     int movable = !m->upgrading && !m->revoked && !portmap_mapping_ended(m) && m->be_data != NULL;
@@ -463,13 +461,13 @@ static void move_up(portmap_client_t *c, int final, uint64_t now) {
     if (idx >= 0 && idx < cur) {
       portmap_log(c, PORTMAP_LOG_INFO, "%s answered after all: mapping moves from %s to it",
                   portmap_backend_name(backend_at(idx)), portmap_backend_name(m->be->id));
-      m->provisional = 0;
+      portmap_mapping_set_provisional(m, 0);
       m->upgrading = 1;
       m->be->revoke(m->be_state, m->be_data, now);
       continue;
     }
     if (over)
-      m->provisional = 0;
+      portmap_mapping_set_provisional(m, 0);
   }
 }
 
@@ -820,7 +818,7 @@ void portmap_probe_begin(portmap_mapping_t *m, uint64_t now) {
         begin_on(m, i, now); /* one backend: nothing to choose */
     return;
   }
-  m->waiting = 1;
+  portmap_mapping_set_waiting(m, 1);
   int fresh =
       !p->running &&
       (!p->ever || (p->selected == PORTMAP_BACKEND_NONE && now - p->decided_ms >= PROBE_STALE_MS));
@@ -828,12 +826,16 @@ void portmap_probe_begin(portmap_mapping_t *m, uint64_t now) {
     /* the request itself asks PCP, at once (RFC 6887 permits a MAP first) */
     begin_on(m, 0, now);
     if (m->be_data != NULL)
-      m->trial = 1;
+      portmap_mapping_set_trial(m, 1);
   }
   if (fresh)
     probe_round(c, now, 0, 1); /* reports may decide at once (in settle()) */
-  else
+  else if (!m->trial || p->decided || answered(p, 0) || outwaited(c, 0, now))
     p->dirty = 1; /* settle() starts it on the chosen backend */
+  /* else on trial before PCP answered: choose() stops at PCP for it as for
+   * new mappings, so settle() has nothing to decide (each answer and timer
+   * that could change that marks the probe dirty itself); a burst of N
+   * mappings made before the first answer walked them N times */
 }
 
 /* Does this failure say "the protocol does not work here"? */
@@ -928,22 +930,13 @@ static int move_on(portmap_mapping_t *m, uint64_t now) {
   if (next >= PORTMAP_MAX_BACKENDS)
     return 0;
   if (next < 0) {
-    /* a backend has not answered the probe yet: wait for it */
-    m->moved = m->ever_mapped;
-    m->waiting = 1;
-    m->be = NULL;
-    m->be_state = NULL;
-    m->info.status = PORTMAP_OK;
+    portmap_mapping_requeue(m); /* a backend has not answered the probe yet: wait for it */
     return 1;
   }
   portmap_log(c, PORTMAP_LOG_INFO, "mapping moves from %s to %s (%s)",
               portmap_backend_name(m->info.backend), portmap_backend_name(backend_at(next)),
               portmap_strerror(m->info.status));
-  m->moved = m->ever_mapped;
-  m->waiting = 1;
-  m->be = NULL;
-  m->be_state = NULL;
-  m->info.status = PORTMAP_OK;
+  portmap_mapping_requeue(m);
   p->dirty = 1; /* settle() starts it there, after the failing backend has returned */
   return 1;
 }

@@ -79,7 +79,7 @@ void portmap_client_gateway_changed(portmap_client_t *c, int have4, const uint8_
       continue;
     int have_family = m->req.ipv6 ? have6 : have4;
     portmap_mapping_unbind(m);
-    m->waiting = !m->revoked;
+    portmap_mapping_set_waiting(m, !m->revoked);
     m->moved = m->ever_mapped;
     m->tried = 0;
     m->expiry_ms = 0;

@@ -25,6 +25,7 @@
 #include "backends/natpmp_int.h"
 #include "natpmp/wire.h"
 #include "platform/platform.h"
+#include "util/container.h"
 #include "util/netutil.h"
 
 /* ---------- the socket ---------- */
@@ -251,7 +252,7 @@ void portmap_np_kick(np_state_t *st, uint64_t now) {
     job_start(st, pub, now); /* first: mappings may be waiting for its answer */
   portmap_pace_link_t *l;
   while ((l = portmap_pace_ready(&st->pace)) != NULL) {
-    np_job_t *j = (np_job_t *)(void *)((char *)l - offsetof(np_job_t, slot));
+    np_job_t *j = PORTMAP_CONTAINER_OF(l, np_job_t, slot);
     if (j->kind == JOB_MAP && st->pub_for_maps && portmap_np_job_active(pub))
       break; /* mappings wait for the external address */
     if (find_inflight(st, job_op(j), job_port(j)) != NULL)

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "backends/pcp_int.h"
+#include "util/container.h"
 
 static portmap_core_t *core_of(const pcp_map_t *pm) {
   return pm->srv->st->core;
@@ -34,7 +35,7 @@ static portmap_core_t *core_of(const pcp_map_t *pm) {
  * waiting requests as slots come back. */
 
 static pcp_map_t *map_of_slot(portmap_pace_link_t *l) {
-  return (pcp_map_t *)(void *)((char *)l - offsetof(pcp_map_t, slot));
+  return PORTMAP_CONTAINER_OF(l, pcp_map_t, slot);
 }
 
 /* A slot for the request pm is about to send first: 1, or 0 when it waits. */

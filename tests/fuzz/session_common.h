@@ -324,6 +324,7 @@ static inline void fz_after_step(fz_session_t *s) {
   portmap_client_t *c = s->c;
   pthread_mutex_lock(&c->mu);
   fz_check(portmap_sched_check(&c->sched) == 0);
+  fz_check(portmap_mapping_track_check(c) == 0); /* the probe's list and counters */
   fz_check(c->ev_head == NULL && c->failed_head == NULL);
   pthread_mutex_unlock(&c->mu);
   for (size_t i = 0; i < s->n; i++) {

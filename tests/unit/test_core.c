@@ -211,11 +211,19 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fixture_t *f = *state;
+  assert_int_equal(portmap_mapping_track_check(f->c), 0);
   assert_int_equal(portmap_client_free(f->c), PORTMAP_OK);
   assert_int_equal(f->a.reentered, 0);
   assert_int_equal(f->b.reentered, 0);
   stubs[0] = stubs[1] = NULL;
   return 0;
+}
+
+/* One portmap_process(); then the probe's list and counters agree with a
+ * walk of every mapping. */
+static void process(fixture_t *f) {
+  assert_int_equal(portmap_process(f->c), PORTMAP_OK);
+  assert_int_equal(portmap_mapping_track_check(f->c), 0);
 }
 
 static portmap_mapping_t *map_one(fixture_t *f) {
@@ -236,7 +244,7 @@ static void test_probe_answer_starts_after_the_reader(void **state) {
   assert_int_equal(f->a.starts, 0); /* NAT-PMP has not answered: the mapping waits */
   f->a.answer_probe = 1;
   f->a.map_in_start = 1;
-  assert_int_equal(portmap_process(f->c), PORTMAP_OK);
+  process(f);
   assert_int_equal(f->a.starts, 1);
   assert_int_equal(f->a.reentered, 0);
   assert_int_equal(f->n_ev, 1);
@@ -250,12 +258,12 @@ static void test_failover_runs_after_the_reader(void **state) {
   fixture_t *f = *state;
   map_one(f);
   f->a.answer_probe = 1;
-  assert_int_equal(portmap_process(f->c), PORTMAP_OK);
+  process(f);
   assert_int_equal(f->a.starts, 1);
   f->a.fail_status = PORTMAP_ERR_UNREACHABLE; /* Q21: no NAT-PMP server there */
   f->b.answer_probe = 1;                      /* read in the same pass, after NAT-PMP's reader */
   f->b.map_in_start = 1;
-  assert_int_equal(portmap_process(f->c), PORTMAP_OK);
+  process(f);
   assert_int_equal(f->b.starts, 1);
   assert_int_equal(f->a.reentered + f->b.reentered, 0);
   assert_int_equal(test_ev_count(f->ev, f->n_ev, PORTMAP_EVENT_FAILED), 0);
@@ -271,7 +279,7 @@ static void test_pending_decision_wakes_the_loop(void **state) {
   fixture_t *f = *state;
   map_one(f);
   f->a.answer_probe = 1;
-  assert_int_equal(portmap_process(f->c), PORTMAP_OK);
+  process(f);
   /* report from outside any handler, as a backend's timer would */
   f->a.res.status = PORTMAP_ERR_UNREACHABLE;
   f->a.res.gateway_result = -1;
@@ -284,7 +292,7 @@ static void test_pending_decision_wakes_the_loop(void **state) {
   assert_int_equal(portmap_timeout_ms(f->c), 0);
   f->b.answer_probe = 1;
   f->b.map_in_start = 1;
-  assert_int_equal(portmap_process(f->c), PORTMAP_OK);
+  process(f);
   assert_int_equal(f->b.starts, 1);
   assert_int_equal(f->n_ev, 1);
   assert_int_equal(f->ev[0].event, PORTMAP_EVENT_MAPPED);
@@ -297,14 +305,14 @@ static void test_final_report_from_start(void **state) {
   portmap_mapping_t *m = map_one(f);
   f->a.answer_probe = 1;
   f->a.fail_in_start = 1;
-  assert_int_equal(portmap_process(f->c), PORTMAP_OK);
+  process(f);
   assert_int_equal(f->a.starts, 1);
   assert_int_equal(f->n_ev, 1);
   assert_int_equal(f->ev[0].event, PORTMAP_EVENT_FAILED);
   assert_int_equal(f->ev[0].info.status, PORTMAP_ERR_REFUSED);
   assert_int_equal(f->ev[0].info.gateway_result, 1);
   (void)m; /* gone after its final event */
-  assert_int_equal(portmap_process(f->c), PORTMAP_OK);
+  process(f);
   assert_int_equal(f->n_ev, 1);
   assert_int_equal(f->a.revokes + f->a.detaches, 0);
 }
@@ -316,12 +324,12 @@ static void test_order_reports_then_decisions(void **state) {
   map_one(f);
   f->a.answer_probe = 1;
   f->a.map_in_start = 1;
-  assert_int_equal(portmap_process(f->c), PORTMAP_OK);
+  process(f);
   assert_int_equal(f->n_ev, 1);
   /* now a refusal that is final (no failover) while B answers the probe */
   f->a.fail_status = PORTMAP_ERR_REFUSED;
   f->b.answer_probe = 1;
-  assert_int_equal(portmap_process(f->c), PORTMAP_OK);
+  process(f);
   assert_int_equal(f->n_ev, 2);
   assert_int_equal(f->ev[1].event, PORTMAP_EVENT_FAILED);
   assert_int_equal(f->b.starts, 0); /* REFUSED with no gateway result is not a protocol failure */
@@ -334,7 +342,7 @@ static void test_free_revokes_through_the_seam(void **state) {
   map_one(f);
   f->a.answer_probe = 1;
   f->a.map_in_start = 1;
-  assert_int_equal(portmap_process(f->c), PORTMAP_OK);
+  process(f);
   assert_int_equal(portmap_client_free(f->c), PORTMAP_OK);
   assert_int_equal(f->a.revokes, 1);
   assert_int_equal(f->n_ev, 2);
@@ -345,6 +353,42 @@ static void test_free_revokes_through_the_seam(void **state) {
   f->c = NULL;
 }
 
+/* The probe's list (issue 12): the mappings that wait for the probe are
+ * in it, newest first (as the client's list); one detached leaves it, and
+ * each leaves it as the probe's answer starts it, so evaluate() looks at
+ * those and no others. */
+static void test_probe_list_holds_what_waits(void **state) {
+  fixture_t *f = *state;
+  portmap_client_t *c = f->c;
+  portmap_mapping_t *m[4];
+  for (int i = 0; i < 4; i++)
+    m[i] = map_one(f);
+  assert_int_equal(c->n_probe_list, 4);
+  assert_ptr_equal(c->probe_head, m[3]);
+  assert_int_equal(portmap_mapping_track_check(c), 0);
+  assert_int_equal(portmap_mapping_detach(m[1]), PORTMAP_OK);
+  assert_int_equal(c->n_probe_list, 3);
+  assert_ptr_equal(c->probe_head->probe_next, m[2]);
+  assert_ptr_equal(c->probe_head->probe_next->probe_next, m[0]);
+  assert_int_equal(portmap_mapping_track_check(c), 0);
+  uint64_t visits = c->probe_visits;
+  f->a.answer_probe = 1;
+  f->a.map_in_start = 1;
+  process(f);
+  assert_int_equal(f->a.starts, 3);
+  assert_ptr_equal(f->a.h, m[0]); /* newest first: the oldest started last */
+  assert_int_equal(c->n_probe_list, 0);
+  assert_null(c->probe_head);
+  assert_int_equal(c->probe_visits - visits, 3);
+  assert_int_equal(test_ev_count(f->ev, f->n_ev, PORTMAP_EVENT_MAPPED), 3);
+  for (int i = 0; i < 4; i++) {
+    if (i != 1) /* the stubs hold one mapping at a time: none is left to revoke */
+      assert_int_equal(portmap_mapping_detach(m[i]), PORTMAP_OK);
+    portmap_mapping_release(m[i]);
+  }
+  assert_int_equal(portmap_mapping_track_check(c), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_probe_answer_starts_after_the_reader, setup, teardown),
@@ -352,6 +396,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_pending_decision_wakes_the_loop, setup, teardown),
       cmocka_unit_test_setup_teardown(test_final_report_from_start, setup, teardown),
       cmocka_unit_test_setup_teardown(test_order_reports_then_decisions, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_probe_list_holds_what_waits, setup, teardown),
       cmocka_unit_test_setup_teardown(test_free_revokes_through_the_seam, setup, NULL),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,7 @@
 
 #include <portmap/portmap.h>
 
+#include "internal.h"
 #include "test_support.h"
 #include "fake_natpmp.h"
 #include "fake_pcp.h"
@@ -101,6 +102,8 @@ static void pump(h_t *h) {
       break;
   }
   portmap_process(h->c);
+  /* the probe's list and counters agree with a walk of every mapping */
+  assert_int_equal(portmap_mapping_track_check(h->c), 0);
 }
 
 static void pump_cb(void *h) {
@@ -702,6 +705,53 @@ static void test_retry_after_failover_runs_out(void **state) {
   assert_int_equal(fake_natpmp_mapping_count(h->nat), 1);
 }
 
+/* Issue 12, item 3: once the probe has chosen (three backends enabled),
+ * each portmap_map() and each answer costs the probe the mappings that
+ * need it, not a walk of every mapping (establishing N mappings was
+ * O(N^2): start_waiting(), move_up() and the retry checks each walked all
+ * of them on every evaluate()). */
+static void test_scale_map_after_decision_walks_no_mapping_list(void **state) {
+  h_t *h = *state;
+  h->cfg.backends = PORTMAP_BACKEND_PCP | PORTMAP_BACKEND_NATPMP | PORTMAP_BACKEND_UPNP;
+  up(h);
+  advance(h, 1); /* the client's first round: PCP answers its ANNOUNCE */
+  assert_int_equal(h->c->probe.selected, PORTMAP_BACKEND_PCP);
+  const int n = 300;
+  uint64_t first = h->c->probe_visits;
+  for (int i = 0; i < n; i++) {
+    uint64_t before = h->c->probe_visits;
+    map(h, (uint16_t)(20000 + i));
+    pump(h); /* its answer */
+    /* the new mapping itself, whatever the number made before it */
+    assert_in_range(h->c->probe_visits - before, 0, 2);
+  }
+  assert_int_equal(fake_pcp_mapping_count(h->pcp), n);
+  assert_in_range(h->c->probe_visits - first, 0, (uint64_t)n * 2);
+  assert_int_equal(fake_natpmp_requests(h->nat, 0), 0); /* PCP answered: nothing else asked */
+}
+
+/* The same for a burst made before the probe's first answer: each
+ * mapping goes on trial on PCP, and evaluate() looks at none of them until
+ * PCP answers, then at each once. */
+static void test_scale_burst_before_the_answer_walks_each_once(void **state) {
+  h_t *h = *state;
+  h->cfg.backends = PORTMAP_BACKEND_PCP | PORTMAP_BACKEND_NATPMP | PORTMAP_BACKEND_UPNP;
+  up(h);
+  const int n = 300;
+  uint64_t first = h->c->probe_visits;
+  for (int i = 0; i < n; i++)
+    map(h, (uint16_t)(20000 + i));
+  assert_int_equal(h->c->n_probe_list, n); /* on trial */
+  assert_in_range(h->c->probe_visits - first, 0, 2);
+  for (int i = 0; i < 10 && fake_pcp_mapping_count(h->pcp) < (size_t)n; i++)
+    pump(h);
+  assert_int_equal(fake_pcp_mapping_count(h->pcp), n);
+  assert_int_equal(h->c->probe.selected, PORTMAP_BACKEND_PCP);
+  assert_int_equal(h->c->n_probe_list, 0);
+  assert_in_range(h->c->probe_visits - first, 0, (uint64_t)n * 2);
+  assert_int_equal(fake_natpmp_requests(h->nat, 0), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -727,6 +777,8 @@ int main(void) {
       T(test_retry_transient_natpmp_result_at_probe),
       T(test_retry_transient_pcp_announce_not_demoted),
       T(test_retry_after_failover_runs_out),
+      T(test_scale_map_after_decision_walks_no_mapping_list),
+      T(test_scale_burst_before_the_answer_walks_each_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
