@@ -172,7 +172,15 @@ void portmap_core_report(portmap_core_t *core, portmap_mapping_t *m, portmap_eve
     return;
   }
   portmap_mapping_set_trial(m, 0); /* PCP answered it: it stays (or fails over) as any other */
+  /* LOST once for a reason: until the mapping works again (or ends), a
+   * loss told again with the same status and gateway result -- a refusal
+   * repeated at every retry, the lease end after an error told it -- is
+   * no news (portmap_mapping_info() has it all the same) */
+  int repeat = ev == PORTMAP_EVENT_LOST && m->last_event == PORTMAP_EVENT_LOST &&
+               result->status == m->info.status && result->gateway_result == m->info.gateway_result;
   apply_result(m, result);
+  if (repeat)
+    return;
   if (ev == PORTMAP_EVENT_FAILED || ev == PORTMAP_EVENT_DELETED) {
     m->be_data = NULL; /* the backend has let go of it */
     m->be_ended = 1;

@@ -508,7 +508,13 @@ static void on_error(pcp_map_t *pm, const pcp_msg_t *r, uint64_t now) {
     }
     if (!pm->ever_mapped || pm->res.expiry_ms <= now) {
       pm->res.status = PORTMAP_ERR_REFUSED;
-      emit(pm, PORTMAP_EVENT_LOST);
+      if (pm->ever_mapped && pm->res.expiry_ms != 0) {
+        /* the lease ended before its timer ran: the loss is told here, once */
+        pm->res.lifetime = 0;
+        pm->res.expiry_ms = 0;
+        portmap_core_disarm(core, &pm->expiry);
+      }
+      emit(pm, PORTMAP_EVENT_LOST); /* told once: core.c drops a LOST after a LOST */
     }
     backoff(pm, r->lifetime, PCP_SHORT_ERROR_MS, now);
     return;

@@ -149,8 +149,10 @@ typedef struct fz_handle {
   int events;       /* events seen */
   uint64_t last_ms; /* clock at the last event */
   portmap_event_t last;
-  uint32_t lifetime;   /* with the last event */
-  uint32_t expires_in; /* with the last event */
+  uint32_t lifetime;            /* with the last event */
+  uint32_t expires_in;          /* with the last event */
+  portmap_status_t lost_status; /* the reason the last LOST gave */
+  int lost_result;
 } fz_handle_t;
 
 typedef struct fz_session {
@@ -178,7 +180,8 @@ static inline size_t fz_find(const fz_session_t *s, const portmap_mapping_t *m) 
 
 /* portmap.h: every state change, MAPPED at the first success only, RENEWED
  * and CHANGED after it, FAILED and DELETED final (exactly one, nothing after
- * it), nothing at all after detach, no success after a revoke. */
+ * it), nothing at all after detach, no success after a revoke, no LOST
+ * right after a LOST for the same reason. */
 static inline void fz_mapping_cb(portmap_mapping_t *m, portmap_event_t ev,
                                  const portmap_info_t *info, void *user) {
   fz_session_t *s = user;
@@ -199,6 +202,14 @@ static inline void fz_mapping_cb(portmap_mapping_t *m, portmap_event_t ev,
     fz_check(!h->mapped);
   if (ev == PORTMAP_EVENT_RENEWED || ev == PORTMAP_EVENT_CHANGED)
     fz_check(h->mapped);
+  /* LOST once for a reason: told again before the mapping worked again
+   * only with another status or gateway result */
+  if (ev == PORTMAP_EVENT_LOST) {
+    fz_check(h->events == 0 || h->last != PORTMAP_EVENT_LOST || info->status != h->lost_status ||
+             info->gateway_result != h->lost_result);
+    h->lost_status = info->status;
+    h->lost_result = info->gateway_result;
+  }
   if (success) {
     fz_check(!h->revoked);
     fz_check(info->status == PORTMAP_OK);

@@ -353,6 +353,83 @@ static void test_lifetime_zero_renewal_lost_once(void **state) {
   lost_once_run(1);
 }
 
+/* ---- a short error repeated is LOST once, not once per retry ---- */
+
+/* Noted in issue 11, then shown: a short PCP error (NO_RESOURCES, G1) to
+ * the request that re-creates a mapping whose lease ran out told LOST at
+ * every retry, 30 s apart (17 times in 10 minutes); a mapping never
+ * granted, refused the same way, too (21 times). LOST is told once for a
+ * reason: the lease end (TIMEOUT), then the refusal (REFUSED, result 8)
+ * once; then MAPPED or CHANGED when it works. */
+static void short_errors_run(int granted_first) {
+  lost_once_t l;
+  memset(&l, 0, sizeof l);
+  l.now = 1000000;
+  fake_pcp_t *f = fake_pcp_new(0);
+  assert_non_null(f);
+  fake_pcp_set_time(f, l.now);
+  fake_pcp_set_error_lifetimes(f, 30, 1800);
+  portmap_config_t cfg;
+  portmap_config_init(&cfg);
+  cfg.gateway = "127.0.0.1";
+  cfg.server_port = fake_pcp_port(f);
+  cfg.backends = PORTMAP_BACKEND_PCP;
+  cfg.announce_port = -1;
+  cfg.destroy_timeout_ms = 0;
+  cfg.clock_cb = lost_clock;
+  cfg.clock_user = &l;
+  portmap_client_t *c = NULL;
+  assert_int_equal(portmap_client_new(&cfg, &c), PORTMAP_OK);
+  portmap_request_t req;
+  portmap_request_init(&req);
+  req.internal_port = 7000;
+  req.lifetime = 120;
+  req.nonce = LOST_NONCE;
+  if (!granted_first)
+    fake_pcp_force_result(f, 8 /* NO_RESOURCES */, 1000);
+  portmap_mapping_t *h = NULL;
+  assert_int_equal(portmap_map(c, &req, lost_cb, &l, &h), PORTMAP_OK);
+  test_pump(c, &fake_pcp_ops, f, l.now, 8);
+  if (granted_first) {
+    assert_int_equal(l.lost, 0); /* MAPPED, 120 s */
+    fake_pcp_force_result(f, 8, 1000);
+  }
+  /* 10 minutes in 5 s steps: renewals and re-creates refused, 30 s apart */
+  for (int step = 0; step < 120; step++) {
+    l.now += 5000;
+    test_pump(c, &fake_pcp_ops, f, l.now, 4);
+  }
+  assert_true(fake_pcp_time(f) >= l.now - 5000); /* the fake was asked all along */
+  assert_int_equal(l.lost, granted_first ? 2 : 1);
+  assert_int_equal(l.other, 0);
+  assert_int_equal(l.lifetime, 0); /* told with nothing held */
+  /* then the gateway grants it: MAPPED (CHANGED after a grant), no LOST */
+  fake_pcp_force_result(f, 0, 0);
+  portmap_info_t info;
+  for (int step = 0; step < 12; step++) {
+    l.now += 5000;
+    test_pump(c, &fake_pcp_ops, f, l.now, 4);
+    assert_int_equal(portmap_mapping_info(h, &info), PORTMAP_OK);
+    if (info.state == PORTMAP_STATE_MAPPED)
+      break;
+  }
+  assert_int_equal(info.state, PORTMAP_STATE_MAPPED);
+  assert_int_equal(l.lost, granted_first ? 2 : 1);
+  portmap_mapping_release(h);
+  portmap_client_free(c);
+  fake_pcp_free(f);
+}
+
+static void test_short_errors_after_lease_end_lost_once(void **state) {
+  (void)state;
+  short_errors_run(1);
+}
+
+static void test_short_errors_never_granted_lost_once(void **state) {
+  (void)state;
+  short_errors_run(0);
+}
+
 int main(void) {
   pthread_mutex_init(&S.mu, NULL);
   pthread_cond_init(&S.cv, NULL);
@@ -364,6 +441,8 @@ int main(void) {
       cmocka_unit_test(test_shutdown_at_once_after_detach),
       cmocka_unit_test(test_lifetime_zero_update_lost_once),
       cmocka_unit_test(test_lifetime_zero_renewal_lost_once),
+      cmocka_unit_test(test_short_errors_after_lease_end_lost_once),
+      cmocka_unit_test(test_short_errors_never_granted_lost_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
