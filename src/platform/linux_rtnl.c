@@ -8,15 +8,16 @@
  * back to the /proc tables when netlink cannot be used (a sandbox that
  * forbids the socket, an error answer).
  *
- * What the kernel sends is parsed as untrusted octets like everything else:
- * every header and attribute is copied out with its length checked against
- * what is left, and a datagram that does not add up ends the dump as an
- * error. No request waits: the kernel produces each part of a dump inside
- * the recvfrom() that asks for it, so MSG_DONTWAIT never sees EAGAIN from a
- * working kernel, and an EAGAIN counts as a failure.
+ * What the kernel sends is parsed as untrusted octets like everything else,
+ * through the bounded reader (util/reader.h): every header and attribute is
+ * read with its length checked against what is left, and a datagram that
+ * does not add up ends the dump as an error. No request waits: the kernel produces each part of a
+ * dump inside the recvfrom() that asks for it, so MSG_DONTWAIT never sees EAGAIN from a working
+ * kernel, and an EAGAIN counts as a failure.
  */
 #include "platform/platform.h"
 #include "util/netutil.h"
+#include "util/reader.h"
 
 #include <errno.h>
 #include <linux/netlink.h>
@@ -36,114 +37,115 @@ static size_t align4(size_t n) {
   return (n + 3u) & ~(size_t)3u;
 }
 
-static uint16_t get16(const uint8_t *p) {
-  uint16_t v;
-  memcpy(&v, p, sizeof v); /* host order: netlink is not a wire format */
-  return v;
+/* The padding after an item of item_len octets that aligns the next one to
+ * 4; what there is of it at the end. */
+static void skip_pad(portmap_reader_t *r, size_t item_len) {
+  size_t pad = align4(item_len) - item_len;
+  size_t left = portmap_rd_left(r);
+  portmap_rd_skip(r, pad < left ? pad : left);
 }
 
-static uint32_t get32(const uint8_t *p) {
-  uint32_t v;
-  memcpy(&v, p, sizeof v);
-  return v;
+/* The next attribute (struct rtattr) of a message or of a nested block: 1
+ * with its type and a reader over its value, 0 when no header is left, -1
+ * when its length does not add up. */
+static int next_attr(portmap_reader_t *r, uint16_t *type, portmap_reader_t *value) {
+  if (portmap_rd_left(r) < ATTRHDR)
+    return 0;
+  size_t len = portmap_rd_ne16(r);
+  *type = portmap_rd_ne16(r);
+  if (len < ATTRHDR || len - ATTRHDR > portmap_rd_left(r))
+    return -1;
+  *value = portmap_rd_sub(r, len - ATTRHDR);
+  skip_pad(r, len);
+  return 1;
 }
 
 /* The gateway attribute's value, when it is one of the family's size and
  * not all zero; 0 otherwise. */
-static int take_gateway(const uint8_t *v, size_t n, int ipv6, uint8_t gw[16]) {
-  if (n != (ipv6 ? 16u : 4u) || portmap_net_all_zero(v, n))
+static int take_gateway(portmap_reader_t *v, int ipv6, uint8_t gw[16]) {
+  size_t n = portmap_rd_left(v);
+  const uint8_t *a = portmap_rd_take(v, n);
+  if (a == NULL || n != (ipv6 ? 16u : 4u) || portmap_net_all_zero(a, n))
     return 0;
   if (ipv6)
-    memcpy(gw, v, 16);
+    memcpy(gw, a, 16);
   else
-    portmap_net_v4_mapped(gw, v);
+    portmap_net_v4_mapped(gw, a);
   return 1;
 }
 
-/* RTA_MULTIPATH: the first next hop with a gateway (the /proc table shows
- * a multipath route by its first next hop too). */
-static int first_hop(const uint8_t *p, size_t n, int ipv6, uint8_t gw[16], unsigned *ifindex) {
-  while (n >= NHHDR) {
-    size_t len = get16(p);
-    if (len < NHHDR || len > n)
+/* RTA_MULTIPATH: the first next hop (struct rtnexthop and its attributes)
+ * with a gateway (the /proc table shows a multipath route by its first
+ * next hop too). */
+static int first_hop(portmap_reader_t *r, int ipv6, uint8_t gw[16], unsigned *ifindex) {
+  while (portmap_rd_left(r) >= NHHDR) {
+    size_t len = portmap_rd_ne16(r);
+    portmap_rd_skip(r, 2); /* flags, hops */
+    uint32_t hop_if = portmap_rd_ne32(r);
+    if (len < NHHDR || len - NHHDR > portmap_rd_left(r))
       return 0;
-    const uint8_t *a = p + NHHDR;
-    size_t left = len - NHHDR;
-    while (left >= ATTRHDR) {
-      size_t alen = get16(a);
-      if (alen < ATTRHDR || alen > left)
-        break;
-      if (get16(a + 2) == RTA_GATEWAY && take_gateway(a + ATTRHDR, alen - ATTRHDR, ipv6, gw)) {
-        *ifindex = get32(p + 4);
+    portmap_reader_t attrs = portmap_rd_sub(r, len - NHHDR);
+    skip_pad(r, len);
+    uint16_t type;
+    portmap_reader_t v;
+    while (next_attr(&attrs, &type, &v) == 1) {
+      if (type == RTA_GATEWAY && take_gateway(&v, ipv6, gw)) {
+        *ifindex = hop_if;
         return 1;
       }
-      size_t step = align4(alen);
-      if (step >= left)
-        break;
-      a += step;
-      left -= step;
     }
-    size_t step = align4(len);
-    if (step >= n)
-      break;
-    p += step;
-    n -= step;
   }
   return 0;
 }
 
 /* One RTM_NEWROUTE message's payload (after the netlink header): a default
  * route of the family in the main table, unicast, with a next hop. */
-static void route_message(const uint8_t *p, size_t n, int ipv6, portmap_plat_route_t *best) {
-  if (n < RTHDR)
+static void route_message(portmap_reader_t *r, int ipv6, portmap_plat_route_t *best) {
+  if (portmap_rd_left(r) < RTHDR)
     return;
-  uint8_t family = p[0], dst_len = p[1], table8 = p[4], type = p[7];
+  uint8_t family = portmap_rd_u8(r), dst_len = portmap_rd_u8(r);
+  portmap_rd_skip(r, 2); /* src_len, tos */
+  uint32_t table = portmap_rd_u8(r);
+  portmap_rd_skip(r, 2); /* protocol, scope */
+  uint8_t type = portmap_rd_u8(r);
+  portmap_rd_skip(r, 4); /* rtm_flags */
   if (family != (ipv6 ? AF_INET6 : AF_INET) || dst_len != 0 || type != RTN_UNICAST)
     return;
-  uint32_t table = table8, metric = 0;
+  uint32_t metric = 0;
   unsigned ifindex = 0;
   uint8_t gw[16];
-  int have_gw = 0;
-  const uint8_t *a = p + RTHDR; /* RTHDR is a multiple of 4: no padding before */
-  size_t left = n - RTHDR;
-  while (left >= ATTRHDR) {
-    size_t alen = get16(a);
-    if (alen < ATTRHDR || alen > left)
-      return; /* a route that does not add up is not taken */
-    const uint8_t *v = a + ATTRHDR;
-    size_t vlen = alen - ATTRHDR;
-    switch (get16(a + 2) & NLA_TYPE_MASK) {
+  int have_gw = 0, more;
+  uint16_t atype;
+  portmap_reader_t v;
+  while ((more = next_attr(r, &atype, &v)) == 1) {
+    switch (atype & NLA_TYPE_MASK) {
     case RTA_TABLE:
-      if (vlen == 4)
-        table = get32(v);
+      if (portmap_rd_left(&v) == 4)
+        table = portmap_rd_ne32(&v);
       break;
     case RTA_PRIORITY:
-      if (vlen == 4)
-        metric = get32(v);
+      if (portmap_rd_left(&v) == 4)
+        metric = portmap_rd_ne32(&v);
       break;
     case RTA_OIF:
-      if (vlen == 4)
-        ifindex = get32(v);
+      if (portmap_rd_left(&v) == 4)
+        ifindex = portmap_rd_ne32(&v);
       break;
     case RTA_GATEWAY:
-      have_gw = take_gateway(v, vlen, ipv6, gw);
+      have_gw = take_gateway(&v, ipv6, gw);
       break;
     case RTA_MULTIPATH:
       if (!have_gw)
-        have_gw = first_hop(v, vlen, ipv6, gw, &ifindex);
+        have_gw = first_hop(&v, ipv6, gw, &ifindex);
       break;
     default:
       break;
     }
-    size_t step = align4(alen);
-    if (step >= left)
-      break;
-    a += step;
-    left -= step;
   }
-  /* the main table, as /proc/net/route shows it; policy-routing tables (a
-   * VPN's) are not the LAN's gateway */
-  if (!have_gw || table != RT_TABLE_MAIN)
+  /* a route that does not add up is not taken; nor one of another table:
+   * the main table, as /proc/net/route shows it (policy-routing tables, a
+   * VPN's, are not the LAN's gateway) */
+  if (more < 0 || !have_gw || table != RT_TABLE_MAIN)
     return;
   if (!best->found || metric < best->metric) {
     best->found = 1;
@@ -157,25 +159,26 @@ int portmap_plat_parse_rtnl(const uint8_t *buf, size_t len, int ipv6, uint32_t s
                             portmap_plat_route_t *best) {
   if (buf == NULL || best == NULL)
     return -1;
-  size_t off = 0;
-  while (len - off >= NLHDR) {
-    const uint8_t *h = buf + off;
-    size_t mlen = get32(h);
-    if (mlen < NLHDR || mlen > len - off)
+  portmap_reader_t all;
+  portmap_rd_init(&all, buf, len);
+  while (portmap_rd_left(&all) >= NLHDR) {
+    size_t mlen = portmap_rd_ne32(&all);
+    uint16_t type = portmap_rd_ne16(&all);
+    portmap_rd_skip(&all, 2); /* flags */
+    uint32_t mseq = portmap_rd_ne32(&all);
+    portmap_rd_skip(&all, 4); /* the sender's port id */
+    if (mlen < NLHDR || mlen - NLHDR > portmap_rd_left(&all))
       return -1;
-    uint16_t type = get16(h + 4);
-    if (get32(h + 8) == seq) { /* another request's answer is not ours */
-      if (type == NLMSG_DONE)
-        return 1;
-      if (type == NLMSG_ERROR)
-        return -1;
-      if (type == RTM_NEWROUTE)
-        route_message(h + NLHDR, mlen - NLHDR, ipv6, best);
-    }
-    size_t step = align4(mlen);
-    if (step >= len - off)
-      break;
-    off += step;
+    portmap_reader_t payload = portmap_rd_sub(&all, mlen - NLHDR);
+    skip_pad(&all, mlen);
+    if (mseq != seq)
+      continue; /* another request's answer is not ours */
+    if (type == NLMSG_DONE)
+      return 1;
+    if (type == NLMSG_ERROR)
+      return -1;
+    if (type == RTM_NEWROUTE)
+      route_message(&payload, ipv6, best);
   }
   return 0;
 }

@@ -89,6 +89,19 @@ static inline uint32_t portmap_rd_be32(portmap_reader_t *r) {
   return p != NULL ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3] : 0;
 }
 
+/* Host byte order (what the kernel writes in netlink messages); 0 when short. */
+static inline uint16_t portmap_rd_ne16(portmap_reader_t *r) {
+  uint16_t v;
+  portmap_rd_bytes(r, &v, sizeof v);
+  return v;
+}
+
+static inline uint32_t portmap_rd_ne32(portmap_reader_t *r) {
+  uint32_t v;
+  portmap_rd_bytes(r, &v, sizeof v);
+  return v;
+}
+
 /* The next octet without reading it; -1 at the end or when bad. */
 static inline int portmap_rd_peek(const portmap_reader_t *r) {
   return r->bad || r->pos >= r->len ? -1 : r->data[r->pos];
