@@ -30,6 +30,7 @@
 #include "backends/backend.h"
 #include "util/alloc.h"
 #include "util/container.h"
+#include "util/list.h"
 #include "util/sched.h"
 
 #define PORTMAP_MAX_BACKENDS 3
@@ -168,9 +169,9 @@ struct portmap_mapping {
   void *be_state;
   void *be_data; /* the backend's per-mapping state; NULL when none runs it */
   struct portmap_mapping *failed_next;
-  /* the probe's list (portmap_client.probe_head): in it exactly while not
+  /* the probe's list (portmap_client.probe_list): in it exactly while not
    * ended and waiting, on trial or provisional */
-  struct portmap_mapping *probe_prev, *probe_next;
+  portmap_dlink_t probe_link;
   /* An event no record could be allocated for is queued all the same, on
    * this node, and delivered with info as it is then; until it is, the
    * mapping's later events are merged into it (queue_event(), core.c), so
@@ -180,6 +181,11 @@ struct portmap_mapping {
 
 _Static_assert(sizeof(struct portmap_mapping) <= 216,
                "a mapping fits a 224-octet malloc chunk (see above)");
+
+/* The mapping a link of the probe's list belongs to (NULL for none). */
+static inline struct portmap_mapping *portmap_probe_list_entry(portmap_dlink_t *e) {
+  return e != NULL ? PORTMAP_CONTAINER_OF(e, struct portmap_mapping, probe_link) : NULL;
+}
 
 /* The probe: PCP first (a mapping's own request when there is one), the
  * other protocols after a short delay or at once when asked explicitly;
@@ -271,9 +277,9 @@ struct portmap_client {
    * wait; how many not ended are provisional. Kept by the setters of mapping.c
    * (portmap_mapping_set_waiting()
    * ...); portmap_mapping_track_check() recomputes them. */
-  struct portmap_mapping *probe_head;
+  portmap_dlist_t probe_list;           /* their probe_link, newest first */
   struct portmap_mapping *probe_cursor; /* a walk's next: moved on when that one leaves */
-  size_t n_probe_list, n_retrying, n_retry_waiting, n_provisional;
+  size_t n_retrying, n_retry_waiting, n_provisional;
   portmap_event_node_t *ev_head, *ev_tail;
   /* mappings whose backend failed them, in report order (settle()) */
   struct portmap_mapping *failed_head, *failed_tail;

@@ -39,32 +39,16 @@ static unsigned tracked(const portmap_mapping_t *m) {
   return t;
 }
 
-static int in_list(const portmap_client_t *c, const portmap_mapping_t *m) {
-  return m->probe_prev != NULL || c->probe_head == m;
-}
-
 static void retrack(portmap_mapping_t *m, unsigned was, unsigned now) {
   portmap_client_t *c = m->client;
   unsigned diff = was ^ now;
   if (diff & TRACK_LIST) {
     if (now & TRACK_LIST) { /* at the head: newest first, as c->mappings */
-      m->probe_prev = NULL;
-      m->probe_next = c->probe_head;
-      if (c->probe_head != NULL)
-        c->probe_head->probe_prev = m;
-      c->probe_head = m;
-      c->n_probe_list++;
+      portmap_dlist_push_front(&c->probe_list, &m->probe_link);
     } else {
-      if (c->probe_cursor == m)
-        c->probe_cursor = m->probe_next; /* a walk goes on past it */
-      if (m->probe_prev != NULL)
-        m->probe_prev->probe_next = m->probe_next;
-      else
-        c->probe_head = m->probe_next;
-      if (m->probe_next != NULL)
-        m->probe_next->probe_prev = m->probe_prev;
-      m->probe_prev = m->probe_next = NULL;
-      c->n_probe_list--;
+      if (c->probe_cursor == m) /* a walk goes on past it */
+        c->probe_cursor = portmap_probe_list_entry(m->probe_link.next);
+      portmap_dlist_remove(&c->probe_list, &m->probe_link);
     }
   }
   if (diff & TRACK_RETRYING) {
@@ -124,24 +108,26 @@ int portmap_mapping_track_check(const portmap_client_t *c) {
   size_t list = 0, retrying = 0, retry_waiting = 0, provisional = 0;
   for (const portmap_mapping_t *m = c->mappings; m != NULL; m = m->next) {
     unsigned t = tracked(m);
-    if (((t & TRACK_LIST) != 0) != in_list(c, m) || (!(t & TRACK_LIST) && m->probe_next != NULL))
+    int in_list = portmap_dlist_has(&c->probe_list, &m->probe_link);
+    if (((t & TRACK_LIST) != 0) != in_list || (!(t & TRACK_LIST) && m->probe_link.next != NULL))
       return -1;
     list += (t & TRACK_LIST) != 0;
     retrying += (t & TRACK_RETRYING) != 0;
     retry_waiting += (t & TRACK_RETRY_WAIT) != 0;
     provisional += (t & TRACK_PROVISIONAL) != 0;
   }
-  if (list != c->n_probe_list || retrying != c->n_retrying || retry_waiting != c->n_retry_waiting ||
+  if (list != c->probe_list.n || retrying != c->n_retrying || retry_waiting != c->n_retry_waiting ||
       provisional != c->n_provisional || c->probe_cursor != NULL)
     return -1;
   size_t k = 0;
-  const portmap_mapping_t *prev = NULL;
-  for (const portmap_mapping_t *m = c->probe_head; m != NULL; m = m->probe_next) {
-    if (++k > list || m->client != c || m->probe_prev != prev || !(tracked(m) & TRACK_LIST))
+  const portmap_dlink_t *prev = NULL;
+  for (portmap_dlink_t *e = c->probe_list.head; e != NULL; e = e->next) {
+    const portmap_mapping_t *m = portmap_probe_list_entry(e);
+    if (++k > list || m->client != c || e->prev != prev || !(tracked(m) & TRACK_LIST))
       return -1;
-    prev = m;
+    prev = e;
   }
-  return k == list ? 0 : -1;
+  return k == list && c->probe_list.tail == prev ? 0 : -1;
 }
 
 void portmap_mapping_unlink_free(portmap_client_t *c, portmap_mapping_t *m) {

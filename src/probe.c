@@ -369,7 +369,8 @@ static void on_retry(portmap_timer_t *t, uint64_t now) {
   if (c->destroying || (!retrying_any(c, 1) && !recheck_wanted(c)))
     return;
   /* every backend gets another chance, those that failed the mapping too */
-  for (portmap_mapping_t *m = c->probe_head; m != NULL; m = m->probe_next, c->probe_visits++)
+  for (portmap_mapping_t *m = portmap_probe_list_entry(c->probe_list.head); m != NULL;
+       m = portmap_probe_list_entry(m->probe_link.next), c->probe_visits++)
     if (m->waiting && m->retrying)
       m->tried = 0;
   if (!c->probe.running)
@@ -393,8 +394,10 @@ static int on_trial(const portmap_client_t *c, const portmap_mapping_t *m) {
 /* Start every mapping that waits, now that the probe decided; a mapping on
  * trial leaves PCP when another backend is chosen before PCP answered. */
 static void start_waiting(portmap_client_t *c, int final, uint64_t now) {
-  for (portmap_mapping_t *m = c->probe_head; m != NULL; m = c->probe_cursor) {
-    c->probe_cursor = m->probe_next; /* moved on if that one leaves the list meanwhile */
+  for (portmap_mapping_t *m = portmap_probe_list_entry(c->probe_list.head); m != NULL;
+       m = c->probe_cursor) {
+    /* moved on if that one leaves the list meanwhile */
+    c->probe_cursor = portmap_probe_list_entry(m->probe_link.next);
     c->probe_visits++;
     if (portmap_mapping_ended(m))
       continue;
@@ -450,8 +453,9 @@ static void move_up(portmap_client_t *c, int final, uint64_t now) {
   int over = !c->probe.running && c->probe.late == 0;
   if (c->n_provisional == 0)
     return; /* none to move (while a burst of new mappings is on trial, say) */
-  for (portmap_mapping_t *m = c->probe_head; m != NULL; m = c->probe_cursor) {
-    c->probe_cursor = m->probe_next;
+  for (portmap_mapping_t *m = portmap_probe_list_entry(c->probe_list.head); m != NULL;
+       m = c->probe_cursor) {
+    c->probe_cursor = portmap_probe_list_entry(m->probe_link.next);
     c->probe_visits++;
     if (!m->provisional)
       continue;
@@ -578,6 +582,7 @@ void portmap_probe_init(portmap_client_t *c) {
   portmap_timer_init(&c->probe.stage, on_stage, c);
   portmap_timer_init(&c->probe.quiet, on_quiet, c);
   portmap_timer_init(&c->probe.autostart, on_autostart, c);
+  portmap_dlist_init(&c->probe_list);
 }
 
 void portmap_probe_cancel(portmap_client_t *c) {

@@ -518,7 +518,7 @@ static void np_detach(void *state, void *mstate, int revoked) {
   nm_free(nm);
   /* a slot came back: the FIFO goes on from the scheduler (detach sends
    * nothing itself) */
-  if (held && st->pace.queued > 0)
+  if (held && portmap_pace_waiting(&st->pace) > 0)
     portmap_np_arm(st, &st->kick, portmap_core_now(st->core));
 }
 

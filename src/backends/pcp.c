@@ -706,7 +706,7 @@ static void pcp_detach(void *state, void *mstate, int revoked) {
   pm_free(pm);
   /* a slot came back: the requests waiting for one go from the scheduler
    * (detach sends nothing itself) */
-  if (held && pace->queued > 0)
+  if (held && portmap_pace_waiting(pace) > 0)
     (void)portmap_core_arm(st->core, &st->pump, portmap_core_now(st->core));
 }
 

@@ -634,6 +634,7 @@ static portmap_status_t upnp_create(portmap_core_t *core, void **state) {
   st->core = core;
   portmap_hash_init(&st->by_port, portmap_upnp_pm_hash, st, portmap_core_alloc(core));
   st->have_gateway4 = portmap_core_gateway(core, 0, st->gateway4, NULL);
+  portmap_dlist_init(&st->queue);
   st->fd = -1;
   st->w_fd = -1;
   portmap_timer_init(&st->disc.timer, portmap_upnp_on_disc_timer, st);
@@ -661,12 +662,12 @@ static void upnp_destroy(void *state) {
   upnp_jobs_t jobs;
   portmap_upnp_jobs_init(&jobs);
   /* Q10: deletes still queued go; every other call was for the client */
-  upnp_call_t *k = st->q_head;
-  st->q_head = st->q_tail = NULL;
-  while (k != NULL) {
-    upnp_call_t *next = k->qnext;
+  portmap_dlist_t queued = st->queue;
+  portmap_dlist_init(&st->queue);
+  for (portmap_dlink_t *e = queued.head, *next; e != NULL; e = next) {
+    next = e->next;
+    upnp_call_t *k = portmap_upnp_call_of(e);
     keep_for_worker(st, k, k->purpose == FOR_CLEANUP && k->kind == CALL_DELETE, &jobs);
-    k = next;
   }
   upnp_worker_t *w = st->w;
   if (w == NULL) {

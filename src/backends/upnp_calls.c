@@ -90,8 +90,8 @@ static int port_held(upnp_state_t *st, const char *proto, uint16_t port);
 /* Hand the next queued call to the worker when it is free. */
 static void pump(upnp_state_t *st, uint64_t now) {
   upnp_call_t *k = NULL;
-  while (st->busy == NULL && st->q_head != NULL) {
-    k = st->q_head;
+  while (st->busy == NULL && st->queue.head != NULL) {
+    k = portmap_upnp_call_of(st->queue.head);
     portmap_upnp_unqueue(st, k);
     long port = strtol(k->ext_port, NULL, 10);
     if (k->purpose == FOR_CLEANUP && port > 0 && port <= 65535 &&
@@ -112,15 +112,7 @@ static void pump(upnp_state_t *st, uint64_t now) {
 int portmap_upnp_unqueue(upnp_state_t *st, upnp_call_t *k) {
   if (!k->queued)
     return 0;
-  if (k->qprev != NULL)
-    k->qprev->qnext = k->qnext;
-  else
-    st->q_head = k->qnext;
-  if (k->qnext != NULL)
-    k->qnext->qprev = k->qprev;
-  else
-    st->q_tail = k->qprev;
-  k->qnext = k->qprev = NULL;
+  portmap_dlist_remove(&st->queue, &k->qlink);
   k->queued = 0;
   return 1;
 }
@@ -131,14 +123,8 @@ int portmap_upnp_submit(upnp_state_t *st, upnp_call_t *k, uint64_t now) {
     portmap_upnp_call_free(k);
     return -1;
   }
-  k->qnext = NULL;
-  k->qprev = st->q_tail;
+  portmap_dlist_push_back(&st->queue, &k->qlink);
   k->queued = 1;
-  if (st->q_tail != NULL)
-    st->q_tail->qnext = k;
-  else
-    st->q_head = k;
-  st->q_tail = k;
   if (st->busy != NULL && st->busy->timed_out && !portmap_timer_pending(&st->stuck))
     portmap_upnp_arm(st, &st->stuck,
                      now + call_limit_ms(st)); /* the worker is still stuck: bound the wait */
@@ -259,14 +245,14 @@ void portmap_upnp_on_stuck(portmap_timer_t *t, uint64_t now) {
   if (st->busy == NULL)
     return;
   /* what waits now; calls submitted meanwhile wait for the next round */
-  upnp_call_t *list = st->q_head;
-  st->q_head = st->q_tail = NULL;
-  for (upnp_call_t *k = list; k != NULL; k = k->qnext)
-    k->queued = 0; /* out of the queue: a mapping that ends meanwhile leaves it to us */
-  while (list != NULL) {
-    upnp_call_t *k = list;
-    list = k->qnext;
-    k->qnext = k->qprev = NULL;
+  portmap_dlist_t list = st->queue;
+  portmap_dlist_init(&st->queue);
+  for (portmap_dlink_t *e = list.head; e != NULL; e = e->next)
+    portmap_upnp_call_of(e)->queued = 0; /* out of the queue: a mapping that ends meanwhile
+                                            leaves it to us */
+  while (list.head != NULL) {
+    upnp_call_t *k = portmap_upnp_call_of(list.head);
+    portmap_dlist_remove(&list, &k->qlink);
     k->timed_out = 1;
     if (k->pm != NULL) {
       upnp_map_t *pm = k->pm;

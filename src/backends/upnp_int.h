@@ -137,7 +137,7 @@ struct upnp_state {
   int probe_pending;
   unsigned http_failures; /* Q13: in a row, on the current gateway */
   /* calls: queued here, one at a time with the worker */
-  upnp_call_t *q_head, *q_tail;
+  portmap_dlist_t queue;
   upnp_call_t *busy;
   portmap_timer_t stuck; /* the busy call timed out and is still not back */
   /* list */

@@ -15,6 +15,8 @@
 
 #include "upnp/ssdp.h"
 #include "util/alloc.h"
+#include "util/container.h"
+#include "util/list.h"
 #include "util/sched.h"
 
 #define UPNP_DESC_ESCAPED_MAX 512 /* miniupnpc's SOAP body is 2048 octets */
@@ -38,8 +40,8 @@ struct upnp_map;
 
 typedef struct upnp_call {
   /* the scheduler thread's (st is never read by the worker) */
-  struct upnp_call *qnext, *qprev; /* the call queue: leaving it is O(1) */
-  int queued;                      /* in the backend's call queue */
+  portmap_dlink_t qlink; /* the call queue: leaving it is O(1) */
+  int queued;            /* in the backend's call queue */
   struct upnp_state *st;
   enum call_kind kind;
   enum call_purpose purpose;
@@ -69,6 +71,11 @@ typedef struct upnp_call {
   char o_client[72], o_port[16], o_desc[96], o_enabled[16], o_lease[24];
   char o_ext_port[16], o_proto[16], o_rhost[72];
 } upnp_call_t;
+
+/* The call a link of the call queue belongs to. */
+static inline upnp_call_t *portmap_upnp_call_of(portmap_dlink_t *e) {
+  return PORTMAP_CONTAINER_OF(e, upnp_call_t, qlink);
+}
 
 /* Copy src (NULL: "") into dst, truncated to cap octets, NUL included. */
 static inline void copy_str(char *dst, size_t cap, const char *src) {

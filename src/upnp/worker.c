@@ -243,7 +243,8 @@ void portmap_upnp_jobs_init(upnp_jobs_t *j) {
 }
 
 void portmap_upnp_jobs_keep(upnp_jobs_t *j, upnp_call_t *k, int keep) {
-  k->qnext = k->qprev = k->wnext = NULL;
+  portmap_dlink_init(&k->qlink);
+  k->wnext = NULL;
   k->queued = 0;
   if (keep && j->n >= UPNP_ORPHAN_JOBS_MAX) {
     j->dropped++;

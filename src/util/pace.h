@@ -15,18 +15,19 @@
 
 #include <stddef.h>
 
+#include "util/list.h"
+
 enum portmap_pace_state { PORTMAP_PACE_IDLE, PORTMAP_PACE_QUEUED, PORTMAP_PACE_HELD };
 
 typedef struct portmap_pace_link {
-  struct portmap_pace_link *prev, *next; /* the FIFO, while queued */
-  unsigned char state;                   /* enum portmap_pace_state */
+  portmap_dlink_t node; /* the FIFO, while queued */
+  unsigned char state;  /* enum portmap_pace_state */
 } portmap_pace_link_t;
 
 typedef struct portmap_pace {
-  portmap_pace_link_t *head, *tail;
-  size_t queued; /* in the FIFO */
-  size_t held;   /* slots taken */
-  size_t window; /* slots */
+  portmap_dlist_t fifo; /* the waiting ones; fifo.n of them */
+  size_t held;          /* slots taken */
+  size_t window;        /* slots */
 } portmap_pace_t;
 
 void portmap_pace_init(portmap_pace_t *p, size_t window);
@@ -51,6 +52,11 @@ static inline int portmap_pace_held(const portmap_pace_link_t *l) {
 
 static inline int portmap_pace_queued(const portmap_pace_link_t *l) {
   return l->state == PORTMAP_PACE_QUEUED;
+}
+
+/* How many wait in the FIFO. */
+static inline size_t portmap_pace_waiting(const portmap_pace_t *p) {
+  return p->fifo.n;
 }
 
 #endif

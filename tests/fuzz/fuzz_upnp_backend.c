@@ -87,8 +87,8 @@ static void check_calls(us_t *U) {
   pthread_mutex_lock(&c->mu);
   upnp_state_t *st = state_of(U);
   const upnp_call_t *k = portmap_upnp_worker_pending(st->w);
-  fz_check(k == st->busy);                          /* Q20: one at a time */
-  fz_check(st->busy != NULL || st->q_head == NULL); /* nothing waits for an idle worker */
+  fz_check(k == st->busy);                              /* Q20: one at a time */
+  fz_check(st->busy != NULL || st->queue.head == NULL); /* nothing waits for an idle worker */
   if (k != NULL && k != U->held) {
     U->held = k;
     U->held_since = U->s.env.now;

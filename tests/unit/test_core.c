@@ -363,13 +363,13 @@ static void test_probe_list_holds_what_waits(void **state) {
   portmap_mapping_t *m[4];
   for (int i = 0; i < 4; i++)
     m[i] = map_one(f);
-  assert_int_equal(c->n_probe_list, 4);
-  assert_ptr_equal(c->probe_head, m[3]);
+  assert_int_equal(c->probe_list.n, 4);
+  assert_ptr_equal(portmap_probe_list_entry(c->probe_list.head), m[3]);
   assert_int_equal(portmap_mapping_track_check(c), 0);
   assert_int_equal(portmap_mapping_detach(m[1]), PORTMAP_OK);
-  assert_int_equal(c->n_probe_list, 3);
-  assert_ptr_equal(c->probe_head->probe_next, m[2]);
-  assert_ptr_equal(c->probe_head->probe_next->probe_next, m[0]);
+  assert_int_equal(c->probe_list.n, 3);
+  assert_ptr_equal(portmap_probe_list_entry(c->probe_list.head->next), m[2]);
+  assert_ptr_equal(portmap_probe_list_entry(c->probe_list.head->next->next), m[0]);
   assert_int_equal(portmap_mapping_track_check(c), 0);
   uint64_t visits = c->probe_visits;
   f->a.answer_probe = 1;
@@ -377,8 +377,8 @@ static void test_probe_list_holds_what_waits(void **state) {
   process(f);
   assert_int_equal(f->a.starts, 3);
   assert_ptr_equal(f->a.h, m[0]); /* newest first: the oldest started last */
-  assert_int_equal(c->n_probe_list, 0);
-  assert_null(c->probe_head);
+  assert_int_equal(c->probe_list.n, 0);
+  assert_null(c->probe_list.head);
   assert_int_equal(c->probe_visits - visits, 3);
   assert_int_equal(test_ev_count(f->ev, f->n_ev, PORTMAP_EVENT_MAPPED), 3);
   for (int i = 0; i < 4; i++) {

@@ -41,13 +41,13 @@ static void test_window_then_fifo(void **state) {
   for (int i = 3; i < N; i++)
     assert_int_equal(portmap_pace_acquire(&p, &l[i]), 0);
   assert_int_equal(p.held, 3);
-  assert_int_equal(p.queued, N - 3);
+  assert_int_equal(p.fifo.n, N - 3);
   assert_null(portmap_pace_ready(&p)); /* no slot */
   /* asking again changes nothing: held stays held, queued keeps its place */
   assert_int_equal(portmap_pace_acquire(&p, &l[0]), 1);
   assert_int_equal(portmap_pace_acquire(&p, &l[5]), 0);
   assert_int_equal(p.held, 3);
-  assert_ptr_equal(p.head, &l[3]);
+  assert_ptr_equal(p.fifo.head, &l[3].node);
   /* answers come back one by one: the FIFO's order */
   for (int i = 0; i < N - 3; i++) {
     portmap_pace_release(&p, &l[i]);
@@ -56,7 +56,7 @@ static void test_window_then_fifo(void **state) {
     assert_true(portmap_pace_held(&l[i + 3]));
     assert_int_equal(p.held, 3);
   }
-  assert_int_equal(p.queued, 0);
+  assert_int_equal(p.fifo.n, 0);
   for (int i = N - 3; i < N; i++)
     portmap_pace_release(&p, &l[i]);
   assert_int_equal(p.held, 0);
@@ -73,7 +73,7 @@ static void test_strict_fifo(void **state) {
   assert_int_equal(portmap_pace_acquire(&p, &l[2]), 0);
   portmap_pace_release(&p, &l[0]); /* a slot is free, l[2] waits for the pump */
   assert_int_equal(portmap_pace_acquire(&p, &l[3]), 0);
-  assert_ptr_equal(p.tail, &l[3]);
+  assert_ptr_equal(p.fifo.tail, &l[3].node);
   assert_int_equal(pump(&p), 1);
   assert_true(portmap_pace_held(&l[2]));
   assert_true(portmap_pace_queued(&l[3]));
@@ -92,15 +92,15 @@ static void test_release_anywhere(void **state) {
   portmap_pace_release(&p, &l[3]); /* middle */
   portmap_pace_release(&p, &l[1]); /* head */
   portmap_pace_release(&p, &l[5]); /* tail */
-  assert_int_equal(p.queued, 2);
-  assert_ptr_equal(p.head, &l[2]);
-  assert_ptr_equal(p.tail, &l[4]);
-  assert_ptr_equal(l[2].next, &l[4]);
-  assert_ptr_equal(l[4].prev, &l[2]);
+  assert_int_equal(p.fifo.n, 2);
+  assert_ptr_equal(p.fifo.head, &l[2].node);
+  assert_ptr_equal(p.fifo.tail, &l[4].node);
+  assert_ptr_equal(l[2].node.next, &l[4].node);
+  assert_ptr_equal(l[4].node.prev, &l[2].node);
   assert_int_equal(l[3].state, PORTMAP_PACE_IDLE);
   portmap_pace_release(&p, &l[3]); /* idle already */
   portmap_pace_release(&p, &l[7]); /* never used */
-  assert_int_equal(p.queued, 2);
+  assert_int_equal(p.fifo.n, 2);
   assert_int_equal(p.held, 1);
   portmap_pace_release(&p, &l[0]);
   assert_int_equal(p.held, 0);
@@ -108,7 +108,7 @@ static void test_release_anywhere(void **state) {
   assert_true(portmap_pace_held(&l[2]));
   /* a released link can ask again: to the end of the FIFO */
   assert_int_equal(portmap_pace_acquire(&p, &l[1]), 0);
-  assert_ptr_equal(p.tail, &l[1]);
+  assert_ptr_equal(p.fifo.tail, &l[1].node);
 }
 
 /* The owner may start any waiting request, not only the head (a NAT-PMP
@@ -125,10 +125,10 @@ static void test_start_from_middle(void **state) {
   portmap_pace_release(&p, &l[0]);
   portmap_pace_start(&p, &l[5]);
   assert_true(portmap_pace_held(&l[5]));
-  assert_ptr_equal(p.head, &l[4]);
-  assert_ptr_equal(l[4].next, &l[6]);
+  assert_ptr_equal(p.fifo.head, &l[4].node);
+  assert_ptr_equal(l[4].node.next, &l[6].node);
   assert_int_equal(p.held, 4);
-  assert_int_equal(p.queued, 2);
+  assert_int_equal(p.fifo.n, 2);
   portmap_pace_start(&p, &l[5]); /* not queued: nothing */
   assert_int_equal(p.held, 4);
 }
@@ -143,12 +143,12 @@ static void test_enqueue(void **state) {
   assert_true(portmap_pace_queued(&l[0]));
   assert_int_equal(p.held, 0);
   portmap_pace_enqueue(&p, &l[0]); /* already waiting: keeps its place */
-  assert_int_equal(p.queued, 1);
+  assert_int_equal(p.fifo.n, 1);
   assert_ptr_equal(portmap_pace_ready(&p), &l[0]);
   assert_int_equal(pump(&p), 1);
   portmap_pace_enqueue(&p, &l[0]); /* holds a slot: nothing */
   assert_true(portmap_pace_held(&l[0]));
-  assert_int_equal(p.queued, 0);
+  assert_int_equal(p.fifo.n, 0);
 }
 
 static void test_window_zero_is_one(void **state) {

@@ -741,13 +741,13 @@ static void test_scale_burst_before_the_answer_walks_each_once(void **state) {
   uint64_t first = h->c->probe_visits;
   for (int i = 0; i < n; i++)
     map(h, (uint16_t)(20000 + i));
-  assert_int_equal(h->c->n_probe_list, n); /* on trial */
+  assert_int_equal(h->c->probe_list.n, n); /* on trial */
   assert_in_range(h->c->probe_visits - first, 0, 2);
   for (int i = 0; i < 10 && fake_pcp_mapping_count(h->pcp) < (size_t)n; i++)
     pump(h);
   assert_int_equal(fake_pcp_mapping_count(h->pcp), n);
   assert_int_equal(h->c->probe.selected, PORTMAP_BACKEND_PCP);
-  assert_int_equal(h->c->n_probe_list, 0);
+  assert_int_equal(h->c->probe_list.n, 0);
   assert_in_range(h->c->probe_visits - first, 0, (uint64_t)n * 2);
   assert_int_equal(fake_natpmp_requests(h->nat, 0), 0);
 }
