@@ -210,8 +210,9 @@ data = collections.defaultdict(list)   # (row, tool) -> [(rc, ms, round)]
 via = collections.defaultdict(collections.Counter)
 for line in open(path):
     row, tool, rc, ms, rnd = line.split()
-    if tool.startswith("via-") or tool.startswith("via-vs-"):
-        via[(row, tool.startswith("via-vs-"))][tool.split("-", 2 if tool.startswith("via-vs-") else 1)[-1]] += 1
+    if tool.startswith("via-"):   # via-BACKEND, or via-vs-BACKEND for --vs-bin
+        vs = tool.startswith("via-vs-")
+        via[(row, vs)][tool[len("via-vs-" if vs else "via-"):]] += 1
         continue
     data[(row, tool)].append((int(rc), float(ms), int(rnd)))
 tools = [("portmap-add", "portmap add (auto)"), ("portmap-add-vs", "portmap add (--vs-bin)"),

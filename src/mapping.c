@@ -39,6 +39,12 @@ static unsigned tracked(const portmap_mapping_t *m) {
   return t;
 }
 
+/* One counter of the tracked: up or down when its bit changed. */
+static void recount(size_t *n, unsigned diff, unsigned now, unsigned bit) {
+  if (diff & bit)
+    *n = now & bit ? *n + 1 : *n - 1;
+}
+
 static void retrack(portmap_mapping_t *m, unsigned was, unsigned now) {
   portmap_client_t *c = m->client;
   unsigned diff = was ^ now;
@@ -51,48 +57,34 @@ static void retrack(portmap_mapping_t *m, unsigned was, unsigned now) {
       portmap_dlist_remove(&c->probe_list, &m->probe_link);
     }
   }
-  if (diff & TRACK_RETRYING) {
-    if (now & TRACK_RETRYING)
-      c->n_retrying++;
-    else
-      c->n_retrying--;
-  }
-  if (diff & TRACK_RETRY_WAIT) {
-    if (now & TRACK_RETRY_WAIT)
-      c->n_retry_waiting++;
-    else
-      c->n_retry_waiting--;
-  }
-  if (diff & TRACK_PROVISIONAL) {
-    if (now & TRACK_PROVISIONAL)
-      c->n_provisional++;
-    else
-      c->n_provisional--;
-  }
+  recount(&c->n_retrying, diff, now, TRACK_RETRYING);
+  recount(&c->n_retry_waiting, diff, now, TRACK_RETRY_WAIT);
+  recount(&c->n_provisional, diff, now, TRACK_PROVISIONAL);
 }
 
+/* Set one of the tracked flags (bit-fields: no pointer to them), moving m
+ * in the probe's list and counters by what that changed. */
+#define SET_TRACKED(m, flag, on)                                                                   \
+  do {                                                                                             \
+    unsigned was_ = tracked(m);                                                                    \
+    (m)->flag = (on) ? 1u : 0u;                                                                    \
+    retrack((m), was_, tracked(m));                                                                \
+  } while (0)
+
 void portmap_mapping_set_waiting(portmap_mapping_t *m, int on) {
-  unsigned was = tracked(m);
-  m->waiting = on ? 1u : 0u;
-  retrack(m, was, tracked(m));
+  SET_TRACKED(m, waiting, on);
 }
 
 void portmap_mapping_set_trial(portmap_mapping_t *m, int on) {
-  unsigned was = tracked(m);
-  m->trial = on ? 1u : 0u;
-  retrack(m, was, tracked(m));
+  SET_TRACKED(m, trial, on);
 }
 
 void portmap_mapping_set_provisional(portmap_mapping_t *m, int on) {
-  unsigned was = tracked(m);
-  m->provisional = on ? 1u : 0u;
-  retrack(m, was, tracked(m));
+  SET_TRACKED(m, provisional, on);
 }
 
 void portmap_mapping_set_retrying(portmap_mapping_t *m, int on) {
-  unsigned was = tracked(m);
-  m->retrying = on ? 1u : 0u;
-  retrack(m, was, tracked(m));
+  SET_TRACKED(m, retrying, on);
 }
 
 void portmap_mapping_set_ended(portmap_mapping_t *m, int detached) {
