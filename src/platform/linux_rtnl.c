@@ -210,7 +210,8 @@ int portmap_plat_rtnl_gateway(const portmap_alloc_t *alloc, int ipv6, uint8_t ou
   kernel.nl_family = AF_NETLINK;
   ssize_t sent;
   do
-    sent = sendto(fd, req, sizeof req, 0, (const struct sockaddr *)&kernel, sizeof kernel);
+    sent =
+        sendto(fd, req, sizeof req, MSG_DONTWAIT, (const struct sockaddr *)&kernel, sizeof kernel);
   while (sent < 0 && errno == EINTR);
   if (sent != (ssize_t)sizeof req)
     goto done;
