@@ -66,6 +66,8 @@ static void retrack(portmap_mapping_t *m, unsigned was, unsigned now) {
  * in the probe's list and counters by what that changed. */
 #define SET_TRACKED(m, flag, on)                                                                   \
   do {                                                                                             \
+    if ((m)->flag == ((on) ? 1u : 0u))                                                             \
+      break; /* no change: nothing to track (renewals pass here every time) */                     \
     unsigned was_ = tracked(m);                                                                    \
     (m)->flag = (on) ? 1u : 0u;                                                                    \
     retrack((m), was_, tracked(m));                                                                \
